@@ -1,0 +1,76 @@
+"""Hookline's engine: the public surface that services and the desktop app use.
+
+Integrations import from here only; everything else in ``engine`` is private.
+"""
+
+from __future__ import annotations
+
+from engine.bus import Bus, Message
+from engine.catalog.context import PollContext, PushRequest, ReactionContext, TriggerContext
+from engine.catalog.params import Param, ParamType, format_duration, parse_duration
+from engine.catalog.service import (
+    AuthKind,
+    Field,
+    Item,
+    PollResult,
+    ReactionSpec,
+    Service,
+    TriggerKind,
+    TriggerSpec,
+)
+from engine.errors import (
+    AuthError,
+    CatalogError,
+    ConfigError,
+    HooklineError,
+    PermanentError,
+    RateLimited,
+    Rejected,
+    SecretError,
+    ServiceError,
+    TemplateError,
+    TransientError,
+    ValidationError,
+)
+from engine.http import HttpClient, HttpResponse, OutboundGuard
+from engine.settings import Settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthError",
+    "AuthKind",
+    "Bus",
+    "CatalogError",
+    "ConfigError",
+    "Field",
+    "HooklineError",
+    "HttpClient",
+    "HttpResponse",
+    "Item",
+    "Message",
+    "OutboundGuard",
+    "Param",
+    "ParamType",
+    "PermanentError",
+    "PollContext",
+    "PollResult",
+    "PushRequest",
+    "RateLimited",
+    "ReactionContext",
+    "ReactionSpec",
+    "Rejected",
+    "SecretError",
+    "Service",
+    "ServiceError",
+    "Settings",
+    "TemplateError",
+    "TransientError",
+    "TriggerContext",
+    "TriggerKind",
+    "TriggerSpec",
+    "ValidationError",
+    "__version__",
+    "format_duration",
+    "parse_duration",
+]

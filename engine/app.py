@@ -1,0 +1,535 @@
+"""The engine: owns storage, scheduler, poller, listener, dispatcher and runner."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets as _secrets
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import bindparam, update
+
+from engine import bus as topics
+from engine.areas import Area, AreaSpec, Checked, check_area
+from engine.bus import Bus
+from engine.catalog.context import TriggerContext
+from engine.catalog.service import Item, TriggerKind, TriggerSpec
+from engine.dispatcher import Dispatcher
+from engine.errors import ConfigError, HooklineError, ValidationError
+from engine.http import HttpClient, OutboundGuard
+from engine.journal import Journal, Journaled, NewEvent
+from engine.listener import Listener, Route, token_hash
+from engine.lock import DataDirLock
+from engine.paths import data_dir as default_data_dir
+from engine.poller import Poller
+from engine.registry import Registry
+from engine.runner import REDACTED, Runner, template_context
+from engine.scheduler import Scheduler, missed_between
+from engine.secrets import SecretStore
+from engine.settings import Settings, load_settings
+from engine.storage.db import database_url, migrate, open_async
+from engine.storage.schema import areas as areas_table
+from engine.storage.schema import utcnow
+from engine.storage.writer import Statement, Writer
+from engine.store import NotFound, Store
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_SLOT = "webhook"
+RETENTION_EVERY = 6 * 3600.0
+
+
+def secret_ref(area_id: str, slot: str, name: str) -> str:
+    return f"area/{area_id}/{slot}/{name}"
+
+
+class Engine:
+    """One automation engine on one data folder.
+
+    Args:
+        data_dir: the data folder (default: ``HOOKLINE_DATA_DIR`` or the OS's place).
+        settings: overrides the saved settings (tests, benchmarks).
+        listen: start the webhook listener (default: the setting).
+    """
+
+    def __init__(self, data_dir: Path | None = None, *, settings: Settings | None = None,
+                 registry: Registry | None = None, secrets: SecretStore | None = None,
+                 listen: bool | None = None) -> None:
+        self.data_dir = data_dir or default_data_dir()
+        self.settings = settings or load_settings(self.data_dir)
+        self.registry = registry or Registry.load()
+        self.secrets = secrets or SecretStore()
+        self.bus = Bus()
+        self._listen = self.settings.listener_enabled if listen is None else listen
+        self._lock = DataDirLock(self.data_dir)
+        self.url = database_url(self.data_dir, self.settings.database_url)
+        self.http = HttpClient(OutboundGuard(self.settings.allow_internal_targets))
+        self._areas: dict[str, Area] = {}
+        self._secret_cache: dict[str, str | None] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.listener: Listener | None = None
+        self.started = False
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Lock the folder, migrate, recover unfinished events, activate areas."""
+        self._lock.acquire()
+        try:
+            await migrate(self.url)
+            self.db = open_async(self.url)
+            self.store = Store(self.db)
+            self.writer = Writer(self.url)
+            self.writer.start()
+            self.journal = Journal(self.writer, self.db.dialect.name)
+            self.runner = Runner(self.registry, self.settings, self.http, self.bus,
+                                 self.journal, self._resolve_secret)
+            self.dispatcher = Dispatcher(self._process)
+            self.scheduler = Scheduler()
+            self.poller = Poller(self.store, self.journal, self.http, self.settings, self.bus,
+                                 self._dispatch, self._delay_poll)
+            self._set_streak = update(areas_table).where(
+                areas_table.c.id == bindparam("aid")).values(
+                failure_streak=bindparam("streak"), paused_reason=bindparam("reason"))
+            if self._listen:
+                self.listener = Listener(self.settings, self._ingest, self._inactive_reason)
+                port = await self.listener.start()
+                self.http.guard.own_ports.add(port)
+            self.scheduler.start()
+            await self._recover()
+            for area in await self.store.areas():
+                self._areas[area.id] = area
+                if area.active:
+                    await self._activate(area, starting=True)
+            self.scheduler._aps.add_job(self._prune, "interval", seconds=RETENTION_EVERY,
+                                        id="retention", next_run_time=None)
+            self.started = True
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Stop everything; runs under way stay journaled and resume at the next start."""
+        for name in ("listener",):
+            part = getattr(self, name, None)
+            if part is not None:
+                await part.aclose()
+        if hasattr(self, "scheduler"):
+            await self.scheduler.aclose()
+        if hasattr(self, "dispatcher"):
+            await self.dispatcher.aclose()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if hasattr(self, "writer"):
+            await self.writer.aclose()
+        if hasattr(self, "db"):
+            await self.db.dispose()
+        await self.http.aclose()
+        self._lock.release()
+        self.started = False
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def wait_idle(self) -> None:
+        """Wait until every dispatched event has been processed."""
+        await self.dispatcher.idle()
+
+    # ----------------------------------------------------------------- areas
+
+    def areas(self) -> list[Area]:
+        return list(self._areas.values())
+
+    def area(self, area_id: str) -> Area:
+        try:
+            return self._areas[area_id]
+        except KeyError:
+            raise NotFound(f"no area {area_id!r}") from None
+
+    async def check(self, spec: AreaSpec, area_id: str | None = None) -> Checked:
+        """Validate ``spec`` as it would be saved (existing secrets count as given)."""
+
+        def has_secret(slot: str, name: str) -> bool:
+            return area_id is not None and self.secrets.get(
+                secret_ref(area_id, slot, name)) is not None
+
+        return await asyncio.to_thread(check_area, spec, self.registry, self.settings,
+                                       has_secret=has_secret)
+
+    async def create_area(self, spec: AreaSpec) -> Area:
+        checked = await self.check(spec)
+        token = None
+        if checked.trigger.kind is TriggerKind.PUSH:
+            token = _secrets.token_urlsafe(24)
+        area = await self.store.insert(checked.spec, token_hash(token) if token else None)
+        try:
+            await self._save_secrets(area.id, checked.secrets)
+            if token:
+                await asyncio.to_thread(self.secrets.set,
+                                        secret_ref(area.id, WEBHOOK_SLOT, "token"), token)
+        except HooklineError:
+            await self.store.remove(area.id)
+            raise
+        self._areas[area.id] = area
+        if area.active:
+            await self._activate(area)
+        self.bus.publish(topics.AREA_CHANGED, area_id=area.id, change="created")
+        return area
+
+    async def update_area(self, area_id: str, spec: AreaSpec) -> Area:
+        old = self.area(area_id)
+        checked = await self.check(spec, area_id)
+        changed_trigger = (old.spec.trigger.service, old.spec.trigger.action,
+                           old.spec.trigger.params) != (checked.spec.trigger.service,
+                                                        checked.spec.trigger.action,
+                                                        checked.spec.trigger.params)
+        await self._save_secrets(area_id, checked.secrets)
+        await self._deactivate(old)
+        area = await self.store.update(area_id, checked.spec, reset_trigger=changed_trigger)
+        if checked.trigger.kind is TriggerKind.PUSH and area.webhook_hash is None:
+            token = _secrets.token_urlsafe(24)
+            await asyncio.to_thread(self.secrets.set,
+                                    secret_ref(area_id, WEBHOOK_SLOT, "token"), token)
+            await self.store.set_webhook_hash(area_id, token_hash(token))
+            area = await self.store.area(area_id)
+        self._forget_secrets(area_id)
+        self._areas[area_id] = area
+        if area.active:
+            await self._activate(area)
+        self.bus.publish(topics.AREA_CHANGED, area_id=area_id, change="updated")
+        return area
+
+    async def remove_area(self, area_id: str) -> None:
+        area = self.area(area_id)
+        await self._deactivate(area)
+        await self.store.remove(area_id)
+        del self._areas[area_id]
+        refs = [secret_ref(area_id, WEBHOOK_SLOT, "token")]
+        for step, is_trigger in area.spec.steps():
+            spec = (self.registry.trigger(step.service, step.action) if is_trigger
+                    else self.registry.reaction(step.service, step.action))
+            refs += [secret_ref(area_id, step.slot(is_trigger), p.name)
+                     for p in spec.params if p.is_secret]
+        for ref in refs:
+            await asyncio.to_thread(self.secrets.delete, ref)
+        self._forget_secrets(area_id)
+        self.bus.publish(topics.AREA_CHANGED, area_id=area_id, change="removed")
+
+    async def set_enabled(self, area_id: str, enabled: bool) -> Area:
+        area = self.area(area_id)
+        await self._deactivate(area)
+        await self.store.set_enabled(area_id, enabled)
+        area = await self.store.area(area_id)
+        self._areas[area_id] = area
+        if area.active:
+            await self._activate(area)
+        self.bus.publish(topics.AREA_CHANGED, area_id=area_id,
+                         change="enabled" if enabled else "disabled")
+        return area
+
+    async def reload(self) -> None:
+        """Pick up changes other processes made to the areas (e.g. the CLI)."""
+        fresh = {a.id: a for a in await self.store.areas()}
+        for area_id, old in list(self._areas.items()):
+            new = fresh.get(area_id)
+            if new is None or (new.updated_at, new.active) != (old.updated_at, old.active):
+                await self._deactivate(old)
+                self._forget_secrets(area_id)
+                del self._areas[area_id]
+        for area_id, area in fresh.items():
+            if area_id not in self._areas:
+                self._areas[area_id] = area
+                if area.active:
+                    await self._activate(area)
+
+    async def webhook_url(self, area_id: str) -> str | None:
+        """The area's webhook address (its token is read from the keyring)."""
+        area = self.area(area_id)
+        if area.webhook_hash is None or self.listener is None:
+            return None
+        token = await asyncio.to_thread(self.secrets.get,
+                                        secret_ref(area_id, WEBHOOK_SLOT, "token"))
+        return self.listener.url_for(token) if token else None
+
+    # ----------------------------------------------------------------- firing
+
+    async def run_now(self, area_id: str, payload: Mapping[str, Any] | None = None
+                      ) -> list[Journaled]:
+        """Fire the area once, now: a poll trigger fires its newest item, others a
+        sample payload (or ``payload``)."""
+        area = self.area(area_id)
+        spec = self.registry.trigger(area.spec.trigger.service, area.spec.trigger.action)
+        if payload is None:
+            payload = await self._sample_payload(area, spec)
+        events = await self.journal.append([NewEvent(area.id, "manual", dict(payload))])
+        self._dispatch(events)
+        return events
+
+    async def replay(self, event_id: int, area_id: str | None = None) -> list[Journaled]:
+        """Send a past event's payload again, into the area as it is now."""
+        event = await self.store.event(event_id)
+        target = self.area(area_id or event["area_id"])
+        events = await self.journal.append(
+            [NewEvent(target.id, "replay", dict(event["payload"]))])
+        self._dispatch(events)
+        return events
+
+    async def test_area(self, spec: AreaSpec, payload: Mapping[str, Any] | None = None,
+                        area_id: str | None = None) -> dict[str, Any]:
+        """A dry run: what the condition says and what each reaction would send.
+        Nothing is saved, no seen-keys are touched, no reaction runs."""
+        checked = await self.check(spec, area_id)
+        area = Area(area_id or "draft", checked.spec)
+        if payload is None:
+            payload = await self._sample_payload(area, checked.trigger, draft=checked)
+        outputs: list[Any] = []
+        result: dict[str, Any] = {"trigger": dict(payload), "condition": None, "reactions": []}
+        if spec.condition:
+            from engine import templates
+
+            rendered = templates.render(spec.condition, template_context(
+                area, None, payload, outputs), where="condition")
+            passed = templates.truthy(rendered)
+            result["condition"] = passed
+            if not passed:
+                return result
+        for index, (step, reaction) in enumerate(zip(checked.spec.reactions,
+                                                     checked.reactions, strict=True)):
+            async def draft_secret(_area: str, slot: str, name: str,
+                                   _checked: Checked = checked) -> str | None:
+                given = _checked.secrets.get((slot, name))
+                if given is not None:
+                    return given
+                return await self._resolve_secret(area.id, slot, name)
+
+            runner = Runner(self.registry, self.settings, self.http, self.bus, None,
+                            draft_secret)
+            params, shown = await runner.render_params(area, None, index, step, reaction,
+                                                       outputs, payload)
+            preview = dict(reaction.preview(params)) if reaction.preview else dict(params)
+            for p in reaction.params:
+                if p.is_secret and p.name in preview:
+                    preview[p.name] = REDACTED if preview[p.name] else None
+            result["reactions"].append({"service": step.service, "reaction": step.action,
+                                        "would_send": preview})
+            outputs.append({f.name: f.example for f in reaction.fields})
+        return result
+
+    # ----------------------------------------------------------------- internals
+
+    async def _sample_payload(self, area: Area, spec: TriggerSpec,
+                              draft: Checked | None = None) -> dict[str, Any]:
+        if spec.kind is TriggerKind.POLL and spec.poll is not None:
+            from engine.catalog.context import PollContext
+
+            params = await self._trigger_params(area, spec, draft)
+            ctx = PollContext(area.id, params, self.http, self.settings,
+                              logging.LoggerAdapter(log, {"area_id": area.id}), {})
+            result = await spec.poll(ctx)
+            if result.items:
+                return dict(result.items[0].data)
+        if spec.kind is TriggerKind.SCHEDULE:
+            now = utcnow().isoformat()
+            return {"scheduled_for": now, "fired_at": now, "catch_up": False, "missed": 0}
+        return {f.name: f.example for f in spec.fields}
+
+    async def _trigger_params(self, area: Area, spec: TriggerSpec,
+                              draft: Checked | None = None) -> dict[str, Any]:
+        params = dict(area.spec.trigger.params)
+        for p in spec.params:
+            if p.is_secret:
+                given = draft.secrets.get(("trigger", p.name)) if draft else None
+                params[p.name] = given or await self._resolve_secret(area.id, "trigger", p.name)
+        return params
+
+    async def _resolve_secret(self, area_id: str, slot: str, name: str) -> str | None:
+        ref = secret_ref(area_id, slot, name)
+        if ref not in self._secret_cache:
+            self._secret_cache[ref] = await asyncio.to_thread(self.secrets.get, ref)
+        return self._secret_cache[ref]
+
+    def _forget_secrets(self, area_id: str) -> None:
+        prefix = f"area/{area_id}/"
+        for ref in [r for r in self._secret_cache if r.startswith(prefix)]:
+            del self._secret_cache[ref]
+
+    async def _save_secrets(self, area_id: str, values: Mapping[tuple[str, str], str]) -> None:
+        for (slot, name), value in values.items():
+            await asyncio.to_thread(self.secrets.set, secret_ref(area_id, slot, name), value)
+
+    def _inactive_reason(self, area_id: str) -> str | None:
+        area = self._areas.get(area_id)
+        if area is None:
+            return "removed"
+        if area.paused_reason:
+            return f"paused: {area.paused_reason}"
+        return None if area.spec.enabled else "turned off"
+
+    async def _activate(self, area: Area, starting: bool = False) -> None:
+        spec = self.registry.trigger(area.spec.trigger.service, area.spec.trigger.action)
+        params = await self._trigger_params(area, spec)
+        if spec.kind is TriggerKind.SCHEDULE:
+            assert spec.schedule is not None
+            trigger = spec.schedule(params)
+            area_id = area.id
+
+            async def fire(scheduled: datetime) -> None:
+                await self._fire_schedule(area_id, scheduled, catch_up=False, missed=0)
+
+            async def on_miss(scheduled: datetime) -> None:
+                await self._missed_schedule(area_id, trigger)
+
+            self.scheduler.add_schedule(area.id, trigger, fire, on_miss)
+            if starting:
+                await self._missed_schedule(area.id, trigger)
+        elif spec.kind is TriggerKind.POLL:
+            interval = area.spec.interval or spec.default_interval
+            area_id = area.id
+
+            async def poll() -> None:
+                current = self._areas.get(area_id)
+                if current is not None and current.active:
+                    await self.poller.poll(current, spec, params, interval)
+
+            self.scheduler.add_poll(area.id, interval, poll,
+                                    first_within=min(interval, 30.0) if starting else 0.2)
+        elif spec.kind is TriggerKind.PUSH and self.listener and area.webhook_hash:
+            ctx = TriggerContext(area.id, params, self.http, self.settings,
+                                 logging.LoggerAdapter(log, {"area_id": area.id}))
+            self.listener.routes[area.webhook_hash] = Route(area, spec, ctx)
+
+    async def _deactivate(self, area: Area) -> None:
+        self.scheduler.remove(area.id)
+        self.poller.forget(area.id)
+        if self.listener and area.webhook_hash:
+            self.listener.routes.pop(area.webhook_hash, None)
+
+    async def _fire_schedule(self, area_id: str, scheduled: datetime, *, catch_up: bool,
+                             missed: int) -> None:
+        if area_id not in self._areas:
+            return
+        payload = {"scheduled_for": scheduled.isoformat(), "fired_at": utcnow().isoformat(),
+                   "catch_up": catch_up, "missed": missed}
+        await self.dispatcher.room()
+        events = await self.journal.append([NewEvent(area_id, "schedule", payload)],
+                                           [self.journal.fired_statement(area_id, scheduled)])
+        self._dispatch(events)
+
+    async def _missed_schedule(self, area_id: str, trigger: Any) -> None:
+        """Runs missed while the app was closed or the machine slept: record them, and
+        with the area's catch-up policy 'once' fire one run now."""
+        area = self._areas.get(area_id)
+        if area is None:
+            return
+        state = await self.store.trigger_state(area_id)
+        since = (state or {}).get("last_fired_at") or area.updated_at or utcnow()
+        now = utcnow()
+        missed = missed_between(trigger, since, now)
+        if not missed:
+            return
+        self.bus.publish(topics.SCHEDULE_MISSED, area_id=area_id, missed=missed,
+                         policy=area.spec.catch_up)
+        if area.spec.catch_up == "once":
+            await self._fire_schedule(area_id, now, catch_up=True, missed=missed)
+            return
+        payload = {"scheduled_for": since.isoformat(), "fired_at": now.isoformat(),
+                   "catch_up": False, "missed": missed}
+        events = await self.journal.append([NewEvent(area_id, "schedule", payload)],
+                                           [self.journal.fired_statement(area_id, now)])
+        for event in events:
+            run_id = self.writer.run_id()
+            await self.journal.start_run(run_id, event, resumed=False, steps=[],
+                                         status="missed")
+            times = "time was" if missed == 1 else "times were"
+            await self.journal.finish_run(
+                run_id, event.id, status="missed", steps=[], condition=None,
+                error=f"{missed} scheduled {times} missed while Hookline was not running "
+                      "or the computer slept; catch-up is 'skip', so nothing ran")
+
+    def _dispatch(self, events: list[Journaled]) -> None:
+        for event in events:
+            self.dispatcher.submit(event)
+
+    def _delay_poll(self, area_id: str, seconds: float) -> None:
+        self.scheduler.delay_poll(area_id, seconds)
+
+    async def _ingest(self, area: Area, items: list[Item]) -> tuple[int, int]:
+        if not items:
+            return 0, 0
+        await self.dispatcher.room()
+        events = await self.journal.append(
+            [NewEvent(area.id, "webhook", dict(i.data), i.key) for i in items])
+        self._dispatch(events)
+        return len(events), len(items) - len(events)
+
+    async def _recover(self) -> None:
+        """Dispatch events journaled before a stop but not finished."""
+        pending = await self.store.pending_events()
+        if not pending:
+            return
+        started = await self.store.open_runs([e["id"] for e in pending])
+        resumed = 0
+        for row in pending:
+            event = Journaled(row["id"], row["area_id"], row["source"], row["payload"])
+            run = started.get(event.id)
+            carried = None
+            if run is not None and run["status"] == "running":
+                carried = [dict(s) for s in run["steps"]]
+                for step in carried:
+                    if step.get("status") == "running":
+                        step["status"] = "pending"
+                        step["interrupted"] = True
+                await self.journal.mark_interrupted(run["id"], run["steps"], run["condition"])
+                resumed += 1
+            self.dispatcher.submit(event, carried)
+        log.info("resuming %d unfinished event(s) (%d interrupted mid-run)", len(pending),
+                 resumed)
+
+    async def _process(self, event: Journaled, carried: list[dict[str, Any]] | None) -> None:
+        area = self._areas.get(event.area_id)
+        if area is None:
+            return
+        outcome = await self.runner.run(area, event, carried=carried)
+        if outcome.status == "failed":
+            await self._count_failure(area, outcome.error or "failed")
+        elif area.failure_streak:
+            area.failure_streak = 0
+            await self.writer.write([Statement(6, self._set_streak, {
+                "aid": area.id, "streak": 0, "reason": area.paused_reason})])
+
+    async def _count_failure(self, area: Area, error: str) -> None:
+        area.failure_streak += 1
+        limit = self.settings.pause_after_failures
+        pause = bool(limit) and area.failure_streak >= limit and area.paused_reason is None
+        if pause:
+            area.paused_reason = f"{area.failure_streak} runs in a row failed; last: {error}"
+        await self.writer.write([Statement(6, self._set_streak, {
+            "aid": area.id, "streak": area.failure_streak, "reason": area.paused_reason})])
+        if pause:
+            await self._deactivate(area)
+            log.warning("area %r paused itself: %s", area.name, area.paused_reason)
+            self.bus.publish(topics.AREA_PAUSED, area_id=area.id, name=area.name,
+                             reason=area.paused_reason)
+            self.bus.publish(topics.NOTIFICATION, title=f"“{area.name}” paused",
+                             body=area.paused_reason, level="error", area_id=area.id)
+
+    async def _prune(self) -> None:
+        removed = await self.store.prune(self.settings.keep_successful_runs_days,
+                                         self.settings.keep_failed_runs_days,
+                                         self.settings.max_runs_per_area)
+        if removed:
+            log.info("history retention removed %d old record(s)", removed)
+
+
+
+
+__all__ = ["ConfigError", "Engine", "secret_ref"]

@@ -1,0 +1,271 @@
+"""Areas: what the user composes (trigger, condition, reactions), checked before save,
+and the documented import/export format."""
+
+from __future__ import annotations
+
+import secrets as _secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from engine import templates
+from engine.catalog.params import Param
+from engine.catalog.service import ReactionSpec, TriggerKind, TriggerSpec
+from engine.errors import CatalogError, ValidationError
+from engine.registry import Registry
+from engine.settings import Settings
+
+CATCH_UP = ("skip", "once")
+TRIGGER_SLOT = "trigger"
+
+
+@dataclass
+class Step:
+    """A trigger or a reaction inside an area: which one, with what parameters.
+
+    Attributes:
+        uid: stable identity of a reaction step (keys its secrets in the keyring).
+    """
+
+    service: str
+    action: str
+    params: dict[str, Any] = field(default_factory=dict)
+    uid: str = ""
+
+    def slot(self, is_trigger: bool) -> str:
+        return TRIGGER_SLOT if is_trigger else self.uid
+
+
+@dataclass
+class AreaSpec:
+    """One automation as the user wrote it."""
+
+    name: str
+    trigger: Step
+    reactions: list[Step]
+    condition: str | None = None
+    enabled: bool = True
+    catch_up: str = "skip"
+    interval: float | None = None
+
+    def steps(self) -> list[tuple[Step, bool]]:
+        return [(self.trigger, True), *((r, False) for r in self.reactions)]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AreaSpec:
+        """Read the import format; structural problems are ValidationErrors."""
+        if not isinstance(data, Mapping):
+            raise ValidationError("", "an area must be a mapping with name, trigger, reactions")
+        known = {"name", "enabled", "trigger", "condition", "reactions", "catch_up", "interval"}
+        for key in data:
+            if key not in known:
+                hint = CatalogError.unknown("key", str(key), known).args[0]
+                raise ValidationError(str(key), hint)
+        trig = data.get("trigger")
+        if not isinstance(trig, Mapping):
+            raise ValidationError("trigger", "missing: give {service: ..., trigger: ..., "
+                                             "params: {...}}")
+        reactions = data.get("reactions")
+        if not isinstance(reactions, list) or not reactions:
+            raise ValidationError("reactions", "give a list with at least one reaction")
+        steps = [_step(r, "reaction", f"reactions[{i}]") for i, r in enumerate(reactions)]
+        interval = data.get("interval")
+        return cls(
+            name=str(data.get("name") or "").strip(),
+            trigger=_step(trig, "trigger", "trigger"),
+            reactions=steps,
+            condition=(str(data["condition"]) if data.get("condition") not in (None, "")
+                       else None),
+            enabled=bool(data.get("enabled", True)),
+            catch_up=str(data.get("catch_up", "skip")),
+            interval=float(interval) if interval not in (None, "") else None,
+        )
+
+    def to_dict(self, registry: Registry | None = None) -> dict[str, Any]:
+        """The export format; secret parameters are left out."""
+
+        def params(step: Step, is_trigger: bool) -> dict[str, Any]:
+            secret = _secret_names(registry, step, is_trigger)
+            return {k: v for k, v in step.params.items() if k not in secret and v is not None}
+
+        out: dict[str, Any] = {
+            "name": self.name,
+            "enabled": self.enabled,
+            "trigger": {"service": self.trigger.service, "trigger": self.trigger.action,
+                        "params": params(self.trigger, True)},
+        }
+        if self.condition:
+            out["condition"] = self.condition
+        out["reactions"] = [
+            {"service": r.service, "reaction": r.action, "params": params(r, False)}
+            for r in self.reactions
+        ]
+        if self.catch_up != "skip":
+            out["catch_up"] = self.catch_up
+        if self.interval is not None:
+            out["interval"] = self.interval
+        return out
+
+
+def _step(data: Any, kind: str, where: str) -> Step:
+    if not isinstance(data, Mapping):
+        raise ValidationError(where, f"must be a mapping with service, {kind} and params")
+    service, action = data.get("service"), data.get(kind)
+    if not service:
+        raise ValidationError(f"{where}.service", "missing: which service?")
+    if not action:
+        raise ValidationError(f"{where}.{kind}", f"missing: which {kind} of {service}?")
+    params = data.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise ValidationError(f"{where}.params", "must be a mapping of name: value")
+    return Step(str(service), str(action), dict(params), uid=str(data.get("uid") or ""))
+
+
+def _secret_names(registry: Registry | None, step: Step, is_trigger: bool) -> set[str]:
+    if registry is None:
+        return set()
+    try:
+        spec = (registry.trigger(step.service, step.action) if is_trigger
+                else registry.reaction(step.service, step.action))
+    except CatalogError:
+        return set()
+    return {p.name for p in spec.params if p.is_secret}
+
+
+def new_uid() -> str:
+    return _secrets.token_hex(4)
+
+
+@dataclass
+class Area:
+    """A saved area with what the engine keeps about it."""
+
+    id: str
+    spec: AreaSpec
+    paused_reason: str | None = None
+    failure_streak: int = 0
+    webhook_hash: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def active(self) -> bool:
+        """Whether its trigger should be listening now."""
+        return self.spec.enabled and self.paused_reason is None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """An area that passed validation, with the specs it uses and the secrets it carries."""
+
+    spec: AreaSpec
+    trigger: TriggerSpec
+    reactions: list[ReactionSpec]
+    #: (slot, param name) -> secret value given with this save (moved to the keyring)
+    secrets: dict[tuple[str, str], str]
+
+
+def check_area(
+    spec: AreaSpec,
+    registry: Registry,
+    settings: Settings,
+    *,
+    has_secret: Callable[[str, str], bool] = lambda slot, name: False,
+) -> Checked:
+    """Validate everything before save; the error names the exact place and problem."""
+    if not spec.name:
+        raise ValidationError("name", "give the area a name")
+    if len(spec.name) > 200:
+        raise ValidationError("name", "keep the name under 200 characters")
+    if spec.catch_up not in CATCH_UP:
+        raise ValidationError("catch_up", f"must be one of: {', '.join(CATCH_UP)}")
+    for i, step in enumerate(spec.reactions):
+        if not step.uid:
+            spec.reactions[i] = replace(step, uid=new_uid())
+    try:
+        trigger = registry.trigger(spec.trigger.service, spec.trigger.action)
+    except CatalogError as exc:
+        raise ValidationError("trigger", str(exc)) from None
+    found: dict[tuple[str, str], str] = {}
+    clean = _check_params(trigger.params, spec.trigger, TRIGGER_SLOT, "trigger.params",
+                          in_reaction=False, trigger_fields=None, earlier=[],
+                          has_secret=has_secret, found=found)
+    spec.trigger = replace(spec.trigger, params=clean)
+    if spec.interval is not None:
+        if trigger.kind is not TriggerKind.POLL:
+            raise ValidationError("interval", "only polling triggers have an interval")
+        if spec.interval < trigger.min_interval:
+            raise ValidationError("interval", f"poll at most every {trigger.min_interval:g} "
+                                              f"seconds for {trigger.name}")
+    trigger_fields = [f.name for f in trigger.fields]
+    if spec.condition:
+        templates.check(spec.condition, trigger_fields=trigger_fields or None,
+                        where="condition")
+    if not spec.reactions:
+        raise ValidationError("reactions", "add at least one reaction")
+    reactions: list[ReactionSpec] = []
+    earlier: list[list[str]] = []
+    for i, step in enumerate(spec.reactions):
+        where = f"reactions[{i}]"
+        try:
+            reaction = registry.reaction(step.service, step.action)
+        except CatalogError as exc:
+            raise ValidationError(where, str(exc)) from None
+        if reaction.requires_setting and not getattr(settings, reaction.requires_setting):
+            label = next(p.label for p in Settings.params()
+                         if p.name == reaction.requires_setting)
+            raise ValidationError(where, f"{reaction.name} is off: turn on '{label}' in "
+                                         "settings first")
+        clean = _check_params(reaction.params, step, step.uid, f"{where}.params",
+                              in_reaction=True, trigger_fields=trigger_fields,
+                              earlier=earlier, has_secret=has_secret, found=found)
+        spec.reactions[i] = replace(step, params=clean)
+        reactions.append(reaction)
+        earlier.append([f.name for f in reaction.fields])
+    return Checked(spec, trigger, reactions, found)
+
+
+def _check_params(
+    params: tuple[Param, ...] | Any,
+    step: Step,
+    slot: str,
+    where: str,
+    *,
+    in_reaction: bool,
+    trigger_fields: list[str] | None,
+    earlier: list[list[str]],
+    has_secret: Callable[[str, str], bool],
+    found: dict[tuple[str, str], str],
+) -> dict[str, Any]:
+    declared = {p.name: p for p in params}
+    for name in step.params:
+        if name not in declared:
+            raise ValidationError(f"{where}.{name}",
+                                  CatalogError.unknown("parameter", name, declared).args[0])
+    out: dict[str, Any] = {}
+    for param in params:
+        value = step.params.get(param.name)
+        at = f"{where}.{param.name}"
+        if param.is_secret:
+            if value not in (None, ""):
+                found[(slot, param.name)] = str(value)
+            elif param.required and not has_secret(slot, param.name):
+                raise ValidationError(at, f"{param.label} is required")
+            out[param.name] = None
+            continue
+        if (param.may_template(in_reaction) and isinstance(value, str)
+                and templates.is_template(value)):
+            templates.check(value, trigger_fields=trigger_fields or None,
+                            reaction_fields=earlier, where=at)
+            out[param.name] = value
+            continue
+        try:
+            out[param.name] = param.validate(value)
+        except ValidationError as exc:
+            raise ValidationError(at, exc.problem) from None
+    return out

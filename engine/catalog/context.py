@@ -1,0 +1,97 @@
+"""What a trigger or reaction gets to work with when the engine calls it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import Rejected
+
+if TYPE_CHECKING:
+    from engine.bus import Bus
+    from engine.http import HttpClient
+    from engine.settings import Settings
+
+
+@dataclass
+class TriggerContext:
+    """Handed to push triggers (and, as PollContext, to poll triggers).
+
+    Attributes:
+        area_id: the area this trigger belongs to.
+        params: the trigger's validated parameters (secrets resolved from the keyring).
+        http: the engine's shared HTTP client.
+        settings: the engine's settings (read only).
+        log: a logger that names the area.
+    """
+
+    area_id: str
+    params: Mapping[str, Any]
+    http: HttpClient
+    settings: Settings
+    log: logging.LoggerAdapter[logging.Logger]
+
+
+@dataclass
+class PollContext(TriggerContext):
+    """Handed to poll triggers.
+
+    Attributes:
+        state: a small JSON-able dict kept between polls (ETag, cursors); the engine
+            saves it in the same transaction as the events the poll produced.
+    """
+
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReactionContext:
+    """Handed to reactions.
+
+    Attributes:
+        params: rendered and validated parameters (secrets resolved).
+        run_id: the run this call belongs to (``None`` in a dry run).
+        bus: the engine's event bus, e.g. to ask the desktop for a notification.
+    """
+
+    area_id: str
+    run_id: int | None
+    params: Mapping[str, Any]
+    http: HttpClient
+    settings: Settings
+    bus: Bus
+    log: logging.LoggerAdapter[logging.Logger]
+
+
+@dataclass(frozen=True)
+class PushRequest:
+    """A webhook delivery, as the listener received it (already size-checked)."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+    content_type: str
+    remote: str | None = None
+
+    def header(self, name: str) -> str | None:
+        """A header by case-insensitive name."""
+        lowered = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lowered:
+                return value
+        return None
+
+    def json(self) -> Any:
+        """The body parsed as JSON; a 400 with the parser's reason if it is not."""
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise Rejected(400, "body is not UTF-8 text") from None
+        except json.JSONDecodeError as exc:
+            raise Rejected(400, f"body is not valid JSON: {exc.msg} at line {exc.lineno} "
+                                f"column {exc.colno}") from None

@@ -1,0 +1,277 @@
+"""How a service declares itself: identity, triggers, reactions, once."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from engine.catalog.params import Param
+
+if TYPE_CHECKING:
+    from apscheduler.triggers.base import BaseTrigger
+
+    from engine.catalog.context import PollContext, PushRequest, ReactionContext, TriggerContext
+
+
+class TriggerKind(StrEnum):
+    """How a trigger learns that something happened."""
+
+    SCHEDULE = "schedule"  # the engine's scheduler fires it at times it computes
+    POLL = "poll"  # the engine asks the service every so often for new items
+    PUSH = "push"  # the far side delivers to the area's webhook URL
+
+
+class AuthKind(StrEnum):
+    """What a service needs from the user to talk to it."""
+
+    NONE = "none"
+    API_KEY = "api_key"
+    OAUTH2 = "oauth2"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field a trigger or reaction outputs, offered in the template picker."""
+
+    name: str
+    label: str
+    example: Any = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "label": self.label, "example": self.example}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing a trigger saw: a feed entry, a file, a delivery.
+
+    Attributes:
+        key: stable identity used to fire once per item (``None``: never deduplicated).
+        data: the payload, available to templates as ``trigger.<field>``.
+    """
+
+    key: str | None
+    data: Mapping[str, Any]
+
+
+@dataclass
+class PollResult:
+    """What one poll saw.
+
+    Attributes:
+        items: every item currently visible (new and old: the engine keeps the memory),
+            newest first as most APIs list them; the engine fires new ones oldest first.
+        not_modified: the far side answered "nothing changed" (304).
+    """
+
+    items: list[Item] = field(default_factory=list)
+    not_modified: bool = False
+
+
+PollFn = Callable[["PollContext"], Awaitable[PollResult]]
+ScheduleFn = Callable[[Mapping[str, Any]], "BaseTrigger"]
+PushFn = Callable[["PushRequest", "TriggerContext"], Awaitable[list[Item]]]
+ReactFn = Callable[["ReactionContext"], Awaitable[Mapping[str, Any] | None]]
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    """A declared trigger; exactly one of poll/schedule/push is set, by ``kind``."""
+
+    service_id: str
+    id: str
+    name: str
+    description: str
+    kind: TriggerKind
+    params: Sequence[Param]
+    fields: Sequence[Field]
+    poll: PollFn | None = None
+    schedule: ScheduleFn | None = None
+    push: PushFn | None = None
+    #: Seconds between polls unless the area sets ``interval``.
+    default_interval: float = 300.0
+    #: Smallest interval a user may set (be kind to the far side).
+    min_interval: float = 10.0
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.service_id}.{self.id}"
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "kind": self.kind.value,
+            "params": [p.describe() for p in self.params],
+            "fields": [f.describe() for f in self.fields],
+        }
+
+
+@dataclass(frozen=True)
+class ReactionSpec:
+    """A declared reaction.
+
+    Attributes:
+        run: does the work; returns the output fields for later reactions.
+        preview: what a dry run shows (defaults to the rendered parameters).
+        requires_setting: a settings flag that must be on (e.g. ``allow_shell``).
+        timeout: seconds before an attempt is abandoned.
+    """
+
+    service_id: str
+    id: str
+    name: str
+    description: str
+    params: Sequence[Param]
+    fields: Sequence[Field]
+    run: ReactFn
+    preview: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
+    requires_setting: str | None = None
+    timeout: float = 30.0
+    #: Whether a failed attempt may be repeated (a "send" that may have gone out: no).
+    retry: bool = True
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.service_id}.{self.id}"
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    def describe(self) -> dict[str, Any]:
+        out = {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "params": [p.describe() for p in self.params],
+            "fields": [f.describe() for f in self.fields],
+        }
+        if self.requires_setting:
+            out["requires_setting"] = self.requires_setting
+        return out
+
+
+@dataclass
+class Service:
+    """One integration, as its author declares it.
+
+    Triggers and reactions are added with the decorators, e.g.::
+
+        service = Service("rss", "RSS / Atom", "New items in web feeds.")
+
+        @service.poll_trigger("new_item", "New feed item", "...", params=[...], fields=[...])
+        async def new_item(ctx: PollContext) -> PollResult: ...
+    """
+
+    id: str
+    name: str
+    description: str
+    icon: str = ""
+    auth: AuthKind = AuthKind.NONE
+    #: Base URL of the service's API; tests point it at a local server.
+    api_base_url: str = ""
+    triggers: dict[str, TriggerSpec] = field(default_factory=dict)
+    reactions: dict[str, ReactionSpec] = field(default_factory=dict)
+
+    def _add_trigger(self, spec: TriggerSpec) -> None:
+        if spec.id in self.triggers:
+            raise ValueError(f"{self.id}: trigger {spec.id!r} declared twice")
+        self.triggers[spec.id] = spec
+
+    def poll_trigger(
+        self,
+        id: str,
+        name: str,
+        description: str,
+        *,
+        params: Sequence[Param] = (),
+        fields: Sequence[Field] = (),
+        default_interval: float = 300.0,
+        min_interval: float = 10.0,
+    ) -> Callable[[PollFn], PollFn]:
+        def register(fn: PollFn) -> PollFn:
+            self._add_trigger(
+                TriggerSpec(self.id, id, name, description, TriggerKind.POLL, tuple(params),
+                            tuple(fields), poll=fn, default_interval=default_interval,
+                            min_interval=min_interval)
+            )
+            return fn
+
+        return register
+
+    def schedule_trigger(
+        self,
+        id: str,
+        name: str,
+        description: str,
+        *,
+        params: Sequence[Param] = (),
+        fields: Sequence[Field] = (),
+    ) -> Callable[[ScheduleFn], ScheduleFn]:
+        def register(fn: ScheduleFn) -> ScheduleFn:
+            self._add_trigger(
+                TriggerSpec(self.id, id, name, description, TriggerKind.SCHEDULE,
+                            tuple(params), tuple(fields), schedule=fn)
+            )
+            return fn
+
+        return register
+
+    def push_trigger(
+        self,
+        id: str,
+        name: str,
+        description: str,
+        *,
+        params: Sequence[Param] = (),
+        fields: Sequence[Field] = (),
+    ) -> Callable[[PushFn], PushFn]:
+        def register(fn: PushFn) -> PushFn:
+            self._add_trigger(
+                TriggerSpec(self.id, id, name, description, TriggerKind.PUSH,
+                            tuple(params), tuple(fields), push=fn)
+            )
+            return fn
+
+        return register
+
+    def reaction(
+        self,
+        id: str,
+        name: str,
+        description: str,
+        *,
+        params: Sequence[Param] = (),
+        fields: Sequence[Field] = (),
+        preview: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+        requires_setting: str | None = None,
+        timeout: float = 30.0,
+        retry: bool = True,
+    ) -> Callable[[ReactFn], ReactFn]:
+        def register(fn: ReactFn) -> ReactFn:
+            if id in self.reactions:
+                raise ValueError(f"{self.id}: reaction {id!r} declared twice")
+            self.reactions[id] = ReactionSpec(
+                self.id, id, name, description, tuple(params), tuple(fields), fn,
+                preview=preview, requires_setting=requires_setting, timeout=timeout,
+                retry=retry,
+            )
+            return fn
+
+        return register
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "auth": self.auth.value,
+            "triggers": [t.describe() for t in self.triggers.values()],
+            "reactions": [r.describe() for r in self.reactions.values()],
+        }

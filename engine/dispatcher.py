@@ -1,0 +1,94 @@
+"""From journal to runner: FIFO per area, bounded concurrency, backpressure."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from engine.journal import Journaled
+
+log = logging.getLogger(__name__)
+
+Work = tuple[Journaled, list[dict[str, Any]] | None]
+
+
+class Dispatcher:
+    """Hands committed events to ``process``, in order per area.
+
+    Args:
+        process: runs one event (with the steps of an interrupted run, if any).
+        max_runs: runs under way at once, across areas.
+        max_backlog: events waiting before sources are made to wait (``room()``).
+    """
+
+    def __init__(self, process: Callable[[Journaled, list[dict[str, Any]] | None],
+                                         Awaitable[None]],
+                 max_runs: int = 64, max_backlog: int = 5000) -> None:
+        self._process = process
+        self._runs = asyncio.Semaphore(max_runs)
+        self._queues: dict[str, deque[Work]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._max_backlog = max_backlog
+        self.backlog = 0
+        self._room = asyncio.Event()
+        self._room.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
+
+    def submit(self, event: Journaled, carried: list[dict[str, Any]] | None = None) -> None:
+        if self._closed:
+            return  # journaled: the next start picks it up
+        self._queues.setdefault(event.area_id, deque()).append((event, carried))
+        self.backlog += 1
+        self._idle.clear()
+        if self.backlog >= self._max_backlog:
+            self._room.clear()
+        if event.area_id not in self._workers:
+            self._workers[event.area_id] = asyncio.create_task(
+                self._drain(event.area_id), name=f"area-{event.area_id[:8]}")
+
+    async def room(self) -> None:
+        """Wait until the backlog is below its bound (sources call this first)."""
+        await self._room.wait()
+
+    async def idle(self) -> None:
+        """Wait until every submitted event has been processed."""
+        await self._idle.wait()
+
+    async def _drain(self, area_id: str) -> None:
+        queue = self._queues[area_id]
+        try:
+            while queue:
+                event, carried = queue.popleft()
+                try:
+                    async with self._runs:
+                        await self._process(event, carried)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("processing event %s failed; it stays journaled and is "
+                                  "retried at the next start", event.id)
+                finally:
+                    self.backlog -= 1
+                    if self.backlog < self._max_backlog:
+                        self._room.set()
+        finally:
+            del self._workers[area_id]
+            if not queue:
+                self._queues.pop(area_id, None)
+            if not self._workers:
+                self._idle.set()
+
+    async def aclose(self) -> None:
+        """Stop: runs under way are cancelled (they stay journaled and resume at start)."""
+        self._closed = True
+        workers = list(self._workers.values())
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self._room.set()
+        self._idle.set()

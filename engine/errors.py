@@ -1,0 +1,114 @@
+"""The engine's error hierarchy: every error a user can see says what to do.
+
+    HooklineError
+     ├── ConfigError            settings, data folder, database
+     │    └── EngineLocked      another engine already runs on this data folder
+     ├── CatalogError           unknown service / trigger / reaction
+     ├── ValidationError        an area or a parameter is wrong (names which one)
+     │    └── TemplateError     a template does not compile, escapes, or is too big
+     ├── SecretError            the OS keyring is missing or refused
+     ├── StorageError           a write could not be made durable
+     └── ServiceError           a service call failed
+          ├── TransientError    worth retrying (network, 5xx, timeout)
+          │    └── RateLimited  the far side asked us to wait (retry_after seconds)
+          ├── AuthError         credentials refused: reconnect the account
+          ├── PermanentError    retrying will not help (4xx, bad answer)
+          └── Rejected          a push delivery is refused with an HTTP status
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class HooklineError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class ConfigError(HooklineError):
+    """The settings, data folder or database are not usable."""
+
+
+class EngineLocked(ConfigError):
+    """Another engine already runs on this data folder."""
+
+
+class CatalogError(HooklineError):
+    """A service, trigger or reaction name that the catalog does not know."""
+
+    @classmethod
+    def unknown(cls, kind: str, name: str, known: Iterable[str]) -> CatalogError:
+        known = sorted(known)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        listing = ", ".join(known) if known else "none"
+        return cls(f"Unknown {kind} {name!r}.{hint} Known: {listing}.")
+
+
+class ValidationError(HooklineError):
+    """Something the user entered is wrong.
+
+    Attributes:
+        where: the path of the offending value, e.g. ``reactions[0].params.url``.
+        problem: what is wrong with it and what to do.
+    """
+
+    def __init__(self, where: str, problem: str) -> None:
+        self.where = where
+        self.problem = problem
+        super().__init__(f"{where}: {problem}" if where else problem)
+
+    def at(self, prefix: str) -> ValidationError:
+        """The same error, located under ``prefix``."""
+        where = f"{prefix}.{self.where}" if self.where else prefix
+        return type(self)(where, self.problem)
+
+
+class TemplateError(ValidationError):
+    """A template that does not compile, uses unknown names, escapes, or is too big."""
+
+
+class SecretError(HooklineError):
+    """The OS keyring is unavailable or refused an operation."""
+
+
+class StorageError(HooklineError):
+    """A write could not be made durable (disk full, database locked, broken file)."""
+
+
+class ServiceError(HooklineError):
+    """A call to a service failed."""
+
+
+class TransientError(ServiceError):
+    """A failure that is worth retrying: network trouble, a timeout, a 5xx."""
+
+
+class RateLimited(TransientError):
+    """The far side asked us to slow down.
+
+    Attributes:
+        retry_after: seconds to wait before the next call, if the far side said.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AuthError(ServiceError):
+    """The service refused the credentials: the account needs reconnecting."""
+
+
+class PermanentError(ServiceError):
+    """A failure that retrying will not fix."""
+
+
+class Rejected(ServiceError):
+    """A push delivery that is refused, with the HTTP status to answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason

@@ -1,0 +1,161 @@
+"""The webhook listener: one unguessable URL per area; 202 only once journaled."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from engine.areas import Area
+from engine.catalog.context import PushRequest, TriggerContext
+from engine.catalog.service import Item, TriggerSpec
+from engine.errors import Rejected, StorageError
+from engine.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+HOOK_PREFIX = "/hooks/"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class Route:
+    """What a webhook URL leads to."""
+
+    area: Area
+    spec: TriggerSpec
+    ctx: TriggerContext
+
+
+Ingest = Callable[[Area, list[Item]], Awaitable[tuple[int, int]]]
+
+
+def _answer(status: int, **body: Any) -> web.Response:
+    return web.json_response(body, status=status)
+
+
+class Listener:
+    """aiohttp server for webhooks.
+
+    Attributes:
+        routes: token hash -> Route, kept current by the engine.
+        port: the bound port once started.
+    """
+
+    def __init__(self, settings: Settings, ingest: Ingest,
+                 paused: Callable[[str], str | None]) -> None:
+        self.settings = settings
+        self.routes: dict[str, Route] = {}
+        self._ingest = ingest
+        self._paused = paused
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+        self._hosts: set[str] = set()
+
+    def url_for(self, token: str) -> str:
+        base = self.settings.public_url.rstrip("/") or (
+            f"http://{_display_host(self.settings.listener_host)}:{self.port}")
+        return f"{base}{HOOK_PREFIX}{token}"
+
+    async def start(self) -> int:
+        app = web.Application(client_max_size=MAX_BODY, handler_args={"max_field_size": 16384})
+        app.router.add_route("*", HOOK_PREFIX + "{token}", self._handle)
+        app.router.add_route("*", "/{tail:.*}", self._unknown)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.listener_host, self.settings.listener_port,
+                           reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            from engine.errors import ConfigError
+
+            raise ConfigError(
+                f"Cannot listen for webhooks on {self.settings.listener_host}:"
+                f"{self.settings.listener_port}: {exc.strerror}. Choose another port in "
+                "settings (or turn the listener off)."
+            ) from None
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.settings.listener_port
+        self._hosts = _allowed_hosts(self.settings, self.port)
+        return self.port
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _unknown(self, request: web.Request) -> web.Response:
+        return _answer(404, error="not a Hookline webhook address (they look like "
+                                  "/hooks/<token>)")
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if self._hosts and request.host.lower() not in self._hosts:
+            return _answer(400, error=f"unexpected Host header {request.host!r}; if a proxy "
+                                      "forwards here, set its address as the public URL")
+        if request.method not in ("POST", "PUT"):
+            return web.json_response({"error": "use POST to deliver to this webhook"},
+                                     status=405, headers={"Allow": "POST, PUT"})
+        route = self.routes.get(token_hash(request.match_info["token"]))
+        if route is None:
+            return _answer(404, error="no area has this webhook address (it may have been "
+                                      "removed or given a new address)")
+        paused = self._paused(route.area.id)
+        if paused:
+            return _answer(409, error=f"the area is off ({paused}); turn it on in Hookline")
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return _answer(413, error=f"body larger than {MAX_BODY // 1024} KiB")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _answer(413, error=f"body larger than {MAX_BODY // 1024} KiB")
+        push = PushRequest(request.method, request.path, dict(request.headers),
+                           dict(request.query), body, request.content_type, request.remote)
+        assert route.spec.push is not None
+        try:
+            items = await route.spec.push(push, route.ctx)
+        except Rejected as exc:
+            return _answer(exc.status, error=exc.reason)
+        except Exception:
+            log.exception("webhook trigger %s failed on a delivery", route.spec.qualified)
+            return _answer(400, error="this delivery could not be read; see Hookline's log")
+        try:
+            accepted, duplicates = await self._ingest(route.area, items)
+        except StorageError as exc:
+            log.error("could not journal a webhook delivery: %s", exc)
+            return web.json_response({"error": "could not save the delivery; retry later"},
+                                     status=503, headers={"Retry-After": "5"})
+        return _answer(202, accepted=accepted, duplicates=duplicates)
+
+
+def _display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+
+
+def _allowed_hosts(settings: Settings, port: int) -> set[str]:
+    """Host headers accepted: loopback names, the bound address, the public URL.
+    Bound to every interface, any Host is accepted (LAN addresses are not known)."""
+    if settings.listener_host in ("0.0.0.0", "::", ""):  # noqa: S104
+        return set()
+    names = {"127.0.0.1", "localhost", "[::1]", settings.listener_host.lower()}
+    hosts = {f"{n}:{port}" for n in names}
+    if port == 80:
+        hosts |= names
+    if settings.public_url:
+        from urllib.parse import urlsplit
+
+        netloc = urlsplit(settings.public_url).netloc.lower()
+        if netloc:
+            hosts.add(netloc)
+    return hosts

@@ -1,0 +1,153 @@
+"""Polling: ask a service for its items, fire the unseen ones, remember them with
+the events in one transaction; back off on failure and say so once per streak."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from engine import bus as topics
+from engine.areas import Area
+from engine.bus import Bus
+from engine.catalog.context import PollContext
+from engine.catalog.service import Item, TriggerSpec
+from engine.errors import HooklineError, RateLimited, TransientError
+from engine.http import HttpClient
+from engine.journal import Journal, Journaled, NewEvent
+from engine.settings import Settings
+from engine.storage.schema import seen_keys
+from engine.store import Store
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT = 120.0
+MAX_BACKOFF = 3600.0
+
+
+@dataclass
+class _Streak:
+    failures: int = 0
+    first_error: str = ""
+
+
+class Poller:
+    """Runs the polls of every polling area."""
+
+    def __init__(self, store: Store, journal: Journal, http: HttpClient, settings: Settings,
+                 bus: Bus, dispatch: Callable[[list[Journaled]], None],
+                 delay: Callable[[str, float], None]) -> None:
+        self.store = store
+        self.journal = journal
+        self.http = http
+        self.settings = settings
+        self.bus = bus
+        self._dispatch = dispatch
+        self._delay = delay
+        self._streaks: dict[str, _Streak] = {}
+        self._running: set[str] = set()
+
+    async def poll(self, area: Area, spec: TriggerSpec, params: Mapping[str, Any],
+                   interval: float) -> int:
+        """One poll of ``area``; returns how many events it fired."""
+        assert spec.poll is not None
+        if area.id in self._running:
+            return 0
+        self._running.add(area.id)
+        try:
+            return await self._poll(area, spec, params, interval)
+        finally:
+            self._running.discard(area.id)
+
+    async def _poll(self, area: Area, spec: TriggerSpec, params: Mapping[str, Any],
+                    interval: float) -> int:
+        assert spec.poll is not None
+        row = await self.store.trigger_state(area.id)
+        state: dict[str, Any] = dict(row["state"]) if row else {}
+        primed = bool(row and row["primed"])
+        ctx = PollContext(area.id, params, self.http, self.settings,
+                          logging.LoggerAdapter(log, {"area_id": area.id}), state)
+        started = time.monotonic()
+        try:
+            result = await asyncio.wait_for(spec.poll(ctx), POLL_TIMEOUT)
+        except (HooklineError, TimeoutError) as exc:
+            self._failed(area, exc, interval)
+            return 0
+        except Exception as exc:
+            log.exception("poll of %s crashed", spec.qualified)
+            self._failed(area, exc, interval)
+            return 0
+        self._recovered(area)
+        if result.not_modified and primed:
+            return 0
+        items = _unique(result.items)
+        keys = [i.key for i in items if i.key is not None]
+        seen = await self._seen(area.id, keys)
+        fresh = [i for i in items if i.key is not None and i.key not in seen]
+        # Items come newest first; fire the oldest first.
+        new_events = ([NewEvent(area.id, "poll", dict(i.data)) for i in reversed(fresh)]
+                      if primed else [])
+        journaled = await self.journal.append(
+            new_events, self.journal.poll_statements(area.id, [i.key for i in fresh
+                                                               if i.key], state))
+        log.debug("polled %s in %.2fs: %d items, %d new, primed=%s", area.id,
+                  time.monotonic() - started, len(items), len(fresh), primed)
+        self._dispatch(journaled)
+        return len(journaled)
+
+    async def _seen(self, area_id: str, keys: list[str]) -> set[str]:
+        found: set[str] = set()
+        async with self.store.db.connect() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                rows = await conn.execute(select(seen_keys.c.key).where(
+                    seen_keys.c.area_id == area_id, seen_keys.c.key.in_(chunk)))
+                found.update(r[0] for r in rows)
+        return found
+
+    def _failed(self, area: Area, exc: BaseException, interval: float) -> None:
+        streak = self._streaks.setdefault(area.id, _Streak())
+        streak.failures += 1
+        message = str(exc) or type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            message = f"the service did not answer within {POLL_TIMEOUT:g} s"
+        if streak.failures == 1:
+            streak.first_error = message
+            log.warning("area %r: checking its trigger failed: %s", area.name, message)
+            self.bus.publish(topics.POLL_FAILING, area_id=area.id, error=message)
+        else:
+            log.debug("area %r still failing (%d): %s", area.name, streak.failures, message)
+        if isinstance(exc, RateLimited) and exc.retry_after:
+            self._delay(area.id, min(exc.retry_after, MAX_BACKOFF))
+        elif isinstance(exc, TransientError | TimeoutError):
+            self._delay(area.id, min(interval * 2 ** min(streak.failures, 10), MAX_BACKOFF))
+
+    def _recovered(self, area: Area) -> None:
+        streak = self._streaks.pop(area.id, None)
+        if streak and streak.failures:
+            log.info("area %r recovered after %d failed checks", area.name, streak.failures)
+            self.bus.publish(topics.POLL_RECOVERED, area_id=area.id)
+
+    def failing(self, area_id: str) -> str | None:
+        streak = self._streaks.get(area_id)
+        return streak.first_error if streak and streak.failures else None
+
+    def forget(self, area_id: str) -> None:
+        self._streaks.pop(area_id, None)
+
+
+def _unique(items: list[Item]) -> list[Item]:
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        if item.key is not None:
+            if item.key in seen:
+                continue
+            seen.add(item.key)
+        out.append(item)
+    return out

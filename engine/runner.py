@@ -1,0 +1,244 @@
+"""Running one event through one area: condition, each reaction with timeout and
+retries, every attempt recorded in the run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine import bus as topics
+from engine import templates
+from engine.areas import Area, Step
+from engine.bus import Bus
+from engine.catalog.context import ReactionContext
+from engine.catalog.service import ReactionSpec
+from engine.errors import (
+    CatalogError,
+    HooklineError,
+    RateLimited,
+    TemplateError,
+    TransientError,
+    ValidationError,
+)
+from engine.http import HttpClient
+from engine.journal import Journal, Journaled
+from engine.registry import Registry
+from engine.settings import Settings
+from engine.storage.schema import utcnow
+
+log = logging.getLogger(__name__)
+
+REDACTED = "••••••"
+MAX_FIELD = 16 * 1024
+MAX_RETRY_WAIT = 3600.0
+
+SecretResolver = Callable[[str, str, str], Awaitable[str | None]]
+
+
+@dataclass
+class Outcome:
+    """How a run ended."""
+
+    run_id: int | None
+    status: str  # succeeded | failed | skipped
+    error: str | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+def json_safe(value: Any) -> Any:
+    """A JSON-ready copy with long strings cut (run records stay small)."""
+
+    def cut(v: Any) -> Any:
+        if isinstance(v, str) and len(v) > MAX_FIELD:
+            return v[:MAX_FIELD] + "… (cut)"
+        if isinstance(v, Mapping):
+            return {str(k): cut(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [cut(x) for x in v]
+        return v
+
+    return cut(json.loads(json.dumps(value, default=str)))
+
+
+def template_context(area: Area, event: Journaled | None, payload: Mapping[str, Any],
+                     outputs: list[Any]) -> dict[str, Any]:
+    return {
+        "trigger": payload,
+        "reactions": outputs,
+        "area": {"id": area.id, "name": area.name},
+        "event": {"id": event.id if event else None,
+                  "source": event.source if event else "test"},
+        "now": utcnow().isoformat(),
+    }
+
+
+class Runner:
+    """Executes runs; one area's failure never touches another's.
+
+    Args:
+        resolve_secret: ``(area_id, slot, param) -> value`` from the keyring.
+        limits: a semaphore per service bounding concurrent calls.
+    """
+
+    def __init__(self, registry: Registry, settings: Settings, http: HttpClient, bus: Bus,
+                 journal: Journal | None, resolve_secret: SecretResolver) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.http = http
+        self.bus = bus
+        self.journal = journal
+        self.resolve_secret = resolve_secret
+        self._limits: dict[str, asyncio.Semaphore] = {}
+
+    def _limit(self, service_id: str) -> asyncio.Semaphore:
+        if service_id not in self._limits:
+            self._limits[service_id] = asyncio.Semaphore(self.settings.service_concurrency)
+        return self._limits[service_id]
+
+    async def run(self, area: Area, event: Journaled, *,
+                  carried: list[dict[str, Any]] | None = None) -> Outcome:
+        """Process ``event`` for ``area`` and record it; ``carried`` are the steps of an
+        interrupted run (finished ones are not repeated; the run is marked resumed)."""
+        assert self.journal is not None
+        spec = area.spec
+        steps = carried or [_new_step(r) for r in spec.reactions]
+        run_id = self.journal.writer.run_id()
+        await self.journal.start_run(run_id, event, resumed=carried is not None, steps=steps)
+        self.bus.publish(topics.RUN_STARTED, run_id=run_id, area_id=area.id,
+                         event_id=event.id)
+        condition: dict[str, Any] | None = None
+        status, error = "succeeded", None
+        outputs: list[Any] = []
+        try:
+            if spec.condition:
+                context = template_context(area, event, event.payload, outputs)
+                rendered = templates.render(spec.condition, context, where="condition")
+                passed = templates.truthy(rendered)
+                condition = {"expression": spec.condition, "result": passed}
+                if not passed:
+                    status = "skipped"
+            if status != "skipped":
+                for index, step in enumerate(spec.reactions):
+                    record = steps[index]
+                    if record.get("status") == "succeeded":
+                        outputs.append(record.get("output") or {})
+                        continue
+                    output = await self._react(area, event, index, step, record, outputs,
+                                                run_id)
+                    outputs.append(output)
+                    if index < len(spec.reactions) - 1:
+                        await self.journal.save_steps(run_id, steps)
+        except _StepFailed as failed:
+            status, error = "failed", failed.message
+        except HooklineError as exc:  # condition problems
+            status, error = "failed", str(exc)
+            if condition is None and spec.condition:
+                condition = {"expression": spec.condition, "error": str(exc)}
+        await self.journal.finish_run(run_id, event.id, status=status, steps=steps,
+                                      error=error, condition=condition)
+        self.bus.publish(topics.RUN_FINISHED, run_id=run_id, area_id=area.id, status=status,
+                         error=error, event_id=event.id)
+        return Outcome(run_id, status, error, steps)
+
+    async def _react(self, area: Area, event: Journaled | None, index: int, step: Step,
+                     record: dict[str, Any], outputs: list[Any], run_id: int | None) -> Any:
+        where = f"reactions[{index}]"
+        try:
+            spec = self.registry.reaction(step.service, step.action)
+            params, shown = await self.render_params(area, event, index, step, spec, outputs)
+        except (CatalogError, ValidationError) as exc:
+            record.update(status="failed", error=str(exc))
+            raise _StepFailed(f"{where}: {exc}") from None
+        record["params"] = shown
+        if spec.requires_setting and not getattr(self.settings, spec.requires_setting):
+            message = f"{spec.name} is turned off in settings ({spec.requires_setting})"
+            record.update(status="failed", error=message)
+            raise _StepFailed(f"{where}: {message}")
+        ctx = ReactionContext(area.id, run_id, params, self.http, self.settings, self.bus,
+                              logging.LoggerAdapter(log, {"area_id": area.id}))
+        attempts = self.settings.reaction_attempts if spec.retry else 1
+        timeout = max(spec.timeout, float(params.get("timeout") or 0) + 5)
+        record.setdefault("attempts", [])
+        for attempt in range(1, attempts + 1):
+            started = time.time()
+            entry: dict[str, Any] = {"started_at": utcnow().isoformat()}
+            record["attempts"].append(entry)
+            record["status"] = "running"
+            try:
+                async with self._limit(spec.service_id):
+                    result = await asyncio.wait_for(spec.run(ctx), timeout)
+            except (TransientError, TimeoutError) as exc:
+                message = (str(exc) if isinstance(exc, TransientError)
+                           else f"did not finish within {timeout:g} s")
+                entry.update(error=message, seconds=round(time.time() - started, 3))
+                if attempt < attempts:
+                    wait = self.settings.retry_delay * 2 ** (attempt - 1)
+                    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+                        wait = exc.retry_after
+                    entry["retry_in"] = round(min(wait, MAX_RETRY_WAIT), 3)
+                    await asyncio.sleep(min(wait, MAX_RETRY_WAIT))
+                    continue
+                record.update(status="failed", error=message)
+                raise _StepFailed(f"{where} {spec.name}: {message} "
+                                  f"(after {attempt} attempt{'s' if attempt > 1 else ''})"
+                                  ) from None
+            except HooklineError as exc:
+                entry.update(error=str(exc), seconds=round(time.time() - started, 3))
+                record.update(status="failed", error=str(exc))
+                raise _StepFailed(f"{where} {spec.name}: {exc}") from None
+            except Exception as exc:
+                log.exception("reaction %s crashed", spec.qualified)
+                message = f"internal error in {spec.qualified}: {type(exc).__name__}: {exc}"
+                entry.update(error=message, seconds=round(time.time() - started, 3))
+                record.update(status="failed", error=message)
+                raise _StepFailed(f"{where} {spec.name}: {message}") from None
+            entry["seconds"] = round(time.time() - started, 3)
+            output = json_safe(dict(result or {}))
+            record.update(status="succeeded", output=output, error=None)
+            return output
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def render_params(self, area: Area, event: Journaled | None, index: int, step: Step,
+                            spec: ReactionSpec, outputs: list[Any],
+                            payload: Mapping[str, Any] | None = None
+                            ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The reaction's parameters rendered and validated, and a copy safe to record."""
+        context = template_context(area, event, payload if payload is not None
+                                   else (event.payload if event else {}), outputs)
+        params: dict[str, Any] = {}
+        shown: dict[str, Any] = {}
+        for param in spec.params:
+            where = f"reactions[{index}].params.{param.name}"
+            value = step.params.get(param.name)
+            if param.is_secret:
+                value = await self.resolve_secret(area.id, step.uid, param.name)
+                if value is None and param.required:
+                    raise ValidationError(where, f"{param.label} is not set: enter it in the "
+                                                 "area's editor (it is kept in the keyring)")
+                params[param.name] = value
+                shown[param.name] = REDACTED if value else None
+                continue
+            if param.may_template(True) and isinstance(value, str):
+                value = templates.render(value, context, where=where)
+            try:
+                params[param.name] = param.validate(value)
+            except ValidationError as exc:
+                raise TemplateError(where, exc.problem) from None
+            shown[param.name] = params[param.name]
+        return params, json_safe(shown)
+
+
+class _StepFailed(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _new_step(step: Step) -> dict[str, Any]:
+    return {"service": step.service, "reaction": step.action, "status": "pending",
+            "attempts": []}

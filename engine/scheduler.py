@@ -1,0 +1,137 @@
+"""Time: APScheduler jobs for timed triggers and for polling cadence."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED, JobExecutionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from engine.storage.schema import utcnow
+
+#: A job later than this (machine asleep, loop blocked) counts as missed.
+MISFIRE_GRACE = 60
+#: How often the scheduler re-checks the wall clock (after a suspend the loop's
+#: monotonic timers lag behind it).
+WAKE_EVERY = 30.0
+
+FireFn = Callable[[datetime], Awaitable[None]]
+MissFn = Callable[[datetime], Awaitable[None]]
+
+
+def missed_between(trigger: BaseTrigger, since: datetime, until: datetime,
+                   cap: int = 10_000) -> int:
+    """How many times ``trigger`` was due after ``since`` and before ``until``."""
+    count = 0
+    previous: datetime | None = since
+    when = trigger.get_next_fire_time(None, since + timedelta(microseconds=1))
+    while when is not None and when < until and count < cap:
+        count += 1
+        previous = when
+        when = trigger.get_next_fire_time(previous, when + timedelta(microseconds=1))
+    return count
+
+
+class Scheduler:
+    """Owns the APScheduler instance; one job per schedule area and per polling area."""
+
+    def __init__(self) -> None:
+        self._aps = AsyncIOScheduler(job_defaults={
+            "coalesce": True, "misfire_grace_time": MISFIRE_GRACE, "max_instances": 1})
+        self._due: defaultdict[str, deque[datetime]] = defaultdict(deque)
+        self._on_miss: dict[str, MissFn] = {}
+        self._waker: asyncio.Task[None] | None = None
+        self._aps.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
+        self._aps.add_listener(self._missed, EVENT_JOB_MISSED)
+
+    def start(self) -> None:
+        self._aps.start()
+        self._waker = asyncio.create_task(self._wake(), name="scheduler-wake")
+
+    async def aclose(self) -> None:
+        if self._waker:
+            self._waker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._waker
+        if self._aps.running:
+            self._aps.shutdown(wait=False)
+            await asyncio.sleep(0)  # shutdown completes on a later loop turn
+
+    async def _wake(self) -> None:
+        while True:
+            await asyncio.sleep(WAKE_EVERY)
+            self._aps.wakeup()
+
+    def _submitted(self, event: Any) -> None:
+        times = getattr(event, "scheduled_run_times", None) or []
+        if event.job_id.startswith("fire:"):
+            self._due[event.job_id].extend(times)
+
+    def _missed(self, event: JobExecutionEvent) -> None:
+        handler = self._on_miss.get(event.job_id)
+        if handler is not None:
+            task = asyncio.get_running_loop().create_task(handler(event.scheduled_run_time))
+            task.add_done_callback(_log_failure)
+
+    def add_schedule(self, area_id: str, trigger: BaseTrigger, fire: FireFn,
+                     on_miss: MissFn) -> None:
+        job_id = f"fire:{area_id}"
+        due = self._due[job_id]
+
+        async def job() -> None:
+            scheduled = due.popleft() if due else utcnow()
+            await fire(scheduled)
+
+        self._on_miss[job_id] = on_miss
+        self._aps.add_job(job, trigger, id=job_id, replace_existing=True)
+
+    def add_poll(self, area_id: str, interval: float, poll: Callable[[], Awaitable[None]],
+                 first_within: float = 10.0) -> None:
+        jitter = min(interval * 0.1, 30.0)
+        first = utcnow() + timedelta(seconds=random.uniform(0.05, max(0.1, first_within)))  # noqa: S311
+        self._aps.add_job(poll, IntervalTrigger(seconds=interval, jitter=jitter,
+                                                start_date=first),
+                          id=f"poll:{area_id}", replace_existing=True, next_run_time=first)
+
+    def remove(self, area_id: str) -> None:
+        for prefix in ("fire:", "poll:"):
+            job_id = f"{prefix}{area_id}"
+            with contextlib.suppress(Exception):
+                self._aps.remove_job(job_id)
+            self._due.pop(job_id, None)
+            self._on_miss.pop(job_id, None)
+
+    def next_fire(self, area_id: str) -> datetime | None:
+        for prefix in ("fire:", "poll:"):
+            job = self._aps.get_job(f"{prefix}{area_id}")
+            if job is not None:
+                return job.next_run_time  # type: ignore[no-any-return]
+        return None
+
+    def poll_soon(self, area_id: str) -> bool:
+        job = self._aps.get_job(f"poll:{area_id}")
+        if job is None:
+            return False
+        job.modify(next_run_time=utcnow())
+        return True
+
+    def delay_poll(self, area_id: str, seconds: float) -> None:
+        job = self._aps.get_job(f"poll:{area_id}")
+        if job is not None:
+            job.modify(next_run_time=utcnow() + timedelta(seconds=seconds))
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        import logging
+
+        logging.getLogger(__name__).error("handling a missed run failed",
+                                          exc_info=task.exception())

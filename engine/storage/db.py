@@ -1,0 +1,83 @@
+"""Opening the database: URL, SQLite pragmas, migrations at start."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from engine.errors import ConfigError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+DB_FILE = "hookline.db"
+
+
+def database_url(data_dir: Path, configured: str = "") -> str:
+    """The async URL: the configured one, else the SQLite file in the data folder."""
+    return configured or f"sqlite+aiosqlite:///{data_dir / DB_FILE}"
+
+
+def sync_url(url: str) -> str:
+    """The same database through a blocking driver (for the writer thread and Alembic)."""
+    parsed = make_url(url)
+    drivers = {"sqlite+aiosqlite": "sqlite+pysqlite", "postgresql+asyncpg": "postgresql+psycopg"}
+    name = drivers.get(parsed.drivername, parsed.drivername)
+    return parsed.set(drivername=name).render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def open_sync(url: str) -> Engine:
+    engine = create_engine(sync_url(url))
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def open_async(url: str) -> AsyncEngine:
+    engine = create_async_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
+    return config
+
+
+def migrate_sync(url: str) -> None:
+    """Bring the schema to the newest revision (creates the database if needed)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = open_sync(url)
+    try:
+        with engine.begin() as conn:
+            config = alembic_config(url)
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    except Exception as exc:
+        raise ConfigError(f"Cannot prepare the database at {parsed.render_as_string()}: {exc}"
+                          ) from exc
+    finally:
+        engine.dispose()
+
+
+async def migrate(url: str) -> None:
+    await asyncio.to_thread(migrate_sync, url)

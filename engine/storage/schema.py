@@ -1,0 +1,135 @@
+"""The database schema (SQLAlchemy Core); Alembic migrations mirror it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out (stored naive UTC)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+areas = Table(
+    "areas",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    # {"service", "trigger", "params"}; secret params hold None (value in the keyring).
+    Column("trigger", JSON, nullable=False),
+    Column("condition", Text, nullable=True),
+    # [{"uid", "service", "reaction", "params"}, ...]
+    Column("reactions", JSON, nullable=False),
+    Column("catch_up", String(8), nullable=False, default="skip"),
+    Column("interval", Float, nullable=True),
+    # sha256 of the webhook token; the token itself lives in the keyring.
+    Column("webhook_hash", String(64), nullable=True, unique=True),
+    Column("paused_reason", Text, nullable=True),
+    Column("failure_streak", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("area_id", String(36), ForeignKey("areas.id", ondelete="CASCADE"), nullable=False),
+    # schedule | poll | webhook | manual | replay
+    Column("source", String(12), nullable=False),
+    Column("dedup_key", String(300), nullable=True),
+    Column("payload", JSON, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    # pending -> done
+    Column("status", String(10), nullable=False, default="pending"),
+    Column("finished_at", UTCDateTime, nullable=True),
+    UniqueConstraint("area_id", "dedup_key", name="uq_events_area_dedup"),
+    Index("ix_events_status", "status"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("event_id", Integer, ForeignKey("events.id", ondelete="SET NULL"), nullable=True),
+    Column("area_id", String(36), ForeignKey("areas.id", ondelete="CASCADE"), nullable=False),
+    # running | succeeded | failed | skipped | missed | interrupted
+    Column("status", String(12), nullable=False),
+    Column("resumed", Boolean, nullable=False, default=False),
+    Column("trigger_payload", JSON, nullable=True),
+    Column("condition", JSON, nullable=True),
+    # [{"service", "reaction", "status", "params", "output", "error", "attempts": [...]}]
+    Column("steps", JSON, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Index("ix_runs_area_started", "area_id", "started_at"),
+    Index("ix_runs_event", "event_id"),
+)
+
+seen_keys = Table(
+    "seen_keys",
+    metadata,
+    Column("area_id", String(36), ForeignKey("areas.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(500), primary_key=True),
+    Column("seen_at", UTCDateTime, nullable=False),
+)
+
+trigger_state = Table(
+    "trigger_state",
+    metadata,
+    Column("area_id", String(36), ForeignKey("areas.id", ondelete="CASCADE"), primary_key=True),
+    # the poll trigger's own state (ETag, cursors)
+    Column("state", JSON, nullable=False),
+    Column("primed", Boolean, nullable=False, default=False),
+    Column("last_check_at", UTCDateTime, nullable=True),
+    Column("last_fired_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+)

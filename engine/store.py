@@ -1,0 +1,203 @@
+"""Reading and writing areas and run history through the async database engine."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from engine.areas import Area, AreaSpec, Step
+from engine.errors import CatalogError, HooklineError
+from engine.storage.schema import areas, events, runs, seen_keys, trigger_state, utcnow
+
+
+class NotFound(HooklineError):
+    """No area (or run, or event) matches what was asked for."""
+
+
+def _area(row: Row[Any]) -> Area:
+    trig = row.trigger
+    spec = AreaSpec(
+        name=row.name,
+        trigger=Step(trig["service"], trig["trigger"], dict(trig.get("params") or {})),
+        reactions=[Step(r["service"], r["reaction"], dict(r.get("params") or {}), r["uid"])
+                   for r in row.reactions],
+        condition=row.condition,
+        enabled=row.enabled,
+        catch_up=row.catch_up,
+        interval=row.interval,
+    )
+    return Area(row.id, spec, row.paused_reason, row.failure_streak, row.webhook_hash,
+                row.created_at, row.updated_at)
+
+
+def _columns(spec: AreaSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "enabled": spec.enabled,
+        "trigger": {"service": spec.trigger.service, "trigger": spec.trigger.action,
+                    "params": spec.trigger.params},
+        "condition": spec.condition,
+        "reactions": [{"uid": r.uid, "service": r.service, "reaction": r.action,
+                       "params": r.params} for r in spec.reactions],
+        "catch_up": spec.catch_up,
+        "interval": spec.interval,
+    }
+
+
+class Store:
+    """Areas and history on the async engine (not the hot path: that is the writer)."""
+
+    def __init__(self, db: AsyncEngine) -> None:
+        self.db = db
+
+    async def areas(self) -> list[Area]:
+        async with self.db.connect() as conn:
+            result = await conn.execute(select(areas).order_by(areas.c.created_at))
+            return [_area(r) for r in result]
+
+    async def area(self, ref: str) -> Area:
+        """An area by id, id prefix (at least 4 characters) or exact name."""
+        async with self.db.connect() as conn:
+            row = (await conn.execute(select(areas).where(areas.c.id == ref))).first()
+            if row is None and len(ref) >= 4:
+                rows = (await conn.execute(
+                    select(areas).where(areas.c.id.startswith(ref, autoescape=True)))).all()
+                row = rows[0] if len(rows) == 1 else None
+            if row is None:
+                rows = (await conn.execute(select(areas).where(areas.c.name == ref))).all()
+                if len(rows) > 1:
+                    raise NotFound(f"{len(rows)} areas are named {ref!r}: use the id instead")
+                row = rows[0] if rows else None
+            if row is None:
+                names = (await conn.execute(select(areas.c.name))).scalars().all()
+                raise NotFound(CatalogError.unknown("area", ref, names).args[0])
+            return _area(row)
+
+    async def insert(self, spec: AreaSpec, webhook_hash: str | None) -> Area:
+        now = utcnow()
+        area_id = str(uuid.uuid4())
+        async with self.db.begin() as conn:
+            await conn.execute(areas.insert().values(
+                id=area_id, created_at=now, updated_at=now, webhook_hash=webhook_hash,
+                failure_streak=0, **_columns(spec)))
+        return await self.area(area_id)
+
+    async def update(self, area_id: str, spec: AreaSpec, *, reset_trigger: bool) -> Area:
+        async with self.db.begin() as conn:
+            await conn.execute(update(areas).where(areas.c.id == area_id).values(
+                updated_at=utcnow(), paused_reason=None, failure_streak=0, **_columns(spec)))
+            if reset_trigger:
+                # A different trigger or parameters: forget what the old one saw, prime anew.
+                await conn.execute(delete(seen_keys).where(seen_keys.c.area_id == area_id))
+                await conn.execute(delete(trigger_state).where(
+                    trigger_state.c.area_id == area_id))
+        return await self.area(area_id)
+
+    async def set_webhook_hash(self, area_id: str, webhook_hash: str | None) -> None:
+        async with self.db.begin() as conn:
+            await conn.execute(update(areas).where(areas.c.id == area_id).values(
+                webhook_hash=webhook_hash))
+
+    async def set_enabled(self, area_id: str, enabled: bool) -> None:
+        async with self.db.begin() as conn:
+            values: dict[str, Any] = {"enabled": enabled, "updated_at": utcnow()}
+            if enabled:
+                values.update(paused_reason=None, failure_streak=0)
+            await conn.execute(update(areas).where(areas.c.id == area_id).values(**values))
+
+    async def remove(self, area_id: str) -> None:
+        async with self.db.begin() as conn:
+            await conn.execute(delete(areas).where(areas.c.id == area_id))
+
+    async def runs(self, area_id: str | None = None, limit: int = 50,
+                   status: str | None = None) -> list[dict[str, Any]]:
+        query = select(runs, areas.c.name.label("area_name")).join(
+            areas, areas.c.id == runs.c.area_id).order_by(runs.c.id.desc()).limit(limit)
+        if area_id:
+            query = query.where(runs.c.area_id == area_id)
+        if status:
+            query = query.where(runs.c.status == status)
+        async with self.db.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(query)]
+
+    async def run(self, run_id: int) -> dict[str, Any]:
+        async with self.db.connect() as conn:
+            row = (await conn.execute(select(runs).where(runs.c.id == run_id))).first()
+        if row is None:
+            raise NotFound(f"no run #{run_id}")
+        return dict(row._mapping)
+
+    async def event(self, event_id: int) -> dict[str, Any]:
+        async with self.db.connect() as conn:
+            row = (await conn.execute(select(events).where(events.c.id == event_id))).first()
+        if row is None:
+            raise NotFound(f"no event #{event_id} (it may have been removed by retention)")
+        return dict(row._mapping)
+
+    async def pending_events(self) -> list[dict[str, Any]]:
+        async with self.db.connect() as conn:
+            rows = await conn.execute(
+                select(events).where(events.c.status == "pending").order_by(events.c.id))
+            return [dict(r._mapping) for r in rows]
+
+    async def open_runs(self, event_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The latest run of each event, if it started."""
+        out: dict[int, dict[str, Any]] = {}
+        async with self.db.connect() as conn:
+            for start in range(0, len(event_ids), 500):
+                chunk = event_ids[start:start + 500]
+                rows = await conn.execute(
+                    select(runs).where(runs.c.event_id.in_(chunk)).order_by(runs.c.id))
+                for row in rows:
+                    out[row.event_id] = dict(row._mapping)
+        return out
+
+    async def trigger_state(self, area_id: str) -> dict[str, Any] | None:
+        async with self.db.connect() as conn:
+            row = (await conn.execute(
+                select(trigger_state).where(trigger_state.c.area_id == area_id))).first()
+        return dict(row._mapping) if row else None
+
+    async def seen_count(self, area_id: str) -> int:
+        async with self.db.connect() as conn:
+            return int(await conn.scalar(
+                select(func.count()).select_from(seen_keys).where(
+                    seen_keys.c.area_id == area_id)) or 0)
+
+    async def last_runs(self) -> dict[str, dict[str, Any]]:
+        """Each area's newest run (for lists: last run time and result)."""
+        newest = select(func.max(runs.c.id)).group_by(runs.c.area_id).scalar_subquery()
+        async with self.db.connect() as conn:
+            rows = await conn.execute(select(runs).where(runs.c.id.in_(newest)))
+            return {r.area_id: dict(r._mapping) for r in rows}
+
+    async def prune(self, keep_ok_days: int, keep_failed_days: int, per_area: int,
+                    seen_per_area: int = 5000) -> int:
+        """Drop old history: successes sooner than failures; bound runs and seen keys."""
+        now = utcnow()
+        removed = 0
+        async with self.db.begin() as conn:
+            ok_cut: datetime = now - timedelta(days=keep_ok_days)
+            bad_cut: datetime = now - timedelta(days=keep_failed_days)
+            result = await conn.execute(delete(runs).where(
+                runs.c.status.in_(("succeeded", "skipped")), runs.c.started_at < ok_cut))
+            removed += result.rowcount or 0
+            result = await conn.execute(delete(runs).where(runs.c.started_at < bad_cut))
+            removed += result.rowcount or 0
+            for (area_id,) in (await conn.execute(select(areas.c.id))).all():
+                for table, order, bound in ((runs, runs.c.id, per_area),
+                                            (seen_keys, seen_keys.c.seen_at, seen_per_area)):
+                    cutoff = (await conn.execute(
+                        select(order).where(table.c.area_id == area_id)
+                        .order_by(order.desc()).offset(bound).limit(1))).scalar()
+                    if cutoff is not None:
+                        result = await conn.execute(delete(table).where(
+                            table.c.area_id == area_id, order <= cutoff))
+                        removed += result.rowcount or 0
+            await conn.execute(delete(events).where(
+                events.c.status == "done", events.c.received_at < bad_cut))
+        return removed

@@ -1,0 +1,43 @@
+"""Shared fixtures: an isolated data folder, a shared HTTP client, background-task failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.http import HttpClient
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own data folder; nothing touches the user's."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("HOOKLINE_DATA_DIR", str(data))
+    yield data
+
+
+@pytest.fixture
+def data_dir(_isolated_data_dir: Path) -> Path:
+    return _isolated_data_dir
+
+
+@pytest.fixture(autouse=True)
+async def _fail_on_background_errors() -> AsyncIterator[list[dict[str, object]]]:
+    """A background task that dies with an exception fails the test instead of vanishing."""
+    errors: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    yield errors
+    loop.set_exception_handler(previous)
+    assert not errors, f"background task failed: {errors}"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[HttpClient]:
+    client = HttpClient()
+    yield client
+    await client.aclose()

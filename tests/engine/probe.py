@@ -1,0 +1,75 @@
+"""A service made for engine tests: its poll items, push parsing and reaction outcomes
+are set by the test, so the engine's own behaviour can be observed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine import (
+    Field,
+    Item,
+    Param,
+    ParamType,
+    PermanentError,
+    PollContext,
+    PollResult,
+    PushRequest,
+    ReactionContext,
+    Service,
+    TransientError,
+    TriggerContext,
+)
+
+service = Service("probe", "Probe", "Test service.")
+
+
+class Controls:
+    """What the probe does, set by each test."""
+
+    def __init__(self) -> None:
+        self.items: list[Item] = []
+        self.poll_error: Exception | None = None
+        self.polls = 0
+        self.received: list[dict[str, Any]] = []
+        self.fail_times = 0
+        self.fail_with: type[Exception] = TransientError
+
+
+controls = Controls()
+
+
+@service.poll_trigger("items", "Items", "Items set by the test.",
+                      params=[Param("feed", ParamType.TEXT, "Feed", required=False)],
+                      fields=[Field("title", "Title", "hello"), Field("n", "Number", 1)],
+                      default_interval=3600, min_interval=0.01)
+async def items(ctx: PollContext) -> PollResult:
+    controls.polls += 1
+    if controls.poll_error is not None:
+        raise controls.poll_error
+    return PollResult(list(controls.items))
+
+
+@service.push_trigger("hook", "Hook", "JSON deliveries.",
+                      params=[Param("secret", ParamType.SECRET, "Secret", required=False)],
+                      fields=[Field("title", "Title", "hello"), Field("n", "Number", 1)])
+async def hook(req: PushRequest, ctx: TriggerContext) -> list[Item]:
+    body = req.json()
+    return [Item(req.header("X-Delivery"), body if isinstance(body, dict) else {"body": body})]
+
+
+@service.reaction("record", "Record", "Remembers what it was sent.",
+                  params=[Param("text", ParamType.TEMPLATE, "Text"),
+                          Param("token", ParamType.SECRET, "Token", required=False)],
+                  fields=[Field("echo", "Echo", "hello")], timeout=5)
+async def record(ctx: ReactionContext) -> Mapping[str, Any]:
+    if controls.fail_times > 0:
+        controls.fail_times -= 1
+        raise controls.fail_with("probe failure")
+    controls.received.append(dict(ctx.params))
+    return {"echo": ctx.params["text"]}
+
+
+@service.reaction("fail", "Fail", "Always fails for good.", retry=False)
+async def fail(ctx: ReactionContext) -> Mapping[str, Any]:
+    raise PermanentError("the far side said no")

@@ -1,0 +1,98 @@
+"""Polling: first poll primes, new items fire once, memory survives restarts."""
+
+from __future__ import annotations
+
+from engine.app import Engine
+from engine.areas import AreaSpec
+from engine.catalog.service import Item
+from engine.errors import RateLimited, TransientError
+from tests.engine import probe
+from tests.engine.conftest import EngineFactory
+
+AREA = {
+    "name": "Items to record",
+    "trigger": {"service": "probe", "trigger": "items"},
+    "reactions": [{"service": "probe", "reaction": "record",
+                   "params": {"text": "{{ trigger.title }}"}}],
+}
+
+
+def items(n: int, start: int = 0) -> list[Item]:
+    # Newest first, as feeds and APIs list them.
+    return [Item(f"k{i}", {"title": f"item {i}", "n": i})
+            for i in reversed(range(start, start + n))]
+
+
+async def poll(engine: Engine, area_id: str) -> int:
+    area = engine.area(area_id)
+    spec = engine.registry.trigger("probe", "items")
+    return await engine.poller.poll(area, spec, area.spec.trigger.params, 3600)
+
+
+async def test_first_poll_over_500_existing_items_fires_nothing(engine: Engine) -> None:
+    probe.controls.items = items(500)
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    assert await poll(engine, area.id) == 0
+    await engine.wait_idle()
+    assert await engine.store.runs(area.id) == []
+    assert await engine.store.seen_count(area.id) == 500
+
+
+async def test_new_items_fire_once_oldest_first(engine: Engine) -> None:
+    probe.controls.items = items(3)
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    await poll(engine, area.id)
+    probe.controls.items = items(5)  # two new: item 3 and item 4
+    assert await poll(engine, area.id) == 2
+    assert await poll(engine, area.id) == 0
+    await engine.wait_idle()
+    assert [r["text"] for r in probe.controls.received] == ["item 3", "item 4"]
+
+
+async def test_restart_with_1000_seen_items_refires_none(make_engine: EngineFactory) -> None:
+    engine = await make_engine()
+    probe.controls.items = items(1000)
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    await poll(engine, area.id)
+    await engine.aclose()
+
+    again = await make_engine()
+    assert await poll(again, area.id) == 0
+    await again.wait_idle()
+    assert await again.store.runs(area.id) == []
+    probe.controls.items = items(1001)
+    assert await poll(again, area.id) == 1
+
+
+async def test_changing_the_trigger_primes_again(engine: Engine) -> None:
+    probe.controls.items = items(10)
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    await poll(engine, area.id)
+    changed = AreaSpec.from_dict({**AREA, "trigger": {**AREA["trigger"],
+                                                      "params": {"feed": "other"}}})
+    await engine.update_area(area.id, changed)
+    probe.controls.items = items(12)
+    assert await poll(engine, area.id) == 0  # a new trigger starts by priming
+
+
+async def test_failures_are_reported_once_per_streak_and_back_off(engine: Engine) -> None:
+    failing: list[str] = []
+    recovered: list[str] = []
+    engine.bus.subscribe("poll.failing", lambda m: failing.append(m.data["error"]))
+    engine.bus.subscribe("poll.recovered", lambda m: recovered.append(m.data["area_id"]))
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    probe.controls.poll_error = TransientError("feed.example is down")
+    for _ in range(3):
+        await poll(engine, area.id)
+    assert failing == ["feed.example is down"]
+    assert engine.poller.failing(area.id) == "feed.example is down"
+    next_poll = engine.scheduler.next_fire(area.id)
+    assert next_poll is not None
+    probe.controls.poll_error = RateLimited("slow down", retry_after=120)
+    await poll(engine, area.id)
+    later = engine.scheduler.next_fire(area.id)
+    assert later is not None
+    probe.controls.poll_error = None
+    await poll(engine, area.id)
+    assert recovered == [area.id]
+    assert engine.poller.failing(area.id) is None

@@ -1,0 +1,163 @@
+"""Runs: conditions, templates between reactions, retries, auto-pause, dry runs, replay."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.app import Engine
+from engine.areas import AreaSpec
+from engine.bus import AREA_PAUSED, RUN_FINISHED
+from engine.errors import PermanentError, TemplateError, ValidationError
+from tests.engine import probe
+from tests.engine.conftest import next_message
+
+
+def area(**overrides: object) -> AreaSpec:
+    data = {
+        "name": "Probe",
+        "trigger": {"service": "probe", "trigger": "hook"},
+        "reactions": [{"service": "probe", "reaction": "record",
+                       "params": {"text": "{{ trigger.title }}"}}],
+    }
+    data.update(overrides)
+    return AreaSpec.from_dict(data)
+
+
+async def test_false_condition_skips_and_records_why(engine: Engine) -> None:
+    saved = await engine.create_area(area(condition="{{ 'release' in trigger.title | lower }}"))
+    await engine.run_now(saved.id, {"title": "Just a note", "n": 1})
+    await engine.run_now(saved.id, {"title": "New Release 2.0", "n": 2})
+    await engine.wait_idle()
+    runs = await engine.store.runs(saved.id)
+    assert [r["status"] for r in reversed(runs)] == ["skipped", "succeeded"]
+    assert runs[1]["condition"]["result"] is False
+    assert [r["text"] for r in probe.controls.received] == ["New Release 2.0"]
+
+
+async def test_second_reaction_uses_first_ones_output(engine: Engine) -> None:
+    saved = await engine.create_area(area(reactions=[
+        {"service": "probe", "reaction": "record", "params": {"text": "a {{ trigger.n }}"}},
+        {"service": "probe", "reaction": "record",
+         "params": {"text": "b {{ reactions[0].echo }}"}},
+    ]))
+    await engine.run_now(saved.id, {"title": "t", "n": 7})
+    await engine.wait_idle()
+    assert [r["text"] for r in probe.controls.received] == ["a 7", "b a 7"]
+
+
+async def test_transient_failure_is_retried_and_every_attempt_recorded(engine: Engine) -> None:
+    probe.controls.fail_times = 2
+    saved = await engine.create_area(area())
+    await engine.run_now(saved.id, {"title": "x", "n": 1})
+    await engine.wait_idle()
+    run = (await engine.store.runs(saved.id))[0]
+    assert run["status"] == "succeeded"
+    attempts = run["steps"][0]["attempts"]
+    assert [a.get("error") for a in attempts] == ["probe failure", "probe failure", None]
+
+
+async def test_repeated_failures_pause_the_area_and_tell_the_user(engine: Engine) -> None:
+    saved = await engine.create_area(area(reactions=[{"service": "probe", "reaction": "fail"}]))
+    paused = next_message(engine, AREA_PAUSED)
+    notified = next_message(engine, "notification")
+    for i in range(3):
+        await engine.run_now(saved.id, {"title": str(i), "n": i})
+    message = await paused
+    assert "3 runs in a row failed" in message.data["reason"]
+    assert "the far side said no" in (await notified).data["body"]
+    stored = await engine.store.area(saved.id)
+    assert stored.paused_reason is not None and not stored.active
+    runs = await engine.store.runs(saved.id)
+    assert [r["status"] for r in runs] == ["failed"] * 3
+    assert len(runs[0]["steps"][0]["attempts"]) == 1  # retry=False: tried once
+
+
+async def test_one_failing_area_does_not_stall_another(engine: Engine) -> None:
+    probe.controls.fail_with = PermanentError
+    bad = await engine.create_area(area(reactions=[{"service": "probe", "reaction": "fail"}]))
+    good = await engine.create_area(area(name="Good"))
+    finished = next_message(engine, RUN_FINISHED, lambda m: m.data["area_id"] == good.id)
+    await engine.run_now(bad.id, {"title": "b", "n": 0})
+    await engine.run_now(good.id, {"title": "g", "n": 0})
+    assert (await finished).data["status"] == "succeeded"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("{{ trigger.titel }}", "Did you mean trigger.title?"),
+        ("{{ ''.__class__.__mro__ }}", "Python internals"),
+        ("{{ trigger['__class__'] }}", "start with '_'"),
+        ("{{ secrets }}", "unknown name 'secrets'"),
+        ("{{ reactions[0].echo }}", "does not exist yet"),
+        ("{{ trigger.title ", "template error"),
+    ],
+)
+async def test_bad_templates_are_refused_before_save(engine: Engine, text: str,
+                                                     problem: str) -> None:
+    with pytest.raises(TemplateError) as caught:
+        await engine.create_area(area(reactions=[
+            {"service": "probe", "reaction": "record", "params": {"text": text}}]))
+    assert caught.value.where == "reactions[0].params.text"
+    assert problem in caught.value.problem
+    assert engine.areas() == []
+
+
+async def test_huge_template_output_fails_the_run_not_the_engine(engine: Engine) -> None:
+    saved = await engine.create_area(area(reactions=[
+        {"service": "probe", "reaction": "record",
+         "params": {"text": "{% for i in range(100000) %}{{ trigger.title }}{% endfor %}"}}]))
+    await engine.run_now(saved.id, {"title": "abcdefgh", "n": 1})
+    await engine.wait_idle()
+    run = (await engine.store.runs(saved.id))[0]
+    assert run["status"] == "failed"
+    assert "larger than 64 KiB" in run["error"]
+    assert probe.controls.received == []
+
+
+async def test_unknown_service_and_param_name_the_place(engine: Engine) -> None:
+    with pytest.raises(ValidationError, match=r"reactions\[0\].*Did you mean 'probe'"):
+        await engine.create_area(area(reactions=[{"service": "prob", "reaction": "record"}]))
+    with pytest.raises(ValidationError) as caught:
+        await engine.create_area(area(reactions=[
+            {"service": "probe", "reaction": "record", "params": {"txt": "x"}}]))
+    assert caught.value.where == "reactions[0].params.txt"
+    assert "Did you mean 'text'" in caught.value.problem
+
+
+async def test_dry_run_shows_what_would_be_sent_and_runs_nothing(engine: Engine) -> None:
+    spec = area(reactions=[{"service": "probe", "reaction": "record",
+                            "params": {"text": "Hi {{ trigger.title }}", "token": "s3cret"}}])
+    result = await engine.test_area(spec, {"title": "there", "n": 1})
+    assert result["reactions"][0]["would_send"]["text"] == "Hi there"
+    assert result["reactions"][0]["would_send"]["token"] == "••••••"
+    assert probe.controls.received == []
+    assert engine.areas() == []
+
+
+async def test_replay_sends_a_past_event_into_the_current_area(engine: Engine) -> None:
+    saved = await engine.create_area(area())
+    [event] = await engine.run_now(saved.id, {"title": "first", "n": 1})
+    await engine.wait_idle()
+    changed = area(reactions=[{"service": "probe", "reaction": "record",
+                               "params": {"text": "again: {{ trigger.title }}"}}])
+    await engine.update_area(saved.id, changed)
+    await engine.replay(event.id)
+    await engine.wait_idle()
+    assert [r["text"] for r in probe.controls.received] == ["first", "again: first"]
+
+
+async def test_secret_params_are_resolved_at_run_time_and_never_recorded(
+        engine: Engine, data_dir) -> None:
+    spec = area(reactions=[{"service": "probe", "reaction": "record",
+                            "params": {"text": "x", "token": "tok-9f8e7d6c"}}])
+    saved = await engine.create_area(spec)
+    stored = await engine.store.area(saved.id)
+    assert stored.spec.reactions[0].params["token"] is None
+    await engine.run_now(saved.id, {"title": "t", "n": 1})
+    await engine.wait_idle()
+    assert probe.controls.received[0]["token"] == "tok-9f8e7d6c"
+    run = (await engine.store.runs(saved.id))[0]
+    assert run["steps"][0]["params"]["token"] == "••••••"
+    raw = b"".join(p.read_bytes() for p in data_dir.glob("hookline.db*"))
+    assert b"tok-9f8e7d6c" not in raw
