@@ -1,0 +1,225 @@
+"""RSS / Atom: start an area when a web feed publishes a new item."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+from calendar import timegm
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urlsplit
+
+import feedparser
+
+from engine import (
+    Field,
+    HttpResponse,
+    Item,
+    Param,
+    ParamType,
+    PermanentError,
+    PollContext,
+    PollResult,
+    Service,
+)
+
+service = Service(
+    "rss",
+    "RSS / Atom",
+    "New items in web feeds: blogs, news sites, releases, podcasts.",
+    icon="rss.svg",
+)
+
+SUMMARY_LENGTH = 2000
+_FEED_TYPES = ("application/rss+xml", "application/atom+xml")
+
+
+@service.poll_trigger(
+    "new_item",
+    "New feed item",
+    "Fires for each item that appears in an RSS or Atom feed.",
+    params=[
+        Param(
+            "url",
+            ParamType.URL,
+            "Feed address",
+            help="The address of the feed itself (often ends in /feed, .rss or .xml), "
+            "not of the web page that links to it.",
+            example="https://blog.python.org/feeds/posts/default",
+        ),
+        Param(
+            "contains",
+            ParamType.TEXT,
+            "Only items containing",
+            help="Fire only for items whose title or summary contains this text "
+            "(any letter case). Empty: every item.",
+            required=False,
+            example="release",
+        ),
+    ],
+    fields=[
+        Field("title", "Title", "Python 3.13.0 is now available"),
+        Field("link", "Link", "https://blog.python.org/2024/10/python-3130-final-released.html"),
+        Field(
+            "summary",
+            "Summary (plain text, first 2,000 characters)",
+            "This is the stable release of Python 3.13.0.",
+        ),
+        Field("author", "Author", "Thomas Wouters"),
+        Field(
+            "published",
+            "Published (ISO 8601, empty if the feed does not say)",
+            "2024-10-07T18:52:00+00:00",
+        ),
+        Field("id", "Item id (guid)", "tag:blogger.com,1999:blog-3941553907430899163.post-42"),
+        Field("feed_title", "Feed title", "Python Insider"),
+    ],
+    default_interval=900.0,
+    min_interval=60.0,
+)
+async def new_item(ctx: PollContext) -> PollResult:
+    """Every entry the feed lists now; the engine fires for the unseen ones."""
+    url = str(ctx.params["url"])
+    resp = await ctx.http.get_conditional(url, ctx.state)
+    if resp.status == 304:
+        return PollResult(not_modified=True)
+    parsed = await asyncio.to_thread(_parse, resp)
+    if not parsed.entries and (parsed.bozo or not parsed.version):
+        raise PermanentError(_not_a_feed(url, resp, parsed))
+    feed_title = _plain(parsed.feed.get("title_detail"), parsed.feed.get("title", ""))
+    # Atom entries without their own author inherit the feed's.
+    feed_author = str(parsed.feed.get("author", ""))
+    wanted = str(ctx.params.get("contains") or "").casefold()
+    items = []
+    for entry in parsed.entries:
+        data = _entry_data(entry, feed_title, feed_author)
+        if wanted and wanted not in f"{data['title']}\n{data['summary']}".casefold():
+            continue
+        items.append(Item(key=_entry_key(entry, data), data=data))
+    return PollResult(items=items)
+
+
+def _parse(resp: HttpResponse) -> Any:
+    # A stream, never bytes: feedparser treats a bytes value that names a file as a path.
+    headers = {"content-location": resp.url}
+    ctype = resp.header("Content-Type")
+    if ctype:
+        headers["content-type"] = ctype
+    return feedparser.parse(io.BytesIO(resp.body), response_headers=headers)
+
+
+def _entry_data(entry: Any, feed_title: str, feed_author: str) -> dict[str, str]:
+    summary = _plain(entry.get("summary_detail"), entry.get("summary", ""))
+    return {
+        "title": _plain(entry.get("title_detail"), entry.get("title", "")),
+        "link": str(entry.get("link", "")),
+        "summary": summary[:SUMMARY_LENGTH],
+        "author": str(entry.get("author", "") or feed_author),
+        "published": _iso(entry.get("published_parsed") or entry.get("updated_parsed")),
+        "id": str(entry.get("id", "")),
+        "feed_title": feed_title,
+    }
+
+
+def _entry_key(entry: Any, data: dict[str, str]) -> str:
+    """The guid/id, else the link, else a hash of title and date."""
+    if data["id"]:
+        return data["id"]
+    if data["link"]:
+        return data["link"]
+    stamp = str(entry.get("published", "") or entry.get("updated", ""))
+    return "sha256:" + hashlib.sha256(f"{data['title']}\n{stamp}".encode()).hexdigest()
+
+
+def _plain(detail: Any, value: Any) -> str:
+    """Text of a feed field; HTML content is stripped of its tags."""
+    text = str(value or "")
+    kind = str((detail or {}).get("type", ""))
+    if "html" in kind:
+        text = _strip_tags(text)
+    return " ".join(text.split())
+
+
+def _iso(parsed: Any) -> str:
+    """An ISO 8601 UTC time from feedparser's UTC ``struct_time``, or ``""``."""
+    if not parsed:
+        return ""
+    try:
+        return datetime.fromtimestamp(timegm(parsed), UTC).isoformat()
+    except (OverflowError, ValueError, TypeError):
+        return ""
+
+
+def _not_a_feed(url: str, resp: HttpResponse, parsed: Any) -> str:
+    where = _redact(url)
+    ctype = (resp.header("Content-Type") or "").lower()
+    head = resp.body[:512].lstrip().lower()
+    if "html" in ctype or head.startswith((b"<!doctype html", b"<html")):
+        advice = "use the feed's address"
+        links = [
+            link.get("href")
+            for link in parsed.feed.get("links", [])
+            if link.get("rel") == "alternate"
+            and link.get("type") in _FEED_TYPES
+            and link.get("href")
+        ]
+        if links:
+            advice += f", e.g. {links[0]} (linked from that page)"
+        return f"{where} is not an RSS or Atom feed (it looks like HTML); {advice}"
+    reason = str(parsed.get("bozo_exception") or "no feed elements found")
+    return f"{where} is not an RSS or Atom feed ({reason}); check the address"
+
+
+class _TagStripper(HTMLParser):
+    """Text of an HTML fragment; block tags become spaces so words do not run together."""
+
+    _BLOCKS = frozenset(
+        {
+            "p",
+            "br",
+            "div",
+            "li",
+            "tr",
+            "td",
+            "th",
+            "blockquote",
+            "pre",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "hr",
+            "img",
+        }
+    )
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._BLOCKS:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._BLOCKS:
+            self.parts.append(" ")
+
+
+def _strip_tags(html: str) -> str:
+    stripper = _TagStripper()
+    stripper.feed(html)
+    stripper.close()
+    return "".join(stripper.parts)
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?…" if parts.query else "")

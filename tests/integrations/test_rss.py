@@ -1,0 +1,270 @@
+"""RSS / Atom service: feed entries as items, conditional fetches, and pages that are no feed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from engine import HttpClient, PermanentError, PollResult, RateLimited, TransientError
+from engine.testing import poll_context
+from integrations.rss import service
+
+FIXTURES = Path(__file__).parent / "fixtures" / "rss"
+RSS = (FIXTURES / "rss2.xml").read_bytes()
+ATOM = (FIXTURES / "atom.xml").read_bytes()
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class FeedServer:
+    """A local web server that counts requests and the 304s it answered."""
+
+    server: TestServer | None = None
+    handler: Handler | None = None
+    requests: list[dict[str, str]] = field(default_factory=list)
+    not_modified: int = 0
+
+    def url(self, path: str = "/feed.xml") -> str:
+        assert self.server is not None
+        return str(self.server.make_url(path))
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(dict(request.headers))
+        assert self.handler is not None
+        return await self.handler(request)
+
+    def serve(self, body: bytes, content_type: str, **headers: str) -> None:
+        async def handler(_request: web.Request) -> web.StreamResponse:
+            return web.Response(body=body, headers={"Content-Type": content_type, **headers})
+
+        self.handler = handler
+
+
+@pytest.fixture
+async def feeds() -> AsyncIterator[FeedServer]:
+    feeds = FeedServer()
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", feeds.dispatch)
+    feeds.server = TestServer(app, host="127.0.0.1")
+    await feeds.server.start_server()
+    yield feeds
+    await feeds.server.close()
+
+
+async def poll(http: HttpClient, state: dict[str, Any] | None = None, **params: Any) -> PollResult:
+    spec = service.triggers["new_item"]
+    assert spec.poll is not None
+    return await spec.poll(poll_context(spec, params, http, state={} if state is None else state))
+
+
+async def test_rss2_items(feeds: FeedServer, http: HttpClient) -> None:
+    feeds.serve(RSS, "application/rss+xml; charset=UTF-8")
+
+    result = await poll(http, url=feeds.url())
+
+    assert [i.key for i in result.items] == [
+        "https://allotment.example.org/?p=412",
+        "https://allotment.example.org/?p=405",
+        # no guid: the link is the key
+        "https://allotment.example.org/2024/11/18/seed-swap-on-sunday/",
+    ]
+    first = result.items[0].data
+    assert first == {
+        "title": "Garlic in, finally",
+        "link": "https://allotment.example.org/2024/12/02/garlic-in-finally/",
+        "summary": "Two rows of Germidour went in on Saturday, 15 cm apart. "
+        "The soil was heavy after the rain…",
+        "author": "Marta Kowal",
+        "published": "2024-12-02T07:30:00+00:00",
+        "id": "https://allotment.example.org/?p=412",
+        "feed_title": "Allotment Notes",
+    }
+    assert result.items[2].data["author"] == ""
+    assert result.items[2].data["id"] == ""
+
+
+async def test_atom_entries(feeds: FeedServer, http: HttpClient) -> None:
+    feeds.serve(ATOM, "application/atom+xml")
+
+    result = await poll(http, url=feeds.url("/releases.atom"))
+
+    first, second = (i.data for i in result.items)
+    assert result.items[0].key == "tag:sensors.example.org,2024:release/1.4.1"
+    assert first["title"] == "Firmware 1.4.1: moisture fix"
+    assert first["summary"] == (
+        "Fixes the moisture channel reading 0% after 1.4. Calibrates on boot Smaller image"
+    )
+    assert first["feed_title"] == "Sensor firmware releases"
+    assert first["author"] == "Marta Kowal"
+    # no <published>: <updated> it is, in UTC; no author: the feed's
+    assert second["published"] == "2024-11-12T15:45:00+00:00"
+    assert second["author"] == "Garden Sensors maintainers"
+
+
+async def test_etag_turns_the_second_fetch_into_a_304(feeds: FeedServer, http: HttpClient) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("If-None-Match") == 'W/"feed-7"':
+            feeds.not_modified += 1
+            return web.Response(status=304)
+        return web.Response(
+            body=RSS, content_type="application/rss+xml", headers={"ETag": 'W/"feed-7"'}
+        )
+
+    feeds.handler = handler
+    state: dict[str, Any] = {}
+
+    first = await poll(http, state, url=feeds.url())
+    second = await poll(http, state, url=feeds.url())
+
+    assert len(first.items) == 3
+    assert second.not_modified
+    assert second.items == []
+    assert feeds.not_modified == 1
+    assert "If-None-Match" not in feeds.requests[0]
+
+
+async def test_last_modified_turns_the_second_fetch_into_a_304(
+    feeds: FeedServer, http: HttpClient
+) -> None:
+    stamp = "Mon, 02 Dec 2024 07:30:00 GMT"
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("If-Modified-Since") == stamp:
+            feeds.not_modified += 1
+            return web.Response(status=304)
+        return web.Response(
+            body=ATOM, content_type="application/atom+xml", headers={"Last-Modified": stamp}
+        )
+
+    feeds.handler = handler
+    state: dict[str, Any] = {}
+
+    await poll(http, state, url=feeds.url())
+    second = await poll(http, state, url=feeds.url())
+
+    assert second.not_modified
+    assert feeds.not_modified == 1
+
+
+async def test_contains_filters_on_title_and_summary_in_any_case(
+    feeds: FeedServer, http: HttpClient
+) -> None:
+    feeds.serve(RSS, "application/rss+xml")
+
+    by_title = await poll(http, url=feeds.url(), contains="GARLIC")
+    by_summary = await poll(http, url=feeds.url(), contains="netting")
+    nothing = await poll(http, url=feeds.url(), contains="tomatoes")
+
+    assert [i.data["title"] for i in by_title.items] == ["Garlic in, finally"]
+    assert [i.data["title"] for i in by_summary.items] == ["The leek moth is back"]
+    assert nothing.items == []
+
+
+async def test_an_html_page_is_not_a_feed_and_the_error_points_to_the_feed(
+    feeds: FeedServer, http: HttpClient
+) -> None:
+    page = b"""<!DOCTYPE html>
+<html><head><title>Allotment Notes</title>
+<link rel="alternate" type="application/rss+xml" title="Feed" href="/feed.xml">
+</head><body><p>Welcome to plot 14.<br></body></html>"""
+    feeds.serve(page, "text/html; charset=utf-8")
+
+    with pytest.raises(PermanentError) as caught:
+        await poll(http, url=feeds.url("/blog?session=abc"))
+
+    message = str(caught.value)
+    assert "/blog?… is not an RSS or Atom feed (it looks like HTML); use the feed's address" in (
+        message
+    )
+    assert f"e.g. {feeds.url('/feed.xml')} (linked from that page)" in message
+    assert "session=abc" not in message
+
+
+async def test_a_body_that_is_no_feed_at_all(feeds: FeedServer, http: HttpClient) -> None:
+    feeds.serve(b'{"items": []}', "application/json")
+    with pytest.raises(PermanentError, match=r"is not an RSS or Atom feed .*check the address"):
+        await poll(http, url=feeds.url())
+
+
+async def test_an_empty_feed_is_fine(feeds: FeedServer, http: HttpClient) -> None:
+    feeds.serve(
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>Quiet</title>'
+        b"<link>https://example.org/</link><description>-</description></channel></rss>",
+        "application/rss+xml",
+    )
+    assert (await poll(http, url=feeds.url())).items == []
+
+
+async def test_entries_without_id_or_link_get_a_stable_key(
+    feeds: FeedServer, http: HttpClient
+) -> None:
+    feeds.serve(
+        b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Bare</title>
+<item><title>One</title><pubDate>Mon, 02 Dec 2024 07:30:00 +0000</pubDate></item>
+<item><title>Two</title><pubDate>Mon, 02 Dec 2024 07:30:00 +0000</pubDate></item>
+</channel></rss>""",
+        "application/rss+xml",
+    )
+
+    first = await poll(http, url=feeds.url())
+    again = await poll(http, url=feeds.url())
+
+    keys = [i.key for i in first.items]
+    assert keys == [i.key for i in again.items]
+    assert len(set(keys)) == 2
+    assert all(k is not None and k.startswith("sha256:") for k in keys)
+
+
+async def test_long_summaries_are_cut(feeds: FeedServer, http: HttpClient) -> None:
+    words = "<p>" + "compost " * 600 + "</p>"
+    feeds.serve(
+        f"""<?xml version="1.0"?><rss version="2.0"><channel><title>Long</title>
+<item><guid>x</guid><title>Long</title><description><![CDATA[{words}]]></description></item>
+</channel></rss>""".encode(),
+        "application/rss+xml",
+    )
+
+    [item] = (await poll(http, url=feeds.url())).items
+
+    assert len(item.data["summary"]) == 2000
+    assert "<p>" not in item.data["summary"]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "error"),
+    [
+        (404, {}, PermanentError),
+        (503, {}, TransientError),
+        (429, {"Retry-After": "600"}, RateLimited),
+    ],
+)
+async def test_error_statuses_map_to_engine_errors(
+    feeds: FeedServer,
+    http: HttpClient,
+    status: int,
+    headers: dict[str, str],
+    error: type[Exception],
+) -> None:
+    async def handler(_request: web.Request) -> web.StreamResponse:
+        return web.Response(status=status, headers=headers)
+
+    feeds.handler = handler
+    with pytest.raises(error) as caught:
+        await poll(http, url=feeds.url())
+    assert type(caught.value) is error
+    assert f"answered {status}" in str(caught.value)
+    if isinstance(caught.value, RateLimited):
+        assert caught.value.retry_after == 600
+
+
+def test_feeds_are_polled_gently() -> None:
+    spec = service.triggers["new_item"]
+    assert spec.default_interval == 900
+    assert spec.min_interval == 60
