@@ -196,6 +196,13 @@ def check_area(
                           in_reaction=False, trigger_fields=None, earlier=[],
                           has_secret=has_secret, found=found)
     spec.trigger = replace(spec.trigger, params=clean)
+    if trigger.kind is TriggerKind.SCHEDULE and trigger.schedule is not None:
+        try:  # the schedule itself may refuse a combination (time zone, day names)
+            trigger.schedule(clean)
+        except ValidationError as exc:
+            raise exc.at("trigger.params") from None
+        except ValueError as exc:
+            raise ValidationError("trigger.params", str(exc)) from None
     if spec.interval is not None:
         if trigger.kind is not TriggerKind.POLL:
             raise ValidationError("interval", "only polling triggers have an interval")

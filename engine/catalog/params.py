@@ -270,18 +270,25 @@ def _emails(value: str) -> str:
 
 
 def _cron(value: str) -> str:
+    """Five crontab fields. Minute to month are checked here; the weekday field follows
+    crontab numbering (0 and 7 are Sunday), which the timer service translates."""
     from apscheduler.triggers.cron import CronTrigger
 
     text = " ".join(value.split())
-    if len(text.split(" ")) != 5:
+    fields = text.split(" ")
+    if len(fields) != 5:
         raise ValueError(
             f"{value!r} is not a cron expression: it needs 5 fields "
             "(minute hour day month weekday), e.g. '*/15 * * * *'"
         )
+    minute, hour, day, month, weekday = fields
     try:
-        CronTrigger.from_crontab(text)
+        CronTrigger(minute=minute, hour=hour, day=day, month=month)
     except ValueError as exc:
         raise ValueError(f"{value!r} is not a valid cron expression: {exc}") from None
+    if not re.fullmatch(r"[0-7a-zA-Z*/,\-]+", weekday):
+        raise ValueError(f"{value!r}: the weekday field {weekday!r} is not valid "
+                         "(use 0-7 or sun-sat, e.g. 1-5)")
     return text
 
 

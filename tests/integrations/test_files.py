@@ -1,0 +1,456 @@
+"""Tests for the Files service, on real files in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import stat
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import HttpClient, PermanentError, PollResult
+from engine.testing import poll_context, reaction_context
+from integrations import files
+from integrations.files import service
+
+
+async def poll(http: HttpClient, trigger: str, params: Mapping[str, Any]) -> PollResult:
+    spec = service.triggers[trigger]
+    assert spec.poll is not None
+    return await spec.poll(poll_context(spec, params, http))
+
+
+async def react(http: HttpClient, reaction: str, params: Mapping[str, Any]) -> Any:
+    spec = service.reactions[reaction]
+    return await spec.run(reaction_context(spec, params, http))
+
+
+def names(result: PollResult) -> list[str]:
+    return [item.data["name"] for item in result.items]
+
+
+@pytest.fixture
+def watched(tmp_path: Path) -> Path:
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    (folder / "report.txt").write_text("hello")
+    (folder / "scan.PDF").write_bytes(b"%PDF")
+    (folder / ".hidden").write_text("x")
+    (folder / ".report.txt.swp").write_text("x")
+    (folder / "~$letter.docx").write_text("x")
+    (folder / "notes.txt~").write_text("x")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "deep.txt").write_text("deep")
+    (folder / ".git").mkdir()
+    (folder / ".git" / "config.txt").write_text("x")
+    return folder
+
+
+# --- file_created / file_modified ----------------------------------------------------------
+
+
+async def test_new_file_lists_visible_files_with_their_details(
+    http: HttpClient, watched: Path
+) -> None:
+    result = await poll(http, "file_created", {"folder": str(watched)})
+    assert names(result) == ["report.txt", "scan.PDF"]
+    report = result.items[0].data
+    mtime = (watched / "report.txt").stat().st_mtime
+    assert report == {
+        "path": str(watched / "report.txt"),
+        "name": "report.txt",
+        "folder": str(watched),
+        "size": 5,
+        "modified": report["modified"],
+        "extension": "txt",
+    }
+    assert datetime.fromisoformat(report["modified"]).timestamp() == int(mtime)
+    assert result.items[1].data["extension"] == "pdf"
+
+
+async def test_pattern_filters_names_and_may_list_several(http: HttpClient, watched: Path) -> None:
+    (watched / "photo.jpg").write_bytes(b"")
+    only_text = await poll(http, "file_created", {"folder": str(watched), "pattern": "*.txt"})
+    assert names(only_text) == ["report.txt"]
+    two = await poll(http, "file_created", {"folder": str(watched), "pattern": "*.jpg; report.*"})
+    assert names(two) == ["photo.jpg", "report.txt"]
+    any_case = await poll(http, "file_created", {"folder": str(watched), "pattern": "*.pdf"})
+    assert names(any_case) == ["scan.PDF"]
+
+
+async def test_a_pattern_starting_with_a_dot_finds_dotted_files(
+    http: HttpClient, watched: Path
+) -> None:
+    result = await poll(http, "file_created", {"folder": str(watched), "pattern": ".h*"})
+    assert names(result) == [".hidden"]
+
+
+async def test_subfolders_are_watched_only_when_asked(http: HttpClient, watched: Path) -> None:
+    result = await poll(http, "file_created", {"folder": str(watched), "recursive": True})
+    assert names(result) == ["report.txt", "scan.PDF", "deep.txt"]
+    deep = result.items[2]
+    assert deep.data["folder"] == str(watched / "sub")
+    assert deep.key is not None
+    assert deep.key.startswith("sub/deep.txt|")
+
+
+async def test_created_key_stays_while_the_file_changes_modified_key_does_not(
+    http: HttpClient, watched: Path
+) -> None:
+    params = {"folder": str(watched), "pattern": "report.txt"}
+    created_before = (await poll(http, "file_created", params)).items[0].key
+    modified_before = (await poll(http, "file_modified", params)).items[0].key
+    assert (await poll(http, "file_modified", params)).items[0].key == modified_before
+
+    report = watched / "report.txt"
+    with report.open("a") as out:
+        out.write(" world")
+    assert (await poll(http, "file_created", params)).items[0].key == created_before
+    modified_after = await poll(http, "file_modified", params)
+    assert modified_after.items[0].key != modified_before
+    assert modified_after.items[0].data["size"] == 11
+
+
+async def test_modified_key_changes_with_the_time_even_at_the_same_size(
+    http: HttpClient, watched: Path
+) -> None:
+    params = {"folder": str(watched), "pattern": "report.txt"}
+    before = (await poll(http, "file_modified", params)).items[0].key
+    report = watched / "report.txt"
+    report.write_text("HELLO")
+    os.utime(report, ns=(report.stat().st_atime_ns, report.stat().st_mtime_ns + 1_000_000))
+    assert (await poll(http, "file_modified", params)).items[0].key != before
+
+
+async def test_a_file_deleted_and_created_again_is_new(http: HttpClient, watched: Path) -> None:
+    params = {"folder": str(watched), "pattern": "report.txt"}
+    before = (await poll(http, "file_created", params)).items[0].key
+    report = watched / "report.txt"
+    with report.open("rb"):  # keeps the old inode alive, so the new file cannot reuse it
+        report.unlink()
+        report.write_text("hello")
+        after = (await poll(http, "file_created", params)).items[0].key
+    assert after != before
+
+
+async def test_a_missing_folder_says_which_and_what_to_do(http: HttpClient, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(PermanentError) as caught:
+        await poll(http, "file_created", {"folder": str(missing)})
+    assert str(caught.value) == (
+        f"The folder {missing} does not exist: create it or choose another folder"
+    )
+
+
+async def test_a_file_given_as_folder_is_refused(http: HttpClient, watched: Path) -> None:
+    with pytest.raises(PermanentError, match="is a file, not a folder"):
+        await poll(http, "file_modified", {"folder": str(watched / "report.txt")})
+
+
+async def test_a_relative_folder_is_refused(http: HttpClient) -> None:
+    with pytest.raises(PermanentError) as caught:
+        await poll(http, "file_created", {"folder": "Downloads"})
+    assert str(caught.value) == (
+        "Folder: 'Downloads' is not a full path: use a full path like ~/notes.txt"
+    )
+
+
+async def test_home_and_environment_variables_are_expanded(
+    http: HttpClient, watched: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(watched.parent))
+    monkeypatch.setenv("HOOKLINE_TEST_INBOX", "inbox")
+    from_home = await poll(http, "file_created", {"folder": "~/inbox"})
+    assert names(from_home) == ["report.txt", "scan.PDF"]
+    from_variable = await poll(http, "file_created", {"folder": "~/$HOOKLINE_TEST_INBOX"})
+    assert names(from_variable) == ["report.txt", "scan.PDF"]
+
+
+async def test_too_many_files_is_a_clear_error(
+    http: HttpClient, watched: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(files, "MAX_FILES", 2)
+    (watched / "third.txt").write_text("")
+    with pytest.raises(PermanentError) as caught:
+        await poll(http, "file_created", {"folder": str(watched), "recursive": True})
+    assert "holds more than 2 matching files" in str(caught.value)
+    assert "turn off 'Include subfolders'" in str(caught.value)
+
+
+async def test_trigger_timing_suits_a_local_folder() -> None:
+    for spec in service.triggers.values():
+        assert (spec.default_interval, spec.min_interval) == (10, 2)
+
+
+# --- write_text / append_text -------------------------------------------------------------
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+async def test_write_text_writes_the_file_and_its_folders(http: HttpClient, tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "note.txt"
+    out = await react(http, "write_text", {"path": str(target), "text": "Grüße\nline 2"})
+    assert target.read_text(encoding="utf-8") == "Grüße\nline 2"
+    assert out == {"path": str(target), "size": len("Grüße\nline 2".encode())}
+    assert leftovers(target.parent) == []
+
+
+async def test_write_text_replaces_content_and_keeps_permissions(
+    http: HttpClient, tmp_path: Path
+) -> None:
+    target = tmp_path / "note.txt"
+    target.write_text("old and longer")
+    target.chmod(0o640)
+    await react(http, "write_text", {"path": str(target), "text": "new"})
+    assert target.read_text() == "new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+async def test_write_text_writes_through_a_link(http: HttpClient, tmp_path: Path) -> None:
+    real = tmp_path / "real.txt"
+    real.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    await react(http, "write_text", {"path": str(link), "text": "new"})
+    assert link.is_symlink()
+    assert real.read_text() == "new"
+
+
+async def test_write_text_without_creating_folders_says_what_to_do(
+    http: HttpClient, tmp_path: Path
+) -> None:
+    target = tmp_path / "missing" / "note.txt"
+    with pytest.raises(PermanentError) as caught:
+        await react(http, "write_text", {"path": str(target), "text": "x", "create_folders": False})
+    assert str(caught.value) == (
+        f"The folder {target.parent} does not exist: create it, or turn on 'Create missing folders'"
+    )
+    assert not target.parent.exists()
+
+
+async def test_write_text_to_a_folder_is_refused(http: HttpClient, tmp_path: Path) -> None:
+    with pytest.raises(PermanentError, match="is a folder: give the path of a file"):
+        await react(http, "write_text", {"path": str(tmp_path), "text": "x"})
+
+
+@pytest.mark.parametrize("path", ["notes.txt", "./notes.txt", "notes/today.txt"])
+async def test_relative_paths_are_refused(http: HttpClient, path: str) -> None:
+    with pytest.raises(PermanentError) as caught:
+        await react(http, "write_text", {"path": path, "text": "x"})
+    assert str(caught.value) == (
+        f"File: {path!r} is not a full path: use a full path like ~/notes.txt"
+    )
+
+
+async def test_a_path_going_up_a_folder_is_refused(http: HttpClient, tmp_path: Path) -> None:
+    with pytest.raises(PermanentError, match=r"contains '\.\.'"):
+        await react(http, "write_text", {"path": f"{tmp_path}/notes/../../x.txt", "text": "x"})
+
+
+async def test_a_file_in_the_way_of_the_folders_is_named(http: HttpClient, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    target = blocker / "sub" / "note.txt"
+    with pytest.raises(PermanentError) as caught:
+        await react(http, "write_text", {"path": str(target), "text": "x"})
+    assert str(caught.value) == (
+        f"Could not create the folder {blocker}/sub: {blocker} is a file, not a folder"
+    )
+    with pytest.raises(PermanentError) as caught:
+        await react(http, "write_text", {"path": str(target), "text": "x", "create_folders": False})
+    assert "does not exist" in str(caught.value)
+
+
+async def test_write_text_reports_the_os_reason_and_path(http: HttpClient, tmp_path: Path) -> None:
+    longest = tmp_path / ("n" * 250 + ".txt")  # 254 characters: the longest name allowed
+    await react(http, "write_text", {"path": str(longest), "text": "x"})
+    assert longest.read_text() == "x"
+    too_long = tmp_path / ("n" * 300 + ".txt")
+    with pytest.raises(PermanentError) as caught:
+        await react(http, "write_text", {"path": str(too_long), "text": "x"})
+    assert str(caught.value) == f"Could not write {too_long}: File name too long"
+    assert leftovers(tmp_path) == []
+
+
+async def test_append_text_adds_lines(http: HttpClient, tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "log.txt"
+    first = await react(http, "append_text", {"path": str(log), "text": "one"})
+    second = await react(http, "append_text", {"path": str(log), "text": "two\n"})
+    await react(http, "append_text", {"path": str(log), "text": "three", "add_newline": False})
+    assert log.read_text() == "one\ntwo\nthree"
+    assert first == {"path": str(log), "size": 4}
+    assert second == {"path": str(log), "size": 8}
+    assert service.reactions["append_text"].retry is False
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+async def test_a_full_disk_is_a_permanent_error_with_the_reason(http: HttpClient) -> None:
+    with pytest.raises(PermanentError) as caught:
+        await react(http, "append_text", {"path": "/dev/full", "text": "x"})
+    assert str(caught.value) == "Could not add to /dev/full: No space left on device"
+
+
+# --- copy_file / move_file ----------------------------------------------------------------
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> Path:
+    source = tmp_path / "in" / "report.pdf"
+    source.parent.mkdir()
+    source.write_bytes(b"%PDF-1.7 report")
+    os.utime(source, (1_700_000_000, 1_700_000_000))
+    return source
+
+
+async def test_copy_into_a_new_folder_keeps_name_content_and_date(
+    http: HttpClient, tmp_path: Path, report: Path
+) -> None:
+    out = await react(
+        http, "copy_file", {"source": str(report), "destination": f"{tmp_path}/archive/2024/"}
+    )
+    copy = tmp_path / "archive" / "2024" / "report.pdf"
+    assert out == {"path": str(copy), "skipped": False}
+    assert copy.read_bytes() == report.read_bytes()
+    assert copy.stat().st_mtime == 1_700_000_000
+    assert report.exists()
+    assert leftovers(copy.parent) == []
+
+
+async def test_copy_to_a_file_path_and_into_an_existing_folder(
+    http: HttpClient, tmp_path: Path, report: Path
+) -> None:
+    renamed = tmp_path / "out" / "renamed.pdf"
+    await react(http, "copy_file", {"source": str(report), "destination": str(renamed)})
+    assert renamed.read_bytes() == b"%PDF-1.7 report"
+    out = await react(
+        http, "copy_file", {"source": str(report), "destination": str(tmp_path / "out")}
+    )
+    assert out["path"] == str(tmp_path / "out" / "report.pdf")
+
+
+async def test_rename_keeps_both_with_a_number(
+    http: HttpClient, tmp_path: Path, report: Path
+) -> None:
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    (folder / "report.pdf").write_bytes(b"older")
+    paths = [
+        (await react(http, "copy_file", {"source": str(report), "destination": str(folder)}))[
+            "path"
+        ]
+        for _ in range(2)
+    ]
+    assert paths == [str(folder / "report (1).pdf"), str(folder / "report (2).pdf")]
+    assert (folder / "report.pdf").read_bytes() == b"older"
+
+
+async def test_overwrite_skip_and_fail(http: HttpClient, tmp_path: Path, report: Path) -> None:
+    target = tmp_path / "report.pdf"
+    target.write_bytes(b"older")
+    params = {"source": str(report), "destination": str(target)}
+
+    assert await react(http, "copy_file", {**params, "if_exists": "skip"}) == {
+        "path": str(target),
+        "skipped": True,
+    }
+    assert target.read_bytes() == b"older"
+
+    with pytest.raises(PermanentError) as caught:
+        await react(http, "copy_file", {**params, "if_exists": "fail"})
+    assert str(caught.value) == (
+        f"{target} already exists: choose another destination, or set "
+        "'If the file exists' to rename, overwrite or skip"
+    )
+
+    assert await react(http, "copy_file", {**params, "if_exists": "overwrite"}) == {
+        "path": str(target),
+        "skipped": False,
+    }
+    assert target.read_bytes() == b"%PDF-1.7 report"
+
+
+async def test_copy_onto_itself(http: HttpClient, report: Path) -> None:
+    params = {"source": str(report), "destination": str(report.parent)}
+    with pytest.raises(PermanentError, match="cannot be copied onto itself"):
+        await react(http, "copy_file", {**params, "if_exists": "overwrite"})
+    duplicate = await react(http, "copy_file", params)
+    assert duplicate["path"] == str(report.with_name("report (1).pdf"))
+
+
+async def test_move_takes_the_file_away(http: HttpClient, tmp_path: Path, report: Path) -> None:
+    out = await react(
+        http, "move_file", {"source": str(report), "destination": f"{tmp_path}/done/"}
+    )
+    moved = tmp_path / "done" / "report.pdf"
+    assert out == {"path": str(moved), "skipped": False}
+    assert moved.read_bytes() == b"%PDF-1.7 report"
+    assert not report.exists()
+
+
+async def test_move_with_rename_and_onto_itself(
+    http: HttpClient, tmp_path: Path, report: Path
+) -> None:
+    (tmp_path / "report.pdf").write_bytes(b"older")
+    out = await react(http, "move_file", {"source": str(report), "destination": str(tmp_path)})
+    assert out["path"] == str(tmp_path / "report (1).pdf")
+    moved = Path(out["path"])
+    again = await react(http, "move_file", {"source": str(moved), "destination": str(tmp_path)})
+    assert again == {"path": str(moved), "skipped": True}
+    assert moved.read_bytes() == b"%PDF-1.7 report"
+
+
+async def test_move_to_another_disk(http: HttpClient, report: Path) -> None:
+    other = Path("/dev/shm")
+    if not other.is_dir() or other.stat().st_dev == report.stat().st_dev:
+        pytest.skip("needs a second file system (/dev/shm)")
+    target = other / f"hookline-test-{uuid.uuid4().hex}.pdf"
+    try:
+        out = await react(http, "move_file", {"source": str(report), "destination": str(target)})
+        assert out == {"path": str(target), "skipped": False}
+        assert target.read_bytes() == b"%PDF-1.7 report"
+        assert target.stat().st_mtime == 1_700_000_000
+        assert not report.exists()
+    finally:
+        target.unlink(missing_ok=True)
+
+
+async def test_a_missing_source_is_named(http: HttpClient, tmp_path: Path) -> None:
+    source = tmp_path / "gone.pdf"
+    for reaction in ("copy_file", "move_file"):
+        with pytest.raises(PermanentError) as caught:
+            await react(http, reaction, {"source": str(source), "destination": str(tmp_path)})
+        assert str(caught.value) == (f"The file {source} does not exist (was it moved or deleted?)")
+
+
+async def test_a_copy_error_names_source_destination_and_reason(
+    http: HttpClient, tmp_path: Path, report: Path
+) -> None:
+    too_long = tmp_path / ("n" * 300 + ".pdf")
+    with pytest.raises(PermanentError) as caught:
+        await react(http, "copy_file", {"source": str(report), "destination": str(too_long)})
+    assert str(caught.value) == f"Could not copy {report} to {too_long}: File name too long"
+
+
+async def test_a_folder_as_source_is_refused(http: HttpClient, tmp_path: Path) -> None:
+    with pytest.raises(PermanentError, match="is a folder: choose a file"):
+        await react(
+            http, "move_file", {"source": str(tmp_path), "destination": str(tmp_path / "x")}
+        )
+
+
+async def test_a_file_in_the_way_of_a_folder_is_named(
+    http: HttpClient, tmp_path: Path, report: Path
+) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    with pytest.raises(PermanentError) as caught:
+        await react(http, "copy_file", {"source": str(report), "destination": f"{blocker}/sub/"})
+    assert str(caught.value) == (
+        f"Could not create the folder {blocker}/sub: {blocker} is a file, not a folder"
+    )
