@@ -17,8 +17,9 @@ from engine.areas import Area, AreaSpec, Checked, check_area
 from engine.bus import Bus
 from engine.catalog.context import TriggerContext
 from engine.catalog.service import Item, TriggerKind, TriggerSpec
+from engine.control import ControlServer
 from engine.dispatcher import Dispatcher
-from engine.errors import ConfigError, HooklineError, ValidationError
+from engine.errors import ConfigError, HooklineError
 from engine.http import HttpClient, OutboundGuard
 from engine.journal import Journal, Journaled, NewEvent
 from engine.listener import Listener, Route, token_hash
@@ -53,17 +54,21 @@ class Engine:
         data_dir: the data folder (default: ``HOOKLINE_DATA_DIR`` or the OS's place).
         settings: overrides the saved settings (tests, benchmarks).
         listen: start the webhook listener (default: the setting).
+        offline: open storage only, for one-shot commands: no triggers listen, nothing
+            scheduled, no recovery (a later full start does that).
     """
 
     def __init__(self, data_dir: Path | None = None, *, settings: Settings | None = None,
                  registry: Registry | None = None, secrets: SecretStore | None = None,
-                 listen: bool | None = None) -> None:
+                 listen: bool | None = None, offline: bool = False) -> None:
         self.data_dir = data_dir or default_data_dir()
         self.settings = settings or load_settings(self.data_dir)
         self.registry = registry or Registry.load()
         self.secrets = secrets or SecretStore()
         self.bus = Bus()
-        self._listen = self.settings.listener_enabled if listen is None else listen
+        self.offline = offline
+        self._listen = (self.settings.listener_enabled if listen is None else listen
+                        ) and not offline
         self._lock = DataDirLock(self.data_dir)
         self.url = database_url(self.data_dir, self.settings.database_url)
         self.http = HttpClient(OutboundGuard(self.settings.allow_internal_targets))
@@ -71,6 +76,7 @@ class Engine:
         self._secret_cache: dict[str, str | None] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.listener: Listener | None = None
+        self.control: ControlServer | None = None
         self.started = False
 
     # ----------------------------------------------------------------- lifecycle
@@ -98,14 +104,17 @@ class Engine:
                 self.listener = Listener(self.settings, self._ingest, self._inactive_reason)
                 port = await self.listener.start()
                 self.http.guard.own_ports.add(port)
-            self.scheduler.start()
-            await self._recover()
             for area in await self.store.areas():
                 self._areas[area.id] = area
-                if area.active:
-                    await self._activate(area, starting=True)
-            self.scheduler._aps.add_job(self._prune, "interval", seconds=RETENTION_EVERY,
-                                        id="retention", next_run_time=None)
+            if not self.offline:
+                self.scheduler.start()
+                await self._recover()
+                for area in self._areas.values():
+                    if area.active:
+                        await self._activate(area, starting=True)
+                self.scheduler.add_job(self._prune, RETENTION_EVERY, "retention")
+                self.control = ControlServer(self)
+                await self.control.start()
             self.started = True
         except BaseException:
             await self.aclose()
@@ -113,7 +122,7 @@ class Engine:
 
     async def aclose(self) -> None:
         """Stop everything; runs under way stay journaled and resume at the next start."""
-        for name in ("listener",):
+        for name in ("control", "listener"):
             part = getattr(self, name, None)
             if part is not None:
                 await part.aclose()
@@ -313,7 +322,7 @@ class Engine:
 
             runner = Runner(self.registry, self.settings, self.http, self.bus, None,
                             draft_secret)
-            params, shown = await runner.render_params(area, None, index, step, reaction,
+            params, _shown = await runner.render_params(area, None, index, step, reaction,
                                                        outputs, payload)
             preview = dict(reaction.preview(params)) if reaction.preview else dict(params)
             for p in reaction.params:
@@ -375,6 +384,8 @@ class Engine:
         return None if area.spec.enabled else "turned off"
 
     async def _activate(self, area: Area, starting: bool = False) -> None:
+        if self.offline:
+            return
         spec = self.registry.trigger(area.spec.trigger.service, area.spec.trigger.action)
         params = await self._trigger_params(area, spec)
         if spec.kind is TriggerKind.SCHEDULE:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import socket
@@ -230,7 +229,7 @@ class HttpClient:
                     raise PermanentError(str(exc.os_error)) from None
                 raise TransientError(f"cannot reach {_redact_url(current)}: {exc.strerror}"
                                      ) from None
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 raise TransientError(f"{_redact_url(current)} did not answer in time") from None
             except aiohttp.ClientError as exc:
                 raise TransientError(f"{_redact_url(current)}: {exc}") from None

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import random
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,20 +23,20 @@ MISFIRE_GRACE = 60
 #: monotonic timers lag behind it).
 WAKE_EVERY = 30.0
 
-FireFn = Callable[[datetime], Awaitable[None]]
-MissFn = Callable[[datetime], Awaitable[None]]
+FireFn = Callable[[datetime], Coroutine[Any, Any, None]]
+MissFn = Callable[[datetime], Coroutine[Any, Any, None]]
 
 
 def missed_between(trigger: BaseTrigger, since: datetime, until: datetime,
                    cap: int = 10_000) -> int:
     """How many times ``trigger`` was due after ``since`` and before ``until``."""
     count = 0
-    previous: datetime | None = since
-    when = trigger.get_next_fire_time(None, since + timedelta(microseconds=1))
+    tick = timedelta(microseconds=1)
+    # Counting from the last firing: an interval is anchored there, not at start-up.
+    when = trigger.get_next_fire_time(since, since + tick)
     while when is not None and when < until and count < cap:
         count += 1
-        previous = when
-        when = trigger.get_next_fire_time(previous, when + timedelta(microseconds=1))
+        when = trigger.get_next_fire_time(when, when + tick)
     return count
 
 
@@ -78,7 +78,8 @@ class Scheduler:
     def _missed(self, event: JobExecutionEvent) -> None:
         handler = self._on_miss.get(event.job_id)
         if handler is not None:
-            task = asyncio.get_running_loop().create_task(handler(event.scheduled_run_time))
+            task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+                handler(event.scheduled_run_time))
             task.add_done_callback(_log_failure)
 
     def add_schedule(self, area_id: str, trigger: BaseTrigger, fire: FireFn,
@@ -100,6 +101,10 @@ class Scheduler:
         self._aps.add_job(poll, IntervalTrigger(seconds=interval, jitter=jitter,
                                                 start_date=first),
                           id=f"poll:{area_id}", replace_existing=True, next_run_time=first)
+
+    def add_job(self, fn: Callable[[], Awaitable[None]], every: float, job_id: str) -> None:
+        """A housekeeping job every ``every`` seconds."""
+        self._aps.add_job(fn, IntervalTrigger(seconds=every), id=job_id, replace_existing=True)
 
     def remove(self, area_id: str) -> None:
         for prefix in ("fire:", "poll:"):

@@ -7,7 +7,8 @@ from typing import Any
 
 import jinja2
 from jinja2 import nodes
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 
 from engine.errors import TemplateError
 
@@ -62,25 +63,25 @@ def check(
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(where, f"template error on line {exc.lineno}: {exc.message}"
                             ) from None
-    for node in tree.find_all((nodes.Getattr,)):
-        if node.attr.startswith("_"):
-            raise TemplateError(where, f"templates cannot use {node.attr!r}: names that start "
+    for attr in tree.find_all(nodes.Getattr):
+        if attr.attr.startswith("_"):
+            raise TemplateError(where, f"templates cannot use {attr.attr!r}: names that start "
                                        "with '_' are Python internals")
-    for node in tree.find_all((nodes.Getitem,)):
-        if isinstance(node.arg, nodes.Const) and str(node.arg.value).startswith("_"):
+    for item in tree.find_all(nodes.Getitem):
+        if isinstance(item.arg, nodes.Const) and str(item.arg.value).startswith("_"):
             raise TemplateError(where, "templates cannot use names that start with '_'")
     assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
-    for node in tree.find_all(nodes.Name):
-        if (node.ctx == "load" and node.name not in ROOT_NAMES and node.name not in assigned
-                and node.name not in _ENV.globals):
+    for name in tree.find_all(nodes.Name):
+        if (name.ctx == "load" and name.name not in ROOT_NAMES and name.name not in assigned
+                and name.name not in _ENV.globals):
             known = ", ".join(ROOT_NAMES)
-            raise TemplateError(where, f"unknown name {node.name!r} in template; use one of: "
+            raise TemplateError(where, f"unknown name {name.name!r} in template; use one of: "
                                        f"{known} (e.g. {{{{ trigger.title }}}})")
     for node in tree.find_all(nodes.Getattr):
         target = node.node
-        if isinstance(target, nodes.Name) and target.name == "trigger" and trigger_fields:
-            if node.attr not in trigger_fields:
-                raise TemplateError(where, _unknown_field("trigger", node.attr, trigger_fields))
+        if (isinstance(target, nodes.Name) and target.name == "trigger" and trigger_fields
+                and node.attr not in trigger_fields):
+            raise TemplateError(where, _unknown_field("trigger", node.attr, trigger_fields))
         if (isinstance(target, nodes.Getitem) and isinstance(target.node, nodes.Name)
                 and target.node.name == "reactions" and isinstance(target.arg, nodes.Const)):
             index = target.arg.value

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from engine.http import HttpClient
 
+# No display on CI machines: Qt renders offscreen unless a test sets up Xvfb.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 
 @pytest.fixture(autouse=True)
-def _isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def _isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own data folder; nothing touches the user's."""
     data = tmp_path / "data"
     monkeypatch.setenv("HOOKLINE_DATA_DIR", str(data))
-    yield data
+    return data
 
 
 @pytest.fixture

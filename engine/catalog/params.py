@@ -28,7 +28,7 @@ class ParamType(StrEnum):
     DURATION = "duration"
     TIME = "time"
     CRON = "cron"
-    SECRET = "secret"
+    SECRET = "secret"  # noqa: S105 - the name of a type, not a password
     TEMPLATE = "template"
     LIST = "list"
 
@@ -76,7 +76,7 @@ def parse_duration(value: Any) -> float:
 
 def format_duration(seconds: float) -> str:
     """The shortest readable form of a duration: ``1h30m``, ``45s``."""
-    total = int(round(seconds))
+    total = round(seconds)
     if total == 0:
         return "0s"
     parts = []
@@ -141,13 +141,12 @@ class Param:
             raise ValidationError(self.name, str(exc)) from None
 
     def _check(self, value: Any) -> Any:
-        if value is None or (isinstance(value, str) and value.strip() == "" and
-                             self.type is not ParamType.MULTILINE):
-            if self.default is not None:
+        if self._empty(value):
+            if not self._empty(self.default):
                 return self._check(self.default)
-            if self.required:
+            if self.required and self.default is None:
                 raise ValueError(f"{self.label} is required")
-            return None
+            return self.default
         kind = self.type
         if kind in (ParamType.TEXT, ParamType.MULTILINE, ParamType.TEMPLATE, ParamType.SECRET):
             if not isinstance(value, str | int | float) or isinstance(value, bool):
@@ -186,6 +185,10 @@ class Param:
                 raise ValueError(f"{self.label} must be a list")
             return [i for i in items if i]
         raise TypeError(f"unhandled parameter type {kind}")  # pragma: no cover
+
+    def _empty(self, value: Any) -> bool:
+        return value is None or (isinstance(value, str) and value.strip() == ""
+                                 and self.type is not ParamType.MULTILINE)
 
     def _number(self, value: Any) -> float | int:
         if isinstance(value, bool):

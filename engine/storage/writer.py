@@ -9,6 +9,7 @@ same kind in a group run as one ``executemany``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -174,10 +175,8 @@ def _settle(outcomes: list[tuple[_Write, Any, Exception | None]]) -> None:
     for outcome in outcomes:
         by_loop.setdefault(outcome[0].loop, []).append(outcome)
     for loop, batch in by_loop.items():
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop closed while we wrote
             loop.call_soon_threadsafe(_resolve, batch)
-        except RuntimeError:  # the loop closed while we wrote
-            pass
 
 
 def _resolve(batch: list[tuple[_Write, Any, Exception | None]]) -> None:

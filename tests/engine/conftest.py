@@ -11,7 +11,7 @@ import pytest
 
 from engine.app import Engine
 from engine.bus import Message
-from engine.registry import Registry
+from engine.registry import BUILTIN_MODULES, Registry
 from engine.settings import Settings
 from tests.engine import probe
 
@@ -25,7 +25,7 @@ def _reset_probe() -> None:
 
 
 def registry() -> Registry:
-    return Registry.load(modules=("tests.engine.probe",), plugins=False)
+    return Registry.load(modules=(*BUILTIN_MODULES, "tests.engine.probe"), plugins=False)
 
 
 EngineFactory = Callable[..., Awaitable[Engine]]

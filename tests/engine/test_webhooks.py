@@ -46,7 +46,7 @@ async def test_delivery_is_acknowledged_after_journal_and_runs_once(engine: Engi
 
 
 async def test_redelivery_with_same_id_is_not_run_twice(engine: Engine) -> None:
-    area_id, url = await _area(engine)
+    _, url = await _area(engine)
     async with aiohttp.ClientSession() as session:
         for expected in ({"accepted": 1, "duplicates": 0}, {"accepted": 0, "duplicates": 1}):
             async with session.post(url, json={"title": "x"},
@@ -110,3 +110,34 @@ async def test_oversized_body_without_length_is_cut_off(engine: Engine) -> None:
 
     async with aiohttp.ClientSession() as session, session.post(url, data=chunks()) as resp:
         assert resp.status == 413
+
+
+async def test_github_signature_is_checked_before_anything_is_stored(engine: Engine) -> None:
+    import hashlib
+    import hmac
+
+    area = await engine.create_area(AreaSpec.from_dict({
+        "name": "Issues",
+        "trigger": {"service": "webhook", "trigger": "github",
+                    "params": {"secret": "gh-secret-1"}},
+        "reactions": [{"service": "probe", "reaction": "record",
+                       "params": {"text": "{{ trigger.event }} {{ trigger.delivery }}"}}],
+    }))
+    url = await engine.webhook_url(area.id)
+    assert url is not None
+    body = json.dumps({"action": "opened", "repository": {"full_name": "o/r"},
+                       "sender": {"login": "u"}}).encode()
+    good = "sha256=" + hmac.new(b"gh-secret-1", body, hashlib.sha256).hexdigest()
+    base = {"X-GitHub-Event": "issues", "X-GitHub-Delivery": "abc-1",
+            "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as session:
+        for signature, status in ((None, 401), ("sha256=" + "0" * 64, 401), (good, 202),
+                                  (good, 202)):
+            headers = dict(base)
+            if signature:
+                headers["X-Hub-Signature-256"] = signature
+            async with session.post(url, data=body, headers=headers) as resp:
+                assert resp.status == status, await resp.text()
+    await engine.wait_idle()
+    # Two good deliveries with the same X-GitHub-Delivery: one run.
+    assert [r["text"] for r in probe.controls.received] == ["issues abc-1"]

@@ -1,0 +1,536 @@
+"""The ``hookline`` command: serve headless, inspect services, manage areas and runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import logging
+import signal
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine import __version__
+from engine import bus as topics
+from engine.app import Engine, secret_ref
+from engine.areas import AreaSpec
+from engine.bus import Message
+from engine.control import ControlClient
+from engine.errors import HooklineError, ValidationError
+from engine.lock import DataDirLock
+from engine.paths import data_dir as resolve_data_dir
+from engine.registry import Registry
+from engine.secrets import SecretStore
+from engine.settings import Settings, load_settings, save_settings
+from engine.storage.db import database_url, migrate, open_async
+from engine.store import Store
+
+log = logging.getLogger("hookline")
+
+def demo_area(data_dir: Path) -> dict[str, Any]:
+    """A first area that visibly works with nothing to set up."""
+    return {
+        "name": "Demo: a heartbeat every 10 seconds",
+        "trigger": {"service": "timer", "trigger": "every", "params": {"interval": "10s"}},
+        "reactions": [
+            {"service": "notify", "reaction": "notify",
+             "params": {"title": "Hookline is working",
+                        "message": "Tick at {{ trigger.fired_at[11:19] }} UTC"}},
+            {"service": "files", "reaction": "append_text",
+             "params": {"path": str(data_dir / "demo-heartbeat.log"),
+                        "text": "{{ trigger.fired_at }} heartbeat\n"}},
+        ],
+    }
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str, ensure_ascii=False))
+
+
+def _load_area_file(path: str) -> list[dict[str, Any]]:
+    """Areas from a YAML or JSON file: one mapping, a list, or {areas: [...]}."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise HooklineError(f"Cannot read {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise HooklineError(f"{path} is not valid YAML or JSON: {exc}") from None
+    if isinstance(data, dict) and "areas" in data:
+        data = data["areas"]
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list) or not data:
+        raise HooklineError(f"{path} holds no areas: give a mapping or a list of them")
+    return data
+
+
+class Session:
+    """What a command works on: the running engine (through its control channel)
+    or, when none runs, an engine opened offline in this process."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.remote: ControlClient | None = None
+        self.local: Engine | None = None
+
+    @contextlib.asynccontextmanager
+    async def open(self) -> AsyncIterator[Session]:
+        lock = DataDirLock(self.data_dir)
+        if lock.held_elsewhere() and ControlClient.available(self.data_dir):
+            self.remote = ControlClient(self.data_dir)
+            settings = load_settings(self.data_dir)
+            url = database_url(self.data_dir, settings.database_url)
+            db = open_async(url)
+            self.store = Store(db)
+            self.registry = Registry.load()
+            try:
+                yield self
+            finally:
+                await db.dispose()
+            return
+        self.local = Engine(self.data_dir, offline=True)
+        await self.local.start()
+        self.store = self.local.store
+        self.registry = self.local.registry
+        try:
+            yield self
+        finally:
+            await self.local.aclose()
+
+    async def area_id(self, ref: str) -> str:
+        return (await self.store.area(ref)).id
+
+    async def create(self, data: dict[str, Any]) -> str:
+        if self.remote:
+            return str((await self.remote.call("POST", "/areas", data))["id"])
+        assert self.local
+        return (await self.local.create_area(AreaSpec.from_dict(data))).id
+
+    async def set_enabled(self, area_id: str, enabled: bool) -> None:
+        if self.remote:
+            await self.remote.call("POST", f"/areas/{area_id}/{'enable' if enabled else 'disable'}")
+        else:
+            assert self.local
+            await self.local.set_enabled(area_id, enabled)
+
+    async def remove(self, area_id: str) -> None:
+        if self.remote:
+            await self.remote.call("DELETE", f"/areas/{area_id}")
+        else:
+            assert self.local
+            await self.local.remove_area(area_id)
+
+    async def webhook_url(self, area_id: str) -> str | None:
+        if self.remote:
+            return (await self.remote.call("GET", f"/areas/{area_id}/webhook"))["url"]  # type: ignore[no-any-return]
+        return None
+
+    async def test(self, data: dict[str, Any], payload: Any) -> dict[str, Any]:
+        if self.remote:
+            return await self.remote.call("POST", "/test",  # type: ignore[no-any-return]
+                                          {"area": data, "payload": payload})
+        assert self.local
+        return await self.local.test_area(AreaSpec.from_dict(data), payload)
+
+    async def run(self, area_id: str) -> list[int]:
+        if self.remote:
+            return list((await self.remote.call("POST", f"/areas/{area_id}/run"))["events"])
+        assert self.local
+        events = await self.local.run_now(area_id)
+        await self.local.wait_idle()
+        return [e.id for e in events]
+
+
+# ---------------------------------------------------------------------- commands
+
+
+async def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
+    settings = load_settings(data_dir)
+    overrides: dict[str, Any] = {}
+    if args.port is not None:
+        overrides["listener_port"] = args.port
+    if args.host:
+        overrides["listener_host"] = args.host
+    if overrides:
+        settings = settings.replace(**overrides)
+    engine = Engine(data_dir, settings=settings)
+    engine.bus.subscribe("*", _log_message)
+    await engine.start()
+    try:
+        if args.demo and not engine.areas():
+            area = await engine.create_area(AreaSpec.from_dict(demo_area(data_dir)))
+            print(f"Created the demo area “{area.name}”: every 10 seconds it shows a "
+                  f"notification (here: a log line) and appends to "
+                  f"{data_dir / 'demo-heartbeat.log'}")
+        print(f"Hookline {__version__} is running on {data_dir}")
+        if engine.listener is not None:
+            print(f"Webhooks: http://{engine.settings.listener_host}:{engine.listener.port}"
+                  "/hooks/<area token>  (see `hookline areas show AREA`)")
+        print(f"{len(engine.areas())} area(s), "
+              f"{sum(1 for a in engine.areas() if a.active)} active. Ctrl+C stops.",
+              flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        print("Stopping…", flush=True)
+    finally:
+        await engine.aclose()
+    return 0
+
+
+def _log_message(message: Message) -> None:
+    data = message.data
+    if message.topic == topics.RUN_FINISHED:
+        level = logging.WARNING if data["status"] == "failed" else logging.INFO
+        log.log(level, "run #%s of area %s: %s%s", data["run_id"], data["area_id"][:8],
+                data["status"], f" — {data['error']}" if data.get("error") else "")
+    elif message.topic == topics.NOTIFICATION:
+        log.info("notification: %s — %s", data.get("title"), data.get("body"))
+    elif message.topic == topics.AREA_PAUSED:
+        log.warning("area “%s” paused: %s", data["name"], data["reason"])
+    elif message.topic == topics.SCHEDULE_MISSED:
+        log.warning("area %s missed %s scheduled run(s) (catch-up: %s)",
+                    data["area_id"][:8], data["missed"], data["policy"])
+
+
+def cmd_services(args: argparse.Namespace, _data_dir: Path) -> int:
+    registry = Registry.load()
+    services = list(registry)
+    if args.service:
+        services = [registry.service(args.service)]
+    if args.json:
+        _print_json([s.describe() for s in services])
+        return 0
+    for service in services:
+        auth = "" if service.auth.value == "none" else f"  [needs {service.auth.value}]"
+        print(f"{service.id:10} {service.name}{auth}")
+        print(textwrap.indent(textwrap.fill(service.description, 76), "           "))
+        for t in service.triggers.values():
+            print(f"           trigger  {t.id:20} {t.name}")
+            if args.service:
+                _print_params(t.params)
+        for r in service.reactions.values():
+            print(f"           reaction {r.id:20} {r.name}")
+            if args.service:
+                _print_params(r.params)
+    for name, error in registry.broken.items():
+        print(f"(plugin {name} failed to load: {error})")
+    return 0
+
+
+def _print_params(params: Sequence[Any]) -> None:
+    for p in params:
+        need = "required" if p.required and p.default is None else "optional"
+        print(f"                      {p.name}: {p.type.value}, {need}"
+              + (f" — {p.help}" if p.help else ""))
+
+
+async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
+    async with Session(data_dir).open() as s:
+        action = args.action
+        if action == "list":
+            areas = await s.store.areas()
+            last = await s.store.last_runs()
+            rows: list[dict[str, Any]] = []
+            for a in areas:
+                run = last.get(a.id)
+                state = ("paused" if a.paused_reason else "on" if a.spec.enabled else "off")
+                rows.append({"id": a.id, "name": a.name, "state": state,
+                             "trigger": f"{a.spec.trigger.service}.{a.spec.trigger.action}",
+                             "reactions": [f"{r.service}.{r.action}" for r in a.spec.reactions],
+                             "last_run": run["started_at"] if run else None,
+                             "last_status": run["status"] if run else None,
+                             "paused_reason": a.paused_reason})
+            if args.json:
+                _print_json(rows)
+            elif not rows:
+                print("No areas yet. Import one: hookline areas import FILE.yaml "
+                      "(see README for the format)")
+            for r in [] if args.json else rows:
+                last_run = (f"{r['last_status']} {r['last_run']:%Y-%m-%d %H:%M}"
+                            if r["last_run"] else "never ran")
+                print(f"{r['id'][:8]}  {r['state']:6} {r['name'][:40]:40} "
+                      f"{r['trigger']} -> {', '.join(r['reactions'])}  ({last_run})")
+            return 0
+        if action == "import":
+            created = []
+            for i, data in enumerate(_load_area_file(args.file)):
+                try:
+                    created.append(await s.create(data))
+                except ValidationError as exc:
+                    name = data.get("name", f"area {i + 1}") if isinstance(data, dict) else i
+                    raise HooklineError(f"{args.file}: “{name}”: {exc}") from None
+            for area_id in created:
+                area = await s.store.area(area_id)
+                print(f"imported {area_id[:8]}  {area.name}")
+                url = await s.webhook_url(area_id)
+                if url:
+                    print(f"          webhook: {url}")
+            return 0
+        if action == "export":
+            areas = [await s.store.area(args.area)] if args.area else await s.store.areas()
+            docs = [a.spec.to_dict(s.registry) for a in areas]
+            out: Any = docs[0] if args.area else {"areas": docs}
+            text = (json.dumps(out, indent=2, ensure_ascii=False) + "\n" if args.format == "json"
+                    else yaml.safe_dump(out, sort_keys=False, allow_unicode=True))
+            if args.output:
+                Path(args.output).write_text(text, encoding="utf-8")
+                print(f"exported {len(docs)} area(s) to {args.output} (secrets left out)")
+            else:
+                sys.stdout.write(text)
+            return 0
+        if action == "test":
+            path = Path(args.area)
+            if path.exists():
+                data = _load_area_file(args.area)[0]
+            else:
+                data = (await s.store.area(args.area)).spec.to_dict(s.registry)
+            payload = json.loads(args.payload) if args.payload else None
+            _print_json(await s.test(data, payload))
+            return 0
+        area_id = await s.area_id(args.area)
+        if action == "show":
+            area = await s.store.area(area_id)
+            info = {"id": area.id, **area.spec.to_dict(s.registry),
+                    "paused_reason": area.paused_reason,
+                    "webhook_url": await s.webhook_url(area_id) if area.webhook_hash else None}
+            if area.webhook_hash and info["webhook_url"] is None:
+                info["webhook_url"] = "(shown while Hookline runs: start `hookline serve`)"
+            if args.json:
+                _print_json(info)
+            else:
+                sys.stdout.write(yaml.safe_dump(info, sort_keys=False, allow_unicode=True))
+            return 0
+        if action in ("enable", "disable"):
+            await s.set_enabled(area_id, action == "enable")
+            print(f"{action}d {area_id[:8]}")
+            return 0
+        if action == "remove":
+            await s.remove(area_id)
+            print(f"removed {area_id[:8]}")
+            return 0
+        if action == "run":
+            events = await s.run(area_id)
+            print(f"fired event {', '.join(map(str, events))}; see `hookline runs --area "
+                  f"{area_id[:8]}`")
+            return 0
+        if action == "secret":
+            value = getpass.getpass(f"Value for {args.param}: ")
+            slot, _, name = args.param.rpartition(".")
+            area = await s.store.area(area_id)
+            step_slot = "trigger"
+            if slot.startswith("reactions["):
+                index = int(slot[len("reactions["):].split("]")[0])
+                step_slot = area.spec.reactions[index].uid
+            SecretStore().set(secret_ref(area_id, step_slot, name), value)
+            print("saved in the OS keyring")
+            return 0
+    raise AssertionError(action)  # pragma: no cover
+
+
+async def cmd_runs(args: argparse.Namespace, data_dir: Path) -> int:
+    settings = load_settings(data_dir)
+    url = database_url(data_dir, settings.database_url)
+    await migrate(url)
+    db = open_async(url)
+    try:
+        store = Store(db)
+        if args.run_id:
+            run = await store.run(args.run_id)
+            _print_json(run)
+            return 0
+        area_id = (await store.area(args.area)).id if args.area else None
+        runs = await store.runs(area_id, args.limit, args.status)
+        if args.json:
+            _print_json(runs)
+            return 0
+        if not runs:
+            print("No runs yet.")
+        for run in runs:
+            took = ""
+            if run["finished_at"]:
+                took = f" {(run['finished_at'] - run['started_at']).total_seconds():.2f}s"
+            resumed = " (resumed)" if run["resumed"] else ""
+            print(f"#{run['id']:<6} {run['started_at']:%Y-%m-%d %H:%M:%S} "
+                  f"{run['status']:11}{took:>8}  {run['area_name'][:40]}{resumed}")
+            if run["error"]:
+                print(textwrap.indent(textwrap.fill(run["error"], 90), "         "))
+        return 0
+    finally:
+        await db.dispose()
+
+
+async def cmd_doctor(_args: argparse.Namespace, data_dir: Path) -> int:
+    problems = 0
+
+    def line(ok: bool, what: str, detail: str) -> None:
+        nonlocal problems
+        problems += not ok
+        print(f"{'ok ' if ok else 'BAD'}  {what:14} {detail}")
+
+    line(True, "version", __version__)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / ".doctor"
+        probe.write_text("x")
+        probe.unlink()
+        line(True, "data folder", str(data_dir))
+    except OSError as exc:
+        line(False, "data folder", f"{data_dir}: {exc.strerror}")
+    try:
+        settings = load_settings(data_dir)
+        line(True, "settings", str(data_dir / "settings.json"))
+    except HooklineError as exc:
+        line(False, "settings", str(exc))
+        settings = Settings()
+    url = database_url(data_dir, settings.database_url)
+    try:
+        await migrate(url)
+        line(True, "database", url.split("///")[-1])
+    except HooklineError as exc:
+        line(False, "database", str(exc))
+    ok, why = SecretStore.available()
+    line(ok, "keyring", why)
+    lock = DataDirLock(data_dir)
+    running = lock.held_elsewhere()
+    line(True, "engine", f"running (pid {lock.holder()})" if running else "not running")
+    if settings.listener_enabled and not running:
+        import socket
+
+        with socket.socket() as sock:
+            try:
+                sock.bind((settings.listener_host, settings.listener_port))
+                line(True, "listener port", f"{settings.listener_host}:{settings.listener_port}"
+                                            " is free")
+            except OSError as exc:
+                line(False, "listener port", f"{settings.listener_port}: {exc.strerror}; "
+                                             "choose another with `hookline settings set "
+                                             "listener_port N`")
+    registry = Registry.load()
+    line(not registry.broken, "services", f"{len(registry.services)} loaded"
+         + "".join(f"; plugin {n} broken: {e}" for n, e in registry.broken.items()))
+    return 1 if problems else 0
+
+
+def cmd_settings(args: argparse.Namespace, data_dir: Path) -> int:
+    settings = load_settings(data_dir)
+    if args.action == "set":
+        settings = settings.replace(**{args.name: args.value})
+        save_settings(data_dir, settings)
+        print(f"{args.name} = {getattr(settings, args.name)!r} (restart a running Hookline)")
+        return 0
+    values = settings.to_mapping()
+    if args.json:
+        _print_json(values)
+        return 0
+    for param in Settings.params():
+        print(f"{param.name:28} {values[param.name]!r:24} {param.label}")
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hookline", description="Personal automation on your own machine.")
+    parser.add_argument("--version", action="version", version=f"hookline {__version__}")
+    parser.add_argument("--data-dir", help="data folder (default: $HOOKLINE_DATA_DIR or the "
+                                           "OS's application data folder)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the engine headless (Ctrl+C stops)")
+    serve.add_argument("--port", type=int, help="webhook listener port (overrides settings)")
+    serve.add_argument("--host", help="webhook listener address (overrides settings)")
+    serve.add_argument("--demo", action="store_true",
+                       help="create a demo area first if there are none")
+
+    services = sub.add_parser("services", help="list services, their triggers and reactions")
+    services.add_argument("service", nargs="?", help="one service, with its parameters")
+    services.add_argument("--json", action="store_true")
+
+    areas = sub.add_parser("areas", help="list, import, export and manage areas")
+    asub = areas.add_subparsers(dest="action", required=True, metavar="ACTION")
+    asub.add_parser("list", help="all areas").add_argument("--json", action="store_true")
+    p = asub.add_parser("show", help="one area (and its webhook address)")
+    p.add_argument("area", help="id, id prefix or name")
+    p.add_argument("--json", action="store_true")
+    p = asub.add_parser("import", help="add areas from a YAML or JSON file ('-' for stdin)")
+    p.add_argument("file")
+    p = asub.add_parser("export", help="write areas as YAML/JSON (secrets left out)")
+    p.add_argument("area", nargs="?")
+    p.add_argument("-o", "--output")
+    p.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    for action, text in (("enable", "turn an area on"), ("disable", "turn an area off"),
+                         ("remove", "delete an area and its secrets"),
+                         ("run", "fire an area once now")):
+        asub.add_parser(action, help=text).add_argument("area")
+    p = asub.add_parser("test", help="dry run: what each reaction would send")
+    p.add_argument("area", help="an area, or a YAML/JSON file with one")
+    p.add_argument("--payload", help="trigger payload as JSON (default: a sample)")
+    p = asub.add_parser("secret", help="set a secret parameter (asks for the value)")
+    p.add_argument("area")
+    p.add_argument("param", help="e.g. trigger.secret or reactions[0].password")
+
+    runs = sub.add_parser("runs", help="recent runs, newest first")
+    runs.add_argument("run_id", nargs="?", type=int, help="one run in full")
+    runs.add_argument("--area")
+    runs.add_argument("--status", choices=("running", "succeeded", "failed", "skipped",
+                                           "missed", "interrupted"))
+    runs.add_argument("--limit", type=int, default=30)
+    runs.add_argument("--json", action="store_true")
+
+    sub.add_parser("doctor", help="check the data folder, database, keyring and port")
+
+    st = sub.add_parser("settings", help="show or change settings")
+    ssub = st.add_subparsers(dest="action", metavar="ACTION")
+    ssub.add_parser("list").add_argument("--json", action="store_true")
+    p = ssub.add_parser("set")
+    p.add_argument("name")
+    p.add_argument("value")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("aiohttp.access", "apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command is None:
+        # Until the desktop app lands, no command means: the engine, with a demo.
+        args = parser.parse_args([*(argv or sys.argv[1:]), "serve", "--demo"])
+    data_dir = resolve_data_dir(args.data_dir)
+    try:
+        if args.command == "services":
+            return cmd_services(args, data_dir)
+        if args.command == "settings":
+            if args.action is None:
+                args.action, args.json = "list", False
+            return cmd_settings(args, data_dir)
+        handler = {"serve": cmd_serve, "areas": cmd_areas, "runs": cmd_runs,
+                   "doctor": cmd_doctor}[args.command]
+        return asyncio.run(handler(args, data_dir))
+    except HooklineError as exc:
+        print(f"hookline: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

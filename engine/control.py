@@ -1,0 +1,154 @@
+"""A local control channel so the CLI (and a second app launch) can ask the running
+engine to act, instead of starting a second engine on the same folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+
+from engine.areas import AreaSpec
+from engine.errors import HooklineError, ValidationError
+from engine.store import NotFound
+
+if TYPE_CHECKING:
+    from engine.app import Engine
+
+CONTROL_FILE = "control.json"
+
+
+class ControlServer:
+    """HTTP on 127.0.0.1 (ephemeral port), bearer token in ``control.json`` (mode 0600)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.token = secrets.token_urlsafe(32)
+        self._runner: web.AppRunner | None = None
+        self.path = engine.data_dir / CONTROL_FILE
+        #: Extra commands (e.g. the desktop app's "show the window").
+        self.commands: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {}
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._auth], client_max_size=4 * 1024 * 1024)
+        r = app.router
+        r.add_post("/areas", self._create)
+        r.add_put("/areas/{id}", self._update)
+        r.add_delete("/areas/{id}", self._remove)
+        r.add_post("/areas/{id}/enable", self._enable)
+        r.add_post("/areas/{id}/disable", self._disable)
+        r.add_post("/areas/{id}/run", self._run)
+        r.add_get("/areas/{id}/webhook", self._webhook)
+        r.add_post("/test", self._test)
+        r.add_post("/command/{name}", self._command)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump({"port": port, "token": self.token, "pid": os.getpid()}, out)
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        try:
+            if json.loads(self.path.read_text(encoding="utf-8")).get("token") == self.token:
+                self.path.unlink()
+        except (OSError, ValueError):
+            pass
+
+    @web.middleware
+    async def _auth(self, request: web.Request,
+                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                    ) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "")
+        if not secrets.compare_digest(given, f"Bearer {self.token}"):
+            return web.json_response({"error": "not authorised"}, status=401)
+        try:
+            return await handler(request)
+        except ValidationError as exc:
+            return web.json_response({"error": str(exc), "where": exc.where,
+                                      "problem": exc.problem}, status=422)
+        except NotFound as exc:
+            return web.json_response({"error": str(exc)}, status=404)
+        except HooklineError as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+
+    async def _area_id(self, request: web.Request) -> str:
+        return (await self.engine.store.area(request.match_info["id"])).id
+
+    async def _create(self, request: web.Request) -> web.Response:
+        area = await self.engine.create_area(AreaSpec.from_dict(await request.json()))
+        return web.json_response({"id": area.id})
+
+    async def _update(self, request: web.Request) -> web.Response:
+        area_id = await self._area_id(request)
+        await self.engine.update_area(area_id, AreaSpec.from_dict(await request.json()))
+        return web.json_response({"id": area_id})
+
+    async def _remove(self, request: web.Request) -> web.Response:
+        await self.engine.remove_area(await self._area_id(request))
+        return web.json_response({})
+
+    async def _enable(self, request: web.Request) -> web.Response:
+        await self.engine.set_enabled(await self._area_id(request), True)
+        return web.json_response({})
+
+    async def _disable(self, request: web.Request) -> web.Response:
+        await self.engine.set_enabled(await self._area_id(request), False)
+        return web.json_response({})
+
+    async def _run(self, request: web.Request) -> web.Response:
+        events = await self.engine.run_now(await self._area_id(request))
+        return web.json_response({"events": [e.id for e in events]})
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"url": await self.engine.webhook_url(await self._area_id(request))})
+
+    async def _test(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        result = await self.engine.test_area(AreaSpec.from_dict(body["area"]),
+                                             body.get("payload"))
+        return web.json_response(result)
+
+    async def _command(self, request: web.Request) -> web.Response:
+        handler = self.commands.get(request.match_info["name"])
+        if handler is None:
+            return web.json_response({"error": "unknown command"}, status=404)
+        body = await request.json() if request.can_read_body else {}
+        return web.json_response({"result": await handler(body)})
+
+
+class ControlClient:
+    """Talks to the engine that holds the data folder."""
+
+    def __init__(self, data_dir: Path) -> None:
+        info = json.loads((data_dir / CONTROL_FILE).read_text(encoding="utf-8"))
+        self._base = f"http://127.0.0.1:{info['port']}"
+        self._headers = {"Authorization": f"Bearer {info['token']}"}
+
+    @staticmethod
+    def available(data_dir: Path) -> bool:
+        return (data_dir / CONTROL_FILE).exists()
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        async with aiohttp.ClientSession(headers=self._headers) as session, session.request(
+            method, self._base + path, json=body, timeout=aiohttp.ClientTimeout(total=120)
+        ) as resp:
+            answer = await resp.json()
+            if resp.status == 422:
+                raise ValidationError(answer.get("where", ""), answer.get("problem", ""))
+            if resp.status == 404:
+                raise NotFound(answer["error"])
+            if resp.status >= 400:
+                raise HooklineError(answer.get("error", f"engine answered {resp.status}"))
+            return answer

@@ -1,0 +1,141 @@
+"""The command line as a user types it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine.cli import main
+
+AREA = {
+    "name": "Notes from a hook",
+    "trigger": {"service": "webhook", "trigger": "incoming",
+                "params": {"secret": "hush-5b1e"}},
+    "condition": "{{ trigger.body.kind == 'note' }}",
+    "reactions": [{"service": "files", "reaction": "append_text",
+                   "params": {"path": "/tmp/hookline-notes.txt",
+                              "text": "{{ trigger.body.text }}"}}],
+}
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_import_list_export_round_trip_without_secrets(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "area.yaml"
+    source.write_text(yaml.safe_dump(AREA))
+    code, out, _ = run(capsys, "areas", "import", str(source))
+    assert code == 0 and "imported" in out and AREA["name"] in out
+
+    code, out, _ = run(capsys, "areas", "list", "--json")
+    [listed] = json.loads(out)
+    assert listed["name"] == AREA["name"] and listed["state"] == "on"
+    assert listed["trigger"] == "webhook.incoming"
+
+    code, out, _ = run(capsys, "areas", "export", AREA["name"])
+    exported = yaml.safe_load(out)
+    assert exported["trigger"]["params"] == {"body": "auto"}  # the secret is left out
+    params = exported["reactions"][0]["params"]
+    assert params.items() >= AREA["reactions"][0]["params"].items()
+    assert exported["condition"] == AREA["condition"]
+    assert "hush-5b1e" not in out
+
+
+def test_import_error_names_the_area_and_the_place(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = dict(AREA, reactions=[{"service": "files", "reaction": "append_txt",
+                                 "params": {}}])
+    source = tmp_path / "bad.yaml"
+    source.write_text(yaml.safe_dump([bad]))
+    code, out, err = run(capsys, "areas", "import", str(source))
+    assert code == 2
+    assert "“Notes from a hook”: reactions[0]" in err
+    assert "Did you mean 'append_text'?" in err
+    code, out, _ = run(capsys, "areas", "list", "--json")
+    assert json.loads(out) == []
+
+
+def test_unreadable_file_and_unknown_area_say_what_to_do(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "areas", "import", str(tmp_path / "missing.yaml"))
+    assert code == 2 and "Cannot read" in err
+    (tmp_path / "x.yaml").write_text("name: [unclosed")
+    code, _, err = run(capsys, "areas", "import", str(tmp_path / "x.yaml"))
+    assert code == 2 and "not valid YAML" in err
+    code, _, err = run(capsys, "areas", "disable", "Nothing like this")
+    assert code == 2 and "Unknown area" in err
+
+
+def test_enable_disable_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "area.yaml"
+    source.write_text(yaml.safe_dump(AREA))
+    run(capsys, "areas", "import", str(source))
+    assert run(capsys, "areas", "disable", AREA["name"])[0] == 0
+    listed = json.loads(run(capsys, "areas", "list", "--json")[1])
+    assert listed[0]["state"] == "off"
+    assert run(capsys, "areas", "remove", AREA["name"])[0] == 0
+    assert json.loads(run(capsys, "areas", "list", "--json")[1]) == []
+
+
+def test_run_now_offline_records_a_run(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    out_file = tmp_path / "ticks.txt"
+    area = {"name": "Tick", "trigger": {"service": "timer", "trigger": "every",
+                                        "params": {"interval": "1h"}},
+            "reactions": [{"service": "files", "reaction": "append_text",
+                           "params": {"path": str(out_file), "text": "tick {{ trigger.missed }}"}}]}
+    source = tmp_path / "tick.yaml"
+    source.write_text(yaml.safe_dump(area))
+    run(capsys, "areas", "import", str(source))
+    code, out, _ = run(capsys, "areas", "run", "Tick")
+    assert code == 0 and "fired event" in out
+    assert out_file.read_text().startswith("tick 0")
+    runs = json.loads(run(capsys, "runs", "--json")[1])
+    assert [r["status"] for r in runs] == ["succeeded"]
+
+
+def test_dry_run_from_a_file_sends_nothing(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "never.txt"
+    area = dict(AREA, reactions=[{"service": "files", "reaction": "append_text",
+                                  "params": {"path": str(target), "text": "{{ trigger.body }}"}}],
+                condition=None)
+    source = tmp_path / "area.json"
+    source.write_text(json.dumps(area))
+    code, out, _ = run(capsys, "areas", "test", str(source), "--payload",
+                       json.dumps({"body": "hello"}))
+    assert code == 0
+    assert json.loads(out)["reactions"][0]["would_send"]["text"] == "hello"
+    assert not target.exists()
+
+
+def test_services_lists_every_builtin(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "services", "--json")
+    assert code == 0
+    ids = {s["id"] for s in json.loads(out)}
+    assert ids >= {"timer", "webhook", "http", "rss", "files", "notify", "email", "shell"}
+
+
+def test_settings_validate_and_persist(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "settings", "set", "listener_port", "9001")[0] == 0
+    code, out, _ = run(capsys, "settings", "list", "--json")
+    assert json.loads(out)["listener_port"] == 9001
+    code, _, err = run(capsys, "settings", "set", "listener_port", "99999")
+    assert code == 2 and "at most 65535" in err
+    code, _, err = run(capsys, "settings", "set", "listner_port", "1")
+    assert code == 2 and "Did you mean 'listener_port'" in err
+
+
+def test_doctor_reports_each_part(capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "settings", "set", "listener_port", "0")
+    code, out, _ = run(capsys, "doctor")
+    for part in ("data folder", "database", "keyring", "engine", "services"):
+        assert part in out
+    assert code == 0, out

@@ -1,0 +1,70 @@
+"""Timed areas: they fire on time, and runs missed while closed are never dropped silently."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from engine.app import Engine
+from engine.areas import AreaSpec
+from engine.bus import RUN_FINISHED
+from engine.storage.db import open_sync
+from engine.storage.schema import trigger_state, utcnow
+from tests.engine.conftest import EngineFactory, next_message
+
+
+def every(interval: str, catch_up: str = "skip") -> AreaSpec:
+    return AreaSpec.from_dict({
+        "name": f"Every {interval}",
+        "trigger": {"service": "timer", "trigger": "every", "params": {"interval": interval}},
+        "catch_up": catch_up,
+        "reactions": [{"service": "notify", "reaction": "notify",
+                       "params": {"title": "tick {{ trigger.scheduled_for }}"}}],
+    })
+
+
+async def test_a_timer_area_fires_with_its_scheduled_time(make_engine: EngineFactory) -> None:
+    engine = await make_engine()
+    finished = next_message(engine, RUN_FINISHED)
+    area = await engine.create_area(every("1s"))
+    message = await finished
+    assert message.data["status"] == "succeeded"
+    [run] = await engine.store.runs(area.id, limit=1)
+    payload = run["trigger_payload"]
+    scheduled = datetime.fromisoformat(payload["scheduled_for"])
+    fired = datetime.fromisoformat(payload["fired_at"])
+    assert timedelta(0) <= fired - scheduled < timedelta(seconds=2)
+    assert payload["catch_up"] is False
+
+
+async def _closed_for_three_hours(make_engine: EngineFactory, catch_up: str
+                                  ) -> tuple[Engine, str]:
+    engine = await make_engine()
+    area = await engine.create_area(every("1h", catch_up))
+    await engine.aclose()
+    # The app was closed for three hours after the area last fired.
+    sync = open_sync(engine.url)
+    with sync.begin() as conn:
+        conn.execute(trigger_state.insert().values(
+            area_id=area.id, state={}, primed=True,
+            last_fired_at=utcnow() - timedelta(hours=3, minutes=1)))
+    sync.dispose()
+    return await make_engine(), area.id
+
+
+async def test_missed_runs_are_recorded_when_catch_up_is_skip(
+        make_engine: EngineFactory) -> None:
+    engine, area_id = await _closed_for_three_hours(make_engine, "skip")
+    [run] = await engine.store.runs(area_id)
+    assert run["status"] == "missed"
+    assert run["trigger_payload"]["missed"] == 3
+    assert "3 scheduled times were missed" in run["error"]
+
+
+async def test_missed_runs_fire_once_when_catch_up_is_once(
+        make_engine: EngineFactory) -> None:
+    engine, area_id = await _closed_for_three_hours(make_engine, "once")
+    await engine.wait_idle()
+    [run] = await engine.store.runs(area_id)
+    assert run["status"] == "succeeded"
+    assert run["trigger_payload"]["catch_up"] is True
+    assert run["trigger_payload"]["missed"] == 3
