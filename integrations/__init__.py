@@ -1,0 +1,1 @@
+"""Hookline's built-in services: one module each, importing only ``engine``'s public API."""
