@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import bindparam, update
 
 from engine import bus as topics
@@ -392,6 +393,13 @@ class Engine:
             assert spec.schedule is not None
             trigger = spec.schedule(params)
             area_id = area.id
+            if starting and isinstance(trigger, IntervalTrigger):
+                # Keep the cadence across restarts: count from the last firing.
+                state = await self.store.trigger_state(area_id)
+                if state and state["last_fired_at"]:
+                    trigger = IntervalTrigger(seconds=trigger.interval.total_seconds(),
+                                              start_date=state["last_fired_at"],
+                                              timezone=trigger.timezone, jitter=trigger.jitter)
 
             async def fire(scheduled: datetime) -> None:
                 await self._fire_schedule(area_id, scheduled, catch_up=False, missed=0)

@@ -68,3 +68,12 @@ async def test_missed_runs_fire_once_when_catch_up_is_once(
     assert run["status"] == "succeeded"
     assert run["trigger_payload"]["catch_up"] is True
     assert run["trigger_payload"]["missed"] == 3
+
+
+async def test_an_interval_keeps_its_cadence_across_a_restart(
+        make_engine: EngineFactory) -> None:
+    engine, area_id = await _closed_for_three_hours(make_engine, "skip")
+    next_fire = engine.scheduler.next_fire(area_id)
+    assert next_fire is not None
+    # Last fired 3h01m ago, hourly: the next one is 59 minutes from now, not an hour.
+    assert timedelta(minutes=58) < next_fire - utcnow() < timedelta(minutes=60)
