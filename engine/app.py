@@ -28,7 +28,7 @@ from engine.lock import DataDirLock
 from engine.paths import data_dir as default_data_dir
 from engine.poller import Poller
 from engine.registry import Registry
-from engine.runner import REDACTED, Runner, template_context
+from engine.runner import REDACTED, Runner, SecretResolver, template_context
 from engine.scheduler import Scheduler, missed_between
 from engine.secrets import SecretStore
 from engine.settings import Settings, load_settings
@@ -294,9 +294,10 @@ class Engine:
         return events
 
     async def test_area(self, spec: AreaSpec, payload: Mapping[str, Any] | None = None,
-                        area_id: str | None = None) -> dict[str, Any]:
+                        area_id: str | None = None, live: bool = False) -> dict[str, Any]:
         """A dry run: what the condition says and what each reaction would send.
-        Nothing is saved, no seen-keys are touched, no reaction runs."""
+        Nothing is saved, no seen-keys are touched, no reaction runs — unless ``live``,
+        when the reactions run for real (still nothing recorded)."""
         checked = await self.check(spec, area_id)
         area = Area(area_id or "draft", checked.spec)
         if payload is None:
@@ -312,17 +313,16 @@ class Engine:
             result["condition"] = passed
             if not passed:
                 return result
+        if live:
+            live_area = Area(area.id, checked.spec)
+            draft = Runner(self.registry, self.settings, self.http, self.bus, None,
+                           self._draft_secrets(checked, area.id))
+            result["reactions"] = await draft.live_test(live_area, payload)
+            return result
         for index, (step, reaction) in enumerate(zip(checked.spec.reactions,
                                                      checked.reactions, strict=True)):
-            async def draft_secret(_area: str, slot: str, name: str,
-                                   _checked: Checked = checked) -> str | None:
-                given = _checked.secrets.get((slot, name))
-                if given is not None:
-                    return given
-                return await self._resolve_secret(area.id, slot, name)
-
             runner = Runner(self.registry, self.settings, self.http, self.bus, None,
-                            draft_secret)
+                            self._draft_secrets(checked, area.id))
             params, _shown = await runner.render_params(area, None, index, step, reaction,
                                                        outputs, payload)
             preview = dict(reaction.preview(params)) if reaction.preview else dict(params)
@@ -335,6 +335,17 @@ class Engine:
         return result
 
     # ----------------------------------------------------------------- internals
+
+    def _draft_secrets(self, checked: Checked, area_id: str) -> SecretResolver:
+        """Secrets for an unsaved draft: those typed in, else the saved ones."""
+
+        async def resolve(_area: str, slot: str, name: str) -> str | None:
+            given = checked.secrets.get((slot, name))
+            if given is not None:
+                return given
+            return await self._resolve_secret(area_id, slot, name)
+
+        return resolve
 
     async def _sample_payload(self, area: Area, spec: TriggerSpec,
                               draft: Checked | None = None) -> dict[str, Any]:

@@ -145,6 +145,20 @@ class Runner:
                          error=error, event_id=event.id)
         return Outcome(run_id, status, error, steps)
 
+    async def live_test(self, area: Area, payload: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Run the reactions for real on ``payload`` without recording a run (the
+        editor's "send for real" test); stops at the first failure."""
+        records = [_new_step(r) for r in area.spec.reactions]
+        outputs: list[Any] = []
+        event = Journaled(0, area.id, "test", dict(payload))
+        for index, step in enumerate(area.spec.reactions):
+            try:
+                outputs.append(await self._react(area, event, index, step, records[index],
+                                                  outputs, None))
+            except _StepFailed:
+                break
+        return records
+
     async def _react(self, area: Area, event: Journaled | None, index: int, step: Step,
                      record: dict[str, Any], outputs: list[Any], run_id: int | None) -> Any:
         where = f"reactions[{index}]"

@@ -161,3 +161,14 @@ async def test_secret_params_are_resolved_at_run_time_and_never_recorded(
     assert run["steps"][0]["params"]["token"] == "••••••"
     raw = b"".join(p.read_bytes() for p in data_dir.glob("hookline.db*"))
     assert b"tok-9f8e7d6c" not in raw
+
+
+async def test_live_test_sends_for_real_but_records_nothing(engine: Engine) -> None:
+    spec = area(reactions=[{"service": "probe", "reaction": "record",
+                            "params": {"text": "live {{ trigger.title }}"}}])
+    result = await engine.test_area(spec, {"title": "now", "n": 1}, live=True)
+    assert result["reactions"][0]["status"] == "succeeded"
+    assert result["reactions"][0]["output"] == {"echo": "live now"}
+    assert [r["text"] for r in probe.controls.received] == ["live now"]
+    assert engine.areas() == []
+    assert await engine.store.runs() == []
