@@ -5,7 +5,9 @@ Integrations import from here only; everything else in ``engine`` is private.
 
 from __future__ import annotations
 
+from engine.auth.session import AccountSession
 from engine.bus import Bus, Message
+from engine.catalog.auth import ApiKeySpec, OAuth2Spec
 from engine.catalog.context import PollContext, PushRequest, ReactionContext, TriggerContext
 from engine.catalog.params import Param, ParamType, format_duration, parse_duration
 from engine.catalog.service import (
@@ -38,6 +40,8 @@ from engine.settings import Settings
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccountSession",
+    "ApiKeySpec",
     "AuthError",
     "AuthKind",
     "Bus",
@@ -49,6 +53,7 @@ __all__ = [
     "HttpResponse",
     "Item",
     "Message",
+    "OAuth2Spec",
     "OutboundGuard",
     "Param",
     "ParamType",

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import secrets as _secrets
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,17 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import bindparam, update
 
 from engine import bus as topics
-from engine.areas import Area, AreaSpec, Checked, check_area
+from engine.areas import Area, AreaSpec, Checked, Step, check_area
+from engine.auth.accounts import Accounts
+from engine.auth.session import AccountSession
 from engine.bus import Bus
-from engine.catalog.context import TriggerContext
-from engine.catalog.service import Item, TriggerKind, TriggerSpec
+from engine.catalog.context import PollContext, TriggerContext
+from engine.catalog.service import Item, PollResult, TriggerKind, TriggerSpec
 from engine.control import ControlServer
 from engine.dispatcher import Dispatcher
 from engine.errors import ConfigError, HooklineError
 from engine.http import HttpClient, OutboundGuard
-from engine.journal import Journal, Journaled, NewEvent
+from engine.journal import Journal, Journaled, NewEvent, Pending
 from engine.listener import Listener, Route, token_hash
 from engine.lock import DataDirLock
 from engine.paths import data_dir as default_data_dir
@@ -89,12 +92,14 @@ class Engine:
             await migrate(self.url)
             self.db = open_async(self.url)
             self.store = Store(self.db)
+            self.accounts = Accounts(self.db, self.secrets, self.http, self.bus, self.registry)
             self.writer = Writer(self.url)
             self.writer.start()
             self.journal = Journal(self.writer, self.db.dialect.name)
             self.runner = Runner(self.registry, self.settings, self.http, self.bus,
-                                 self.journal, self._resolve_secret)
-            self.dispatcher = Dispatcher(self._process)
+                                 self.journal, self._resolve_secret,
+                                 sessions=self.accounts.session)
+            self.dispatcher = Dispatcher(self._process, self.journal.flush)
             self.scheduler = Scheduler()
             self.poller = Poller(self.store, self.journal, self.http, self.settings, self.bus,
                                  self._dispatch, self._delay_poll)
@@ -115,6 +120,7 @@ class Engine:
                         await self._activate(area, starting=True)
                 self.scheduler.add_job(self._prune, RETENTION_EVERY, "retention")
                 self.control = ControlServer(self)
+                self.control.commands["accounts.changed"] = self._accounts_changed
                 await self.control.start()
             self.started = True
         except BaseException:
@@ -154,6 +160,21 @@ class Engine:
         """Wait until every dispatched event has been processed."""
         await self.dispatcher.idle()
 
+    def apply_settings(self, settings: Settings) -> None:
+        """Use ``settings`` from now on. The listener's address, port and on/off and the
+        database URL stay as the engine started with them (they need a restart)."""
+        self.settings = settings
+        self.http.guard.allow_internal = settings.allow_internal_targets
+        for part in ("runner", "poller"):
+            if hasattr(self, part):
+                getattr(self, part).settings = settings
+        listener = self.listener
+        bound = ("listener_enabled", "listener_host", "listener_port")
+        if listener is not None and all(getattr(listener.settings, name) == getattr(
+                settings, name) for name in bound):
+            listener.settings = settings  # public URL: shown addresses, accepted Host
+            listener.refresh_hosts()
+
     # ----------------------------------------------------------------- areas
 
     def areas(self) -> list[Area]:
@@ -172,8 +193,9 @@ class Engine:
             return area_id is not None and self.secrets.get(
                 secret_ref(area_id, slot, name)) is not None
 
+        accounts = await self.accounts.accounts()
         return await asyncio.to_thread(check_area, spec, self.registry, self.settings,
-                                       has_secret=has_secret)
+                                       has_secret=has_secret, accounts=accounts)
 
     async def create_area(self, spec: AreaSpec) -> Area:
         checked = await self.check(spec)
@@ -316,7 +338,8 @@ class Engine:
         if live:
             live_area = Area(area.id, checked.spec)
             draft = Runner(self.registry, self.settings, self.http, self.bus, None,
-                           self._draft_secrets(checked, area.id))
+                           self._draft_secrets(checked, area.id),
+                           sessions=self.accounts.session)
             result["reactions"] = await draft.live_test(live_area, payload)
             return result
         for index, (step, reaction) in enumerate(zip(checked.spec.reactions,
@@ -354,7 +377,8 @@ class Engine:
 
             params = await self._trigger_params(area, spec, draft)
             ctx = PollContext(area.id, params, self.http, self.settings,
-                              logging.LoggerAdapter(log, {"area_id": area.id}), {})
+                              logging.LoggerAdapter(log, {"area_id": area.id}), {},
+                              account=await self._account(area.spec.trigger))
             result = await spec.poll(ctx)
             if result.items:
                 return dict(result.items[0].data)
@@ -424,6 +448,7 @@ class Engine:
         elif spec.kind is TriggerKind.POLL:
             interval = area.spec.interval or spec.default_interval
             area_id = area.id
+            spec = self._as_account(spec, area.spec.trigger.account)
 
             async def poll() -> None:
                 current = self._areas.get(area_id)
@@ -433,9 +458,35 @@ class Engine:
             self.scheduler.add_poll(area.id, interval, poll,
                                     first_within=min(interval, 30.0) if starting else 0.2)
         elif spec.kind is TriggerKind.PUSH and self.listener and area.webhook_hash:
+            try:
+                account = await self._account(area.spec.trigger)
+            except HooklineError as exc:  # the push trigger itself says what is missing
+                log.warning("area %r: %s", area.name, exc)
+                account = None
             ctx = TriggerContext(area.id, params, self.http, self.settings,
-                                 logging.LoggerAdapter(log, {"area_id": area.id}))
+                                 logging.LoggerAdapter(log, {"area_id": area.id}),
+                                 account=account)
             self.listener.routes[area.webhook_hash] = Route(area, spec, ctx)
+
+    async def _account(self, step: Step) -> AccountSession | None:
+        return await self.accounts.session(step.account) if step.account else None
+
+    def _as_account(self, spec: TriggerSpec, account_id: str | None) -> TriggerSpec:
+        """The poll trigger with its context's ``account`` set at each poll (the session
+        is looked up each time, so a removed account fails that poll with its reason)."""
+        if account_id is None or spec.poll is None:
+            return spec
+        poll, accounts = spec.poll, self.accounts
+
+        async def as_account(ctx: PollContext) -> PollResult:
+            ctx.account = await accounts.session(account_id)
+            return await poll(ctx)
+
+        return replace(spec, poll=as_account)
+
+    async def _accounts_changed(self, _body: dict[str, Any]) -> None:
+        """Another process connected, reconnected or removed an account."""
+        await self.accounts.reload()
 
     async def _deactivate(self, area: Area) -> None:
         self.scheduler.remove(area.id)
@@ -524,33 +575,41 @@ class Engine:
         log.info("resuming %d unfinished event(s) (%d interrupted mid-run)", len(pending),
                  resumed)
 
-    async def _process(self, event: Journaled, carried: list[dict[str, Any]] | None) -> None:
+    async def _process(self, event: Journaled, carried: list[dict[str, Any]] | None,
+                       pending: Pending | None) -> Pending | None:
         area = self._areas.get(event.area_id)
-        if area is None:
-            return
-        outcome = await self.runner.run(area, event, carried=carried)
+        if area is None:  # removed since: its events went with it
+            return pending
+        outcome = await self.runner.run(area, event, carried=carried, pending=pending)
+        record = outcome.pending
         if outcome.status == "failed":
-            await self._count_failure(area, outcome.error or "failed")
+            await self._count_failure(area, outcome.error or "failed", record)
         elif area.failure_streak:
             area.failure_streak = 0
-            await self.writer.write([Statement(6, self._set_streak, {
-                "aid": area.id, "streak": 0, "reason": area.paused_reason})])
+            record.statements.append(Statement(6, self._set_streak, {
+                "aid": area.id, "streak": 0, "reason": area.paused_reason}))
+        return record
 
-    async def _count_failure(self, area: Area, error: str) -> None:
+    async def _count_failure(self, area: Area, error: str, record: Pending) -> None:
         area.failure_streak += 1
         limit = self.settings.pause_after_failures
         pause = bool(limit) and area.failure_streak >= limit and area.paused_reason is None
         if pause:
             area.paused_reason = f"{area.failure_streak} runs in a row failed; last: {error}"
-        await self.writer.write([Statement(6, self._set_streak, {
-            "aid": area.id, "streak": area.failure_streak, "reason": area.paused_reason})])
+        record.statements.append(Statement(6, self._set_streak, {
+            "aid": area.id, "streak": area.failure_streak, "reason": area.paused_reason}))
         if pause:
             await self._deactivate(area)
-            log.warning("area %r paused itself: %s", area.name, area.paused_reason)
-            self.bus.publish(topics.AREA_PAUSED, area_id=area.id, name=area.name,
-                             reason=area.paused_reason)
-            self.bus.publish(topics.NOTIFICATION, title=f"“{area.name}” paused",
-                             body=area.paused_reason, level="error", area_id=area.id)
+            reason = area.paused_reason
+
+            def announce() -> None:  # once the pause is saved, with the run's record
+                log.warning("area %r paused itself: %s", area.name, reason)
+                self.bus.publish(topics.AREA_PAUSED, area_id=area.id, name=area.name,
+                                 reason=reason)
+                self.bus.publish(topics.NOTIFICATION, title=f"“{area.name}” paused",
+                                 body=reason, level="error", area_id=area.id)
+
+            record.after.append(announce)
 
     async def _prune(self) -> None:
         removed = await self.store.prune(self.settings.keep_successful_runs_days,

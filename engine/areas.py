@@ -4,14 +4,14 @@ and the documented import/export format."""
 from __future__ import annotations
 
 import secrets as _secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from engine import templates
 from engine.catalog.params import Param
-from engine.catalog.service import ReactionSpec, TriggerKind, TriggerSpec
+from engine.catalog.service import ReactionSpec, Service, TriggerKind, TriggerSpec
 from engine.errors import CatalogError, ValidationError
 from engine.registry import Registry
 from engine.settings import Settings
@@ -26,12 +26,15 @@ class Step:
 
     Attributes:
         uid: stable identity of a reaction step (keys its secrets in the keyring).
+        account: the connected account it acts as, for services that need one: its id
+            once checked (an import may name it by its name at the service).
     """
 
     service: str
     action: str
     params: dict[str, Any] = field(default_factory=dict)
     uid: str = ""
+    account: str | None = None
 
     def slot(self, is_trigger: bool) -> str:
         return TRIGGER_SLOT if is_trigger else self.uid
@@ -82,23 +85,35 @@ class AreaSpec:
             interval=float(interval) if interval not in (None, "") else None,
         )
 
-    def to_dict(self, registry: Registry | None = None) -> dict[str, Any]:
-        """The export format; secret parameters are left out."""
+    def to_dict(self, registry: Registry | None = None,
+                account_names: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The export format; secret parameters are left out. With ``account_names``
+        (account id -> name) a step names its account by its name at the service, so an
+        import elsewhere links the account of that name; without, by its id."""
 
         def params(step: Step, is_trigger: bool) -> dict[str, Any]:
             secret = _secret_names(registry, step, is_trigger)
             return {k: v for k, v in step.params.items() if k not in secret and v is not None}
 
+        def account(step: Step) -> dict[str, Any]:
+            if not step.account:
+                return {}
+            if account_names is None:
+                return {"account": step.account}
+            name = account_names.get(step.account)
+            return {"account": name} if name else {}
+
         out: dict[str, Any] = {
             "name": self.name,
             "enabled": self.enabled,
             "trigger": {"service": self.trigger.service, "trigger": self.trigger.action,
-                        "params": params(self.trigger, True)},
+                        **account(self.trigger), "params": params(self.trigger, True)},
         }
         if self.condition:
             out["condition"] = self.condition
         out["reactions"] = [
-            {"service": r.service, "reaction": r.action, "params": params(r, False)}
+            {"service": r.service, "reaction": r.action, **account(r),
+             "params": params(r, False)}
             for r in self.reactions
         ]
         if self.catch_up != "skip":
@@ -119,7 +134,11 @@ def _step(data: Any, kind: str, where: str) -> Step:
     params = data.get("params") or {}
     if not isinstance(params, Mapping):
         raise ValidationError(f"{where}.params", "must be a mapping of name: value")
-    return Step(str(service), str(action), dict(params), uid=str(data.get("uid") or ""))
+    account = data.get("account")
+    if account is not None and not isinstance(account, str | int):
+        raise ValidationError(f"{where}.account", "must be the account's name or id")
+    return Step(str(service), str(action), dict(params), uid=str(data.get("uid") or ""),
+                account=(str(account).strip() or None) if account is not None else None)
 
 
 def _secret_names(registry: Registry | None, step: Step, is_trigger: bool) -> set[str]:
@@ -159,6 +178,19 @@ class Area:
         return self.spec.enabled and self.paused_reason is None
 
 
+class KnownAccount(Protocol):
+    """What checking an area needs to know of a connected account."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def service_id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class Checked:
     """An area that passed validation, with the specs it uses and the secrets it carries."""
@@ -176,8 +208,12 @@ def check_area(
     settings: Settings,
     *,
     has_secret: Callable[[str, str], bool] = lambda slot, name: False,
+    accounts: Sequence[KnownAccount] = (),
 ) -> Checked:
-    """Validate everything before save; the error names the exact place and problem."""
+    """Validate everything before save; the error names the exact place and problem.
+
+    ``accounts`` are the connected accounts: a step of a service that acts as an
+    account must name one of that service (by id or by name); it is stored by id."""
     if not spec.name:
         raise ValidationError("name", "give the area a name")
     if len(spec.name) > 200:
@@ -195,7 +231,8 @@ def check_area(
     clean = _check_params(trigger.params, spec.trigger, TRIGGER_SLOT, "trigger.params",
                           in_reaction=False, trigger_fields=None, earlier=[],
                           has_secret=has_secret, found=found)
-    spec.trigger = replace(spec.trigger, params=clean)
+    spec.trigger = replace(spec.trigger, params=clean, account=link_account(
+        spec.trigger, registry.service(spec.trigger.service), "trigger", accounts))
     if trigger.kind is TriggerKind.SCHEDULE and trigger.schedule is not None:
         try:  # the schedule itself may refuse a combination (time zone, day names)
             trigger.schedule(clean)
@@ -231,7 +268,8 @@ def check_area(
         clean = _check_params(reaction.params, step, step.uid, f"{where}.params",
                               in_reaction=True, trigger_fields=trigger_fields,
                               earlier=earlier, has_secret=has_secret, found=found)
-        spec.reactions[i] = replace(step, params=clean)
+        spec.reactions[i] = replace(step, params=clean, account=link_account(
+            step, registry.service(step.service), where, accounts))
         reactions.append(reaction)
         earlier.append([f.name for f in reaction.fields])
     return Checked(spec, trigger, reactions, found)
@@ -276,3 +314,38 @@ def _check_params(
         except ValidationError as exc:
             raise ValidationError(at, exc.problem) from None
     return out
+
+
+def link_account(step: Step, service: Service, where: str,
+                 accounts: Sequence[KnownAccount]) -> str | None:
+    """The id of the account ``step`` names (by id or name), checked against ``service``."""
+    at = f"{where}.account"
+    if not service.needs_account:
+        if step.account:
+            raise ValidationError(at, f"{service.name} does not use accounts: remove "
+                                      "'account'")
+        return None
+    mine = [a for a in accounts if a.service_id == service.id]
+    how = (f"`hookline accounts connect {service.id}`" if service.oauth
+           else f"`hookline accounts token {service.id}`")
+    connected = (f" (connected: {', '.join(a.name for a in mine)})" if mine
+                 else f"; connect one first with {how}")
+    if not step.account:
+        raise ValidationError(at, f"{service.name} acts as one of your accounts: choose "
+                                  f"one with account: NAME{connected}")
+    ref = step.account
+    for account in accounts:
+        if account.id == ref:
+            if account.service_id != service.id:
+                raise ValidationError(at, f"“{account.name}” is a {account.service_id} "
+                                          f"account; this step needs a {service.name} "
+                                          f"account{connected}")
+            return account.id
+    for found in ([a for a in mine if a.name == ref],
+                  [a for a in mine if a.name.casefold() == ref.casefold()]):
+        if len(found) == 1:
+            return found[0].id
+    raise ValidationError(at, f"no {service.name} account named {ref!r} is connected: "
+                              f"connect it with {how}, then try again"
+                              + (f" (connected: {', '.join(a.name for a in mine)})"
+                                 if mine else ""))

@@ -21,6 +21,10 @@ from engine import __version__
 from engine import bus as topics
 from engine.app import Engine, secret_ref
 from engine.areas import AreaSpec
+from engine.auth import cli as accounts_cli
+from engine.auth.accounts import AccountStore
+from engine.backup import add_parser as add_backup_parser
+from engine.backup import cmd_backup
 from engine.bus import Message
 from engine.control import ControlClient
 from engine.errors import HooklineError, ValidationError
@@ -213,6 +217,11 @@ def cmd_services(args: argparse.Namespace, _data_dir: Path) -> int:
     if args.json:
         _print_json([s.describe() for s in services])
         return 0
+    if args.markdown:  # the built-in services only: the page ships with Hookline
+        from engine.catalog.docs import markdown
+
+        sys.stdout.write(markdown(Registry.load(plugins=False)))
+        return 0
     for service in services:
         auth = "" if service.auth.value == "none" else f"  [needs {service.auth.value}]"
         print(f"{service.id:10} {service.name}{auth}")
@@ -281,7 +290,8 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
             return 0
         if action == "export":
             areas = [await s.store.area(args.area)] if args.area else await s.store.areas()
-            docs = [a.spec.to_dict(s.registry) for a in areas]
+            names = {a.id: a.name for a in await AccountStore(s.store.db).accounts()}
+            docs = [a.spec.to_dict(s.registry, names) for a in areas]
             out: Any = docs[0] if args.area else {"areas": docs}
             text = (json.dumps(out, indent=2, ensure_ascii=False) + "\n" if args.format == "json"
                     else yaml.safe_dump(out, sort_keys=False, allow_unicode=True))
@@ -303,7 +313,8 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
         area_id = await s.area_id(args.area)
         if action == "show":
             area = await s.store.area(area_id)
-            info = {"id": area.id, **area.spec.to_dict(s.registry),
+            names = {a.id: a.name for a in await AccountStore(s.store.db).accounts()}
+            info = {"id": area.id, **area.spec.to_dict(s.registry, names),
                     "paused_reason": area.paused_reason,
                     "webhook_url": await s.webhook_url(area_id) if area.webhook_hash else None}
             if area.webhook_hash and info["webhook_url"] is None:
@@ -461,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     services = sub.add_parser("services", help="list services, their triggers and reactions")
     services.add_argument("service", nargs="?", help="one service, with its parameters")
     services.add_argument("--json", action="store_true")
+    services.add_argument("--markdown", action="store_true",
+                          help="the reference page (docs/services.md)")
 
     areas = sub.add_parser("areas", help="list, import, export and manage areas")
     asub = areas.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -495,6 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="check the data folder, database, keyring and port")
 
+    accounts_cli.add_parser(sub)
+    add_backup_parser(sub)
+
     st = sub.add_parser("settings", help="show or change settings")
     ssub = st.add_subparsers(dest="action", metavar="ACTION")
     ssub.add_parser("list").add_argument("--json", action="store_true")
@@ -522,8 +538,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.action is None:
                 args.action, args.json = "list", False
             return cmd_settings(args, data_dir)
+        if args.command == "backup":
+            return cmd_backup(args, data_dir)
         handler = {"serve": cmd_serve, "areas": cmd_areas, "runs": cmd_runs,
-                   "doctor": cmd_doctor}[args.command]
+                   "doctor": cmd_doctor, "accounts": accounts_cli.cmd_accounts}[args.command]
         return asyncio.run(handler(args, data_dir))
     except HooklineError as exc:
         print(f"hookline: {exc}", file=sys.stderr)

@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from engine.journal import Journaled
+from engine.journal import Journaled, Pending
 
 log = logging.getLogger(__name__)
 
@@ -19,15 +19,19 @@ class Dispatcher:
     """Hands committed events to ``process``, in order per area.
 
     Args:
-        process: runs one event (with the steps of an interrupted run, if any).
+        process: runs one event (with the steps of an interrupted run, if any), committing
+            the previous run's record with its own start; returns its own record.
+        flush: commits a record alone when no next run comes to carry it.
         max_runs: runs under way at once, across areas.
         max_backlog: events waiting before sources are made to wait (``room()``).
     """
 
-    def __init__(self, process: Callable[[Journaled, list[dict[str, Any]] | None],
-                                         Awaitable[None]],
+    def __init__(self, process: Callable[[Journaled, list[dict[str, Any]] | None,
+                                          Pending | None], Awaitable[Pending | None]],
+                 flush: Callable[[Pending], Awaitable[None]],
                  max_runs: int = 64, max_backlog: int = 5000) -> None:
         self._process = process
+        self._flush = flush
         self._runs = asyncio.Semaphore(max_runs)
         self._queues: dict[str, deque[Work]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -61,12 +65,14 @@ class Dispatcher:
 
     async def _drain(self, area_id: str) -> None:
         queue = self._queues[area_id]
+        pending: Pending | None = None
         try:
-            while queue:
+            while queue and not self._closed:
                 event, carried = queue.popleft()
                 try:
                     async with self._runs:
-                        await self._process(event, carried)
+                        carry, pending = pending, None
+                        pending = await self._process(event, carried, carry)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -76,6 +82,13 @@ class Dispatcher:
                     self.backlog -= 1
                     if self.backlog < self._max_backlog:
                         self._room.set()
+            if pending is not None:
+                await self._flush(pending)
+                pending = None
+        except asyncio.CancelledError:
+            if pending is not None:  # the finished run's record must not be lost
+                await asyncio.shield(self._flush(pending))
+            raise
         finally:
             del self._workers[area_id]
             if not queue:
@@ -83,12 +96,15 @@ class Dispatcher:
             if not self._workers:
                 self._idle.set()
 
-    async def aclose(self) -> None:
-        """Stop: runs under way are cancelled (they stay journaled and resume at start)."""
+    async def aclose(self, grace: float = 5.0) -> None:
+        """Stop: runs under way get ``grace`` seconds to finish, then are cancelled;
+        events not yet run stay journaled and run at the next start."""
         self._closed = True
         workers = list(self._workers.values())
-        for task in workers:
-            task.cancel()
+        if workers:
+            _done, late = await asyncio.wait(workers, timeout=grace)
+            for task in late:
+                task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         self._room.set()
         self._idle.set()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,19 @@ class NewEvent:
     source: str
     payload: dict[str, Any]
     dedup_key: str | None = None
+
+
+@dataclass
+class Pending:
+    """Writes that may ride along with the next commit (a finished run's record rides
+    with the next run's start: one commit per run), and what to do once durable."""
+
+    statements: list[Statement] = field(default_factory=list)
+    after: list[Callable[[], None]] = field(default_factory=list)
+
+    def settled(self) -> None:
+        for callback in self.after:
+            callback()
 
 
 @dataclass(frozen=True)
@@ -89,8 +102,9 @@ class Journal:
             rows = conn.execute(select(events.c.id).where(events.c.id.in_(keyed)))
             return {r[0] for r in rows}
 
-        present: set[int] = await self.writer.write([*statements, *extra], stored if keyed
-                                                    else None) or set()
+        present: set[int] = await self.writer.write(
+            [*statements, *extra], stored if keyed else None, durable=bool(statements)
+        ) or set()
         return [j for j in journaled if j.id not in keyed or j.id in present]
 
     def poll_statements(self, area_id: str, keys: Sequence[str], state: dict[str, Any]
@@ -110,26 +124,43 @@ class Journal:
             "last_fired_at": at, "last_error": None})
 
     async def start_run(self, run_id: int, event: Journaled, *, resumed: bool,
-                        steps: list[dict[str, Any]], status: str = "running") -> None:
-        await self.writer.write([Statement(2, self._insert_run, {
+                        steps: list[dict[str, Any]], status: str = "running",
+                        pending: Pending | None = None) -> None:
+        """Record the run as started (with ``pending`` writes in the same commit)."""
+        await self.writer.write([*(pending.statements if pending else ()),
+                                 Statement(2, self._insert_run, {
             "id": run_id, "event_id": event.id, "area_id": event.area_id, "status": status,
             "resumed": resumed, "trigger_payload": event.payload, "condition": None,
             "steps": steps, "error": None, "started_at": utcnow(), "finished_at": None})])
+        if pending:
+            pending.settled()
 
     async def save_steps(self, run_id: int, steps: list[dict[str, Any]]) -> None:
         await self.writer.write([Statement(3, self._update_steps,
                                            {"rid": run_id, "steps": steps})])
 
-    async def finish_run(self, run_id: int, event_id: int | None, *, status: str,
-                         steps: list[dict[str, Any]], error: str | None,
-                         condition: dict[str, Any] | None) -> None:
+    def finish_statements(self, run_id: int, event_id: int | None, *, status: str,
+                          steps: list[dict[str, Any]], error: str | None,
+                          condition: dict[str, Any] | None) -> list[Statement]:
         now = utcnow()
         statements = [Statement(4, self._finish_run, {
             "rid": run_id, "status": status, "steps": steps, "error": error,
             "cond": condition, "at": now})]
         if event_id is not None:
             statements.append(Statement(5, self._finish_event, {"eid": event_id, "at": now}))
-        await self.writer.write(statements)
+        return statements
+
+    async def finish_run(self, run_id: int, event_id: int | None, *, status: str,
+                         steps: list[dict[str, Any]], error: str | None,
+                         condition: dict[str, Any] | None) -> None:
+        await self.writer.write(self.finish_statements(
+            run_id, event_id, status=status, steps=steps, error=error, condition=condition))
+
+    async def flush(self, pending: Pending) -> None:
+        """Commit ``pending`` on its own (nothing came along to carry it)."""
+        if pending.statements:
+            await self.writer.write(pending.statements)
+        pending.settled()
 
     async def mark_interrupted(self, run_id: int, steps: list[dict[str, Any]],
                                condition: dict[str, Any] | None) -> None:

@@ -91,6 +91,11 @@ class Listener:
         self._hosts = _allowed_hosts(self.settings, self.port)
         return self.port
 
+    def refresh_hosts(self) -> None:
+        """Recompute the accepted Host headers (after the public URL changed)."""
+        if self.port is not None:
+            self._hosts = _allowed_hosts(self.settings, self.port)
+
     async def aclose(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()

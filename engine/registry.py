@@ -27,6 +27,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "integrations.notify",
     "integrations.email",
     "integrations.shell",
+    "integrations.mqtt",
+    "integrations.github",
 )
 
 

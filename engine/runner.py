@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import bus as topics
 from engine import templates
@@ -26,10 +26,13 @@ from engine.errors import (
     ValidationError,
 )
 from engine.http import HttpClient
-from engine.journal import Journal, Journaled
+from engine.journal import Journal, Journaled, Pending
 from engine.registry import Registry
 from engine.settings import Settings
 from engine.storage.schema import utcnow
+
+if TYPE_CHECKING:
+    from engine.auth.session import AccountSession
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,8 @@ MAX_FIELD = 16 * 1024
 MAX_RETRY_WAIT = 3600.0
 
 SecretResolver = Callable[[str, str, str], Awaitable[str | None]]
+#: ``account_id -> session`` (AuthError when the account is gone).
+SessionOpener = Callable[[str], Awaitable["AccountSession"]]
 
 
 @dataclass
@@ -48,6 +53,8 @@ class Outcome:
     status: str  # succeeded | failed | skipped
     error: str | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
+    #: the run's record, not yet committed
+    pending: Pending = field(default_factory=lambda: Pending())
 
 
 def json_safe(value: Any) -> Any:
@@ -82,17 +89,20 @@ class Runner:
 
     Args:
         resolve_secret: ``(area_id, slot, param) -> value`` from the keyring.
+        sessions: opens the account session of a step that acts as an account.
         limits: a semaphore per service bounding concurrent calls.
     """
 
     def __init__(self, registry: Registry, settings: Settings, http: HttpClient, bus: Bus,
-                 journal: Journal | None, resolve_secret: SecretResolver) -> None:
+                 journal: Journal | None, resolve_secret: SecretResolver, *,
+                 sessions: SessionOpener | None = None) -> None:
         self.registry = registry
         self.settings = settings
         self.http = http
         self.bus = bus
         self.journal = journal
         self.resolve_secret = resolve_secret
+        self.sessions = sessions
         self._limits: dict[str, asyncio.Semaphore] = {}
 
     def _limit(self, service_id: str) -> asyncio.Semaphore:
@@ -101,14 +111,21 @@ class Runner:
         return self._limits[service_id]
 
     async def run(self, area: Area, event: Journaled, *,
-                  carried: list[dict[str, Any]] | None = None) -> Outcome:
+                  carried: list[dict[str, Any]] | None = None,
+                  pending: Pending | None = None) -> Outcome:
         """Process ``event`` for ``area`` and record it; ``carried`` are the steps of an
-        interrupted run (finished ones are not repeated; the run is marked resumed)."""
+        interrupted run (finished ones are not repeated; the run is marked resumed).
+
+        ``pending`` (the previous run's record) is committed with this run's start; the
+        outcome's own ``pending`` holds this run's record for the caller to commit —
+        with the next run's start, or alone (``Journal.flush``).
+        """
         assert self.journal is not None
         spec = area.spec
         steps = carried or [_new_step(r) for r in spec.reactions]
         run_id = self.journal.writer.run_id()
-        await self.journal.start_run(run_id, event, resumed=carried is not None, steps=steps)
+        await self.journal.start_run(run_id, event, resumed=carried is not None, steps=steps,
+                                     pending=pending)
         self.bus.publish(topics.RUN_STARTED, run_id=run_id, area_id=area.id,
                          event_id=event.id)
         condition: dict[str, Any] | None = None
@@ -139,11 +156,12 @@ class Runner:
             status, error = "failed", str(exc)
             if condition is None and spec.condition:
                 condition = {"expression": spec.condition, "error": str(exc)}
-        await self.journal.finish_run(run_id, event.id, status=status, steps=steps,
-                                      error=error, condition=condition)
-        self.bus.publish(topics.RUN_FINISHED, run_id=run_id, area_id=area.id, status=status,
-                         error=error, event_id=event.id)
-        return Outcome(run_id, status, error, steps)
+        finished = Pending(self.journal.finish_statements(
+            run_id, event.id, status=status, steps=steps, error=error, condition=condition))
+        finished.after.append(lambda: self.bus.publish(
+            topics.RUN_FINISHED, run_id=run_id, area_id=area.id, status=status, error=error,
+            event_id=event.id))
+        return Outcome(run_id, status, error, steps, finished)
 
     async def live_test(self, area: Area, payload: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run the reactions for real on ``payload`` without recording a run (the
@@ -173,8 +191,16 @@ class Runner:
             message = f"{spec.name} is turned off in settings ({spec.requires_setting})"
             record.update(status="failed", error=message)
             raise _StepFailed(f"{where}: {message}")
+        account = None
+        if step.account and self.sessions is not None:
+            try:
+                account = await self.sessions(step.account)
+            except HooklineError as exc:
+                record.update(status="failed", error=str(exc))
+                raise _StepFailed(f"{where} {spec.name}: {exc}") from None
         ctx = ReactionContext(area.id, run_id, params, self.http, self.settings, self.bus,
-                              logging.LoggerAdapter(log, {"area_id": area.id}))
+                              logging.LoggerAdapter(log, {"area_id": area.id}),
+                              account=account)
         attempts = self.settings.reaction_attempts if spec.retry else 1
         timeout = max(spec.timeout, float(params.get("timeout") or 0) + 5)
         record.setdefault("attempts", [])

@@ -43,7 +43,7 @@ class Settings:
         minimum=0, maximum=65535,
     )
     public_url: str = _setting(
-        "", ParamType.TEXT, "Public base URL",
+        "", ParamType.URL, "Public base URL",
         "If a tunnel or reverse proxy forwards to the listener, its base URL: shown in "
         "webhook addresses and accepted as Host.",
     )

@@ -22,8 +22,10 @@ def _area(row: Row[Any]) -> Area:
     trig = row.trigger
     spec = AreaSpec(
         name=row.name,
-        trigger=Step(trig["service"], trig["trigger"], dict(trig.get("params") or {})),
-        reactions=[Step(r["service"], r["reaction"], dict(r.get("params") or {}), r["uid"])
+        trigger=Step(trig["service"], trig["trigger"], dict(trig.get("params") or {}),
+                     account=trig.get("account")),
+        reactions=[Step(r["service"], r["reaction"], dict(r.get("params") or {}), r["uid"],
+                        account=r.get("account"))
                    for r in row.reactions],
         condition=row.condition,
         enabled=row.enabled,
@@ -34,15 +36,20 @@ def _area(row: Row[Any]) -> Area:
                 row.created_at, row.updated_at)
 
 
+def _account(step: Step) -> dict[str, Any]:
+    """The step's account id (only for steps that have one)."""
+    return {"account": step.account} if step.account else {}
+
+
 def _columns(spec: AreaSpec) -> dict[str, Any]:
     return {
         "name": spec.name,
         "enabled": spec.enabled,
         "trigger": {"service": spec.trigger.service, "trigger": spec.trigger.action,
-                    "params": spec.trigger.params},
+                    "params": spec.trigger.params, **_account(spec.trigger)},
         "condition": spec.condition,
         "reactions": [{"uid": r.uid, "service": r.service, "reaction": r.action,
-                       "params": r.params} for r in spec.reactions],
+                       "params": r.params, **_account(r)} for r in spec.reactions],
         "catch_up": spec.catch_up,
         "interval": spec.interval,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -106,6 +107,12 @@ def _unknown_field(owner: str, name: str, fields: Sequence[str]) -> str:
     return f"{owner} has no field {name!r}.{hint} Fields: {', '.join(fields)}."
 
 
+@functools.lru_cache(maxsize=2048)
+def _compiled(source: str) -> jinja2.Template:
+    """Compiling costs far more than rendering: each distinct template compiles once."""
+    return _ENV.from_string(source)
+
+
 def render(source: str, context: Mapping[str, Any], *, where: str = "",
            limit: int = MAX_OUTPUT) -> str:
     """Render ``source``; a missing value, an escape attempt or output over ``limit``
@@ -113,7 +120,7 @@ def render(source: str, context: Mapping[str, Any], *, where: str = "",
     if not is_template(source):
         return source
     try:
-        template = _ENV.from_string(source)
+        template = _compiled(source)
         size = 0
         parts: list[str] = []
         for chunk in template.generate(**context):

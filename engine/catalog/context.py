@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import Rejected
 
 if TYPE_CHECKING:
+    from engine.auth.session import AccountSession
     from engine.bus import Bus
     from engine.http import HttpClient
     from engine.settings import Settings
@@ -26,6 +27,8 @@ class TriggerContext:
         http: the engine's shared HTTP client.
         settings: the engine's settings (read only).
         log: a logger that names the area.
+        account: the connected account the area chose, for services that act as one
+            (``await ctx.account.request(...)`` adds its token); else ``None``.
     """
 
     area_id: str
@@ -33,6 +36,7 @@ class TriggerContext:
     http: HttpClient
     settings: Settings
     log: logging.LoggerAdapter[logging.Logger]
+    account: AccountSession | None = field(default=None, kw_only=True)
 
 
 @dataclass
@@ -55,6 +59,7 @@ class ReactionContext:
         params: rendered and validated parameters (secrets resolved).
         run_id: the run this call belongs to (``None`` in a dry run).
         bus: the engine's event bus, e.g. to ask the desktop for a notification.
+        account: the connected account the step chose (see TriggerContext).
     """
 
     area_id: str
@@ -64,6 +69,7 @@ class ReactionContext:
     settings: Settings
     bus: Bus
     log: logging.LoggerAdapter[logging.Logger]
+    account: AccountSession | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from engine.catalog.auth import ApiKeySpec, OAuth2Spec
 from engine.catalog.params import Param
 
 if TYPE_CHECKING:
@@ -176,8 +177,23 @@ class Service:
     auth: AuthKind = AuthKind.NONE
     #: Base URL of the service's API; tests point it at a local server.
     api_base_url: str = ""
+    #: How accounts connect through OAuth 2 (``auth=OAUTH2``).
+    oauth: OAuth2Spec | None = None
+    #: A token the user pastes in (``auth=API_KEY``, or an OAuth service's alternative).
+    api_key: ApiKeySpec | None = None
     triggers: dict[str, TriggerSpec] = field(default_factory=dict)
     reactions: dict[str, ReactionSpec] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.auth is AuthKind.OAUTH2 and self.oauth is None:
+            raise TypeError(f"{self.id}: auth=OAUTH2 needs oauth=OAuth2Spec(...)")
+        if self.auth is AuthKind.API_KEY and self.api_key is None:
+            raise TypeError(f"{self.id}: auth=API_KEY needs api_key=ApiKeySpec(...)")
+
+    @property
+    def needs_account(self) -> bool:
+        """Whether its triggers and reactions act as a connected account."""
+        return self.auth is not AuthKind.NONE
 
     def _add_trigger(self, spec: TriggerSpec) -> None:
         if spec.id in self.triggers:
@@ -272,6 +288,8 @@ class Service:
             "name": self.name,
             "description": self.description,
             "auth": self.auth.value,
+            **({"oauth": self.oauth.describe()} if self.oauth else {}),
+            **({"api_key": self.api_key.describe()} if self.api_key else {}),
             "triggers": [t.describe() for t in self.triggers.values()],
             "reactions": [r.describe() for r in self.reactions.values()],
         }

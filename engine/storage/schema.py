@@ -133,3 +133,30 @@ trigger_state = Table(
     Column("last_fired_at", UTCDateTime, nullable=True),
     Column("last_error", Text, nullable=True),
 )
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("service_id", String(64), nullable=False),
+    # oauth2 | api_key
+    Column("kind", String(10), nullable=False),
+    # who it is at the provider (e.g. a GitHub login); tokens live in the keyring only
+    Column("name", String(200), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    # ok | needs_reconnect
+    Column("status", String(20), nullable=False, default="ok"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_refresh_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    UniqueConstraint("service_id", "name", name="uq_accounts_service_name"),
+)
+
+oauth_clients = Table(
+    "oauth_clients",
+    metadata,
+    # the user's own OAuth app per service; its secret (if any) lives in the keyring
+    Column("service_id", String(64), primary_key=True),
+    Column("client_id", String(300), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

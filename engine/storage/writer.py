@@ -4,6 +4,11 @@ An awaited commit per row through the async driver costs about a millisecond; he
 every write that arrives while a commit is under way joins the next group, the group
 commits once, and each waiter is released when its group is durable. Statements of the
 same kind in a group run as one ``executemany``.
+
+Durability: a group that carries a ``durable`` write (a journaled event: the sender was
+or will be told "accepted") commits with an fsync (SQLite ``synchronous=FULL``); a group
+of run bookkeeping only commits without one (``NORMAL``: safe against a killed process,
+and made durable by the next fsync, which covers every earlier WAL frame).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, func, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.sql import Executable
 
 from engine.errors import StorageError
@@ -43,6 +48,7 @@ class Statement:
 class _Write:
     statements: Sequence[Statement]
     after: Callable[[Connection], Any] | None
+    durable: bool
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop = field(repr=False)
 
@@ -59,9 +65,8 @@ class Writer:
 
     def __init__(self, url: str) -> None:
         self._engine: Engine = open_sync(url)
-        if self._engine.dialect.name == "sqlite":
-            # The journal's promise is durability: fsync at each group commit.
-            event.listen(self._engine, "connect", _full_sync)
+        self._sqlite = self._engine.dialect.name == "sqlite"
+        self._synced: bool | None = None  # the connection's current synchronous mode
         self._queue: queue.SimpleQueue[_Write | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._next_event_id = 1
@@ -98,17 +103,26 @@ class Writer:
         self,
         statements: Sequence[Statement] = (),
         after: Callable[[Connection], Any] | None = None,
+        durable: bool = False,
     ) -> Any:
         """Run ``statements`` (then ``after(conn)``) in the next group; returns
-        ``after``'s result once the group has committed."""
+        ``after``'s result once the group has committed (with an fsync if ``durable``)."""
         if self._thread is None:
             raise StorageError("the writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Write(statements, after, future, loop))
+        self._queue.put(_Write(statements, after, durable, future, loop))
         return await future
 
     def _work(self) -> None:
+        # One connection for the writer's life, opened in its own thread.
+        self._conn = self._engine.connect()
+        try:
+            self._loop()
+        finally:
+            self._conn.close()
+
+    def _loop(self) -> None:
         stopping = False
         while not stopping:
             first = self._queue.get()
@@ -143,7 +157,14 @@ class Writer:
         _settle([(w, r, None) for w, r in zip(group, results, strict=True)])
 
     def _commit(self, group: list[_Write]) -> list[Any]:
-        with self._engine.begin() as conn:
+        conn = self._conn
+        with conn.begin():
+            if self._sqlite:
+                durable = any(w.durable for w in group)
+                if durable is not self._synced:  # before the first write: no transaction yet
+                    mode = "FULL" if durable else "NORMAL"
+                    conn.exec_driver_sql(f"PRAGMA synchronous={mode}")
+                    self._synced = durable
             kinds: dict[int, tuple[int, Executable, list[dict[str, Any]]]] = {}
             for write in group:
                 for st in write.statements:
@@ -154,12 +175,6 @@ class Writer:
             for _rank, stmt, params in sorted(kinds.values(), key=lambda k: k[0]):
                 conn.execute(stmt, params)
             return [w.after(conn) if w.after else None for w in group]
-
-
-def _full_sync(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.close()
 
 
 def _storage_error(exc: Exception) -> StorageError:

@@ -10,3 +10,8 @@ from tests.fixtures.mail import (  # noqa: F401  (fixtures are found by name)
     tls_files,
     trust_test_ca,
 )
+from tests.fixtures.mqtt import (  # noqa: F401  (fixtures are found by name)
+    mosquitto,
+    mosquitto_with_login,
+    start_mosquitto,
+)

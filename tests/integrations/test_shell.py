@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -143,11 +142,9 @@ async def test_a_program_that_runs_too_long_is_stopped(
         f"open({str(pid_file)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
         "time.sleep(60)"
     )
-    started = time.monotonic()
     with pytest.raises(PermanentError) as caught:
-        await run(http, {**script(code), "timeout": 1})
-    assert time.monotonic() - started < 5
-    assert str(caught.value) == f"{sys.executable} did not finish within 1s; it was stopped"
+        await run(http, {**script(code), "timeout": 4})
+    assert str(caught.value) == f"{sys.executable} did not finish within 4s; it was stopped"
     program, grandchild = (int(p) for p in pid_file.read_text().split())
     assert not _alive(program)
     assert not _alive(grandchild)
@@ -165,12 +162,10 @@ async def test_a_program_that_ignores_the_stop_request_is_killed(
         "import os, signal, time\n"
         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
         f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-        "time.sleep(60)"
+        "time.sleep(600)"  # only SIGKILL ends it before the test's own time-out
     )
-    started = time.monotonic()
-    with pytest.raises(PermanentError, match="did not finish within 1s; it was stopped"):
-        await run(http, {**script(code), "timeout": 1})
-    assert time.monotonic() - started < 3
+    with pytest.raises(PermanentError, match="did not finish within 4s; it was stopped"):
+        await run(http, {**script(code), "timeout": 4})
     assert not _alive(int(pid_file.read_text()))
 
 

@@ -1,0 +1,352 @@
+"""Connected accounts: a row each in the database, tokens only in the keyring (by
+account id), the user's own OAuth clients, and one shared session per account."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import Row, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from engine import bus as topics
+from engine.auth import oauth
+from engine.auth.oauth import DEFAULT_TIMEOUT, Browser, OAuthClient, Show, system_browser
+from engine.auth.session import NEEDS_RECONNECT, OK, Account, AccountSession
+from engine.bus import Bus
+from engine.catalog.auth import TokenSet
+from engine.catalog.service import Service
+from engine.errors import AuthError, CatalogError, ConfigError, HooklineError, SecretError
+from engine.http import HttpClient
+from engine.registry import Registry
+from engine.secrets import SecretStore
+from engine.storage.schema import accounts as accounts_table
+from engine.storage.schema import oauth_clients, utcnow
+
+log = logging.getLogger(__name__)
+
+#: Bus topics (payload keys in brackets).
+ACCOUNT_CHANGED = "account.changed"  # [account_id, service_id, name, change]
+ACCOUNT_NEEDS_RECONNECT = "account.needs_reconnect"  # [account_id, service_id, name, error]
+
+
+class AccountNotFound(HooklineError):
+    """No account matches what was asked for."""
+
+
+def token_ref(account_id: str) -> str:
+    return f"account/{account_id}/token"
+
+
+def client_secret_ref(service_id: str) -> str:
+    return f"oauth_client/{service_id}/secret"
+
+
+def _account(row: Row[Any]) -> Account:
+    return Account(row.id, row.service_id, row.kind, row.name, list(row.scopes or []),
+                   row.status, row.created_at, row.last_refresh_at, row.last_error)
+
+
+class AccountStore:
+    """The ``accounts`` and ``oauth_clients`` tables."""
+
+    def __init__(self, db: AsyncEngine) -> None:
+        self.db = db
+
+    async def accounts(self, service_id: str | None = None) -> list[Account]:
+        query = select(accounts_table).order_by(accounts_table.c.service_id,
+                                                accounts_table.c.name)
+        if service_id:
+            query = query.where(accounts_table.c.service_id == service_id)
+        async with self.db.connect() as conn:
+            return [_account(r) for r in await conn.execute(query)]
+
+    async def get(self, account_id: str) -> Account | None:
+        async with self.db.connect() as conn:
+            row = (await conn.execute(select(accounts_table).where(
+                accounts_table.c.id == account_id))).first()
+        return _account(row) if row else None
+
+    async def find(self, ref: str, service_id: str | None = None) -> Account:
+        """An account by id, id prefix (4+ characters), ``service:name`` or name."""
+        every = await self.accounts()
+        candidates = [a for a in every if service_id is None or a.service_id == service_id]
+        for test in (lambda a: a.id == ref,
+                     lambda a: len(ref) >= 4 and a.id.startswith(ref),
+                     lambda a: f"{a.service_id}:{a.name}" == ref,
+                     lambda a: a.name == ref,
+                     lambda a: a.name.casefold() == ref.casefold()):
+            found = [a for a in candidates if test(a)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise AccountNotFound(f"{len(found)} accounts match {ref!r}: write "
+                                      "SERVICE:NAME or the id instead")
+        names = [f"{a.service_id}:{a.name}" for a in candidates]
+        raise AccountNotFound(CatalogError.unknown("account", ref, names).args[0])
+
+    async def by_name(self, service_id: str, name: str) -> Account | None:
+        async with self.db.connect() as conn:
+            row = (await conn.execute(select(accounts_table).where(
+                accounts_table.c.service_id == service_id,
+                accounts_table.c.name == name))).first()
+        return _account(row) if row else None
+
+    async def save(self, account: Account) -> Account:
+        """Insert, or update the row with the same id."""
+        values = {"service_id": account.service_id, "kind": account.kind,
+                  "name": account.name, "scopes": list(account.scopes),
+                  "status": account.status, "last_refresh_at": account.last_refresh_at,
+                  "last_error": account.last_error}
+        async with self.db.begin() as conn:
+            done = await conn.execute(update(accounts_table).where(
+                accounts_table.c.id == account.id).values(**values))
+            if not done.rowcount:
+                await conn.execute(accounts_table.insert().values(
+                    id=account.id, created_at=account.created_at or utcnow(), **values))
+        saved = await self.get(account.id)
+        assert saved is not None
+        return saved
+
+    async def set_status(self, account_id: str, status: str, error: str | None) -> None:
+        async with self.db.begin() as conn:
+            await conn.execute(update(accounts_table).where(
+                accounts_table.c.id == account_id).values(status=status, last_error=error))
+
+    async def refreshed(self, account_id: str) -> None:
+        async with self.db.begin() as conn:
+            await conn.execute(update(accounts_table).where(
+                accounts_table.c.id == account_id).values(
+                last_refresh_at=utcnow(), status=OK, last_error=None))
+
+    async def delete(self, account_id: str) -> None:
+        async with self.db.begin() as conn:
+            await conn.execute(delete(accounts_table).where(
+                accounts_table.c.id == account_id))
+
+    async def client_id(self, service_id: str) -> str | None:
+        async with self.db.connect() as conn:
+            return await conn.scalar(select(oauth_clients.c.client_id).where(
+                oauth_clients.c.service_id == service_id))
+
+    async def set_client_id(self, service_id: str, client_id: str) -> None:
+        async with self.db.begin() as conn:
+            await conn.execute(delete(oauth_clients).where(
+                oauth_clients.c.service_id == service_id))
+            await conn.execute(oauth_clients.insert().values(
+                service_id=service_id, client_id=client_id, updated_at=utcnow()))
+
+
+class Accounts:
+    """Connecting, using and removing accounts.
+
+    Args:
+        db: the engine's database.
+        secrets: the keyring, where tokens and client secrets live.
+        http: the shared client (token endpoint, user info, API calls).
+        bus: ``account.needs_reconnect``, ``account.changed`` and notifications go here.
+        registry: the services (their OAuth and token declarations).
+    """
+
+    def __init__(self, db: AsyncEngine, secrets: SecretStore, http: HttpClient, bus: Bus,
+                 registry: Registry) -> None:
+        self.store = AccountStore(db)
+        self.secrets = secrets
+        self.http = http
+        self.bus = bus
+        self.registry = registry
+        self._sessions: dict[str, AccountSession] = {}
+        self._opening = asyncio.Lock()
+
+    # ------------------------------------------------------------------ reading
+
+    async def accounts(self, service_id: str | None = None) -> list[Account]:
+        return await self.store.accounts(service_id)
+
+    async def find(self, ref: str, service_id: str | None = None) -> Account:
+        return await self.store.find(ref, service_id)
+
+    async def session(self, account_id: str) -> AccountSession:
+        """The account's one shared session (AuthError if it no longer exists)."""
+        async with self._opening:
+            session = self._sessions.get(account_id)
+            if session is None:
+                account = await self.store.get(account_id)
+                if account is None:
+                    raise AuthError("the account this area used was removed: choose another "
+                                    "account in the area")
+                service = self.registry.service(account.service_id)
+                session = AccountSession(account, service, self.http, self)
+                self._sessions[account_id] = session
+            return session
+
+    async def reload(self) -> None:
+        """Re-read every open session's account (changed by another process)."""
+        for account_id, session in list(self._sessions.items()):
+            account = await self.store.get(account_id)
+            await session.reload(account)
+            if account is None:
+                del self._sessions[account_id]
+
+    # ------------------------------------------------------------------ clients
+
+    async def set_client(self, service_id: str, client_id: str,
+                         client_secret: str | None = None) -> None:
+        """The user's own OAuth app for ``service_id`` (its secret goes to the keyring)."""
+        service = self._oauth_service(service_id)
+        assert service.oauth is not None
+        client_id = client_id.strip()
+        if not client_id:
+            raise ConfigError("give the OAuth app's client ID")
+        if service.oauth.client_secret_required and not client_secret:
+            raise ConfigError(f"{service.name} also needs the OAuth app's client secret")
+        if client_secret:
+            await asyncio.to_thread(self.secrets.set, client_secret_ref(service_id),
+                                    client_secret)
+        else:
+            await asyncio.to_thread(self.secrets.delete, client_secret_ref(service_id))
+        await self.store.set_client_id(service_id, client_id)
+
+    async def oauth_client(self, service_id: str) -> OAuthClient:
+        service = self._oauth_service(service_id)
+        assert service.oauth is not None
+        client_id = await self.store.client_id(service_id)
+        secret = await asyncio.to_thread(self.secrets.get, client_secret_ref(service_id))
+        if not client_id or (service.oauth.client_secret_required and not secret):
+            raise AuthError(self.client_missing(service))
+        return OAuthClient(client_id, secret)
+
+    @staticmethod
+    def client_missing(service: Service) -> str:
+        assert service.oauth is not None
+        secret = " and its client secret" if service.oauth.client_secret_required else ""
+        help_ = f" {service.oauth.client_help}" if service.oauth.client_help else ""
+        return (f"{service.name} has no OAuth app set up yet. Register your own app at the "
+                f"provider with the redirect URI {service.oauth.redirect_uri()}{help_}, then "
+                f"give Hookline its client ID{secret}: `hookline accounts client "
+                f"{service.id} CLIENT_ID`")
+
+    def _oauth_service(self, service_id: str) -> Service:
+        service = self.registry.service(service_id)
+        if service.oauth is None:
+            how = (f": add a {service.api_key.label} with `hookline accounts token "
+                   f"{service.id}`" if service.api_key else "")
+            raise ConfigError(f"{service.name} does not connect through OAuth{how}")
+        return service
+
+    # ------------------------------------------------------------------ connecting
+
+    async def connect(self, service_id: str, *, browser: Browser = system_browser,
+                      show: Show | None = None, timeout: float = DEFAULT_TIMEOUT) -> Account:
+        """Sign in through the browser; the account is named by the provider. Connecting
+        an account that is already there reconnects it (new tokens, status ok)."""
+        service = self._oauth_service(service_id)
+        spec = service.oauth
+        assert spec is not None
+        client = await self.oauth_client(service_id)
+        tokens = await oauth.authorize(spec, client, self.http, browser=browser, show=show,
+                                       timeout=timeout)
+        name = (await spec.userinfo(self.http, tokens.access_token) if spec.userinfo
+                else service.name)
+        return await self._keep(service, "oauth2", name, list(spec.scopes), tokens)
+
+    async def add_token(self, service_id: str, token: str, name: str | None = None
+                        ) -> Account:
+        """Keep a personal access token (checked against the provider when it can say
+        whose it is)."""
+        service = self.registry.service(service_id)
+        if service.api_key is None:
+            raise ConfigError(f"{service.name} does not take a pasted token"
+                              + (f": connect it with `hookline accounts connect {service_id}`"
+                                 if service.oauth else ""))
+        token = token.strip()
+        if not token:
+            raise ConfigError(f"the {service.api_key.label} is empty")
+        if service.api_key.userinfo is not None:
+            try:
+                name = await service.api_key.userinfo(self.http, token)
+            except AuthError:
+                raise AuthError(f"{service.name} refused this {service.api_key.label}: check "
+                                "that it is complete, not expired, and has the needed "
+                                "permissions") from None
+        if not name:
+            raise ConfigError("give the account a name (--name)")
+        return await self._keep(service, "api_key", name, [], TokenSet(token))
+
+    async def _keep(self, service: Service, kind: str, name: str, scopes: list[str],
+                    tokens: TokenSet) -> Account:
+        existing = await self.store.by_name(service.id, name)
+        account = Account(existing.id if existing else str(uuid.uuid4()), service.id, kind,
+                          name, scopes, OK, existing.created_at if existing else None,
+                          utcnow(), None)
+        await asyncio.to_thread(self.secrets.set, token_ref(account.id), tokens.to_json())
+        try:
+            account = await self.store.save(account)
+        except Exception:
+            if existing is None:
+                await asyncio.to_thread(self.secrets.delete, token_ref(account.id))
+            raise
+        session = self._sessions.get(account.id)
+        if session is not None:
+            await session.reload(account)
+        self.bus.publish(ACCOUNT_CHANGED, account_id=account.id, service_id=service.id,
+                         name=name, change="reconnected" if existing else "connected")
+        log.info("%s account %r %s", service.name, name,
+                 "reconnected" if existing else "connected")
+        return account
+
+    async def remove(self, account_id: str) -> Account:
+        """Forget the account: revoke its grant where the provider allows, delete its
+        tokens from the keyring and its row."""
+        account = await self.store.get(account_id)
+        if account is None:
+            raise AccountNotFound(f"no account {account_id!r}")
+        service = self.registry.services.get(account.service_id)
+        tokens = await self.load_tokens(account_id)
+        if service is not None and service.oauth and tokens and account.kind == "oauth2":
+            try:
+                client = await self.oauth_client(service.id)
+                await oauth.revoke(service.oauth, client, self.http, tokens)
+            except HooklineError as exc:
+                log.info("could not revoke the %s account's grant: %s", service.name, exc)
+        await asyncio.to_thread(self.secrets.delete, token_ref(account_id))
+        await self.store.delete(account_id)
+        session = self._sessions.pop(account_id, None)
+        if session is not None:
+            await session.reload(None)
+        self.bus.publish(ACCOUNT_CHANGED, account_id=account_id, service_id=account.service_id,
+                         name=account.name, change="removed")
+        return account
+
+    # ------------------------------------------------------------------ TokenKeeper
+
+    async def account(self, account_id: str) -> Account | None:
+        return await self.store.get(account_id)
+
+    async def load_tokens(self, account_id: str) -> TokenSet | None:
+        text = await asyncio.to_thread(self.secrets.get, token_ref(account_id))
+        if text is None:
+            return None
+        try:
+            return TokenSet.from_json(text)
+        except (ValueError, KeyError, TypeError):
+            raise SecretError(f"the saved token of account {account_id} is damaged: "
+                              "reconnect the account") from None
+
+    async def save_tokens(self, account: Account, tokens: TokenSet) -> None:
+        await asyncio.to_thread(self.secrets.set, token_ref(account.id), tokens.to_json())
+        await self.store.refreshed(account.id)
+
+    async def mark_needs_reconnect(self, account: Account, reason: str) -> None:
+        await self.store.set_status(account.id, NEEDS_RECONNECT, reason)
+        service = self.registry.services.get(account.service_id)
+        label = service.name if service else account.service_id
+        log.warning("%s account %r needs reconnecting: %s", label, account.name, reason)
+        self.bus.publish(ACCOUNT_NEEDS_RECONNECT, account_id=account.id,
+                         service_id=account.service_id, name=account.name, error=reason)
+        self.bus.publish(topics.NOTIFICATION,
+                         title=f"Reconnect your {label} account “{account.name}”",
+                         body=f"Hookline can no longer act as it: {reason}. Its areas fail "
+                              "until you reconnect it.", level="error")

@@ -1,0 +1,283 @@
+"""OAuth 2 for a desktop app: the authorization code flow with PKCE through a one-shot
+loopback redirect (RFC 8252), and the token endpoint calls (exchange, refresh, revoke).
+
+Authlib has no aiohttp client (its async client needs httpx), so its primitives build
+the authorization URL, the PKCE challenge and the random values, and the token
+requests go through the engine's shared ``HttpClient``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import webbrowser
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from aiohttp import web
+from authlib.common.security import generate_token  # type: ignore[import-untyped]
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
+
+from engine.catalog.auth import REDIRECT_PATH, OAuth2Spec, TokenSet
+from engine.errors import AuthError, RateLimited, TransientError
+from engine.http import HttpClient
+
+log = logging.getLogger(__name__)
+
+#: How long the loopback listener waits for the browser by default.
+DEFAULT_TIMEOUT = 300.0
+#: RFC 7636 code verifier alphabet ("unreserved" characters).
+_VERIFIER_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+
+#: Opens the authorization URL for the user (tests pass a function that follows it).
+Browser = Callable[[str], Awaitable[object]]
+#: Shown before the browser opens: ``(authorization URL, redirect URI)``.
+Show = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class OAuthClient:
+    """The user's own OAuth app at the provider (the repr hides the secret)."""
+
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+
+
+class TokenRefused(AuthError):
+    """The token endpoint said no (e.g. ``invalid_grant``: the refresh token is dead).
+
+    Attributes:
+        code: the OAuth error code.
+    """
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+async def system_browser(url: str) -> bool:
+    """Open ``url`` in the user's browser; False when no browser could be started."""
+    return await asyncio.to_thread(webbrowser.open, url)
+
+
+_PAGE = ("<!doctype html><meta charset=utf-8><title>Hookline</title>"
+         "<body style='font-family:sans-serif;margin:3em'><h1>{title}</h1><p>{text}</p>")
+
+
+def _page(status: int, title: str, text: str) -> web.Response:
+    return web.Response(status=status, content_type="text/html",
+                        text=_PAGE.format(title=title, text=text))
+
+
+class LoopbackRedirect:
+    """Listens on the loopback address for the provider's one redirect, then stops.
+
+    The first request to the callback path decides the outcome: it must carry the
+    expected ``state``. Any later callback is refused (410), so a code is never
+    taken twice, and the listener closes as soon as the flow has its answer.
+
+    Args:
+        host: the loopback address to bind.
+        port: 0 for an ephemeral port, or the provider's fixed one.
+        state: the single-use value the callback must echo.
+    """
+
+    def __init__(self, host: str, port: int, state: str) -> None:
+        self.host = host
+        self.port = port
+        self._state = state
+        self._answer: asyncio.Future[dict[str, str]] = (
+            asyncio.get_running_loop().create_future())
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"http://{self.host}:{self.port}{REDIRECT_PATH}"
+
+    async def start(self) -> str:
+        """Listen; returns the exact redirect URI to send to the provider."""
+        app = web.Application()
+        app.router.add_get(REDIRECT_PATH, self._callback)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.aclose()
+            raise AuthError(f"Cannot listen on {self.host}:{self.port} for the sign-in "
+                            f"answer: {exc.strerror}. Close the program using that port "
+                            "and try again") from None
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self.redirect_uri
+
+    async def wait(self, timeout: float) -> dict[str, str]:
+        """The query of the first callback; AuthError on a wrong state or no answer."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._answer), timeout)
+        except TimeoutError:
+            within = f"{timeout / 60:.0f} minutes" if timeout >= 60 else f"{timeout:g} s"
+            raise AuthError(f"No answer from the browser within {within}, so nothing was "
+                            "connected. Start again and finish signing in within that time"
+                            ) from None
+
+    async def aclose(self) -> None:
+        if not self._answer.done():
+            self._answer.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _callback(self, request: web.Request) -> web.Response:
+        if self._answer.done():
+            return _page(410, "Already used",
+                         "This sign-in answer was already received. Close this tab.")
+        query = dict(request.query)
+        if not secrets.compare_digest(query.get("state", "").encode(),
+                                      self._state.encode()):
+            self._answer.set_exception(AuthError(
+                "The answer that reached Hookline does not belong to this sign-in (its "
+                "state does not match), so nothing was connected. Start again"))
+            return _page(400, "Not this sign-in",
+                         "This answer does not match the sign-in Hookline started. "
+                         "Nothing was connected; start again from Hookline.")
+        self._answer.set_result(query)
+        if "error" in query:
+            return _page(200, "Not connected",
+                         "Access was not granted. You can close this tab.")
+        return _page(200, "Connected",
+                     "Hookline received the answer. You can close this tab.")
+
+
+def authorization_url(spec: OAuth2Spec, client: OAuthClient, redirect_uri: str, state: str,
+                      verifier: str | None) -> str:
+    extra: dict[str, str] = dict(spec.extra_authorize_params)
+    if verifier is not None:
+        extra["code_challenge"] = create_s256_code_challenge(verifier)
+        extra["code_challenge_method"] = "S256"
+    return str(prepare_grant_uri(spec.authorize_url, client.client_id, "code", redirect_uri,
+                                 scope=" ".join(spec.scopes) or None, state=state, **extra))
+
+
+async def authorize(spec: OAuth2Spec, client: OAuthClient, http: HttpClient, *,
+                    browser: Browser = system_browser, show: Show | None = None,
+                    timeout: float = DEFAULT_TIMEOUT) -> TokenSet:
+    """Run the whole flow: listen, send the user to the provider, take the one
+    callback, exchange its code. Raises AuthError saying what happened and what to do."""
+    state = generate_token(32)
+    verifier = generate_token(64, _VERIFIER_CHARS) if spec.pkce else None
+    redirect = LoopbackRedirect(spec.loopback_host, spec.fixed_port or 0, state)
+    redirect_uri = await redirect.start()
+    opening: asyncio.Task[object] | None = None
+    try:
+        url = authorization_url(spec, client, redirect_uri, state, verifier)
+        if show is not None:
+            show(url, redirect_uri)
+        opening = asyncio.ensure_future(browser(url))
+        answer = await redirect.wait(timeout)
+    finally:
+        await redirect.aclose()
+        if opening is not None:
+            await _settle(opening)
+    host = urlsplit(spec.authorize_url).hostname or "the provider"
+    if "error" in answer:
+        error = answer["error"]
+        if error == "access_denied":
+            raise AuthError("Access was declined in the browser, so no account was connected")
+        detail = answer.get("error_description")
+        raise AuthError(f"{host} did not authorize Hookline: {error}"
+                        + (f" ({detail})" if detail else "")
+                        + ". Check the OAuth app's settings and start again")
+    code = answer.get("code")
+    if not code:
+        raise AuthError(f"{host} answered without an authorization code, so nothing was "
+                        "connected. Start again")
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+            "client_id": client.client_id}
+    if verifier is not None:
+        form["code_verifier"] = verifier
+    if client.client_secret:
+        form["client_secret"] = client.client_secret
+    data = await token_request(spec, http, form, "exchange the sign-in code")
+    return TokenSet.from_response(data)
+
+
+async def _settle(task: asyncio.Task[object]) -> None:
+    """Let the browser opener finish (it may be reading the callback page), then drop it."""
+    done, _ = await asyncio.wait({task}, timeout=5.0)
+    if not done:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    elif not task.cancelled() and task.exception() is not None:
+        log.debug("opening the browser failed: %s", task.exception())
+
+
+async def refresh(spec: OAuth2Spec, client: OAuthClient, http: HttpClient,
+                  tokens: TokenSet) -> TokenSet:
+    """New tokens from the refresh token (which the provider may rotate)."""
+    if not tokens.refresh_token:
+        raise TokenRefused("there is no refresh token", "invalid_grant")
+    form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token,
+            "client_id": client.client_id}
+    if client.client_secret:
+        form["client_secret"] = client.client_secret
+    data = await token_request(spec, http, form, "refresh the access")
+    return TokenSet.from_response(data, previous=tokens)
+
+
+async def revoke(spec: OAuth2Spec, client: OAuthClient, http: HttpClient,
+                 tokens: TokenSet) -> bool:
+    """Ask the provider to forget the grant (RFC 7009); best effort, True if it agreed."""
+    if not spec.revoke_url:
+        return False
+    token, hint = ((tokens.refresh_token, "refresh_token") if tokens.refresh_token
+                   else (tokens.access_token, "access_token"))
+    form = {"token": token, "token_type_hint": hint, "client_id": client.client_id}
+    if client.client_secret:
+        form["client_secret"] = client.client_secret
+    try:
+        resp = await http.post(spec.revoke_url, data=form, check=False)
+    except TransientError as exc:
+        log.info("could not reach the provider to revoke a token: %s", exc)
+        return False
+    return resp.ok
+
+
+async def token_request(spec: OAuth2Spec, http: HttpClient, form: dict[str, str],
+                        what: str) -> dict[str, Any]:
+    """POST to the token endpoint; the answer's JSON, or the error that says why not."""
+    host = urlsplit(spec.token_url).hostname or "the provider"
+    resp = await http.post(spec.token_url, data=form, check=False,
+                           headers={"Accept": "application/json"})
+    if resp.status == 429:
+        raise RateLimited(f"{host} asked to wait before trying to {what} again",
+                          resp.retry_after())
+    if resp.status >= 500 or resp.status == 408:
+        raise TransientError(f"{host} could not {what} right now (HTTP {resp.status})")
+    data = _token_answer(resp.body)
+    error = data.get("error")
+    if resp.status >= 400 or error:
+        code = str(error or f"http_{resp.status}")
+        detail = data.get("error_description")
+        raise TokenRefused(f"{host} refused to {what}: {code}"
+                           + (f" ({detail})" if detail else ""), code)
+    if not data.get("access_token"):
+        raise AuthError(f"{host} answered without an access token when asked to {what}")
+    return data
+
+
+def _token_answer(body: bytes) -> dict[str, Any]:
+    """JSON, or the form encoding some providers still use; never echoes the body."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = dict(parse_qsl(body.decode("utf-8", errors="replace")))
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,123 @@
+"""How a service declares what it needs to act for a user: OAuth 2, or a token pasted in."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.http import HttpClient
+
+#: ``(http, access_token) -> account name`` (who it is at the provider, e.g. a login).
+UserInfo = Callable[["HttpClient", str], Awaitable[str]]
+
+REDIRECT_PATH = "/callback"
+
+
+@dataclass(frozen=True)
+class OAuth2Spec:
+    """A provider's OAuth 2 authorization-code flow, declared once per service.
+
+    Attributes:
+        authorize_url / token_url: the provider's endpoints.
+        scopes: what the areas of this service need (asked for at connect time).
+        revoke_url: RFC 7009 revocation endpoint, called when an account is removed.
+        extra_authorize_params: added to the authorization URL, e.g. Dropbox's
+            ``{"token_access_type": "offline"}`` for a refresh token.
+        loopback_host: where the one-shot redirect listener binds.
+        fixed_port: for providers that match the redirect URI's port exactly
+            (``None``: an ephemeral port, allowed for loopback URIs by RFC 8252).
+        pkce: send an S256 code challenge.
+        client_secret_required: whether the user's OAuth app needs its secret too.
+        userinfo: names the account from its access token.
+        client_help: where and how the user registers their own OAuth app.
+    """
+
+    authorize_url: str
+    token_url: str
+    scopes: tuple[str, ...] = ()
+    revoke_url: str | None = None
+    extra_authorize_params: Mapping[str, str] = field(default_factory=dict)
+    loopback_host: str = "127.0.0.1"
+    fixed_port: int | None = None
+    pkce: bool = True
+    client_secret_required: bool = False
+    userinfo: UserInfo | None = None
+    client_help: str = ""
+
+    def redirect_uri(self, port: int | None = None) -> str:
+        """The redirect URI for ``port``; without one, the URI to register with the
+        provider (any port is accepted for loopback addresses unless ``fixed_port``)."""
+        port = port or self.fixed_port
+        where = f"{self.loopback_host}:{port}" if port else self.loopback_host
+        return f"http://{where}{REDIRECT_PATH}"
+
+    def describe(self) -> dict[str, Any]:
+        return {"scopes": list(self.scopes), "redirect_uri": self.redirect_uri(),
+                "client_secret_required": self.client_secret_required,
+                "client_help": self.client_help}
+
+
+@dataclass(frozen=True)
+class ApiKeySpec:
+    """A token the user creates at the provider and pastes in (a personal access token).
+
+    Attributes:
+        label: what the provider calls it.
+        help: where to create one and which permissions to give it.
+        userinfo: names the account from the token (and proves it works).
+    """
+
+    label: str = "Personal access token"
+    help: str = ""
+    userinfo: UserInfo | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"label": self.label, "help": self.help}
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """What the keyring holds for one account (the repr never shows a token).
+
+    Attributes:
+        expires_at: when the access token expires (epoch seconds; ``None``: not said).
+    """
+
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    expires_at: float | None = None
+    token_type: str = "Bearer"  # noqa: S105 - the scheme's name, not a secret
+
+    def expires_within(self, seconds: float, now: float | None = None) -> bool:
+        if self.expires_at is None:
+            return False
+        return (now if now is not None else time.time()) >= self.expires_at - seconds
+
+    def to_json(self) -> str:
+        return json.dumps({"access_token": self.access_token,
+                           "refresh_token": self.refresh_token,
+                           "expires_at": self.expires_at, "token_type": self.token_type})
+
+    @classmethod
+    def from_json(cls, text: str) -> TokenSet:
+        data = json.loads(text)
+        return cls(str(data["access_token"]), data.get("refresh_token"),
+                   data.get("expires_at"), str(data.get("token_type") or "Bearer"))
+
+    @classmethod
+    def from_response(cls, data: Mapping[str, Any], previous: TokenSet | None = None,
+                      now: float | None = None) -> TokenSet:
+        """From a token endpoint's JSON answer; a refresh answer that names no new
+        refresh token keeps the previous one."""
+        expires_in = data.get("expires_in")
+        expires_at = None
+        if expires_in not in (None, ""):
+            expires_at = (now if now is not None else time.time()) + float(expires_in)
+        refresh = data.get("refresh_token") or (previous.refresh_token if previous else None)
+        kind = str(data.get("token_type") or "Bearer")
+        return cls(str(data["access_token"]), refresh, expires_at,
+                   "Bearer" if kind.lower() == "bearer" else kind)
