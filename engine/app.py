@@ -33,7 +33,7 @@ from engine.poller import Poller
 from engine.registry import Registry
 from engine.runner import REDACTED, Runner, SecretResolver, template_context
 from engine.scheduler import Scheduler, missed_between
-from engine.secrets import SecretStore
+from engine.secrets import SecretStore, open_secret_store
 from engine.settings import Settings, load_settings
 from engine.storage.db import database_url, migrate, open_async
 from engine.storage.schema import areas as areas_table
@@ -68,7 +68,8 @@ class Engine:
         self.data_dir = data_dir or default_data_dir()
         self.settings = settings or load_settings(self.data_dir)
         self.registry = registry or Registry.load()
-        self.secrets = secrets or SecretStore()
+        self.secrets = secrets or open_secret_store(
+            self.data_dir, file_fallback=self.settings.secrets_file_fallback)
         self.bus = Bus()
         self.offline = offline
         self._listen = (self.settings.listener_enabled if listen is None else listen

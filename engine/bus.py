@@ -19,6 +19,8 @@ NOTIFICATION = "notification"  # [title, body, level]
 SCHEDULE_MISSED = "schedule.missed"  # [area_id, missed, policy]
 POLL_FAILING = "poll.failing"  # [area_id, error]
 POLL_RECOVERED = "poll.recovered"  # [area_id]
+ACCOUNT_CHANGED = "account.changed"  # [account_id, service_id, name, change]
+ACCOUNT_NEEDS_RECONNECT = "account.needs_reconnect"  # [account_id, service_id, name, error]
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,12 @@ class Settings:
         "Let HTTP reactions and URLs call link-local, cloud-metadata addresses and "
         "Hookline's own listener.",
     )
+    secrets_file_fallback: bool = _setting(
+        False, ParamType.BOOL, "Encrypted file when there is no keyring",
+        "Only where the system has no keyring (e.g. a headless server): keep secrets in an "
+        "encrypted file in the data folder, unlocked with the passphrase in "
+        "$HOOKLINE_SECRETS_PASSPHRASE. Off by default: the OS keyring is safer.",
+    )
     pause_after_failures: int = _setting(
         5, ParamType.INTEGER, "Pause after failed runs",
         "An area pauses itself after this many failed runs in a row (0 never pauses).",

@@ -15,6 +15,8 @@ from engine import bus as topics
 from engine.auth import oauth
 from engine.auth.oauth import DEFAULT_TIMEOUT, Browser, OAuthClient, Show, system_browser
 from engine.auth.session import NEEDS_RECONNECT, OK, Account, AccountSession
+from engine.bus import ACCOUNT_CHANGED as ACCOUNT_CHANGED
+from engine.bus import ACCOUNT_NEEDS_RECONNECT as ACCOUNT_NEEDS_RECONNECT
 from engine.bus import Bus
 from engine.catalog.auth import TokenSet
 from engine.catalog.service import Service
@@ -26,11 +28,6 @@ from engine.storage.schema import accounts as accounts_table
 from engine.storage.schema import oauth_clients, utcnow
 
 log = logging.getLogger(__name__)
-
-#: Bus topics (payload keys in brackets).
-ACCOUNT_CHANGED = "account.changed"  # [account_id, service_id, name, change]
-ACCOUNT_NEEDS_RECONNECT = "account.needs_reconnect"  # [account_id, service_id, name, error]
-
 
 class AccountNotFound(HooklineError):
     """No account matches what was asked for."""
