@@ -18,6 +18,7 @@ from engine import bus as topics
 from engine.areas import Area, AreaSpec, Checked, Step, check_area
 from engine.auth.accounts import Accounts
 from engine.auth.session import AccountSession
+from engine.backup import BackupError, backup_before_migration, daily_backup
 from engine.bus import Bus
 from engine.catalog.context import PollContext, TriggerContext
 from engine.catalog.service import Item, PollResult, TriggerKind, TriggerSpec
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_SLOT = "webhook"
 RETENTION_EVERY = 6 * 3600.0
+BACKUP_CHECK_EVERY = 3600.0
 
 
 def secret_ref(area_id: str, slot: str, name: str) -> str:
@@ -90,6 +92,8 @@ class Engine:
         """Lock the folder, migrate, recover unfinished events, activate areas."""
         self._lock.acquire()
         try:
+            if not self.offline:
+                await backup_before_migration(self.url, self.data_dir)
             await migrate(self.url)
             self.db = open_async(self.url)
             self.store = Store(self.db)
@@ -120,6 +124,7 @@ class Engine:
                     if area.active:
                         await self._activate(area, starting=True)
                 self.scheduler.add_job(self._prune, RETENTION_EVERY, "retention")
+                self.scheduler.add_job(self._backup, BACKUP_CHECK_EVERY, "backup")
                 self.control = ControlServer(self)
                 self.control.commands["accounts.changed"] = self._accounts_changed
                 await self.control.start()
@@ -138,6 +143,13 @@ class Engine:
             await self.scheduler.aclose()
         if hasattr(self, "dispatcher"):
             await self.dispatcher.aclose()
+        if self.started and not self.offline:
+            for service in self.registry.services.values():
+                if service.on_close is not None:
+                    try:
+                        await service.on_close()
+                    except Exception:
+                        log.exception("%s did not close cleanly", service.id)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -243,7 +255,7 @@ class Engine:
 
     async def remove_area(self, area_id: str) -> None:
         area = self.area(area_id)
-        await self._deactivate(area)
+        await self._deactivate(area, forget=True)
         await self.store.remove(area_id)
         del self._areas[area_id]
         refs = [secret_ref(area_id, WEBHOOK_SLOT, "token")]
@@ -489,11 +501,17 @@ class Engine:
         """Another process connected, reconnected or removed an account."""
         await self.accounts.reload()
 
-    async def _deactivate(self, area: Area) -> None:
+    async def _deactivate(self, area: Area, *, forget: bool = False) -> None:
         self.scheduler.remove(area.id)
         self.poller.forget(area.id)
         if self.listener and area.webhook_hash:
             self.listener.routes.pop(area.webhook_hash, None)
+        service = self.registry.services.get(area.spec.trigger.service)
+        if service is not None and service.on_area_stop is not None and not self.offline:
+            try:
+                await service.on_area_stop(area.id, forget=forget)
+            except Exception:
+                log.exception("%s did not stop cleanly for area %s", service.id, area.id)
 
     async def _fire_schedule(self, area_id: str, scheduled: datetime, *, catch_up: bool,
                              missed: int) -> None:
@@ -611,6 +629,18 @@ class Engine:
                                  body=reason, level="error", area_id=area.id)
 
             record.after.append(announce)
+
+    async def _backup(self) -> None:
+        """A daily copy of the database (checked hourly: the app may not run all day)."""
+        try:
+            made = await daily_backup(self.url, self.data_dir)
+        except BackupError as exc:
+            log.warning("daily backup failed: %s", exc)
+            self.bus.publish(topics.NOTIFICATION, title="Hookline could not back up its data",
+                             body=str(exc), level="warning")
+            return
+        if made is not None:
+            log.info("backed up the database to %s", made)
 
     async def _prune(self) -> None:
         removed = await self.store.prune(self.settings.keep_successful_runs_days,

@@ -28,6 +28,7 @@ from engine import (
     PermanentError,
     PollContext,
     PollResult,
+    RateLimited,
     ReactionContext,
     Service,
     ServiceError,
@@ -335,6 +336,7 @@ class Subscription:
         self._dropped = 0
         self._counter = itertools.count()
         self._last_check = self.loop.time()
+        self._retry_in = RECONNECT_MIN
         self._deadline: asyncio.Timeout | None = None
         self.task = self.loop.create_task(self._run(), name=f"mqtt subscription {area_id}")
 
@@ -372,6 +374,10 @@ class Subscription:
         items = self._previous + fresh
         self._previous = fresh
         if not items and not self.connected and self.error is not None:
+            if isinstance(self.error, TransientError):
+                # Check again when the next reconnection attempt is due, not after the
+                # engine's ever longer backoff: messages wait here meanwhile.
+                raise RateLimited(str(self.error), retry_after=max(1.0, self._retry_in))
             raise type(self.error)(*self.error.args)
         return PollResult(items=items[::-1])
 
@@ -396,6 +402,8 @@ class Subscription:
             self.log.exception("MQTT subscription to %s crashed", self.topic)
         finally:
             self.connected = False
+            self.settled.set()
+            self.changed.set()
             if _subscriptions.get(self.area_id) is self:
                 del _subscriptions[self.area_id]
 
@@ -416,6 +424,7 @@ class Subscription:
             if self.connected:
                 delay = RECONNECT_MIN
             self._down(error)
+            self._retry_in = delay
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX)
 
@@ -520,10 +529,11 @@ async def _subscribe(ctx: PollContext, broker: Broker, topic: str, qos: int) -> 
             and current.config == (broker, topic, qos)
         ):
             return current
-        if current.loop is loop:
+        del _subscriptions[ctx.area_id]
+        if current.loop is loop:  # (one from a finished event loop is simply forgotten)
             await current.aclose()
-        # (one from another, finished event loop is simply forgotten)
-        _subscriptions.pop(ctx.area_id, None)
+            if current.qos and current.client_id != client_id(ctx.area_id, topic):
+                await _end_session(current)  # the topic changed: its queue is no use
     await broker.check_address(ctx.http)
     current = _subscriptions.get(ctx.area_id)  # a concurrent check may have started one
     if current is not None and current.loop is loop and current.config == (broker, topic, qos):
@@ -533,11 +543,33 @@ async def _subscribe(ctx: PollContext, broker: Broker, topic: str, qos: int) -> 
     return created
 
 
-async def aclose_area(area_id: str) -> None:
-    """Stop the area's subscription (the area was turned off, changed or removed)."""
+async def aclose_area(area_id: str, *, forget: bool = False) -> None:
+    """Stop the area's subscription (the area was turned off, changed or removed).
+
+    With ``forget`` (the area was removed) the broker is also asked to drop the session
+    it keeps for the area with QoS 1 or 2, so it stops queueing messages for it."""
     current = _subscriptions.pop(area_id, None)
     if current is not None and current.loop is asyncio.get_running_loop():
         await current.aclose()
+        if forget and current.qos:
+            await _end_session(current)
+
+
+async def _end_session(old: Subscription) -> None:
+    """Connect once under the old client id with a clean session: the broker drops it."""
+    client = old.broker.client(old.client_id, clean_session=True)
+    try:
+        async with client:
+            pass
+    except aiomqtt.MqttError as exc:
+        old.log.warning(
+            "MQTT: could not end the session %s keeps for %s: %s",
+            old.broker.where,
+            old.topic,
+            old.broker.error(exc),
+        )
+    finally:
+        _read_disconnection(client)
 
 
 async def aclose_all() -> None:
@@ -662,3 +694,8 @@ async def publish(ctx: ReactionContext) -> Mapping[str, Any]:
     finally:
         _read_disconnection(client)
     return {"topic": topic, "bytes": len(data)}
+
+
+# The engine closes subscriptions when an area stops listening and when it stops.
+service.on_close = aclose_all
+service.on_area_stop = aclose_area

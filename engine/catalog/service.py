@@ -181,6 +181,11 @@ class Service:
     oauth: OAuth2Spec | None = None
     #: A token the user pastes in (``auth=API_KEY``, or an OAuth service's alternative).
     api_key: ApiKeySpec | None = None
+    #: Awaited when the engine stops (close long-lived connections).
+    on_close: Callable[[], Awaitable[None]] | None = None
+    #: Awaited when one of its triggers stops listening for an area (``forget``: the
+    #: area was removed, so drop any state kept at the far side too).
+    on_area_stop: Callable[..., Awaitable[None]] | None = None
     triggers: dict[str, TriggerSpec] = field(default_factory=dict)
     reactions: dict[str, ReactionSpec] = field(default_factory=dict)
 

@@ -17,6 +17,7 @@ from engine import (
     HttpClient,
     PermanentError,
     PollResult,
+    RateLimited,
     TransientError,
 )
 from engine import bus as topics
@@ -229,8 +230,13 @@ async def test_reconnects_after_the_broker_restarts(
     # What arrived before the connection dropped is still handed out.
     assert payloads(await poll(http, params)) == ["before"]
     assert payloads(await poll(http, params)) == ["before"]
-    with pytest.raises(TransientError, match=rf"MQTT broker 127\.0\.0\.1:{mosquitto.port} "):
+    with pytest.raises(
+        TransientError, match=rf"MQTT broker 127\.0\.0\.1:{mosquitto.port} "
+    ) as down:
         await poll(http, params)
+    # The engine is asked to check again when the next attempt is due (at most a minute),
+    # not after its own ever longer backoff.
+    assert isinstance(down.value, RateLimited) and down.value.retry_after == 1.0
     await until("area-1", lambda s: s.error is not None and "refused" in str(s.error))
 
     mosquitto.start()
@@ -277,6 +283,33 @@ async def test_qos_0_misses_messages_sent_while_hookline_was_closed(
     await send(mosquitto, "door/front", "opened later")
     await until("area-1", lambda s: s.received == 1)
     assert payloads(await poll(http, params)) == ["opened later"]
+
+
+async def test_a_removed_area_ends_its_session_on_the_broker(
+    mosquitto: Mosquitto, http: HttpClient
+) -> None:
+    params = mosquitto.params(topic="door/#", qos="1")
+    await poll(http, params)
+    await mqtt.aclose_area("area-1", forget=True)  # the area was removed
+    await send(mosquitto, "door/front", "opened after removal")
+
+    await poll(http, params)  # (same id again: only to look at what the broker kept)
+    await send(mosquitto, "door/front", "opened later")
+    await until("area-1", lambda s: s.received == 1)
+    assert payloads(await poll(http, params)) == ["opened later"]
+
+
+async def test_a_new_topic_ends_the_old_topics_session(
+    mosquitto: Mosquitto, http: HttpClient
+) -> None:
+    await poll(http, mosquitto.params(topic="a/#", qos="1"))
+    await poll(http, mosquitto.params(topic="b/#", qos="1"))
+    await send(mosquitto, "a/x", "while listening to b")
+
+    await poll(http, mosquitto.params(topic="a/#", qos="1"))
+    await send(mosquitto, "a/x", "back on a")
+    await until("area-1", lambda s: s.received == 1)
+    assert payloads(await poll(http, mosquitto.params(topic="a/#", qos="1"))) == ["back on a"]
 
 
 async def test_retained_message_keeps_its_key_across_reconnections(
