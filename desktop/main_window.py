@@ -1,0 +1,107 @@
+"""The main window: a sidebar of screens beside the screen itself."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QStackedWidget,
+    QWidget,
+)
+
+from desktop.bridge import EngineBridge
+from desktop.icons import app_icon
+from desktop.pages.activity import ActivityPage
+from desktop.pages.automations import AutomationsPage
+from desktop.pages.presets import PresetsPage
+from desktop.pages.services import ServicesPage
+from desktop.pages.settings import SettingsPage
+
+
+class MainWindow(QMainWindow):
+    """Automations, presets, services, activity and settings, one sidebar away.
+
+    Args:
+        bridge: the engine bridge every screen talks through.
+
+    Signals:
+        hiddenToTray(): the window was closed while the engine keeps running.
+    """
+
+    hiddenToTray = Signal()
+
+    SCREENS = (
+        ("automations", "Automations", AutomationsPage),
+        ("presets", "Presets", PresetsPage),
+        ("services", "Services", ServicesPage),
+        ("activity", "Activity", ActivityPage),
+        ("settings", "Settings", SettingsPage),
+    )
+
+    def __init__(self, bridge: EngineBridge, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bridge = bridge
+        #: Whether closing hides to the tray (set by the app once it knows the tray works).
+        self.tray_available = False
+        self.setWindowTitle("Hookline")
+        self.setWindowIcon(app_icon())
+        self.setMinimumSize(QSize(820, 520))
+        self.resize(1080, 680)
+
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setFixedWidth(170)
+        self.sidebar.setIconSize(QSize(20, 20))
+        self.stack = QStackedWidget()
+        self.pages: dict[str, QWidget] = {}
+        for key, title, page_class in self.SCREENS:
+            page = page_class(bridge, self)
+            page.setObjectName(f"page-{key}")
+            self.pages[key] = page
+            self.stack.addWidget(page)
+            item = QListWidgetItem(title)
+            item.setData(Qt.ItemDataRole.UserRole, key)
+            item.setSizeHint(QSize(150, 36))
+            self.sidebar.addItem(item)
+        self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.sidebar.setCurrentRow(0)
+
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.sidebar)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+        for number in range(len(self.SCREENS)):
+            shortcut = QShortcut(QKeySequence(f"Ctrl+{number + 1}"), self)
+            shortcut.activated.connect(lambda n=number: self.sidebar.setCurrentRow(n))
+
+    def show_screen(self, key: str) -> QWidget:
+        """Switch to a screen by key ('automations', 'activity', ...) and return it."""
+        index = [k for k, _, _ in self.SCREENS].index(key)
+        self.sidebar.setCurrentRow(index)
+        return self.pages[key]
+
+    def current_screen(self) -> str:
+        return self.SCREENS[self.stack.currentIndex()][0]
+
+    def bring_forward(self) -> None:
+        """Show the window on top (a second launch, the tray's Open)."""
+        if self.isMinimized():
+            self.showNormal()
+        self.show()
+        self.raise_()
+        self.activateWindow()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.tray_available and self.bridge.engine.settings.close_to_tray:
+            event.ignore()
+            self.hide()
+            self.hiddenToTray.emit()
+            return
+        event.accept()

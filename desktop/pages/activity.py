@@ -1,0 +1,679 @@
+"""Activity: every run, newest first, with its payload, steps, attempts and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Coroutine
+from datetime import datetime
+from typing import Any
+
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QColor,
+    QKeySequence,
+    QPalette,
+    QResizeEvent,
+    QShortcut,
+    QTextLayout,
+    QTextOption,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.bridge import EngineBridge
+from desktop.models import STATUS_COLOR, RunsModel
+from desktop.pages.common import empty_state, heading, monospace, muted
+
+log = logging.getLogger(__name__)
+
+#: The statuses a user can filter on, with the words the screen uses.
+STATUSES = (
+    ("succeeded", "Succeeded"),
+    ("failed", "Failed"),
+    ("skipped", "Skipped"),
+    ("missed", "Missed"),
+    ("interrupted", "Interrupted"),
+)
+STATUS_TEXT = {
+    **dict(STATUSES),
+    "running": "Running",
+    "pending": "Waiting",
+}
+EMPTY_TEXT = "Nothing has run yet. Runs appear here as your automations fire."
+NO_MATCH_TEXT = "No runs match these filters. Choose “All” to see every run."
+
+
+def _local(value: datetime | str | None, seconds: bool = True) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return str(value)
+    local = value.astimezone()
+    return f"{local:%Y-%m-%d %H:%M:%S}" if seconds else f"{local:%Y-%m-%d %H:%M}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s"
+
+
+def pretty_json(value: Any) -> str:
+    """Readable JSON for the detail pane (dates and odd types as text)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+class CodeView(QPlainTextEdit):
+    """Read-only monospace text (JSON) that grows with its content up to ``max_lines``
+    and wraps long values, so short payloads need no scrolling.
+
+    Args:
+        text: what to show.
+        name: its accessible name.
+        max_lines: the tallest it grows before it scrolls.
+    """
+
+    def __init__(self, text: str, name: str, max_lines: int = 16,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.max_lines = max_lines
+        self.setReadOnly(True)
+        self.setFont(monospace())
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+        self.setAccessibleName(name)
+        self.setTabChangesFocus(True)
+        self.textChanged.connect(self._fit)
+        self.setPlainText(text)
+
+    def _lines(self, width: float) -> int:
+        """How many lines the text takes at ``width`` (QPlainTextEdit only lays out
+        what is visible, so its own count is too low before it is shown)."""
+        option = QTextOption()
+        option.setWrapMode(self.wordWrapMode())
+        total = 0
+        for text in self.toPlainText().split("\n"):
+            layout = QTextLayout(text, self.font())
+            layout.setTextOption(option)
+            layout.beginLayout()
+            count = 0
+            while True:
+                line = layout.createLine()
+                if not line.isValid():
+                    break
+                line.setLineWidth(width)
+                count += 1
+            layout.endLayout()
+            total += max(count, 1)
+            if total >= self.max_lines:
+                return self.max_lines
+        return total
+
+    def _fit(self) -> None:
+        margin = self.document().documentMargin()
+        width = max(self.viewport().width() - 2 * margin - 4, 40.0)
+        lines = min(max(self._lines(width), 1), self.max_lines)
+        frame = 2 * self.frameWidth()
+        height = self.fontMetrics().lineSpacing() * lines + int(2 * margin) + frame + 2
+        if height != self.height():
+            self.setFixedHeight(height)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self._fit()
+
+
+def _color(label: QLabel, color: str) -> None:
+    palette = label.palette()
+    palette.setColor(QPalette.ColorRole.WindowText, QColor(color))
+    label.setPalette(palette)
+
+
+def _paint_status(label: QLabel, status: str, resumed: bool = False) -> None:
+    text = STATUS_TEXT.get(status, status.capitalize())
+    if resumed:
+        text += " (resumed after an interruption)"
+    label.setText(text)
+    _color(label, STATUS_COLOR.get(status, "#5f6368"))
+
+
+def _status_label(status: str, resumed: bool = False) -> QLabel:
+    label = QLabel()
+    label.setObjectName("runStatus")
+    _paint_status(label, status, resumed)
+    font = label.font()
+    font.setBold(True)
+    label.setFont(font)
+    return label
+
+
+def _selectable(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+class RunDetail(QScrollArea):
+    """Everything about one run: what fired it, the condition, each reaction with its
+    attempts, and the run's error; a Replay button sends its event again.
+
+    Args:
+        bridge: the engine bridge (labels of services and reactions).
+
+    Attributes:
+        run: the run shown, or None.
+        payload_view: the trigger payload as pretty JSON.
+        step_boxes: one group box per reaction step.
+        error_label: the run's error, hidden when it has none.
+        replay_button: sends the run's event again.
+        message: the outcome of the last replay.
+
+    Signals:
+        replayRequested(dict): the user pressed Replay for this run.
+    """
+
+    replayRequested = Signal(dict)
+
+    def __init__(self, bridge: EngineBridge, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bridge = bridge
+        self.run: dict[str, Any] | None = None
+        self.step_boxes: list[QGroupBox] = []
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setMinimumWidth(320)
+
+        self.placeholder = empty_state("Select a run to see what fired it and what each "
+                                       "reaction did.")
+        self.title = heading("", 1.25)
+        self.status = _status_label("running")
+        self.times = QFormLayout()
+        self.started = _selectable("")
+        self.finished = _selectable("")
+        self.took = _selectable("")
+        self.event_label = _selectable("")
+        self.times.addRow("Started:", self.started)
+        self.times.addRow("Finished:", self.finished)
+        self.times.addRow("Took:", self.took)
+        self.times.addRow("Event:", self.event_label)
+        self.replay_button = QPushButton("&Replay")
+        self.replay_button.setToolTip("Send this run's event again into the automation as "
+                                      "it is now (after you fixed it, for example)")
+        self.replay_button.clicked.connect(self._replay_clicked)
+        self.message = _selectable("")
+        self.message.setObjectName("replayMessage")
+        self.message.hide()
+        self.error_label = _selectable("")
+        self.error_label.setObjectName("runError")
+        _color(self.error_label, STATUS_COLOR["failed"])
+        self.error_box = QFrame()
+        self.error_box.setObjectName("runErrorBox")
+        self.error_box.setStyleSheet(f"#runErrorBox {{ border: 1px solid {STATUS_COLOR['failed']};"
+                                     " border-radius: 4px; }")
+        error_layout = QVBoxLayout(self.error_box)
+        error_layout.setContentsMargins(8, 6, 8, 6)
+        error_layout.addWidget(self.error_label)
+        self.payload_view = CodeView("", "Trigger payload")
+        self.condition = _selectable("")
+        self.steps_layout = QVBoxLayout()
+        self.steps_layout.setSpacing(10)
+
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(14, 10, 14, 14)
+        layout.setSpacing(8)
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(self.replay_button, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(top)
+        layout.addWidget(self.status)
+        layout.addWidget(self.message)
+        layout.addWidget(self.error_box)
+        layout.addLayout(self.times)
+        layout.addWidget(self._section("What fired it"))
+        layout.addWidget(self.payload_view)
+        layout.addWidget(self._section("Condition"))
+        layout.addWidget(self.condition)
+        layout.addWidget(self._section("Reactions"))
+        layout.addLayout(self.steps_layout)
+        layout.addStretch(1)
+        self.body = body
+
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.placeholder)
+        self.stack.addWidget(body)
+        self.setWidget(self.stack)
+
+    @staticmethod
+    def _section(text: str) -> QLabel:
+        label = QLabel(text)
+        font = label.font()
+        font.setBold(True)
+        label.setFont(font)
+        label.setContentsMargins(0, 8, 0, 0)
+        return label
+
+    def show_run(self, run: dict[str, Any] | None) -> None:
+        """Show ``run`` (None: the hint to select one)."""
+        if run is not None and self.run is not None and run == self.run:
+            return  # a refresh brought the same data: keep scroll position and message
+        same_run = run is not None and self.run is not None and run["id"] == self.run["id"]
+        self.run = run
+        if not same_run:
+            self.message.hide()
+        if run is None:
+            self.stack.setCurrentWidget(self.placeholder)
+            return
+        self.stack.setCurrentWidget(self.body)
+        self.title.setText(f"{run.get('area_name') or run['area_id'][:8]} · run #{run['id']}")
+        _paint_status(self.status, run["status"], bool(run.get("resumed")))
+        self.started.setText(_local(run.get("started_at")))
+        finished = run.get("finished_at")
+        self.finished.setText(_local(finished) if finished else "still running")
+        if finished and run.get("started_at"):
+            self.took.setText(_duration((finished - run["started_at"]).total_seconds()))
+        else:
+            self.took.setText("—")
+        event_id = run.get("event_id")
+        self.event_label.setText(f"#{event_id}" if event_id is not None
+                           else "no longer kept (removed by retention)")
+        self.replay_button.setEnabled(event_id is not None)
+        self.replay_button.setToolTip(
+            "Send this run's event again into the automation as it is now"
+            if event_id is not None else "This run's event is no longer kept, so it cannot "
+                                         "be sent again")
+        error = run.get("error")
+        self.error_label.setText(error or "")
+        self.error_box.setVisible(bool(error))
+        payload = run.get("trigger_payload")
+        self.payload_view.setPlainText(pretty_json(payload) if payload is not None
+                                       else "(no payload was recorded)")
+        self.condition.setText(self._condition_text(run.get("condition")))
+        self._show_steps(run.get("steps") or [], run["status"])
+
+    @staticmethod
+    def _condition_text(condition: dict[str, Any] | None) -> str:
+        if not condition:
+            return "No condition: every event runs the reactions."
+        expression = condition.get("expression", "")
+        if "error" in condition:
+            return f"{expression}\n→ could not be worked out: {condition['error']}"
+        result = condition.get("result")
+        verdict = ("true: the reactions ran" if result
+                   else "false: the reactions were skipped")
+        return f"{expression}\n→ {verdict}"
+
+    def _show_steps(self, steps: list[dict[str, Any]], run_status: str) -> None:
+        for box in self.step_boxes:
+            self.steps_layout.removeWidget(box)
+            box.hide()  # deleteLater waits for the loop; it must be gone from view now
+            box.deleteLater()
+        self.step_boxes = []
+        if not steps:
+            note = ("None: the schedule was missed, nothing ran." if run_status == "missed"
+                    else "None.")
+            box = QGroupBox()
+            inner = QVBoxLayout(box)
+            inner.addWidget(muted(QLabel(note)))
+            self.steps_layout.addWidget(box)
+            self.step_boxes.append(box)
+            return
+        for index, step in enumerate(steps):
+            box = self._step_box(index, step, run_status)
+            self.steps_layout.addWidget(box)
+            self.step_boxes.append(box)
+
+    def _step_box(self, index: int, step: dict[str, Any], run_status: str) -> QGroupBox:
+        service, action = step.get("service", "?"), step.get("reaction", "?")
+        label = self.bridge.label(service, action, True)
+        box = QGroupBox(f"{index + 1}. {label}")
+        box.setObjectName("runStep")
+        box.setAccessibleName(f"Reaction {index + 1}: {label}")
+        layout = QVBoxLayout(box)
+        layout.setSpacing(6)
+        status = str(step.get("status", "pending"))
+        if status == "pending" and run_status in ("failed", "skipped"):
+            status_text = "did not run"
+        else:
+            status_text = STATUS_TEXT.get(status, status)
+        line = QHBoxLayout()
+        line.addWidget(muted(_selectable(f"{service}.{action}")))
+        line.addStretch(1)
+        state = _status_label(status if status != "pending" else "skipped")
+        state.setText(status_text + (" (interrupted)" if step.get("interrupted") else ""))
+        line.addWidget(state)
+        layout.addLayout(line)
+        if step.get("params") is not None:
+            layout.addWidget(QLabel("Sent:"))
+            layout.addWidget(CodeView(pretty_json(step["params"]),
+                                        f"Parameters sent by reaction {index + 1}"))
+        attempts = step.get("attempts") or []
+        if attempts:
+            layout.addWidget(QLabel(f"Attempts ({len(attempts)}):"))
+            for number, attempt in enumerate(attempts, 1):
+                text = f"{number}. {_local(attempt.get('started_at'))}"
+                if attempt.get("seconds") is not None:
+                    text += f" · {_duration(float(attempt['seconds']))}"
+                if attempt.get("error"):
+                    text += f" · {attempt['error']}"
+                    if attempt.get("retry_in") is not None:
+                        text += f" (tried again after {_duration(float(attempt['retry_in']))})"
+                elif step.get("status") == "succeeded" and number == len(attempts):
+                    text += " · ok"
+                entry = _selectable(text)
+                entry.setObjectName("attempt")
+                if attempt.get("error"):
+                    _color(entry, STATUS_COLOR["failed"])
+                layout.addWidget(entry)
+        if step.get("error") and not attempts:
+            error = _selectable(str(step["error"]))
+            _color(error, STATUS_COLOR["failed"])
+            layout.addWidget(error)
+        if step.get("output"):
+            layout.addWidget(QLabel("Output:"))
+            layout.addWidget(CodeView(pretty_json(step["output"]),
+                                        f"Output of reaction {index + 1}"))
+        return box
+
+    def set_message(self, text: str, error: bool = False) -> None:
+        self.message.setText(text)
+        if error:
+            _color(self.message, STATUS_COLOR["failed"])
+        else:
+            self.message.setPalette(self.palette())
+        self.message.show()
+
+    def _replay_clicked(self) -> None:
+        if self.run is not None and self.run.get("event_id") is not None:
+            self.replayRequested.emit(self.run)
+
+
+class ActivityPage(QWidget):
+    """Runs across all automations, newest first, filtered by automation and result,
+    beside the details of the selected run. New runs appear as they finish.
+
+    Args:
+        bridge: the engine bridge.
+        parent: the owning widget.
+
+    Attributes:
+        model: the runs shown (``RunsModel``).
+        table: the list of runs.
+        detail: the selected run's details (``RunDetail``).
+        area_filter / status_filter: the two filter menus.
+
+    Signals:
+        refreshed(): the list was read again from the engine.
+    """
+
+    refreshed = Signal()
+
+    LIMIT = 200
+    REFRESH_DELAY_MS = 200
+
+    def __init__(self, bridge: EngineBridge, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bridge = bridge
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._refreshing = asyncio.Lock()
+        self._selected_id: int | None = None
+
+        self.model = RunsModel()
+        self.area_filter = QComboBox()
+        self.area_filter.setAccessibleName("Automation")
+        self.area_filter.setMinimumContentsLength(16)
+        self.area_filter.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.status_filter = QComboBox()
+        self.status_filter.setAccessibleName("Result")
+        self.status_filter.addItem("All results", None)
+        for value, text in STATUSES:
+            self.status_filter.addItem(text, value)
+        self._fill_area_filter()
+        self.area_filter.currentIndexChanged.connect(self._filters_changed)
+        self.status_filter.currentIndexChanged.connect(self._filters_changed)
+        self.refresh_button = QPushButton("Re&fresh")
+        self.refresh_button.setToolTip("Read the runs again (F5)")
+        self.refresh_button.clicked.connect(lambda: self._spawn(self.refresh()))
+        self.count_label = muted(QLabel(""))
+
+        filters = QHBoxLayout()
+        title = heading("Activity")
+        filters.addWidget(title)
+        filters.addSpacing(16)
+        area_label = QLabel("&Automation:")
+        area_label.setBuddy(self.area_filter)
+        status_label = QLabel("R&esult:")
+        status_label.setBuddy(self.status_filter)
+        filters.addWidget(area_label)
+        filters.addWidget(self.area_filter, 1)
+        filters.addWidget(status_label)
+        filters.addWidget(self.status_filter)
+        filters.addStretch(0)
+        filters.addWidget(self.count_label)
+        filters.addWidget(self.refresh_button)
+
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setAccessibleName("Runs")
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.setMinimumWidth(360)
+        header = self.table.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setSectionResizeMode(RunsModel.TIME, QHeaderView.ResizeMode.ResizeToContents)
+        # names get the room they need (up to a cap), the error summary what is left:
+        # no horizontal scroll bar; full texts are in the tooltips and the detail pane
+        header.setMaximumSectionSize(240)
+        header.setSectionResizeMode(RunsModel.AREA, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(RunsModel.STATUS, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(RunsModel.DURATION,
+                                    QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(RunsModel.DETAIL, QHeaderView.ResizeMode.Stretch)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+
+        self.detail = RunDetail(bridge)
+        self.detail.replayRequested.connect(lambda run: self._spawn(self.replay(run)))
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([460, 540])
+        self.splitter.setChildrenCollapsible(False)
+
+        self.empty = empty_state(EMPTY_TEXT)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(self.splitter)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 12, 16, 12)
+        layout.addLayout(filters)
+        layout.addWidget(self.stack, 1)
+        self.setMinimumSize(640, 360)
+        self.setTabOrder(self.area_filter, self.status_filter)
+        self.setTabOrder(self.status_filter, self.refresh_button)
+        self.setTabOrder(self.refresh_button, self.table)
+        QShortcut(QKeySequence(QKeySequence.StandardKey.Refresh), self,
+                  lambda: self._spawn(self.refresh()))
+
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(self.REFRESH_DELAY_MS)
+        self._refresh_timer.timeout.connect(lambda: self._spawn(self.refresh()))
+        bridge.runFinished.connect(self._run_finished)
+        bridge.areaChanged.connect(self._area_changed)
+        self._refresh_timer.start()
+
+    # ----------------------------------------------------------------- public
+
+    async def refresh(self) -> None:
+        """Read the runs again with the current filters; the selection stays.
+
+        Refreshes run one at a time, in the order asked, so the last one asked for
+        decides what is shown; when this returns the list shows its answer."""
+        async with self._refreshing:
+            area_id = self.area_filter.currentData()
+            status = self.status_filter.currentData()
+            try:
+                runs = await self.bridge.runs(area_id, status, self.LIMIT)
+                filtered = area_id is not None or status is not None
+                anything = bool(runs) or (filtered and bool(await self.bridge.runs(limit=1)))
+            except Exception as exc:
+                log.exception("could not read the runs")
+                self.count_label.setText(f"Could not read the runs: {exc}")
+                return
+            keep = self._selected_id
+            self.model.set_runs(runs)
+            if runs:
+                self.stack.setCurrentWidget(self.splitter)
+            else:
+                self.empty.setText(NO_MATCH_TEXT if anything else EMPTY_TEXT)
+                self.stack.setCurrentWidget(self.empty)
+            self.count_label.setText(self._count_text(len(runs)))
+            row = self._row_of(keep)
+            if row >= 0:
+                self._select_row(row)
+            else:
+                self._selected_id = None
+                self.detail.show_run(None)
+        self.refreshed.emit()
+
+    def select_area(self, area_id: str | None) -> asyncio.Task[None]:
+        """Show only ``area_id``'s runs (None: all); returns the refresh under way."""
+        self._fill_area_filter()
+        index = self.area_filter.findData(area_id) if area_id is not None else 0
+        self.area_filter.blockSignals(True)
+        self.area_filter.setCurrentIndex(max(index, 0))
+        self.area_filter.blockSignals(False)
+        self._selected_id = None
+        return self._spawn(self.refresh())
+
+    def select_run(self, run_id: int) -> bool:
+        """Select the run ``run_id`` if it is listed."""
+        row = self._row_of(run_id)
+        if row >= 0:
+            self._select_row(row)
+        return row >= 0
+
+    async def replay(self, run: dict[str, Any]) -> None:
+        """Send ``run``'s event again into its automation as it is now."""
+        event_id = run.get("event_id")
+        if event_id is None:
+            return
+        name = run.get("area_name") or "the automation"
+        self.detail.replay_button.setEnabled(False)
+        try:
+            events = await self.bridge.replay(int(event_id))
+        except Exception as exc:
+            self.detail.set_message(f"Could not replay: {exc}", error=True)
+            return
+        finally:
+            if self.detail.run is not None:
+                self.detail.replay_button.setEnabled(self.detail.run.get("event_id") is not None)
+        ids = ", ".join(f"#{e.id}" for e in events)
+        self.detail.set_message(f"Sent again to {name} as event {ids}; its run appears at "
+                                "the top when it finishes.")
+
+    # ----------------------------------------------------------------- internals
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("activity task failed", exc_info=task.exception())
+
+    def _count_text(self, count: int) -> str:
+        if count >= self.LIMIT:
+            return f"newest {self.LIMIT} runs"
+        return f"{count} run{'s' if count != 1 else ''}" if count else ""
+
+    def _fill_area_filter(self) -> None:
+        current = self.area_filter.currentData()
+        self.area_filter.blockSignals(True)
+        self.area_filter.clear()
+        self.area_filter.addItem("All automations", None)
+        for area_id, name in self.bridge.area_names():
+            self.area_filter.addItem(name, area_id)
+        index = self.area_filter.findData(current) if current is not None else 0
+        self.area_filter.setCurrentIndex(max(index, 0))
+        self.area_filter.blockSignals(False)
+        if current is not None and index < 0:
+            self._filters_changed()  # the chosen automation is gone: show all
+
+    def _row_of(self, run_id: int | None) -> int:
+        if run_id is None:
+            return -1
+        for row in range(self.model.rowCount()):
+            if self.model.run(row)["id"] == run_id:
+                return row
+        return -1
+
+    def _select_row(self, row: int) -> None:
+        index = self.model.index(row, 0)
+        self.table.selectionModel().select(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows)
+        self.table.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.NoUpdate)
+        self.detail.show_run(self.model.run(row))
+
+    def _selection_changed(self, _selected: QItemSelection, _deselected: QItemSelection
+                           ) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return  # a model reset clears the selection; refresh() puts it back
+        run = self.model.run(rows[0].row())
+        self._selected_id = run["id"]
+        self.detail.show_run(run)
+
+    def _filters_changed(self) -> None:
+        self._spawn(self.refresh())
+
+    def _run_finished(self, _run: dict[str, Any]) -> None:
+        if not self._refresh_timer.isActive():
+            self._refresh_timer.start()
+
+    def _area_changed(self, _area_id: str, change: str) -> None:
+        self._fill_area_filter()
+        if change in ("updated", "removed"):
+            self._refresh_timer.start()  # names changed or runs went with the area

@@ -1,0 +1,52 @@
+"""Async work started by a widget, cancelled when the widget goes away."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+from PySide6.QtCore import QObject
+
+
+class WidgetTasks:
+    """The asyncio tasks a widget started (button clicks, refreshes).
+
+    They are cancelled when the widget is destroyed, so none wakes up to touch a
+    deleted Qt object; a task that crashes reaches the loop's exception handler
+    (the app logs it; tests fail on it) instead of vanishing.
+
+    Args:
+        owner: the widget whose lifetime bounds the tasks.
+    """
+
+    def __init__(self, owner: QObject) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+        tasks = self._tasks  # the slot must not hold the owner alive
+        owner.destroyed.connect(lambda *_: _cancel(tasks))
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def cancel(self, keep: asyncio.Task[Any] | None = None) -> None:
+        """Cancel every task but ``keep`` (e.g. the one that is closing the dialog)."""
+        _cancel(self._tasks, keep)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            task.get_loop().call_exception_handler({
+                "message": f"widget task {task.get_name()} failed",
+                "exception": task.exception(), "task": task})
+
+
+def _cancel(tasks: set[asyncio.Task[Any]], keep: asyncio.Task[Any] | None = None) -> None:
+    for task in list(tasks):
+        if task is not keep:
+            task.cancel()

@@ -1,0 +1,101 @@
+"""Desktop fixtures: a real engine and real widgets on the qasync loop (offscreen)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import qasync
+import shiboken6
+from PySide6.QtCore import SignalInstance
+from PySide6.QtWidgets import QApplication
+
+from desktop.bridge import EngineBridge
+from engine.app import Engine
+from engine.settings import Settings
+
+
+class _TestLoop(qasync.QEventLoop):  # type: ignore[misc]
+    """qasync's loop, whose Qt timer object is destroyed on the GUI thread when it closes.
+
+    Each test gets a new loop; a closed one lingers in reference cycles with its
+    QObject timer (qasync's ``_SimpleTimer``) still holding pending Qt timers (say a
+    cancelled ``wait_for`` timeout). If the garbage collector then ran in a worker
+    thread (a migration, aiosqlite), the QObject would be destroyed there, Qt could not
+    stop its timers, and the next one to fire crashed the process in a later test.
+    """
+
+    def close(self) -> None:
+        closing = not self.is_closed()
+        super().close()
+        if closing:
+            shiboken6.delete(self._timer)
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item
+                                  ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Desktop tests run on the app's own loop: qasync over the QApplication, so
+    QTimers fire and signals are delivered while a test awaits."""
+
+    def make() -> asyncio.AbstractEventLoop:
+        app = QApplication.instance() or QApplication([])
+        # As in the app (it lives on in the tray): closing a test's only window, e.g.
+        # a dialog that accepts, must not quit the application and stop the loop.
+        if isinstance(app, QApplication):
+            app.setQuitOnLastWindowClosed(False)
+        return _TestLoop(app)
+
+    return {"qasync": make}
+
+
+@pytest.fixture
+async def engine(data_dir: Path) -> AsyncIterator[Engine]:
+    settings = Settings.from_mapping({"listener_port": 0, "retry_delay": 0.01})
+    engine = Engine(data_dir, settings=settings)
+    await engine.start()
+    yield engine
+    await engine.aclose()
+
+
+@pytest.fixture
+async def bridge(engine: Engine) -> AsyncIterator[EngineBridge]:
+    bridge = EngineBridge(engine)
+    yield bridge
+    bridge.close()
+
+
+def signal_once(signal: SignalInstance, timeout: float = 10.0
+                ) -> Coroutine[Any, Any, tuple[Any, ...]]:
+    """Await the next emission of ``signal`` (never a blocking waitSignal in async tests).
+
+    It listens from the moment it is called, not from the first await: in
+    ``done = signal_once(s); await act(); await done`` an emission made synchronously
+    inside ``act()`` is caught too.
+    """
+    future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
+
+    def slot(*args: Any) -> None:
+        if not future.done():
+            future.set_result(args)
+
+    signal.connect(slot)
+
+    async def wait() -> tuple[Any, ...]:
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            signal.disconnect(slot)
+
+    return wait()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Let the loop run until ``condition()`` holds (for UI state that has no signal)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)

@@ -1,0 +1,38 @@
+"""The bridge turns engine happenings into Qt signals the views can use."""
+
+from __future__ import annotations
+
+from desktop.bridge import EngineBridge
+from engine.areas import AreaSpec
+from tests.desktop.conftest import signal_once
+
+AREA = {
+    "name": "Hello",
+    "trigger": {"service": "timer", "trigger": "every", "params": {"interval": "1h"}},
+    "reactions": [{"service": "notify", "reaction": "notify",
+                   "params": {"title": "Hello {{ trigger.missed }}"}}],
+}
+
+
+async def test_runs_and_notifications_arrive_as_signals(bridge: EngineBridge) -> None:
+    area = await bridge.save_area(AreaSpec.from_dict(AREA))
+    finished = signal_once(bridge.runFinished)
+    notified = signal_once(bridge.notification)
+    await bridge.run_now(area.id)
+    (run,) = await finished
+    assert run["status"] == "succeeded"
+    assert await notified == ("Hello 0", "", "info")
+    [row] = await bridge.area_rows()
+    assert row.health == "working"
+    assert row.summary == "Timer: Every so often → Notifications: Show a notification"
+
+
+async def test_area_rows_say_why_an_area_is_not_working(bridge: EngineBridge) -> None:
+    area = await bridge.save_area(AreaSpec.from_dict(AREA))
+    [row] = await bridge.area_rows()
+    assert row.health == "waiting"
+    changed = signal_once(bridge.areaChanged)
+    await bridge.set_enabled(area.id, False)
+    assert await changed == (area.id, "disabled")
+    [row] = await bridge.area_rows()
+    assert row.health == "off"

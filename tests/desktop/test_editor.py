@@ -1,0 +1,369 @@
+"""The area editor, driven as a user would: pick, type, test, save."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt, SignalInstance
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QComboBox, QLineEdit, QMessageBox, QPlainTextEdit
+from pytestqt.qtbot import QtBot
+
+from desktop.bridge import EngineBridge
+from desktop.editor import AreaEditor, ReactionCard, format_test_result
+from desktop.forms import SAVED_SECRET_PLACEHOLDER, ParamField, ParamForm
+from engine.areas import AreaSpec
+from engine.auth.session import Account
+from tests.desktop.conftest import signal_once, until
+
+TIMER_NOTIFY = {
+    "name": "Stretch",
+    "trigger": {"service": "timer", "trigger": "every", "params": {"interval": "1h"}},
+    "reactions": [{"service": "notify", "reaction": "notify",
+                   "params": {"title": "Stretch! ({{ trigger.missed }} missed)"}}],
+}
+
+
+def expect(signal: SignalInstance) -> asyncio.Future[tuple[Any, ...]]:
+    """Start listening now for the next emission (before doing what causes it)."""
+    return asyncio.ensure_future(signal_once(signal))
+
+
+def editor_for(qtbot: QtBot, bridge: EngineBridge, **kwargs: Any) -> AreaEditor:
+    editor = AreaEditor(bridge, **kwargs)
+    qtbot.addWidget(editor)
+    editor.show()
+    return editor
+
+
+def field(form: ParamForm, name: str) -> ParamField:
+    found = form.field(name)
+    assert found is not None, f"no field {name!r}"
+    return found
+
+
+def line(form: ParamForm, name: str) -> QLineEdit:
+    editor = field(form, name).editor
+    assert isinstance(editor, QLineEdit)
+    return editor
+
+
+def choose(combo: QComboBox, data: str) -> None:
+    index = combo.findData(data)
+    assert index >= 0, f"{data!r} not offered"
+    combo.setCurrentIndex(index)
+
+
+def retype(qtbot: QtBot, widget: QLineEdit, text: str) -> None:
+    widget.selectAll()
+    qtbot.keyClick(widget, Qt.Key.Key_Backspace)
+    qtbot.keyClicks(widget, text)
+
+
+async def test_create_an_area_from_scratch_fix_it_and_see_it_fire(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    editor = editor_for(qtbot, bridge)
+    assert editor.windowTitle() == "New automation"
+    # A new area starts as timer -> notification: the commonest first automation.
+    assert editor.trigger_picker.service_id() == "timer"
+    assert [c.picker.service_id() for c in editor.cards] == ["notify"]
+    qtbot.keyClicks(line(editor.name_form, "name"), "Every second")
+    qtbot.keyClicks(line(editor.trigger_form, "interval"), "1s")
+    title = line(editor.cards[0].form, "title")
+    qtbot.keyClicks(title, "Tick {{ trigger.fired_att }}")
+    title_field = field(editor.cards[0].form, "title")
+    # The problem shows on the field while typing...
+    await until(title_field.error.isVisible)
+    assert "Did you mean trigger.fired_at?" in title_field.error.text()
+    # ...and Save refuses it there too, keeping the dialog open.
+    qtbot.mouseClick(editor.save_button, Qt.MouseButton.LeftButton)
+    await until(editor.banner.isVisible)
+    assert editor.banner.text().startswith("Not saved")
+    assert title_field.error.isVisible()
+    assert "fired_att" in title_field.error.text()
+    assert editor.isVisible() and editor.result() == 0
+    assert bridge.engine.areas() == []
+
+    retype(qtbot, title, "Tick at {{ trigger.fired_at }}")
+    await until(lambda: not title_field.error.isVisible())
+    saved = expect(editor.saved)
+    finished = expect(bridge.runFinished)
+    qtbot.mouseClick(editor.save_button, Qt.MouseButton.LeftButton)
+    (area_id,) = await saved
+    assert not editor.isVisible()
+    area = bridge.area(area_id)
+    assert area.name == "Every second"
+    assert area.spec.trigger.params["interval"] == 1.0
+    assert area.spec.reactions[0].params["title"] == "Tick at {{ trigger.fired_at }}"
+    (run,) = await finished
+    assert run["area_id"] == area_id and run["status"] == "succeeded"
+
+
+async def test_a_bad_url_is_refused_on_its_field(qtbot: QtBot, bridge: EngineBridge) -> None:
+    editor = editor_for(qtbot, bridge, spec_dict=TIMER_NOTIFY)
+    card = editor.cards[0]
+    choose(card.picker.service_combo, "http")
+    assert card.picker.action_id() == "request"
+    assert card.picker.description.text().startswith("Calls a web address")
+    url = line(card.form, "url")
+    qtbot.keyClicks(url, "ftp://example.org/upload")
+    await until(field(card.form, "url").error.isVisible)
+    # Save goes to the engine, whose ValidationError lands on the same field.
+    saved = await editor.save()
+    assert saved is None
+    url_field = field(card.form, "url")
+    assert url_field.error.isVisible()
+    assert "must start with http:// or https://" in url_field.error.text()
+    assert editor.isVisible()
+    assert bridge.engine.areas() == []
+
+
+async def test_problems_with_no_field_of_their_own_go_where_they_belong(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    editor = editor_for(qtbot, bridge, spec_dict={**TIMER_NOTIFY, "name": ""})
+    assert await editor.save() is None
+    name = field(editor.name_form, "name")
+    assert name.error.text() == "give the area a name"
+    editor.condition_check.setChecked(True)
+    qtbot.keyClicks(line(editor.name_form, "name"), "Named")
+    condition = field(editor.condition_form, "condition")
+    qtbot.keyClicks(condition.editor, "{{ trigger.nope }}")
+    assert await editor.save() is None
+    assert "trigger has no field 'nope'" in condition.error.text()
+    assert not name.error.isVisible()
+
+
+async def test_test_shows_what_each_reaction_would_send(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    editor = editor_for(qtbot, bridge, spec_dict=TIMER_NOTIFY)
+    assert not editor.result_box.isVisible()
+    qtbot.mouseClick(editor.test_button, Qt.MouseButton.LeftButton)
+    await until(editor.result_box.isVisible)
+    text = editor.result_text.toPlainText()
+    assert "1. Notifications: Show a notification would send:" in text
+    assert "title: Stretch! (0 missed)" in text
+    assert "Nothing was sent" in editor.result_title.text()
+    assert bridge.engine.areas() == []  # a test saves nothing
+
+
+async def test_send_for_real_asks_first_then_runs_the_reactions(
+        qtbot: QtBot, bridge: EngineBridge, monkeypatch: pytest.MonkeyPatch) -> None:
+    editor = editor_for(qtbot, bridge, spec_dict=TIMER_NOTIFY)
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    asked: list[str] = []
+
+    def question(parent: object, title: str, text: str, *args: object) -> object:
+        asked.append(title)
+        return answers.pop(0)
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    qtbot.mouseClick(editor.live_button, Qt.MouseButton.LeftButton)
+    assert asked == ["Send for real?"] and not editor.result_box.isVisible()
+    notified = expect(bridge.notification)
+    qtbot.mouseClick(editor.live_button, Qt.MouseButton.LeftButton)
+    assert await notified == ("Stretch! (0 missed)", "", "info")
+    await until(editor.result_box.isVisible)
+    assert "1. Notifications: Show a notification: done" in editor.result_text.toPlainText()
+
+
+async def test_the_field_picker_offers_the_trigger_and_earlier_reactions(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    editor = editor_for(qtbot, bridge, spec_dict=TIMER_NOTIFY)
+    qtbot.mouseClick(editor.add_button, Qt.MouseButton.LeftButton)
+    assert len(editor.cards) == 2
+    second = editor.cards[1]
+    message = field(second.form, "message")
+    assert message.insert_button is not None
+    menu = message.insert_button.menu()
+    message.fill_menu(menu)
+    offered = [a.objectName() for a in menu.actions() if a.objectName()]
+    assert "trigger.fired_at" in offered
+    assert "reactions[0].title" in offered  # the first notification's output
+    first = field(editor.cards[0].form, "message")
+    assert first.insert_button is not None
+    first.fill_menu(first.insert_button.menu())
+    assert not [a for a in first.insert_button.menu().actions()
+                if a.objectName().startswith("reactions")]
+    [fired_at] = [a for a in menu.actions() if a.objectName() == "trigger.fired_at"]
+    fired_at.trigger()
+    text = message.editor
+    assert isinstance(text, QPlainTextEdit)
+    assert text.toPlainText() == "{{ trigger.fired_at }}"
+    qtbot.keyClicks(line(second.form, "title"), "Second")
+    assert (await editor.run_test()) is not None
+    assert "message: 20" in editor.result_text.toPlainText()  # the rendered time
+
+
+async def test_reactions_move_and_go_keeping_their_identity(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    area = await bridge.save_area(AreaSpec.from_dict({
+        **TIMER_NOTIFY, "reactions": [
+            {"service": "notify", "reaction": "notify", "params": {"title": "one"}},
+            {"service": "notify", "reaction": "notify", "params": {"title": "two"}}]}))
+    uids = [r.uid for r in area.spec.reactions]
+    editor = editor_for(qtbot, bridge, area_id=area.id)
+    assert editor.windowTitle() == "Edit “Stretch”"
+    first, second = editor.cards
+    assert first.heading.text() == "Reaction 1"
+    assert not first.up_button.isEnabled() and first.down_button.isEnabled()
+    qtbot.mouseClick(second.up_button, Qt.MouseButton.LeftButton)
+    assert editor.cards == [second, first]
+    assert second.heading.text() == "Reaction 1"
+    # A reference to an earlier reaction that is now later is caught on the field.
+    qtbot.keyClicks(line(second.form, "title"), " {{ reactions[0].title }}")
+    await until(field(second.form, "title").error.isVisible)
+    retype(qtbot, line(second.form, "title"), "two")
+    qtbot.mouseClick(first.remove_button, Qt.MouseButton.LeftButton)
+    assert editor.cards == [second]
+    assert not second.remove_button.isVisible()  # the last one cannot go
+    saved = expect(editor.saved)
+    qtbot.mouseClick(editor.save_button, Qt.MouseButton.LeftButton)
+    assert await saved == (area.id,)
+    spec = bridge.area(area.id).spec
+    assert [(r.uid, r.params["title"]) for r in spec.reactions] == [(uids[1], "two")]
+
+
+async def test_timed_and_polling_triggers_have_their_own_options(
+        qtbot: QtBot, bridge: EngineBridge, tmp_path: Path) -> None:
+    editor = editor_for(qtbot, bridge, spec_dict=TIMER_NOTIFY)
+    catch_up = field(editor.catch_up_form, "catch_up").editor
+    assert isinstance(catch_up, QComboBox) and catch_up.isVisible()
+    assert not editor.interval_form.isVisible()
+    choose(catch_up, "once")
+    assert editor.spec_dict()["catch_up"] == "once"
+
+    choose(editor.trigger_picker.service_combo, "files")
+    assert editor.trigger_picker.action_id() == "file_created"
+    # The title used a field the timer has and a new file has not: it says so at once.
+    title = field(editor.cards[0].form, "title")
+    assert "trigger has no field 'missed'" in title.error.text()
+    retype(qtbot, line(editor.cards[0].form, "title"), "New: {{ trigger.name }}")
+    assert not editor.catch_up_form.isVisible() and editor.interval_form.isVisible()
+    qtbot.keyClicks(line(editor.trigger_form, "folder"), str(tmp_path))
+    interval = line(editor.interval_form, "interval")
+    assert "Empty: every 10s" in field(editor.interval_form, "interval").help.text()
+    qtbot.keyClicks(interval, "1s")
+    assert await editor.save() is None  # under the trigger's minimum
+    assert "poll at most every 2 seconds" in field(editor.interval_form,
+                                                   "interval").error.text()
+    retype(qtbot, interval, "30s")
+    saved = expect(editor.saved)
+    assert await editor.save() is not None
+    (area_id,) = await saved
+    area = bridge.area(area_id)
+    assert (area.spec.interval, area.spec.catch_up) == (30.0, "skip")
+    assert area.spec.trigger.params["folder"] == str(tmp_path)
+
+
+async def test_a_webhook_area_shows_its_address_after_save(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    editor = editor_for(qtbot, bridge, spec_dict={
+        "name": "Hook", "trigger": {"service": "webhook", "trigger": "incoming"},
+        "reactions": [{"service": "notify", "reaction": "notify",
+                       "params": {"title": "{{ trigger.content_type }}"}}]})
+    assert editor.webhook_row.isVisible()
+    assert editor.webhook_url.text() == "" and not editor.copy_button.isEnabled()
+    qtbot.keyClicks(line(editor.trigger_form, "secret"), "s3cret")
+    area_id = await editor.save()
+    assert area_id is not None
+    assert editor.isVisible()  # stays open to show the address
+    url = editor.webhook_url.text()
+    assert url == await bridge.webhook_url(area_id) and url.startswith("http://127.0.0.1:")
+    assert editor.banner.text().startswith("Saved.")
+    assert editor.cancel_button.text() == "Close"
+    qtbot.mouseClick(editor.copy_button, Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == url
+
+    # Opened again: the address is there, the secret is saved and may be left empty.
+    again = editor_for(qtbot, bridge, area_id=area_id)
+    secret = line(again.trigger_form, "secret")
+    await until(lambda: again.webhook_url.text() == url)
+    assert secret.placeholderText() == SAVED_SECRET_PLACEHOLDER
+    assert secret.text() == ""
+    assert await again.save() == area_id
+    assert await bridge.saved_secrets(area_id) == {("trigger", "secret")}
+
+
+async def test_a_preset_focuses_its_first_blank(qtbot: QtBot, bridge: EngineBridge) -> None:
+    editor = editor_for(qtbot, bridge, spec_dict={
+        "name": "Watch a page",
+        "trigger": {"service": "timer", "trigger": "daily_at", "params": {"time": "08:00"}},
+        "reactions": [{"service": "http", "reaction": "request",
+                       "params": {"method": "GET", "url": ""}}]})
+    url = field(editor.cards[0].form, "url")
+    assert editor.first_blank() is url
+    await until(lambda: editor.focusWidget() is url.editor)
+    assert editor.cards[0].form.values()["method"] == "GET"
+
+
+async def test_use_this_reaction_starts_from_a_partial_spec(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    editor = editor_for(qtbot, bridge, spec_dict={
+        "name": "", "reactions": [{"service": "files", "reaction": "append_text",
+                                   "params": {}}]})
+    assert editor.trigger_picker.service_id() == "timer"
+    [card] = editor.cards
+    assert isinstance(card, ReactionCard)
+    assert (card.picker.service_id(), card.picker.action_id()) == ("files", "append_text")
+    assert editor.first_blank() is field(editor.name_form, "name")
+
+
+def test_format_test_result_for_a_live_run() -> None:
+    text = format_test_result({
+        "trigger": {"n": 1},
+        "condition": True,
+        "reactions": [
+            {"status": "succeeded", "params": {"body": "a\nb"}, "output": {"status": 200}},
+            {"status": "failed", "error": "boom", "params": {}},
+            {"status": "pending"}]}, ["HTTP: Send a request", "Files: Write", "Notify"],
+        live=True)
+    assert text.splitlines() == [
+        "Sample event from the trigger:",
+        "    n: 1",
+        "",
+        "Condition: true — the reactions run.",
+        "",
+        "1. HTTP: Send a request: done",
+        "    sent:",
+        "        body:",
+        "            a",
+        "            b",
+        "    returned:",
+        "        status: 200",
+        "",
+        "2. Files: Write: FAILED",
+        "    error: boom",
+        "",
+        "3. Notify: not run (an earlier reaction failed)",
+    ]
+
+
+async def test_a_service_that_acts_as_an_account_asks_which_one(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    editor = editor_for(qtbot, bridge, spec_dict=TIMER_NOTIFY)
+    picker = editor.cards[0].picker
+    assert not picker.account_row.isVisible()
+    choose(picker.service_combo, "github")
+    await until(lambda: picker.account_note.text() != "")
+    assert picker.account_row.isVisible() and not picker.account_combo.isEnabled()
+    assert picker.account_note.text().startswith("No GitHub account is connected yet")
+    assert "account" not in editor.spec_dict()["reactions"][0]
+
+    await bridge.engine.accounts.store.save(
+        Account("acc-1", "github", "api_key", "octocat", []))
+    choose(picker.service_combo, "notify")
+    assert not picker.account_row.isVisible()
+    choose(picker.service_combo, "github")
+    await until(lambda: picker.account_combo.count() == 1)
+    assert picker.account_combo.currentText() == "octocat"
+    assert editor.spec_dict()["reactions"][0]["account"] == "acc-1"
+    # An import names its account by name; the editor finds it.
+    again = editor_for(qtbot, bridge, spec_dict={**TIMER_NOTIFY, "reactions": [
+        {"service": "github", "reaction": editor.cards[0].picker.action_id(),
+         "account": "OctoCat", "params": {}}]})
+    assert again.spec_dict()["reactions"][0]["account"] == "OctoCat"  # not loaded yet
+    await until(lambda: again.cards[0].picker.account_combo.count() == 1)
+    assert again.spec_dict()["reactions"][0]["account"] == "acc-1"

@@ -1,0 +1,252 @@
+"""The settings page: what a user changes there is validated, saved, applied or marked
+for a restart; risky switches ask first; automations go out and come in as files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from PySide6.QtCore import QPoint, Qt, QUrl
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QFileDialog, QLineEdit, QMessageBox
+from pytestqt.qtbot import QtBot
+
+from desktop.bridge import EngineBridge
+from desktop.pages.settings import ImportReport, SettingsPage
+from engine.areas import AreaSpec
+from engine.settings import load_settings
+from tests.desktop.conftest import signal_once, until
+
+NOTE = {
+    "name": "Hello",
+    "trigger": {"service": "timer", "trigger": "every", "params": {"interval": "1h"}},
+    "reactions": [{"service": "notify", "reaction": "notify", "params": {"title": "Hi"}}],
+}
+GITHUB = {
+    "name": "Issues to a note",
+    "trigger": {"service": "webhook", "trigger": "github",
+                "params": {"secret": "s3cret-value", "events": "issues"}},
+    "reactions": [{"service": "notify", "reaction": "notify",
+                   "params": {"title": "{{ trigger.event }}"}}],
+}
+
+
+@pytest.fixture
+def page(bridge: EngineBridge, qtbot: QtBot) -> SettingsPage:
+    page = SettingsPage(bridge)
+    qtbot.addWidget(page)
+    page.resize(900, 700)
+    page.show()
+    return page
+
+
+async def save(page: SettingsPage, qtbot: QtBot) -> list[str]:
+    assert page.save_button.isEnabled()
+    saved = signal_once(page.saved)
+    qtbot.mouseClick(page.save_button, Qt.MouseButton.LeftButton)
+    (restart,) = await saved
+    return list(restart)
+
+
+def field(page: SettingsPage, name: str) -> object:
+    return page.fields[name].widget
+
+
+def tick(qtbot: QtBot, box: object) -> None:
+    """Click a check box where a user would: on its box."""
+    assert isinstance(box, QCheckBox)
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))
+
+
+async def test_saved_settings_survive_a_restart(page: SettingsPage, bridge: EngineBridge,
+                                                data_dir: Path, qtbot: QtBot) -> None:
+    assert not page.save_button.isEnabled()  # nothing to save yet
+    port = field(page, "listener_port")
+    port.setValue(8899)  # type: ignore[attr-defined]
+    delay = field(page, "retry_delay")
+    assert isinstance(delay, QDoubleSpinBox)
+    delay.clear()
+    qtbot.keyClicks(delay, "7.5")
+    field(page, "log_level").setCurrentIndex(  # type: ignore[attr-defined]
+        field(page, "log_level").findData("DEBUG"))  # type: ignore[attr-defined]
+    assert "unsaved" in page.status.text()
+
+    restart = await save(page, qtbot)
+
+    assert restart == ["listener_port"]
+    assert "Restart Hookline" in page.status.text() and "Webhook port" in page.status.text()
+    assert not page.save_button.isEnabled()
+    fresh = load_settings(data_dir)  # what the next start reads
+    assert (fresh.listener_port, fresh.retry_delay, fresh.log_level) == (8899, 7.5, "DEBUG")
+    # applied at once where the engine can: the runner uses the new delay already
+    assert bridge.engine.settings.retry_delay == 7.5
+    assert bridge.engine.runner.settings.retry_delay == 7.5
+    # a page opened later (after a restart) shows what was saved
+    again = SettingsPage(bridge)
+    qtbot.addWidget(again)
+    assert again.fields["listener_port"].value() == 8899
+    assert again.fields["retry_delay"].value() == 7.5
+
+
+async def test_bad_values_are_refused_with_the_reason(page: SettingsPage, data_dir: Path,
+                                                      qtbot: QtBot) -> None:
+    url = field(page, "public_url")
+    assert isinstance(url, QLineEdit)
+    qtbot.keyClicks(url, "tunnel.example.org")
+    qtbot.mouseClick(page.save_button, Qt.MouseButton.LeftButton)
+    await until(lambda: "Not saved" in page.status.text())
+    assert "Public base URL" in page.status.text() and "http://" in page.status.text()
+    assert page.focusWidget() is url  # taken to the field to fix
+    assert not (data_dir / "settings.json").exists()
+    url.setText("https://tunnel.example.org")
+    await save(page, qtbot)
+    assert load_settings(data_dir).public_url == "https://tunnel.example.org"
+    # the public URL applies at once: webhook addresses use it
+    assert page.webhook_field.text() == "https://tunnel.example.org/hooks/…"
+
+
+async def test_revert_puts_back_what_was_saved(page: SettingsPage) -> None:
+    attempts = page.fields["reaction_attempts"]
+    attempts.set_value(9)
+    assert page.revert_button.isEnabled()
+    page.revert_button.click()
+    assert attempts.value() == 3 and not page.is_dirty()
+
+
+async def test_running_programs_needs_a_confirmed_warning(page: SettingsPage,
+                                                          bridge: EngineBridge,
+                                                          qtbot: QtBot) -> None:
+    shell = field(page, "allow_shell")
+    assert isinstance(shell, QCheckBox) and not shell.isChecked()  # off by default
+    tick(qtbot, shell)
+    dialog = page.dialog
+    assert isinstance(dialog, QMessageBox) and dialog.isVisible()
+    assert "run programs" in dialog.text()
+    assert not shell.isChecked()  # not until confirmed
+    dialog.button(QMessageBox.StandardButton.Cancel).click()
+    assert not shell.isChecked() and not page.is_dirty()
+
+    tick(qtbot, shell)
+    dialog = page.dialog
+    assert isinstance(dialog, QMessageBox)
+    [allow] = [b for b in dialog.buttons() if b.text() == "Allow programs"]
+    allow.click()
+    assert shell.isChecked()
+    assert await save(page, qtbot) == []
+    assert bridge.engine.settings.allow_shell
+    # turning it off asks nothing
+    tick(qtbot, shell)
+    assert not shell.isChecked() and page.dialog is None
+
+
+async def test_internal_addresses_warn_and_apply_to_the_guard(page: SettingsPage,
+                                                              bridge: EngineBridge,
+                                                              qtbot: QtBot) -> None:
+    internal = field(page, "allow_internal_targets")
+    tick(qtbot, internal)
+    dialog = page.dialog
+    assert isinstance(dialog, QMessageBox) and "internal addresses" in dialog.text()
+    [allow] = [b for b in dialog.buttons() if b.text() == "Allow internal addresses"]
+    allow.click()
+    await save(page, qtbot)
+    assert bridge.engine.http.guard.allow_internal
+
+
+async def test_start_at_login_writes_the_autostart_entry(page: SettingsPage, qtbot: QtBot,
+                                                         tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    entry = tmp_path / "config" / "autostart" / "hookline.desktop"
+    tick(qtbot, field(page, "start_at_login"))
+    await save(page, qtbot)
+    assert "desktop.launcher" in entry.read_text(encoding="utf-8")
+    tick(qtbot, field(page, "start_at_login"))
+    await save(page, qtbot)
+    assert not entry.exists()
+
+
+async def test_webhook_base_address_is_shown_and_copied(page: SettingsPage,
+                                                        bridge: EngineBridge,
+                                                        qtbot: QtBot) -> None:
+    assert bridge.engine.listener is not None
+    base = f"http://127.0.0.1:{bridge.engine.listener.port}/hooks/"
+    assert page.webhook_field.text() == base + "…"
+    qtbot.mouseClick(page.copy_button, Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == base
+
+
+async def test_open_folder_opens_the_data_folder(page: SettingsPage, data_dir: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[QUrl] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl",
+                        lambda url: opened.append(url) or True)
+    page.open_folder_button.click()
+    assert [u.toLocalFile() for u in opened] == [str(data_dir)]
+
+
+async def test_export_leaves_secrets_out_and_imports_back(page: SettingsPage,
+                                                          bridge: EngineBridge,
+                                                          tmp_path: Path) -> None:
+    await bridge.save_area(AreaSpec.from_dict(NOTE))
+    await bridge.save_area(AreaSpec.from_dict(GITHUB))
+    target = tmp_path / "all.yaml"
+    assert await page.export_to(target) == 2
+    text = target.read_text(encoding="utf-8")
+    assert "s3cret-value" not in text
+    data = yaml.safe_load(text)
+    assert [a["name"] for a in data["areas"]] == ["Hello", "Issues to a note"]
+    assert "secret" not in data["areas"][1]["trigger"]["params"]
+    assert "Exported 2 automations" in page.status.text()
+
+    report = await page.import_from(target)
+    # the webhook secret is not in the file: that one is refused, saying why
+    assert report.imported == ["Hello"]
+    [(which, why)] = report.failures
+    assert which == "“Issues to a note”" and "trigger.params.secret" in why
+    assert len(bridge.engine.areas()) == 3
+
+
+async def test_import_through_the_file_dialog_reports_each_failure(
+        page: SettingsPage, bridge: EngineBridge, tmp_path: Path) -> None:
+    source = tmp_path / "some.json"
+    broken = {**NOTE, "name": "Broken", "reactions": [
+        {"service": "notify", "reaction": "notify", "params": {"title": "{{ trigger.nope }}"}}]}
+    source.write_text(yaml.safe_dump({"areas": [NOTE, broken, {"name": "No trigger"}]}),
+                      encoding="utf-8")
+    page.import_button.click()
+    dialog = page.dialog
+    assert isinstance(dialog, QFileDialog)
+    done = signal_once(page.imported)
+    dialog.selectFile(str(source))
+    dialog.accept()
+    (report,) = await done
+    assert isinstance(report, ImportReport)
+    assert report.imported == ["Hello"]
+    assert [w for w, _ in report.failures] == ["“Broken”", "“No trigger”"]
+    assert "nope" in report.failures[0][1]
+    assert report.failures[1][1].startswith("trigger: missing")
+    box = page.dialog
+    assert isinstance(box, QMessageBox) and box.isVisible()
+    assert box.text() == "Imported 1 of 3 automations; 2 could not be imported."
+    assert "“Broken”" in box.informativeText()
+    assert [a.name for a in bridge.engine.areas()] == ["Hello"]
+
+
+async def test_import_of_a_file_that_is_not_automations(page: SettingsPage,
+                                                        tmp_path: Path) -> None:
+    source = tmp_path / "notes.yaml"
+    source.write_text("just: [some, text", encoding="utf-8")
+    report = await page.import_from(source)
+    assert report.imported == [] and "not YAML or JSON" in report.failures[0][1]
+
+
+async def test_settings_saved_elsewhere_show_up_and_keep_unsaved_edits(
+        page: SettingsPage, bridge: EngineBridge) -> None:
+    page.fields["reaction_attempts"].set_value(7)  # typed, not saved yet
+    # e.g. the services screen turned on running programs after its own warning
+    await bridge.save_settings(bridge.engine.settings.replace(allow_shell=True))
+    assert page.fields["allow_shell"].value() is True
+    assert page.fields["reaction_attempts"].value() == 7
+    assert page.changes() == {"reaction_attempts": 7}
