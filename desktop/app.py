@@ -50,6 +50,7 @@ async def run(app: QApplication, data_dir: Path) -> int:
     """Start the engine, show the window and the tray, run until Quit."""
     from desktop.bridge import EngineBridge
     from desktop.main_window import MainWindow
+    from desktop.tasks import WidgetTasks
     from desktop.tray import Tray
 
     engine = Engine(data_dir)
@@ -80,6 +81,7 @@ async def run(app: QApplication, data_dir: Path) -> int:
         # Destroy the window while the loop runs: its screens cancel their tasks then.
         window.hide()
         window.deleteLater()
+        await WidgetTasks.cancel_all()
         bridge.close()
         await engine.aclose()
     return 0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject
 
@@ -20,8 +21,11 @@ class WidgetTasks:
         owner: the widget whose lifetime bounds the tasks.
     """
 
+    _live: ClassVar[weakref.WeakSet[WidgetTasks]] = weakref.WeakSet()
+
     def __init__(self, owner: QObject) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        WidgetTasks._live.add(self)
         tasks = self._tasks  # the slot must not hold the owner alive
         owner.destroyed.connect(lambda *_: _cancel(tasks))
 
@@ -34,6 +38,16 @@ class WidgetTasks:
     def cancel(self, keep: asyncio.Task[Any] | None = None) -> None:
         """Cancel every task but ``keep`` (e.g. the one that is closing the dialog)."""
         _cancel(self._tasks, keep)
+
+    @classmethod
+    async def cancel_all(cls) -> None:
+        """Cancel every widget's tasks and wait until they have ended (before the
+        engine closes, so none wakes up to find it gone)."""
+        current = asyncio.current_task()
+        tasks = [t for owner in list(cls._live) for t in owner._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def __len__(self) -> int:
         return len(self._tasks)

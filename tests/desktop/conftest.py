@@ -14,6 +14,7 @@ from PySide6.QtCore import SignalInstance
 from PySide6.QtWidgets import QApplication
 
 from desktop.bridge import EngineBridge
+from desktop.tasks import WidgetTasks
 from engine.app import Engine
 from engine.settings import Settings
 
@@ -64,6 +65,7 @@ async def engine(data_dir: Path) -> AsyncIterator[Engine]:
 async def bridge(engine: Engine) -> AsyncIterator[EngineBridge]:
     bridge = EngineBridge(engine)
     yield bridge
+    await WidgetTasks.cancel_all()  # no screen refresh may outlive the engine
     bridge.close()
 
 
