@@ -13,15 +13,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from alembic.script import ScriptDirectory
-from alembic.script.revision import RevisionError
-from alembic.util import CommandError
 from sqlalchemy.engine import make_url
 
 from engine.errors import ConfigError, EngineLocked
 from engine.lock import DataDirLock
 from engine.settings import load_settings
-from engine.storage.db import MIGRATIONS, database_url
+from engine.storage.db import database_url, head_revision, revisions
 
 #: The folder under the data folder where backups go.
 BACKUP_DIR = "backups"
@@ -104,8 +101,7 @@ async def backup_before_migration(url: str, data_dir: Path) -> Path | None:
 
     def run() -> Path | None:
         current = _revision(db_path)
-        heads = set(ScriptDirectory(str(MIGRATIONS)).get_heads())
-        if current in heads:
+        if current == head_revision():
             return None
         prefix = f"hookline-before-migration-{current or 'none'}"
         target = _copy(db_path, backup_dir(data_dir), prefix, None)
@@ -176,9 +172,7 @@ def _verify(path: Path) -> None:
                           "nothing was changed: choose an older backup")
     if revision is None or "areas" not in tables:
         raise BackupError(f"{path} is not a Hookline database; nothing was changed")
-    try:
-        ScriptDirectory(str(MIGRATIONS)).get_revision(revision[0])
-    except (CommandError, RevisionError):
+    if revision[0] not in revisions():
         raise BackupError(f"{path} was made by a newer Hookline (schema {revision[0]}); "
                           "upgrade Hookline first") from None
 

@@ -20,9 +20,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
-from authlib.common.security import generate_token  # type: ignore[import-untyped]
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri  # type: ignore[import-untyped]
-from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
 
 from engine.catalog.auth import REDIRECT_PATH, OAuth2Spec, TokenSet
 from engine.errors import AuthError, RateLimited, TransientError
@@ -158,6 +155,10 @@ class LoopbackRedirect:
 
 def authorization_url(spec: OAuth2Spec, client: OAuthClient, redirect_uri: str, state: str,
                       verifier: str | None) -> str:
+    # authlib is imported where it is used: most starts never sign anyone in.
+    from authlib.oauth2.rfc6749.parameters import prepare_grant_uri  # type: ignore[import-untyped]
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
+
     extra: dict[str, str] = dict(spec.extra_authorize_params)
     if verifier is not None:
         extra["code_challenge"] = create_s256_code_challenge(verifier)
@@ -171,6 +172,8 @@ async def authorize(spec: OAuth2Spec, client: OAuthClient, http: HttpClient, *,
                     timeout: float = DEFAULT_TIMEOUT) -> TokenSet:
     """Run the whole flow: listen, send the user to the provider, take the one
     callback, exchange its code. Raises AuthError saying what happened and what to do."""
+    from authlib.common.security import generate_token  # type: ignore[import-untyped]
+
     state = generate_token(32)
     verifier = generate_token(64, _VERIFIER_CHARS) if spec.pkce else None
     redirect = LoopbackRedirect(spec.loopback_host, spec.fixed_port or 0, state)

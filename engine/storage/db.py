@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from engine.errors import ConfigError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 DB_FILE = "hookline.db"
@@ -54,7 +57,40 @@ def open_async(url: str) -> AsyncEngine:
     return engine
 
 
+@cache
+def revisions() -> dict[str, str | None]:
+    """Each migration's revision and the one it follows, read from the files: knowing
+    the head needs no Alembic (slow to import, and needed only to migrate)."""
+    found: dict[str, str | None] = {}
+    pattern = re.compile(r"^(down_revision|revision)\s*=\s*(?:['\"]([^'\"]+)['\"]|None)",
+                         re.MULTILINE)
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        values = {m[1]: m[2] for m in pattern.finditer(path.read_text(encoding="utf-8"))}
+        if values.get("revision"):
+            found[values["revision"]] = values.get("down_revision")
+    return found
+
+
+def head_revision() -> str:
+    """The newest schema revision this Hookline knows."""
+    known = revisions()
+    followed = {down for down in known.values() if down}
+    heads = [rev for rev in known if rev not in followed]
+    if len(heads) != 1:
+        raise ConfigError(f"the migrations have {len(heads)} heads: {heads}")
+    return heads[0]
+
+
+def current_revision(conn: Any) -> str | None:
+    """The revision a database is at (None: a new, empty database)."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()  # type: ignore[no-any-return]
+
+
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
@@ -69,6 +105,10 @@ def migrate_sync(url: str) -> None:
     engine = open_sync(url)
     try:
         with engine.begin() as conn:
+            if current_revision(conn) == head_revision():
+                return
+            from alembic import command
+
             config = alembic_config(url)
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
