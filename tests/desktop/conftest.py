@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,8 @@ def signal_once(signal: SignalInstance, timeout: float = 10.0
         try:
             return await asyncio.wait_for(future, timeout)
         finally:
-            signal.disconnect(slot)
+            with contextlib.suppress(RuntimeError):  # the sender may be gone (a dialog)
+                signal.disconnect(slot)
 
     return wait()
 
