@@ -173,6 +173,8 @@ async def _stop(transport: asyncio.SubprocessTransport, program: _Program) -> No
     except TimeoutError:
         _signal(transport, getattr(signal, "SIGKILL", signal.SIGTERM))
         await program.exited
+    # What it started and left behind (ignoring or still handling SIGTERM) goes too.
+    _signal(transport, getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
 def _how_it_ended(code: int) -> str:
