@@ -56,6 +56,7 @@ class MainWindow(QMainWindow):
         self.sidebar.setObjectName("sidebar")
         self.sidebar.setFixedWidth(170)
         self.sidebar.setIconSize(QSize(20, 20))
+        self.sidebar.setStyleSheet("QListWidget#sidebar::item { padding-left: 12px; }")
         self.stack = QStackedWidget()
         self.pages: dict[str, QWidget] = {}
         for key, title, page_class in self.SCREENS:
