@@ -36,6 +36,7 @@ from engine.errors import (
 )
 from engine.http import HttpClient, HttpResponse, OutboundGuard
 from engine.settings import Settings
+from engine.text import html_to_text, redact_url
 
 __version__ = "0.1.0"
 
@@ -77,5 +78,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "format_duration",
+    "html_to_text",
     "parse_duration",
+    "redact_url",
 ]

@@ -16,6 +16,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from engine.errors import AuthError, PermanentError, RateLimited, TransientError
+from engine.text import redact_url
 
 USER_AGENT = "Hookline/0.1 (+personal automation)"
 MAX_BODY = 20 * 1024 * 1024
@@ -106,7 +107,7 @@ class HttpResponse:
         try:
             return json.loads(self.body)
         except ValueError as exc:
-            raise PermanentError(f"{_redact_url(self.url)} did not answer with JSON: {exc}"
+            raise PermanentError(f"{redact_url(self.url)} did not answer with JSON: {exc}"
                                  ) from None
 
     def header(self, name: str) -> str | None:
@@ -137,7 +138,7 @@ class HttpResponse:
         status = self.status
         if status < 400:
             return self
-        where = _redact_url(self.url)
+        where = redact_url(self.url)
         detail = self.text()[:200].strip()
         message = f"{where} answered {status}" + (f": {detail}" if detail else "")
         if status == 429:
@@ -147,12 +148,6 @@ class HttpResponse:
         if status >= 500 or status == 408:
             raise TransientError(message)
         raise PermanentError(message)
-
-
-def _redact_url(url: str) -> str:
-    """The URL without its query string (which may carry a token)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?…" if parts.query else "")
 
 
 class HttpClient:
@@ -227,14 +222,14 @@ class HttpClient:
             except aiohttp.ClientConnectorError as exc:
                 if isinstance(exc.os_error, BlockedAddress):
                     raise PermanentError(str(exc.os_error)) from None
-                raise TransientError(f"cannot reach {_redact_url(current)}: {exc.strerror}"
+                raise TransientError(f"cannot reach {redact_url(current)}: {exc.strerror}"
                                      ) from None
             except TimeoutError:
-                raise TransientError(f"{_redact_url(current)} did not answer in time") from None
+                raise TransientError(f"{redact_url(current)} did not answer in time") from None
             except aiohttp.ClientError as exc:
-                raise TransientError(f"{_redact_url(current)}: {exc}") from None
+                raise TransientError(f"{redact_url(current)}: {exc}") from None
             return answer.raise_for_status() if check else answer
-        raise PermanentError(f"{_redact_url(url)}: more than {MAX_REDIRECTS} redirects")
+        raise PermanentError(f"{redact_url(url)}: more than {MAX_REDIRECTS} redirects")
 
     def _check_url(self, url: str) -> None:
         parts = urlsplit(url)
@@ -254,7 +249,7 @@ class HttpClient:
             size += len(chunk)
             if size > max_body:
                 raise PermanentError(
-                    f"{_redact_url(str(resp.url))} sent more than {max_body // 1024} KiB"
+                    f"{redact_url(str(resp.url))} sent more than {max_body // 1024} KiB"
                 )
             chunks.append(chunk)
         return b"".join(chunks)

@@ -7,9 +7,8 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from engine import (
     Field,
@@ -22,6 +21,8 @@ from engine import (
     PollResult,
     ReactionContext,
     Service,
+    html_to_text,
+    redact_url,
 )
 
 service = Service(
@@ -331,7 +332,7 @@ async def json_value_changed(ctx: PollContext) -> PollResult:
         document = json.loads(resp.body)
     except ValueError as exc:
         raise PermanentError(
-            f"{_redact(url)} did not answer with JSON ({exc}); check the address"
+            f"{redact_url(url)} did not answer with JSON ({exc}); check the address"
         ) from None
     value = resolve_path(document, steps, path)
     serialized = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -502,66 +503,9 @@ def _as_index(step: str, walked: str, current: list[Any], path: str) -> int:
 # --- helpers ----------------------------------------------------------------------------
 
 
-class _TextExtractor(HTMLParser):
-    """Collects the text a browser would show, roughly: no tags, scripts or styles."""
-
-    _HIDDEN = frozenset({"script", "style", "template"})
-    _BREAKS = frozenset(
-        {
-            "p",
-            "div",
-            "br",
-            "li",
-            "tr",
-            "td",
-            "th",
-            "h1",
-            "h2",
-            "h3",
-            "h4",
-            "h5",
-            "h6",
-            "section",
-            "article",
-            "header",
-            "footer",
-            "title",
-        }
-    )
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._hidden = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._HIDDEN:
-            self._hidden += 1
-        elif tag in self._BREAKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._HIDDEN:
-            self._hidden = max(0, self._hidden - 1)
-        elif tag in self._BREAKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._hidden:
-            self.parts.append(data)
-
-
 def visible_text(html: str) -> str:
     """The text of an HTML page with tags, scripts and styles removed."""
-    parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
-    return "".join(parser.parts)
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?…" if parts.query else "")
+    return html_to_text(html)
 
 
 def _now() -> str:

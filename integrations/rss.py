@@ -7,9 +7,7 @@ import hashlib
 import io
 from calendar import timegm
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urlsplit
 
 import feedparser
 
@@ -23,6 +21,8 @@ from engine import (
     PollContext,
     PollResult,
     Service,
+    html_to_text,
+    redact_url,
 )
 
 service = Service(
@@ -153,7 +153,7 @@ def _iso(parsed: Any) -> str:
 
 
 def _not_a_feed(url: str, resp: HttpResponse, parsed: Any) -> str:
-    where = _redact(url)
+    where = redact_url(url)
     ctype = (resp.header("Content-Type") or "").lower()
     head = resp.body[:512].lstrip().lower()
     if "html" in ctype or head.startswith((b"<!doctype html", b"<html")):
@@ -172,54 +172,7 @@ def _not_a_feed(url: str, resp: HttpResponse, parsed: Any) -> str:
     return f"{where} is not an RSS or Atom feed ({reason}); check the address"
 
 
-class _TagStripper(HTMLParser):
-    """Text of an HTML fragment; block tags become spaces so words do not run together."""
-
-    _BLOCKS = frozenset(
-        {
-            "p",
-            "br",
-            "div",
-            "li",
-            "tr",
-            "td",
-            "th",
-            "blockquote",
-            "pre",
-            "h1",
-            "h2",
-            "h3",
-            "h4",
-            "h5",
-            "h6",
-            "hr",
-            "img",
-        }
-    )
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._BLOCKS:
-            self.parts.append(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._BLOCKS:
-            self.parts.append(" ")
-
-
 def _strip_tags(html: str) -> str:
-    stripper = _TagStripper()
-    stripper.feed(html)
-    stripper.close()
-    return "".join(stripper.parts)
+    return html_to_text(html, " ")
 
 
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?…" if parts.query else "")

@@ -1,0 +1,51 @@
+"""Small text helpers services share: readable text from HTML, URLs safe to show."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+_HIDDEN = frozenset({"script", "style", "template"})
+_BLOCKS = frozenset({
+    "p", "div", "br", "li", "tr", "td", "th", "blockquote", "pre", "hr", "img",
+    "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "header", "footer", "title",
+})
+
+
+class _Text(HTMLParser):
+    def __init__(self, separator: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._separator = separator
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _HIDDEN:
+            self._hidden += 1
+        elif tag in _BLOCKS:
+            self.parts.append(self._separator)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _HIDDEN:
+            self._hidden = max(0, self._hidden - 1)
+        elif tag in _BLOCKS:
+            self.parts.append(self._separator)
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
+
+
+def html_to_text(markup: str, separator: str = "\n") -> str:
+    """The text a browser would show, roughly: no tags, scripts or styles; block
+    elements become ``separator`` so words do not run together."""
+    parser = _Text(separator)
+    parser.feed(markup)
+    parser.close()
+    return "".join(parser.parts)
+
+
+def redact_url(url: str) -> str:
+    """The URL without its query string, which may carry a token."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?…" if parts.query else "")
