@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import logging
 import random
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Coroutine
@@ -16,6 +18,8 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from engine.storage.schema import utcnow
+
+_log = logging.getLogger(__name__)
 
 #: A job later than this (machine asleep, loop blocked) counts as missed.
 MISFIRE_GRACE = 60
@@ -47,7 +51,9 @@ class Scheduler:
         self._aps = AsyncIOScheduler(job_defaults={
             "coalesce": True, "misfire_grace_time": MISFIRE_GRACE, "max_instances": 1})
         self._due: defaultdict[str, deque[datetime]] = defaultdict(deque)
-        self._on_miss: dict[str, MissFn] = {}
+        # job id -> {area id: (fire, on_miss)}: areas on the same schedule share a job
+        self._groups: dict[str, dict[str, tuple[FireFn, MissFn]]] = {}
+        self._group_of: dict[str, str] = {}
         self._waker: asyncio.Task[None] | None = None
         self._aps.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
         self._aps.add_listener(self._missed, EVENT_JOB_MISSED)
@@ -76,22 +82,35 @@ class Scheduler:
             self._due[event.job_id].extend(times)
 
     def _missed(self, event: JobExecutionEvent) -> None:
-        handler = self._on_miss.get(event.job_id)
-        if handler is not None:
+        members = self._groups.get(event.job_id, {})
+        for _fire, on_miss in list(members.values()):
             task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
-                handler(event.scheduled_run_time))
+                on_miss(event.scheduled_run_time))
             task.add_done_callback(_log_failure)
 
     def add_schedule(self, area_id: str, trigger: BaseTrigger, fire: FireFn,
                      on_miss: MissFn) -> None:
-        job_id = f"fire:{area_id}"
+        """Fire ``fire(scheduled_time)`` on ``trigger``. Areas with the same schedule
+        share one job: computing the next time of a thousand identical jobs one by one
+        made the last of them hundreds of milliseconds late."""
+        self.remove(area_id)
+        job_id = f"fire:{_signature(trigger, area_id)}"
+        members = self._groups.setdefault(job_id, {})
+        members[area_id] = (fire, on_miss)
+        self._group_of[area_id] = job_id
+        if len(members) > 1:
+            return
         due = self._due[job_id]
 
         async def job() -> None:
             scheduled = due.popleft() if due else utcnow()
-            await fire(scheduled)
+            fires = [f for f, _ in members.values()]
+            results = await asyncio.gather(*(f(scheduled) for f in fires),
+                                           return_exceptions=True)
+            for result in results:
+                if isinstance(result, Exception):
+                    _log.error("firing a timed area failed", exc_info=result)
 
-        self._on_miss[job_id] = on_miss
         self._aps.add_job(job, trigger, id=job_id, replace_existing=True)
 
     def add_poll(self, area_id: str, interval: float, poll: Callable[[], Awaitable[None]],
@@ -107,16 +126,21 @@ class Scheduler:
         self._aps.add_job(fn, IntervalTrigger(seconds=every), id=job_id, replace_existing=True)
 
     def remove(self, area_id: str) -> None:
-        for prefix in ("fire:", "poll:"):
-            job_id = f"{prefix}{area_id}"
-            with contextlib.suppress(Exception):
-                self._aps.remove_job(job_id)
-            self._due.pop(job_id, None)
-            self._on_miss.pop(job_id, None)
+        with contextlib.suppress(Exception):
+            self._aps.remove_job(f"poll:{area_id}")
+        group = self._group_of.pop(area_id, None)
+        if group is not None:
+            members = self._groups.get(group, {})
+            members.pop(area_id, None)
+            if not members:
+                with contextlib.suppress(Exception):
+                    self._aps.remove_job(group)
+                self._groups.pop(group, None)
+                self._due.pop(group, None)
 
     def next_fire(self, area_id: str) -> datetime | None:
-        for prefix in ("fire:", "poll:"):
-            job = self._aps.get_job(f"{prefix}{area_id}")
+        for job_id in (self._group_of.get(area_id), f"poll:{area_id}"):
+            job = self._aps.get_job(job_id) if job_id else None
             if job is not None:
                 return job.next_run_time  # type: ignore[no-any-return]
         return None
@@ -132,6 +156,16 @@ class Scheduler:
         job = self._aps.get_job(f"poll:{area_id}")
         if job is not None:
             job.modify(next_run_time=utcnow() + timedelta(seconds=seconds))
+
+
+def _signature(trigger: BaseTrigger, area_id: str) -> str:
+    """Equal for triggers that fire at the same times (same type and state); a jittered
+    trigger gets its own job, since each firing draws its own delay."""
+    state = trigger.__getstate__()
+    if state.get("jitter"):
+        return f"area:{area_id}"
+    digest = hashlib.sha256(f"{type(trigger).__name__}:{state!r}".encode()).hexdigest()
+    return f"schedule:{digest[:20]}"
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

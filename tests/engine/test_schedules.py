@@ -77,3 +77,25 @@ async def test_an_interval_keeps_its_cadence_across_a_restart(
     assert next_fire is not None
     # Last fired 3h01m ago, hourly: the next one is 59 minutes from now, not an hour.
     assert timedelta(minutes=58) < next_fire - utcnow() < timedelta(minutes=60)
+
+
+async def test_areas_on_the_same_schedule_share_one_job(make_engine: EngineFactory) -> None:
+    engine = await make_engine()
+
+    def daily(name: str) -> AreaSpec:
+        return AreaSpec.from_dict({
+            "name": name,
+            "trigger": {"service": "timer", "trigger": "daily_at",
+                        "params": {"time": "07:00", "timezone": "Europe/Paris"}},
+            "reactions": [{"service": "notify", "reaction": "notify",
+                           "params": {"title": name}}],
+        })
+
+    areas = [await engine.create_area(daily(f"Morning {i}")) for i in range(3)]
+    jobs = [j for j in engine.scheduler._aps.get_jobs() if j.id.startswith("fire:")]
+    assert len(jobs) == 1
+    await engine.remove_area(areas[0].id)
+    assert engine.scheduler.next_fire(areas[1].id) == jobs[0].next_run_time
+    for area in areas[1:]:
+        await engine.remove_area(area.id)
+    assert not [j for j in engine.scheduler._aps.get_jobs() if j.id.startswith("fire:")]
