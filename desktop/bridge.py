@@ -118,24 +118,31 @@ class EngineBridge(QObject):
         except Exception:
             return f"{service_id}.{action} (missing service)"
 
-    def health(self, area: Area, last_status: str | None) -> str:
+    def health(self, area: Area, last_status: str | None,
+               reconnect: frozenset[str] = frozenset()) -> str:
+        """working / waiting / failing / paused / off / needs account (``reconnect``:
+        ids of accounts that must be connected again)."""
         if area.paused_reason:
             return "paused"
         if not area.spec.enabled:
             return "off"
+        if any(step.account in reconnect for step, _ in area.spec.steps() if step.account):
+            return "needs account"
         if self.engine.poller.failing(area.id) or last_status == "failed":
             return "failing"
         return "working" if last_status else "waiting"
 
     async def area_rows(self) -> list[AreaRow]:
         last = await self.engine.store.last_runs()
+        reconnect = frozenset(a.id for a in await self.engine.accounts.accounts()
+                              if a.status != "ok")
         rows = []
         for area in self.engine.areas():
             run = last.get(area.id)
             status = run["status"] if run else None
             rows.append(AreaRow(
                 id=area.id, name=area.name, enabled=area.spec.enabled,
-                health=self.health(area, status),
+                health=self.health(area, status, reconnect),
                 trigger_service=area.spec.trigger.service,
                 trigger_label=self.label(area.spec.trigger.service, area.spec.trigger.action,
                                          False),

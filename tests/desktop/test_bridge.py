@@ -36,3 +36,13 @@ async def test_area_rows_say_why_an_area_is_not_working(bridge: EngineBridge) ->
     assert await changed == (area.id, "disabled")
     [row] = await bridge.area_rows()
     assert row.health == "off"
+
+
+async def test_an_area_whose_account_must_reconnect_says_so(bridge: EngineBridge) -> None:
+    from engine.areas import Area
+
+    spec = AreaSpec.from_dict(AREA)
+    spec.reactions[0].account = "acc-1"
+    area = Area("a1", spec)
+    assert bridge.health(area, "succeeded", frozenset({"acc-1"})) == "needs account"
+    assert bridge.health(area, "succeeded", frozenset()) == "working"
