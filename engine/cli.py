@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from engine import __version__
+from engine import __version__, folder
 from engine import bus as topics
 from engine.app import Engine, secret_ref
 from engine.areas import AreaSpec
@@ -118,6 +118,13 @@ class Session:
             return str((await self.remote.call("POST", "/areas", data))["id"])
         assert self.local
         return (await self.local.create_area(AreaSpec.from_dict(data))).id
+
+    async def update(self, area_id: str, data: dict[str, Any]) -> None:
+        if self.remote:
+            await self.remote.call("PUT", f"/areas/{area_id}", data)
+        else:
+            assert self.local
+            await self.local.update_area(area_id, AreaSpec.from_dict(data))
 
     async def set_enabled(self, area_id: str, enabled: bool) -> None:
         if self.remote:
@@ -291,6 +298,12 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
         if action == "export":
             areas = [await s.store.area(args.area)] if args.area else await s.store.areas()
             names = {a.id: a.name for a in await AccountStore(s.store.db).accounts()}
+            if args.folder:
+                written = folder.export_folder(
+                    {a.id: a.spec.to_dict(s.registry, names) for a in areas}, Path(args.folder))
+                print(f"exported {len(written)} area(s) to {args.folder}, one file each "
+                      "(secrets left out)")
+                return 0
             docs = [a.spec.to_dict(s.registry, names) for a in areas]
             out: Any = docs[0] if args.area else {"areas": docs}
             text = (json.dumps(out, indent=2, ensure_ascii=False) + "\n" if args.format == "json"
@@ -300,6 +313,31 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
                 print(f"exported {len(docs)} area(s) to {args.output} (secrets left out)")
             else:
                 sys.stdout.write(text)
+            return 0
+        if action == "sync":
+            names = {a.id: a.name for a in await AccountStore(s.store.db).accounts()}
+            current = {a.id: a.spec.to_dict(s.registry, names) for a in await s.store.areas()}
+            changes = folder.plan(Path(args.folder), current)
+            for change in changes:
+                detail = f" ({', '.join(change.changed)})" if change.changed else ""
+                print(f"{change.kind:7} {change.name}{detail}  [{change.path.name}]")
+            todo = [c for c in changes if c.kind != "same"]
+            if not args.apply:
+                print(f"{len(todo)} change(s); run again with --apply to make them"
+                      if todo else "nothing to change")
+                return 0
+            for change in todo:
+                try:
+                    if change.kind == "add":  # the file learns its area's id
+                        new_id = await s.create(change.data)
+                        saved = (await s.store.area(new_id)).spec.to_dict(s.registry, names)
+                        change.path.write_text(folder.dump(new_id, saved), encoding="utf-8")
+                    else:
+                        assert change.area_id is not None
+                        await s.update(change.area_id, change.data)
+                except ValidationError as exc:
+                    raise HooklineError(f"{change.path.name}: {exc}") from None
+            print(f"applied {len(todo)} change(s)")
             return 0
         if action == "test":
             path = Path(args.area)
@@ -486,11 +524,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = asub.add_parser("export", help="write areas as YAML/JSON (secrets left out)")
     p.add_argument("area", nargs="?")
     p.add_argument("-o", "--output")
+    p.add_argument("--folder", help="one YAML file per area in this folder (for git)")
     p.add_argument("--format", choices=("yaml", "json"), default="yaml")
     for action, text in (("enable", "turn an area on"), ("disable", "turn an area off"),
                          ("remove", "delete an area and its secrets"),
                          ("run", "fire an area once now")):
         asub.add_parser(action, help=text).add_argument("area")
+    p = asub.add_parser("sync", help="show (and with --apply make) the changes a folder "
+                                     "written by `export --folder` holds")
+    p.add_argument("folder")
+    p.add_argument("--apply", action="store_true")
     p = asub.add_parser("test", help="dry run: what each reaction would send")
     p.add_argument("area", help="an area, or a YAML/JSON file with one")
     p.add_argument("--payload", help="trigger payload as JSON (default: a sample)")
