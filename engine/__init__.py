@@ -30,9 +30,11 @@ from engine.errors import (
     Rejected,
     SecretError,
     ServiceError,
+    StopRun,
     TemplateError,
     TransientError,
     ValidationError,
+    WaitUntil,
 )
 from engine.http import HttpClient, HttpResponse, OutboundGuard
 from engine.settings import Settings
@@ -70,12 +72,14 @@ __all__ = [
     "Service",
     "ServiceError",
     "Settings",
+    "StopRun",
     "TemplateError",
     "TransientError",
     "TriggerContext",
     "TriggerKind",
     "TriggerSpec",
     "ValidationError",
+    "WaitUntil",
     "__version__",
     "format_duration",
     "html_to_text",

@@ -141,6 +141,8 @@ class Engine:
                 await part.aclose()
         if hasattr(self, "scheduler"):
             await self.scheduler.aclose()
+        if hasattr(self, "runner"):
+            self.runner.closing.set()
         if hasattr(self, "dispatcher"):
             await self.dispatcher.aclose()
         if self.started and not self.offline:

@@ -8,6 +8,8 @@
      │    └── TemplateError     a template does not compile, escapes, or is too big
      ├── SecretError            the OS keyring is missing or refused
      ├── StorageError           a write could not be made durable
+     ├── StopRun                a reaction says the rest of the run should not happen
+     ├── WaitUntil              a reaction asks the run to pause until a moment
      └── ServiceError           a service call failed
           ├── TransientError    worth retrying (network, 5xx, timeout)
           │    └── RateLimited  the far side asked us to wait (retry_after seconds)
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from datetime import datetime
 
 
 class HooklineError(Exception):
@@ -75,6 +78,20 @@ class SecretError(HooklineError):
 
 class StorageError(HooklineError):
     """A write could not be made durable (disk full, database locked, broken file)."""
+
+
+class StopRun(HooklineError):
+    """Raised by a reaction to end its run here, as planned (not a failure): the
+    reactions after it are skipped."""
+
+
+class WaitUntil(HooklineError):
+    """Raised by a reaction to pause its run until ``until`` (an aware datetime). The
+    engine records the moment, so the wait survives a restart."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"waiting until {until.isoformat()}")
+        self.until = until
 
 
 class ServiceError(HooklineError):

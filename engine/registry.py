@@ -29,6 +29,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "integrations.shell",
     "integrations.mqtt",
     "integrations.github",
+    "integrations.flow",
 )
 
 

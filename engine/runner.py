@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from engine import bus as topics
@@ -21,9 +22,11 @@ from engine.errors import (
     CatalogError,
     HooklineError,
     RateLimited,
+    StopRun,
     TemplateError,
     TransientError,
     ValidationError,
+    WaitUntil,
 )
 from engine.http import HttpClient
 from engine.journal import Journal, Journaled, Pending
@@ -103,6 +106,8 @@ class Runner:
         self.journal = journal
         self.resolve_secret = resolve_secret
         self.sessions = sessions
+        #: Set when the engine closes: waits end at once (and resume after a restart).
+        self.closing = asyncio.Event()
         self._limits: dict[str, asyncio.Semaphore] = {}
 
     def _limit(self, service_id: str) -> asyncio.Semaphore:
@@ -145,9 +150,29 @@ class Runner:
                     if record.get("status") == "succeeded":
                         outputs.append(record.get("output") or {})
                         continue
-                    output = await self._react(area, event, index, step, record, outputs,
-                                                run_id)
-                    outputs.append(output)
+                    if record.get("status") == "stopped":
+                        break
+                    if record.get("status") != "waiting":  # a wait resumed after a restart
+                        try:
+                            output = await self._react(area, event, index, step, record,
+                                                       outputs, run_id)
+                        except _Stopped:
+                            for later in steps[index + 1:]:
+                                later["status"] = "skipped"
+                            break
+                        except _Waiting as waiting:
+                            record.update(status="waiting", until=waiting.until.isoformat())
+                        else:
+                            outputs.append(output)
+                            if index < len(spec.reactions) - 1:
+                                await self.journal.save_steps(run_id, steps)
+                            continue
+                    # Waiting: the moment is saved first, so a restart waits only the rest.
+                    await self.journal.save_steps(run_id, steps)
+                    until = datetime.fromisoformat(record["until"])
+                    await self._wait(until)
+                    record.update(status="succeeded", output={"waited_until": record["until"]})
+                    outputs.append(record["output"])
                     if index < len(spec.reactions) - 1:
                         await self.journal.save_steps(run_id, steps)
         except _StepFailed as failed:
@@ -163,6 +188,18 @@ class Runner:
             event_id=event.id))
         return Outcome(run_id, status, error, steps, finished)
 
+    async def _wait(self, until: datetime) -> None:
+        """Sleep until ``until``; when the engine closes meanwhile, end the task (the
+        saved deadline resumes the run after the next start)."""
+        remaining = (until - utcnow()).total_seconds()
+        if remaining <= 0:
+            return
+        try:
+            await asyncio.wait_for(self.closing.wait(), remaining)
+        except TimeoutError:
+            return
+        raise asyncio.CancelledError
+
     async def live_test(self, area: Area, payload: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run the reactions for real on ``payload`` without recording a run (the
         editor's "send for real" test); stops at the first failure."""
@@ -173,6 +210,13 @@ class Runner:
             try:
                 outputs.append(await self._react(area, event, index, step, records[index],
                                                   outputs, None))
+            except _Stopped:
+                break
+            except _Waiting as waiting:  # a test does not wait
+                records[index].update(status="succeeded", output={
+                    "waited_until": waiting.until.isoformat(), "note": "not waited in a test"})
+                outputs.append(records[index]["output"])
+                continue
             except _StepFailed:
                 break
         return records
@@ -227,6 +271,13 @@ class Runner:
                 raise _StepFailed(f"{where} {spec.name}: {message} "
                                   f"(after {attempt} attempt{'s' if attempt > 1 else ''})"
                                   ) from None
+            except StopRun as stop:
+                entry["seconds"] = round(time.time() - started, 3)
+                record.update(status="stopped", output={"reason": str(stop)}, error=None)
+                raise _Stopped from None
+            except WaitUntil as wait:
+                entry["seconds"] = round(time.time() - started, 3)
+                raise _Waiting(wait.until) from None
             except HooklineError as exc:
                 entry.update(error=str(exc), seconds=round(time.time() - started, 3))
                 record.update(status="failed", error=str(exc))
@@ -271,6 +322,16 @@ class Runner:
                 raise TemplateError(where, exc.problem) from None
             shown[param.name] = params[param.name]
         return params, json_safe(shown)
+
+
+class _Stopped(Exception):
+    """A reaction ended the run as planned."""
+
+
+class _Waiting(Exception):
+    def __init__(self, until: datetime) -> None:
+        super().__init__(until.isoformat())
+        self.until = until
 
 
 class _StepFailed(Exception):
