@@ -30,6 +30,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "integrations.mqtt",
     "integrations.github",
     "integrations.flow",
+    "integrations.machine",
 )
 
 
