@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from engine.app import Engine
@@ -52,7 +53,10 @@ async def run(app: QApplication, data_dir: Path) -> int:
     from desktop.main_window import MainWindow
     from desktop.tasks import WidgetTasks
     from desktop.tray import Tray
+    from integrations import machine
 
+    # The clipboard trigger reads through Qt, on this loop's thread.
+    machine.readers["clipboard"] = lambda: QGuiApplication.clipboard().text()
     engine = Engine(data_dir)
     try:
         await engine.start()

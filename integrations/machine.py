@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import os
 import shutil
 import subprocess
@@ -183,11 +184,18 @@ def _run(command: list[str]) -> str:
     return done.stdout
 
 
-#: The readers the triggers use; tests put stand-ins here.
+def no_clipboard() -> str:
+    raise Unavailable("the clipboard can be read only while the desktop app runs "
+                      "(a headless `hookline serve` has no clipboard)")
+
+
+#: The readers the triggers use; tests put stand-ins here, and the desktop app puts
+#: its clipboard reader in ``"clipboard"``.
 readers: dict[str, Callable[[], Any]] = {
     "clocks": sleep_clocks,
     "idle": idle_seconds,
     "network": network_state,
+    "clipboard": no_clipboard,
 }
 
 
@@ -306,3 +314,29 @@ async def network_changed(ctx: PollContext) -> PollResult:
     if "last_change" not in ctx.state:
         return PollResult([])
     return PollResult([Item(f"net-{ctx.state['changes']}", ctx.state["last_change"])])
+
+
+@service.poll_trigger(
+    "clipboard_changed", "Clipboard changed",
+    "Fires when you copy new text (desktop app only; checked every few seconds). "
+    "The text is kept in the run history like any trigger data: avoid it where you "
+    "copy passwords.",
+    params=[Param("contains", ParamType.TEXT, "Only when it contains", required=False,
+                  help="Fire only for text containing this (letter case ignored).")],
+    fields=[Field("text", "The copied text", "https://example.org/article"),
+            Field("length", "Its length", 27)],
+    default_interval=3, min_interval=1,
+)
+async def clipboard_changed(ctx: PollContext) -> PollResult:
+    text = str(_read("clipboard"))
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if ctx.state.get("digest") != digest:
+        first = "digest" not in ctx.state
+        ctx.state["digest"] = digest
+        wanted = str(ctx.params.get("contains") or "").lower()
+        if not first and text and (not wanted or wanted in text.lower()):
+            ctx.state["copies"] = int(ctx.state.get("copies", 0)) + 1
+            ctx.state["last"] = {"text": text[:10000], "length": len(text)}
+    if "last" not in ctx.state:
+        return PollResult([])
+    return PollResult([Item(f"copy-{ctx.state['copies']}", ctx.state["last"])])

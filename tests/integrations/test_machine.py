@@ -97,3 +97,18 @@ async def test_the_real_readers_on_this_machine(http: HttpClient,
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
     with pytest.raises(PermanentError, match="does not report idle time"):
         await poll(http, "became_idle", {}, {"after": "1m"})
+
+
+async def test_clipboard_changes_fire_and_headless_says_why(
+        http: HttpClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(PermanentError, match="only while the desktop app runs"):
+        await poll(http, "clipboard_changed", {})
+    copied = {"text": "old"}
+    monkeypatch.setitem(machine.readers, "clipboard", lambda: copied["text"])
+    state: dict[str, Any] = {}
+    assert await poll(http, "clipboard_changed", state, {"contains": "http"}) == []
+    copied["text"] = "not a link"
+    assert await poll(http, "clipboard_changed", state, {"contains": "http"}) == []
+    copied["text"] = "https://example.org/a"
+    [item] = await poll(http, "clipboard_changed", state, {"contains": "HTTP"})
+    assert item.data == {"text": "https://example.org/a", "length": 21}
