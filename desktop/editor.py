@@ -316,15 +316,21 @@ class StepPicker(QWidget):
         choices = await self._list_accounts(service.id)
         if service.id != self.service_id():
             return  # the user moved on meanwhile
+        self.account_combo.clear()  # again: two loads may have overlapped
+        spec = self.spec()
+        optional = isinstance(spec, ReactionSpec) and spec.account_optional
+        if optional:
+            self.account_combo.addItem("No account", "")
         for account_id, name in choices:
             self.account_combo.addItem(name, account_id)
         self._accounts_loaded = True
         self._select_account()
-        self.account_combo.setEnabled(bool(choices))
+        self.account_combo.setEnabled(bool(choices) or optional)
         self.account_note.setText(
             f"It acts as this {service.name} account." if choices else
-            f"No {service.name} account is connected yet: connect one on the Services "
-            "screen, then come back.")
+            f"No {service.name} account is connected yet: connect one with "
+            f"`hookline accounts connect {service.id}` (or `accounts token`), then come "
+            "back." + (" This reaction can also work without one." if optional else ""))
 
     def _action_changed(self) -> None:
         spec = self.spec()

@@ -22,6 +22,7 @@ class WidgetTasks:
     """
 
     _live: ClassVar[weakref.WeakSet[WidgetTasks]] = weakref.WeakSet()
+    _stopped: ClassVar[bool] = False
 
     def __init__(self, owner: QObject) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -30,6 +31,8 @@ class WidgetTasks:
         owner.destroyed.connect(lambda *_: _cancel(tasks))
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        if WidgetTasks._stopped:  # shutting down: a late timer must not start work
+            coro = _dropped(coro)
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
@@ -43,11 +46,17 @@ class WidgetTasks:
     async def cancel_all(cls) -> None:
         """Cancel every widget's tasks and wait until they have ended (before the
         engine closes, so none wakes up to find it gone)."""
+        WidgetTasks._stopped = True
         current = asyncio.current_task()
         tasks = [t for owner in list(cls._live) for t in owner._tasks if t is not current]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    @classmethod
+    def resume(cls) -> None:
+        """Accept work again (a new engine behind the widgets)."""
+        cls._stopped = False
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -64,3 +73,7 @@ def _cancel(tasks: set[asyncio.Task[Any]], keep: asyncio.Task[Any] | None = None
     for task in list(tasks):
         if task is not keep:
             task.cancel()
+
+
+async def _dropped(coro: Coroutine[Any, Any, Any]) -> None:
+    coro.close()

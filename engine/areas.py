@@ -269,7 +269,8 @@ def check_area(
                               in_reaction=True, trigger_fields=trigger_fields,
                               earlier=earlier, has_secret=has_secret, found=found)
         spec.reactions[i] = replace(step, params=clean, account=link_account(
-            step, registry.service(step.service), where, accounts))
+            step, registry.service(step.service), where, accounts,
+            optional=reaction.account_optional))
         reactions.append(reaction)
         earlier.append([f.name for f in reaction.fields])
     return Checked(spec, trigger, reactions, found)
@@ -317,9 +318,12 @@ def _check_params(
 
 
 def link_account(step: Step, service: Service, where: str,
-                 accounts: Sequence[KnownAccount]) -> str | None:
-    """The id of the account ``step`` names (by id or name), checked against ``service``."""
+                 accounts: Sequence[KnownAccount], optional: bool = False) -> str | None:
+    """The id of the account ``step`` names (by id or name), checked against ``service``;
+    ``optional``: a step that may name none."""
     at = f"{where}.account"
+    if optional and not step.account:
+        return None
     if not service.needs_account:
         if step.account:
             raise ValidationError(at, f"{service.name} does not use accounts: remove "

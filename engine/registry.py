@@ -31,6 +31,12 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "integrations.github",
     "integrations.flow",
     "integrations.machine",
+    "integrations.weather",
+    "integrations.telegram",
+    "integrations.discord",
+    "integrations.dropbox",
+    "integrations.gdrive",
+    "integrations.spotify",
 )
 
 

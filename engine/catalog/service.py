@@ -137,6 +137,8 @@ class ReactionSpec:
     timeout: float = 30.0
     #: Whether a failed attempt may be repeated (a "send" that may have gone out: no).
     retry: bool = True
+    #: A step of an account service that may run without one (e.g. through a webhook URL).
+    account_optional: bool = False
 
     @property
     def qualified(self) -> str:
@@ -274,6 +276,7 @@ class Service:
         requires_setting: str | None = None,
         timeout: float = 30.0,
         retry: bool = True,
+        account_optional: bool = False,
     ) -> Callable[[ReactFn], ReactFn]:
         def register(fn: ReactFn) -> ReactFn:
             if id in self.reactions:
@@ -281,7 +284,7 @@ class Service:
             self.reactions[id] = ReactionSpec(
                 self.id, id, name, description, tuple(params), tuple(fields), fn,
                 preview=preview, requires_setting=requires_setting, timeout=timeout,
-                retry=retry,
+                retry=retry, account_optional=account_optional,
             )
             return fn
 

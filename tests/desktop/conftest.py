@@ -64,6 +64,7 @@ async def engine(data_dir: Path) -> AsyncIterator[Engine]:
 
 @pytest.fixture
 async def bridge(engine: Engine) -> AsyncIterator[EngineBridge]:
+    WidgetTasks.resume()
     bridge = EngineBridge(engine)
     yield bridge
     await WidgetTasks.cancel_all()  # no screen refresh may outlive the engine

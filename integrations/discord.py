@@ -1,0 +1,548 @@
+"""Discord: channel messages and new server members seen by a bot; post messages and embeds."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from engine import (
+    ApiKeySpec,
+    AuthError,
+    AuthKind,
+    Field,
+    HttpClient,
+    HttpResponse,
+    Item,
+    Param,
+    ParamType,
+    PermanentError,
+    PollContext,
+    PollResult,
+    RateLimited,
+    ReactionContext,
+    Service,
+    ServiceError,
+    TransientError,
+)
+
+#: Messages read per poll (the API's maximum is 100).
+MESSAGE_LIMIT = 50
+#: Members per page (the API's maximum) and pages read per poll.
+MEMBER_LIMIT = 1000
+MEMBER_PAGES = 10
+CONTENT_LENGTH = 2000
+#: Who a posted message may ping: people and roles, never @everyone / @here.
+ALLOWED_MENTIONS = {"parse": ["users", "roles"]}
+WEBHOOK_HOSTS = ("discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com")
+
+_ID_RE = re.compile(r"^\d{15,21}$")
+_WEBHOOK_PATH_RE = re.compile(r"^/api(?:/v\d+)?/webhooks/\d{15,21}/[A-Za-z0-9_-]+/?$")
+_COLOR_RE = re.compile(r"^#?([0-9A-Fa-f]{6})$")
+_CONTENT_NOTE = (
+    " The bot must be in the server and see the channel; to read message text turn on "
+    "“Message Content Intent” for the bot (Developer Portal → your app → Bot)."
+)
+
+
+async def _whoami(http: HttpClient, token: str) -> str:
+    """The bot's user name (GET /users/@me), which also proves the token works."""
+    user = await _call(http, token, "GET", "/users/@me", "the bot's profile")
+    return str(user.get("username") or "bot") if isinstance(user, dict) else "bot"
+
+
+service = Service(
+    "discord",
+    "Discord",
+    "Messages in channels and new members of servers your Discord bot is in; post "
+    "messages and embeds as the bot or through a channel webhook.",
+    icon="discord.svg",
+    auth=AuthKind.API_KEY,
+    api_base_url="https://discord.com/api/v10",
+    api_key=ApiKeySpec(
+        "Bot token",
+        "Create an application at https://discord.com/developers/applications, open "
+        "Bot → Reset Token and paste the token. Invite the bot to your server (OAuth2 → "
+        "URL Generator, scope bot, permissions View Channels, Read Message History and "
+        "Send Messages). Reading message text needs the Message Content Intent and "
+        "watching new members the Server Members Intent (both on the Bot page).",
+        userinfo=_whoami,
+    ),
+)
+
+
+# ---------------------------------------------------------------------- the API
+
+
+def _hide(text: str, secret: str) -> str:
+    return text.replace(secret, "<hidden>") if secret else text
+
+
+async def _call(
+    http: HttpClient,
+    token: str,
+    method: str,
+    path: str,
+    what: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    body: Mapping[str, Any] | None = None,
+) -> Any:
+    """One call to the bot API; its JSON, or the engine error."""
+    resp = await http.request(
+        method,
+        service.api_base_url.rstrip("/") + path,
+        headers={"Authorization": f"Bot {token}"},
+        params=params,
+        json_body=dict(body) if body is not None else None,
+        check=False,
+    )
+    return _json(resp, what)
+
+
+def _json(resp: HttpResponse, what: str) -> Any:
+    """The JSON of a success, or the engine error for Discord's answer."""
+    try:
+        data = json.loads(resp.body) if resp.body else None
+    except ValueError:
+        data = None
+    status = resp.status
+    if 200 <= status < 300:
+        if data is None:
+            raise TransientError(f"Discord answered {what} with something that is not JSON")
+        return data
+    message = str(data.get("message") or "") if isinstance(data, dict) else ""
+    said = f": {message}" if message else ""
+    if status == 429:
+        wait = data.get("retry_after") if isinstance(data, dict) else None
+        seconds = float(wait) if isinstance(wait, int | float) else resp.retry_after()
+        scope = " (for the whole bot)" if isinstance(data, dict) and data.get("global") else ""
+        raise RateLimited(f"Discord asks to slow down{scope} for {what}", seconds)
+    if status == 401:
+        raise AuthError(
+            f"Discord refused the bot token{said}: reset it in the Developer Portal and "
+            "update the Discord account in Hookline"
+        )
+    if status == 403:
+        raise PermanentError(
+            f"Discord does not let the bot reach {what}{said}: invite it to the server and "
+            "give it access to the channel (View Channel, Read Message History, Send Messages)"
+        )
+    if status == 404:
+        raise PermanentError(f"Discord has no {what}{said}: check the id")
+    if status >= 500:
+        raise TransientError(f"Discord had a problem answering {what} (HTTP {status})")
+    raise PermanentError(f"Discord refused {what}{said}")
+
+
+async def _token(ctx: PollContext | ReactionContext) -> str:
+    if ctx.account is None:
+        raise AuthError(
+            "choose the Discord bot this step uses (add its token with "
+            "`hookline accounts token discord`)"
+        )
+    return await ctx.account.token()
+
+
+def _snowflake(value: Any, what: str) -> str:
+    """A Discord id; a channel link (…/channels/SERVER/CHANNEL) gives its last part."""
+    text = str(value or "").strip()
+    if text.startswith(("https://", "http://")):
+        text = urlsplit(text).path.rstrip("/").rsplit("/", 1)[-1]
+    if not _ID_RE.match(text):
+        raise PermanentError(
+            f"{value!r} is not a Discord {what} id: turn on Developer Mode (User Settings → "
+            f"Advanced), right-click the {what} and choose “Copy {what.title()} ID”"
+        )
+    return text
+
+
+def _author(user: Any) -> tuple[str, str, str, bool]:
+    if not isinstance(user, dict):
+        return "", "", "", False
+    name = str(user.get("username") or "")
+    return (
+        str(user.get("id") or ""),
+        str(user.get("global_name") or name),
+        name,
+        bool(user.get("bot")),
+    )
+
+
+def _message_data(message: Mapping[str, Any]) -> dict[str, Any]:
+    author_id, author_name, username, _bot = _author(message.get("author"))
+    attachments = [
+        str(a["url"])
+        for a in message.get("attachments") or []
+        if isinstance(a, dict) and a.get("url")
+    ]
+    return {
+        "message_id": str(message.get("id") or ""),
+        "channel_id": str(message.get("channel_id") or ""),
+        "author_id": author_id,
+        "author_name": author_name,
+        "author_username": username,
+        "content": str(message.get("content") or ""),
+        "attachments": attachments,
+        "timestamp": str(message.get("timestamp") or ""),
+    }
+
+
+async def _messages(ctx: PollContext) -> list[dict[str, Any]]:
+    """The channel's latest messages, newest first (bots' and webhooks' left out unless
+    asked for)."""
+    channel = _snowflake(ctx.params["channel_id"], "channel")
+    token = await _token(ctx)
+    data = await _call(
+        ctx.http,
+        token,
+        "GET",
+        f"/channels/{channel}/messages",
+        f"channel {channel}",
+        params={"limit": str(MESSAGE_LIMIT)},
+    )
+    if not isinstance(data, list):
+        raise TransientError("Discord answered the channel's messages with something unexpected")
+    out = []
+    for message in data:
+        if not isinstance(message, dict) or not message.get("id"):
+            continue
+        from_bot = _author(message.get("author"))[3] or bool(message.get("webhook_id"))
+        if from_bot and not ctx.params.get("include_bots"):
+            continue
+        out.append(_message_data(message))
+    return out
+
+
+_CHANNEL = Param(
+    "channel_id",
+    ParamType.TEXT,
+    "Channel id",
+    help="The channel's id (Developer Mode → right-click the channel → Copy Channel ID) "
+    "or its link.",
+    example="1103442133558341712",
+)
+_INCLUDE_BOTS = Param(
+    "include_bots",
+    ParamType.BOOL,
+    "Include bots",
+    help="Also fire for messages from bots and webhooks (off: a bot's own posts cannot loop back).",
+    required=False,
+    default=False,
+    example=False,
+)
+_MESSAGE_FIELDS = [
+    Field("message_id", "Message id", "1311578390443421736"),
+    Field("channel_id", "Channel id", "1103442133558341712"),
+    Field("author_id", "Author id", "80351110224678912"),
+    Field("author_name", "Author display name", "Marta"),
+    Field("author_username", "Author user name", "marta.kowal"),
+    Field("content", "Text", "Frost tonight: cover the seedlings"),
+    Field("attachments", "Attachment links", ["https://cdn.discordapp.com/attachments/1/2/a.png"]),
+    Field("timestamp", "Sent at (ISO 8601)", "2026-11-22T03:10:11.123000+00:00"),
+]
+
+
+# ---------------------------------------------------------------------- triggers
+
+
+@service.poll_trigger(
+    "new_message",
+    "New message in a channel",
+    "Fires for each new message in a channel." + _CONTENT_NOTE,
+    params=[_CHANNEL, _INCLUDE_BOTS],
+    fields=_MESSAGE_FIELDS,
+    default_interval=60.0,
+    min_interval=15.0,
+)
+async def new_message(ctx: PollContext) -> PollResult:
+    messages = await _messages(ctx)
+    return PollResult(items=[Item(key=m["message_id"], data=m) for m in messages])
+
+
+@service.poll_trigger(
+    "message_with_keyword",
+    "Message with a keyword",
+    "Fires for each new message in a channel that contains a keyword (any of several, "
+    "upper or lower case alike)." + _CONTENT_NOTE,
+    params=[
+        _CHANNEL,
+        Param(
+            "keyword",
+            ParamType.TEXT,
+            "Keywords",
+            help="A word or phrase; several separated by commas match any of them.",
+            example="frost, storm",
+        ),
+        _INCLUDE_BOTS,
+    ],
+    fields=[*_MESSAGE_FIELDS, Field("keyword", "The keyword found", "frost")],
+    default_interval=60.0,
+    min_interval=15.0,
+)
+async def message_with_keyword(ctx: PollContext) -> PollResult:
+    keywords = [k.strip() for k in str(ctx.params["keyword"]).split(",") if k.strip()]
+    if not keywords:
+        raise PermanentError("write at least one keyword, e.g. frost")
+    items = []
+    for message in await _messages(ctx):
+        text = message["content"].casefold()
+        found = next((k for k in keywords if k.casefold() in text), None)
+        if found is not None:
+            items.append(Item(key=message["message_id"], data={**message, "keyword": found}))
+    return PollResult(items=items)
+
+
+@service.poll_trigger(
+    "new_member",
+    "New member in a server",
+    "Fires when someone joins a server the bot is in. Needs the Server Members Intent: "
+    "Developer Portal → your app → Bot → Privileged Gateway Intents.",
+    params=[
+        Param(
+            "guild_id",
+            ParamType.TEXT,
+            "Server id",
+            help="The server's id (Developer Mode → right-click the server icon → Copy Server ID).",
+            example="1103442132836929548",
+        )
+    ],
+    fields=[
+        Field("user_id", "User id", "80351110224678912"),
+        Field("username", "User name", "marta.kowal"),
+        Field("display_name", "Display name (server nickname first)", "Marta"),
+        Field("is_bot", "Is a bot", False),
+        Field("joined_at", "Joined at (ISO 8601)", "2026-11-22T03:10:11.123000+00:00"),
+        Field("guild_id", "Server id", "1103442132836929548"),
+    ],
+    default_interval=300.0,
+    min_interval=60.0,
+)
+async def new_member(ctx: PollContext) -> PollResult:
+    guild = _snowflake(ctx.params["guild_id"], "server")
+    token = await _token(ctx)
+    members: list[dict[str, Any]] = []
+    after = "0"
+    for _page in range(MEMBER_PAGES):
+        page = await _call(
+            ctx.http,
+            token,
+            "GET",
+            f"/guilds/{guild}/members",
+            f"the members of server {guild}",
+            params={"limit": str(MEMBER_LIMIT), "after": after},
+        )
+        if not isinstance(page, list):
+            raise TransientError("Discord answered the member list with something unexpected")
+        members.extend(m for m in page if isinstance(m, dict))
+        if len(page) < MEMBER_LIMIT or not members:
+            break
+        after = _author(members[-1].get("user"))[0] or after
+    items = []
+    for member in members:
+        user_id, name, username, is_bot = _author(member.get("user"))
+        if not user_id:
+            continue
+        data = {
+            "user_id": user_id,
+            "username": username,
+            "display_name": str(member.get("nick") or name),
+            "is_bot": is_bot,
+            "joined_at": str(member.get("joined_at") or ""),
+            "guild_id": guild,
+        }
+        items.append(Item(key=user_id, data=data))
+    # The list is by user id; newest joiners first, as the engine expects.
+    items.sort(key=lambda item: str(item.data["joined_at"]), reverse=True)
+    return PollResult(items=items)
+
+
+# ---------------------------------------------------------------------- reactions
+
+
+def _webhook(value: Any) -> str | None:
+    text = str(value or "").strip()
+    if not text:
+        return None
+    parts = urlsplit(text)
+    own = urlsplit(service.api_base_url).netloc
+    if (
+        parts.scheme not in ("https", "http")
+        or (parts.hostname not in WEBHOOK_HOSTS and parts.netloc != own)
+        or not _WEBHOOK_PATH_RE.match(parts.path)
+    ):
+        raise PermanentError(
+            "the webhook URL is not a Discord webhook: copy it from the channel's Edit "
+            "Channel → Integrations → Webhooks → Copy Webhook URL "
+            "(https://discord.com/api/webhooks/…)"
+        )
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+async def _post(ctx: ReactionContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """Post ``payload`` through the webhook when one is given, else as the bot."""
+    payload["allowed_mentions"] = ALLOWED_MENTIONS
+    hook = _webhook(ctx.params.get("webhook_url"))
+    if hook is not None:
+        try:
+            resp = await ctx.http.post(
+                hook, params={"wait": "true"}, json_body=payload, check=False
+            )
+        except ServiceError as exc:
+            # The engine's message names the address, and the address holds the token.
+            raise type(exc)(_hide(str(exc), hook)) from None
+        sent = _json(resp, "the message to the webhook")
+    else:
+        if not ctx.params.get("channel_id"):
+            raise PermanentError("give a channel id (the bot posts) or a webhook URL")
+        channel = _snowflake(ctx.params["channel_id"], "channel")
+        token = await _token(ctx)
+        sent = await _call(
+            ctx.http,
+            token,
+            "POST",
+            f"/channels/{channel}/messages",
+            f"channel {channel}",
+            body=payload,
+        )
+    if not isinstance(sent, dict):
+        raise TransientError("Discord answered the message with something unexpected")
+    return {
+        "message_id": str(sent.get("id") or ""),
+        "channel_id": str(sent.get("channel_id") or ""),
+        "timestamp": str(sent.get("timestamp") or ""),
+    }
+
+
+_TARGET = [
+    Param(
+        "channel_id",
+        ParamType.TEXT,
+        "Channel id",
+        help="Where the bot posts (Copy Channel ID); leave empty when a webhook URL is given.",
+        required=False,
+        example="1103442133558341712",
+        templated=True,
+    ),
+    Param(
+        "webhook_url",
+        ParamType.SECRET,
+        "Webhook URL",
+        help="Post through a channel webhook instead of the bot (Edit Channel → "
+        "Integrations → Webhooks → Copy Webhook URL); then no bot is needed.",
+        required=False,
+        example="https://discord.com/api/webhooks/1311578390443421736/AbCdEf…",
+    ),
+]
+_SENT_FIELDS = [
+    Field("message_id", "Message id", "1311578390443421736"),
+    Field("channel_id", "Channel id", "1103442133558341712"),
+    Field("timestamp", "Sent at (ISO 8601)", "2026-11-22T03:12:00.000000+00:00"),
+]
+
+
+@service.reaction(
+    "send_message",
+    "Send a message",
+    "Posts a text message in a channel, as the bot or through a webhook. "
+    "@everyone and @here do not ping.",
+    params=[
+        *_TARGET,
+        Param(
+            "content",
+            ParamType.TEMPLATE,
+            "Message",
+            help="Up to 2000 characters; Discord's Markdown (**bold**, [link](url)) works.",
+            example="New post: {{ trigger.title }}",
+        ),
+    ],
+    fields=_SENT_FIELDS,
+    retry=False,
+    account_optional=True,  # a webhook URL needs no bot
+)
+async def send_message(ctx: ReactionContext) -> Mapping[str, Any]:
+    content = str(ctx.params["content"])
+    if len(content) > CONTENT_LENGTH:
+        raise PermanentError(
+            f"the message has {len(content)} characters; Discord takes at most {CONTENT_LENGTH}"
+        )
+    return await _post(ctx, {"content": content})
+
+
+def _color(value: Any) -> int | None:
+    text = str(value or "").strip()
+    if not text:
+        return None
+    match = _COLOR_RE.match(text)
+    if not match:
+        raise PermanentError(f"{text!r} is not a color: write it as #RRGGBB, e.g. #5865F2")
+    return int(match.group(1), 16)
+
+
+@service.reaction(
+    "send_embed",
+    "Send an embed",
+    "Posts a rich embed (a card with a title, text, link and color bar) in a channel, as "
+    "the bot or through a webhook.",
+    params=[
+        *_TARGET,
+        Param(
+            "title",
+            ParamType.TEMPLATE,
+            "Title",
+            help="Up to 256 characters.",
+            example="{{ trigger.title }}",
+        ),
+        Param(
+            "description",
+            ParamType.TEMPLATE,
+            "Description",
+            help="The embed's text, up to 4096 characters (Markdown works).",
+            required=False,
+            example="{{ trigger.summary }}",
+        ),
+        Param(
+            "url",
+            ParamType.TEXT,
+            "Link",
+            help="Where the title links to (http or https).",
+            required=False,
+            example="{{ trigger.link }}",
+            templated=True,
+        ),
+        Param(
+            "color",
+            ParamType.TEXT,
+            "Color",
+            help="The bar's color as #RRGGBB.",
+            required=False,
+            example="#5865F2",
+        ),
+    ],
+    fields=_SENT_FIELDS,
+    retry=False,
+    account_optional=True,  # a webhook URL needs no bot
+)
+async def send_embed(ctx: ReactionContext) -> Mapping[str, Any]:
+    title = str(ctx.params["title"])
+    description = str(ctx.params.get("description") or "")
+    if len(title) > 256:
+        raise PermanentError(f"the title has {len(title)} characters; Discord takes at most 256")
+    if len(description) > 4096:
+        raise PermanentError(
+            f"the description has {len(description)} characters; Discord takes at most 4096"
+        )
+    embed: dict[str, Any] = {"title": title}
+    if description:
+        embed["description"] = description
+    url = str(ctx.params.get("url") or "").strip()
+    if url:
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise PermanentError(f"{url!r} is not a link: it must start with https://")
+        embed["url"] = url
+    color = _color(ctx.params.get("color"))
+    if color is not None:
+        embed["color"] = color
+    return await _post(ctx, {"embeds": [embed]})

@@ -1,0 +1,456 @@
+"""Dropbox: new and changed files in a folder; upload files and share links."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from engine import (
+    AccountSession,
+    AuthError,
+    AuthKind,
+    Field,
+    HttpClient,
+    HttpResponse,
+    Item,
+    OAuth2Spec,
+    Param,
+    ParamType,
+    PermanentError,
+    PollContext,
+    PollResult,
+    RateLimited,
+    ReactionContext,
+    Service,
+    TransientError,
+)
+
+#: Where file contents go up and down (the RPC calls go to ``service.api_base_url``);
+#: tests point both at a local server.
+CONTENT_URL = "https://content.dropboxapi.com"
+#: Entries per list_folder page; pages of changes read per poll (the rest on the next
+#: poll, from the cursor kept); pages of a first listing, which must be read whole for
+#: the engine to learn every file there is (else older files would fire as new).
+PAGE_LIMIT = 500
+MAX_PAGES = 20
+MAX_LISTING_PAGES = 100
+#: Dropbox's limit for a single-request upload.
+MAX_UPLOAD = 150 * 1024 * 1024
+
+
+async def _whoami(http: HttpClient, token: str) -> str:
+    """The e-mail address of the account a token belongs to."""
+    resp = await http.post(
+        _url("/2/users/get_current_account"),
+        headers={"Authorization": f"Bearer {token}"},
+        check=False,
+    )
+    _check(resp, "your account")
+    data = resp.json()
+    name = data.get("name") or {}
+    return str(data.get("email") or name.get("display_name") or data.get("account_id"))
+
+
+service = Service(
+    "dropbox",
+    "Dropbox",
+    "New and changed files in Dropbox folders; upload files and create shared links as "
+    "your Dropbox account.",
+    icon="dropbox.svg",
+    auth=AuthKind.OAUTH2,
+    api_base_url="https://api.dropboxapi.com",
+    oauth=OAuth2Spec(
+        authorize_url="https://www.dropbox.com/oauth2/authorize",
+        token_url="https://api.dropboxapi.com/oauth2/token",  # noqa: S106 - an address
+        scopes=(
+            "account_info.read",
+            "files.metadata.read",
+            "files.content.read",
+            "files.content.write",
+            "sharing.write",
+        ),
+        extra_authorize_params={"token_access_type": "offline"},
+        pkce=True,
+        userinfo=_whoami,
+        client_help="(Dropbox: https://www.dropbox.com/developers/apps → Create app → "
+        "Scoped access; on its Permissions tab tick account_info.read, "
+        "files.metadata.read, files.content.read, files.content.write and sharing.write, "
+        "then Submit; on Settings add this address under “Redirect URIs”. The app key is "
+        "the client id; with PKCE no secret is needed)",
+    ),
+)
+
+_FOLDER = Param(
+    "folder",
+    ParamType.TEXT,
+    "Folder",
+    help="The Dropbox folder to watch, as a path from the top of your Dropbox "
+    "(/ for the top itself). An app with “App folder” access sees only its own folder.",
+    example="/Camera Uploads",
+)
+_RECURSIVE = Param(
+    "recursive",
+    ParamType.BOOL,
+    "Include subfolders",
+    help="Also watch files in the folder's subfolders, however deep.",
+    required=False,
+    default=False,
+    example=True,
+)
+_FILE_FIELDS = [
+    Field("name", "File name", "IMG_2041.jpg"),
+    Field("path", "Path in Dropbox", "/Camera Uploads/IMG_2041.jpg"),
+    Field("id", "File id", "id:a4ayc_80_OEAAAAAAAAAXw"),
+    Field("rev", "Revision", "a1c10ce0dd78"),
+    Field("size", "Size (bytes)", 2484391),
+    Field("modified_at", "Saved in Dropbox at (UTC, ISO 8601)", "2025-03-14T09:26:53Z"),
+    Field(
+        "client_modified_at", "Changed on the computer at (UTC, ISO 8601)", "2025-03-14T09:26:40Z"
+    ),
+    Field(
+        "content_hash",
+        "Content hash (Dropbox's)",
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    ),
+    Field("folder", "Watched folder", "/Camera Uploads"),
+]
+
+
+# ---------------------------------------------------------------------- the API
+
+
+def _url(path: str) -> str:
+    return service.api_base_url.rstrip("/") + path
+
+
+def _account(ctx: PollContext | ReactionContext) -> AccountSession:
+    if ctx.account is None:
+        raise AuthError(
+            "choose the Dropbox account this step acts as (connect one with "
+            "`hookline accounts connect dropbox`)"
+        )
+    return ctx.account
+
+
+def _dropbox_path(value: Any, what: str) -> str:
+    """A path as the API wants it: ``""`` for the top, else ``/a/b`` (or an ``id:``)."""
+    text = str(value or "").strip().replace("\\", "/")
+    if text.startswith(("id:", "rev:", "ns:")):
+        return text
+    if text.startswith(("https://", "http://")):
+        raise PermanentError(
+            f"{what} {text!r} is an address: write the path inside Dropbox instead, "
+            "e.g. /Documents/report.pdf"
+        )
+    text = "/" + text.strip("/")
+    return "" if text == "/" else text
+
+
+def _summary(resp: HttpResponse) -> tuple[str, Any]:
+    """Dropbox's ``error_summary`` (e.g. ``path/not_found/..``) and ``error`` object."""
+    try:
+        data = json.loads(resp.body)
+    except ValueError:
+        return resp.text()[:200].strip(), None
+    if not isinstance(data, dict):
+        return "", None
+    return str(data.get("error_summary") or ""), data.get("error")
+
+
+def _check(resp: HttpResponse, what: str) -> None:
+    """Raise the engine error for a Dropbox answer that is not a success."""
+    status = resp.status
+    if status < 300:
+        return
+    summary, error = _summary(resp)
+    said = f" ({summary.rstrip('./')})" if summary else ""
+    if status == 429:
+        wait = resp.retry_after()
+        if wait is None and isinstance(error, dict) and error.get("retry_after"):
+            wait = float(error["retry_after"])
+        when = f"; try again in {wait:.0f} s" if wait is not None else ""
+        raise RateLimited(f"Dropbox asks this account to slow down{when}", wait)
+    if status == 401:
+        if summary.startswith("missing_scope"):
+            needed = error.get("required_scope") if isinstance(error, dict) else None
+            raise AuthError(
+                f"the Dropbox app lacks the permission {needed or 'this step needs'}: tick it "
+                "on the app's Permissions tab, then reconnect the account in Hookline"
+            )
+        raise AuthError(f"Dropbox refused the account's token{said}: reconnect the account")
+    if status == 403:
+        raise AuthError(f"Dropbox does not let this account reach {what}{said}")
+    if status == 409:
+        if "not_found" in summary:
+            raise PermanentError(f"Dropbox has no {what}{said}: check the path")
+        if "insufficient_space" in summary:
+            raise PermanentError("the Dropbox account is full: free some space")
+        raise PermanentError(f"Dropbox refused the request for {what}{said}")
+    if status >= 500:
+        raise TransientError(f"Dropbox had a problem answering for {what} (HTTP {status})")
+    raise PermanentError(f"Dropbox answered {status} for {what}{said}")
+
+
+async def _rpc(
+    account: AccountSession, path: str, body: Mapping[str, Any], what: str, check: bool = True
+) -> HttpResponse:
+    resp = await account.request("POST", _url(path), json_body=body, check=False)
+    if check:
+        _check(resp, what)
+    return resp
+
+
+def _object(resp: HttpResponse, what: str) -> dict[str, Any]:
+    data = resp.json()
+    if not isinstance(data, dict):
+        raise PermanentError(f"Dropbox answered {what} with something unexpected")
+    return data
+
+
+# ---------------------------------------------------------------------- triggers
+
+
+async def _changed_files(ctx: PollContext) -> list[dict[str, Any]]:
+    """The folder's files, the first time; then the files added or changed since the
+    cursor kept in ``ctx.state`` (list_folder, then list_folder/continue)."""
+    folder = _dropbox_path(ctx.params.get("folder"), "folder")
+    recursive = bool(ctx.params.get("recursive"))
+    account = _account(ctx)
+    what = f"folder {folder or '/'}"
+    where = {"folder": folder, "recursive": recursive}
+    cursor = ctx.state.get("cursor") if ctx.state.get("for") == where else None
+    entries: list[dict[str, Any]] = []
+    pages = MAX_PAGES if cursor else MAX_LISTING_PAGES
+    for _page in range(pages):
+        if cursor:
+            resp = await _rpc(
+                account, "/2/files/list_folder/continue", {"cursor": cursor}, what, check=False
+            )
+            if resp.status == 409 and _summary(resp)[0].startswith("reset"):
+                cursor = None  # Dropbox dropped the cursor: list the folder afresh
+                continue
+            _check(resp, what)
+        else:
+            body = {
+                "path": folder,
+                "recursive": recursive,
+                "include_deleted": False,
+                "limit": PAGE_LIMIT,
+            }
+            resp = await _rpc(account, "/2/files/list_folder", body, what)
+        data = _object(resp, what)
+        entries += [e for e in data.get("entries") or [] if isinstance(e, dict)]
+        cursor = str(data.get("cursor") or "") or None
+        if not data.get("has_more"):
+            break
+    else:
+        if pages == MAX_LISTING_PAGES:
+            raise PermanentError(
+                f"the {what} holds more than {PAGE_LIMIT * MAX_LISTING_PAGES} files and "
+                "folders: watch a smaller folder, or turn off “Include subfolders”"
+            )
+    ctx.state["cursor"] = cursor
+    ctx.state["for"] = where
+    files = [e for e in entries if e.get(".tag") == "file"]
+    files.sort(key=lambda e: str(e.get("server_modified") or ""), reverse=True)
+    return files
+
+
+def _file(entry: Mapping[str, Any], folder: str) -> dict[str, Any]:
+    return {
+        "name": entry.get("name"),
+        "path": entry.get("path_display") or entry.get("path_lower"),
+        "id": entry.get("id"),
+        "rev": entry.get("rev"),
+        "size": entry.get("size"),
+        "modified_at": entry.get("server_modified"),
+        "client_modified_at": entry.get("client_modified"),
+        "content_hash": entry.get("content_hash"),
+        "folder": folder or "/",
+    }
+
+
+@service.poll_trigger(
+    "new_file",
+    "New file in a folder",
+    "Fires once for each file that appears in a Dropbox folder (uploaded, or moved or "
+    "copied in). Later edits of the same file do not fire it again: use “File added or "
+    "changed” for those.",
+    params=[_FOLDER, _RECURSIVE],
+    fields=_FILE_FIELDS,
+    default_interval=300,
+    min_interval=30,
+)
+async def new_file(ctx: PollContext) -> PollResult:
+    folder = _dropbox_path(ctx.params.get("folder"), "folder")
+    files = await _changed_files(ctx)
+    return PollResult([Item(str(e["id"]), _file(e, folder)) for e in files if e.get("id")])
+
+
+@service.poll_trigger(
+    "file_changed",
+    "File added or changed",
+    "Fires for each new version of a file in a Dropbox folder: when a file is added "
+    "and each time its contents are saved again.",
+    params=[_FOLDER, _RECURSIVE],
+    fields=_FILE_FIELDS,
+    default_interval=300,
+    min_interval=30,
+)
+async def file_changed(ctx: PollContext) -> PollResult:
+    folder = _dropbox_path(ctx.params.get("folder"), "folder")
+    files = await _changed_files(ctx)
+    return PollResult(
+        [Item(f"{e['id']}@{e.get('rev')}", _file(e, folder)) for e in files if e.get("id")]
+    )
+
+
+# ---------------------------------------------------------------------- reactions
+
+
+def _read_upload(path: Path) -> tuple[Path, bytes]:
+    """The file's full path and contents, checked (run in a thread: it touches the disk)."""
+    local = path.expanduser()
+    if not local.is_file():
+        raise PermanentError(f"{local} is not a file on this computer: check the path")
+    size = local.stat().st_size
+    if size > MAX_UPLOAD:
+        raise PermanentError(
+            f"{local} is {size / 1024 / 1024:.0f} MB; Dropbox takes at most 150 MB in one upload"
+        )
+    return local, local.read_bytes()
+
+
+@service.reaction(
+    "upload_file",
+    "Upload a file",
+    "Uploads a file from this computer to Dropbox (up to 150 MB).",
+    params=[
+        Param(
+            "file",
+            ParamType.PATH,
+            "File on this computer",
+            help="The local file to upload.",
+            example="~/Reports/{{ now[:10] }}.pdf",
+        ),
+        Param(
+            "destination",
+            ParamType.TEXT,
+            "Path in Dropbox",
+            help="Where it goes, from the top of your Dropbox. Ending in / puts it in that "
+            "folder under its own name.",
+            example="/Reports/",
+        ),
+        Param(
+            "mode",
+            ParamType.CHOICE,
+            "If the file exists",
+            help="Keep both (Dropbox renames the new one, e.g. “report (1).pdf”) or "
+            "replace the existing file with a new version.",
+            required=False,
+            default="add",
+            choices=(("add", "Keep both"), ("overwrite", "Replace it")),
+            example="overwrite",
+        ),
+    ],
+    fields=[
+        Field("name", "File name", "2025-03-14.pdf"),
+        Field("path", "Path in Dropbox", "/Reports/2025-03-14.pdf"),
+        Field("id", "File id", "id:a4ayc_80_OEAAAAAAAAAYa"),
+        Field("rev", "Revision", "a1c10ce0dd79"),
+        Field("size", "Size (bytes)", 48213),
+    ],
+    timeout=300,
+    retry=False,
+)
+async def upload_file(ctx: ReactionContext) -> Mapping[str, Any]:
+    local = Path(str(ctx.params["file"]))
+    local, content = await asyncio.to_thread(_read_upload, local)
+    destination = str(ctx.params["destination"]).strip()
+    target = _dropbox_path(destination, "destination")
+    if destination.endswith(("/", "\\")) or not target:
+        target = f"{target}/{local.name}"
+    mode = str(ctx.params.get("mode") or "add")
+    arg = {"path": target, "mode": mode, "autorename": mode == "add", "mute": False}
+    resp = await _account(ctx).request(
+        "POST",
+        CONTENT_URL.rstrip("/") + "/2/files/upload",
+        # json.dumps escapes non-ASCII as \uXXXX, as Dropbox wants in a header.
+        headers={"Dropbox-API-Arg": json.dumps(arg), "Content-Type": "application/octet-stream"},
+        data=content,
+        timeout=300,
+        check=False,
+    )
+    _check(resp, f"the upload to {target}")
+    data = _object(resp, "the upload")
+    return {
+        "name": data.get("name"),
+        "path": data.get("path_display"),
+        "id": data.get("id"),
+        "rev": data.get("rev"),
+        "size": data.get("size"),
+    }
+
+
+def _link(data: Mapping[str, Any]) -> dict[str, Any]:
+    url = str(data.get("url") or "")
+    download = url.replace("dl=0", "dl=1") if "dl=0" in url else url
+    return {
+        "url": url,
+        "download_url": download,
+        "name": data.get("name"),
+        "path": data.get("path_lower"),
+    }
+
+
+@service.reaction(
+    "create_shared_link",
+    "Create a shared link",
+    "Makes a link to a file or folder that anyone with it can open (the existing link "
+    "when there is one).",
+    params=[
+        Param(
+            "path",
+            ParamType.TEXT,
+            "Path in Dropbox",
+            help="The file or folder to share, from the top of your Dropbox.",
+            example="{{ trigger.path }}",
+        ),
+    ],
+    fields=[
+        Field("url", "Link", "https://www.dropbox.com/scl/fi/x1y2z3/report.pdf?rlkey=ab12&dl=0"),
+        Field(
+            "download_url",
+            "Direct download link",
+            "https://www.dropbox.com/scl/fi/x1y2z3/report.pdf?rlkey=ab12&dl=1",
+        ),
+        Field("name", "Name", "report.pdf"),
+        Field("path", "Path (lower case)", "/reports/report.pdf"),
+    ],
+)
+async def create_shared_link(ctx: ReactionContext) -> Mapping[str, Any]:
+    path = _dropbox_path(ctx.params["path"], "path")
+    if not path:
+        raise PermanentError("the top of a Dropbox cannot be shared: name a file or folder")
+    account = _account(ctx)
+    what = f"file or folder {path}"
+    resp = await _rpc(
+        account, "/2/sharing/create_shared_link_with_settings", {"path": path}, what, check=False
+    )
+    if resp.status == 409 and _summary(resp)[0].startswith("shared_link_already_exists"):
+        error = _summary(resp)[1] or {}
+        existing = (error.get("shared_link_already_exists") or {}).get("metadata")
+        if isinstance(existing, dict) and existing.get("url"):
+            return _link(existing)
+        listed = await _rpc(
+            account, "/2/sharing/list_shared_links", {"path": path, "direct_only": True}, what
+        )
+        links = [x for x in _object(listed, what).get("links") or [] if isinstance(x, dict)]
+        if not links:
+            raise PermanentError(f"Dropbox says {path} is shared but lists no link for it")
+        return _link(links[0])
+    _check(resp, what)
+    return _link(_object(resp, what))

@@ -1,0 +1,444 @@
+"""Google Drive: new, changed and shared files; upload files and create text files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import mimetypes
+import re
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from engine import (
+    AccountSession,
+    AuthError,
+    AuthKind,
+    Field,
+    HttpClient,
+    HttpResponse,
+    Item,
+    OAuth2Spec,
+    Param,
+    ParamType,
+    PermanentError,
+    PollContext,
+    PollResult,
+    RateLimited,
+    ReactionContext,
+    Service,
+    TransientError,
+)
+
+SCOPE_READ = "https://www.googleapis.com/auth/drive.readonly"
+SCOPE_FILE = "https://www.googleapis.com/auth/drive.file"
+FOLDER_MIME = "application/vnd.google-apps.folder"
+PAGE_SIZE = 50
+#: Google's limit for a one-request (multipart) upload; larger files need a
+#: resumable upload, which this service does not do yet.
+MAX_UPLOAD = 5 * 1024 * 1024
+_FILE_FIELDS = (
+    "id,name,mimeType,createdTime,modifiedTime,size,webViewLink,parents,"
+    "lastModifyingUser(displayName,emailAddress)"
+)
+_LIST_FIELDS = (
+    f"nextPageToken,files({_FILE_FIELDS},sharedWithMeTime,sharingUser(displayName,emailAddress))"
+)
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]{10,}$")
+_RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "sharingRateLimitExceeded"}
+_SCOPE_REASONS = {"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"}
+
+
+async def _whoami(http: HttpClient, token: str) -> str:
+    """The e-mail address of the account a token belongs to."""
+    resp = await http.get(
+        _url("/drive/v3/about?fields=user"),
+        headers={"Authorization": f"Bearer {token}"},
+        check=False,
+    )
+    _check(resp, "your account")
+    user = resp.json().get("user") or {}
+    return str(user.get("emailAddress") or user.get("displayName"))
+
+
+service = Service(
+    "gdrive",
+    "Google Drive",
+    "New, changed and shared files in Google Drive; upload files and create text files "
+    "as your Google account.",
+    icon="gdrive.svg",
+    auth=AuthKind.OAUTH2,
+    api_base_url="https://www.googleapis.com",
+    oauth=OAuth2Spec(
+        authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
+        token_url="https://oauth2.googleapis.com/token",  # noqa: S106 - an address
+        scopes=(SCOPE_READ, SCOPE_FILE),
+        revoke_url="https://oauth2.googleapis.com/revoke",
+        extra_authorize_params={"access_type": "offline", "prompt": "consent"},
+        client_secret_required=True,
+        userinfo=_whoami,
+        client_help="(Google Cloud console → APIs & Services: enable the Google Drive API; "
+        "on the OAuth consent screen add the scopes drive.readonly (the triggers need it "
+        "to see files you did not make with Hookline) and drive.file (uploads), and add "
+        "yourself as a test user — or publish the app, as an app left in “Testing” gets "
+        "tokens that stop working after 7 days; then Credentials → Create credentials → "
+        "OAuth client ID → Desktop app, and paste its client id and secret. Google accepts "
+        "any port on 127.0.0.1)",
+    ),
+)
+
+_FOLDER = Param(
+    "folder",
+    ParamType.TEXT,
+    "Folder",
+    help="The folder's address as the browser shows it "
+    "(https://drive.google.com/drive/folders/…), or just its id; root for the top of "
+    "My Drive.",
+    example="https://drive.google.com/drive/folders/1dyUEebJaFnWa3Z4n0BFMVAXQ7mfUH11g",
+)
+_FIELDS = [
+    Field("id", "File id", "1Kx9Jq3dV1qYd7bXK2pR8sLw0aN4mE5tF"),
+    Field("name", "Name", "Invoice 2025-03.pdf"),
+    Field("mime_type", "Type (MIME)", "application/pdf"),
+    Field(
+        "url", "Address", "https://drive.google.com/file/d/1Kx9Jq3dV1qYd7bXK2pR8sLw0aN4mE5tF/view"
+    ),
+    Field("size", "Size (bytes; none for Google Docs)", 48213),
+    Field("created_at", "Created at (UTC, ISO 8601)", "2025-03-14T09:26:53.000Z"),
+    Field("modified_at", "Changed at (UTC, ISO 8601)", "2025-03-14T09:26:53.000Z"),
+    Field("modified_by", "Last changed by", "Marta Kowal"),
+]
+
+
+# ---------------------------------------------------------------------- the API
+
+
+def _url(path: str) -> str:
+    return service.api_base_url.rstrip("/") + path
+
+
+def _account(ctx: PollContext | ReactionContext) -> AccountSession:
+    if ctx.account is None:
+        raise AuthError(
+            "choose the Google account this step acts as (connect one with "
+            "`hookline accounts connect gdrive`)"
+        )
+    return ctx.account
+
+
+def _folder_id(value: Any) -> str:
+    """A folder id, from an id or a drive.google.com address."""
+    text = str(value or "").strip()
+    if text.startswith(("https://", "http://")):
+        parts = urlsplit(text)
+        segments = [s for s in parts.path.split("/") if s]
+        if "folders" in segments and segments.index("folders") + 1 < len(segments):
+            text = segments[segments.index("folders") + 1]
+        else:
+            match = re.search(r"[?&]id=([A-Za-z0-9_-]+)", text)
+            text = match[1] if match else ""
+    if text.lower() in ("root", "my drive"):
+        return "root"  # Drive's alias for the top of My Drive
+    if not _ID_RE.match(text):
+        raise PermanentError(
+            f"{value!r} is not a Google Drive folder: paste the folder's address, e.g. "
+            "https://drive.google.com/drive/folders/1dyUEebJaFnWa3Z4n0BFMVAXQ7mfUH11g"
+        )
+    return text
+
+
+def _error(resp: HttpResponse) -> tuple[str, set[str]]:
+    """Google's message and the reasons (``notFound``, ``rateLimitExceeded``...)."""
+    try:
+        data = json.loads(resp.body)
+    except ValueError:
+        return resp.text()[:200].strip(), set()
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return "", set()
+    reasons = {str(e.get("reason")) for e in error.get("errors") or [] if isinstance(e, dict)}
+    for detail in error.get("details") or []:
+        if isinstance(detail, dict) and detail.get("reason"):
+            reasons.add(str(detail["reason"]))
+    return str(error.get("message") or "").rstrip("."), reasons
+
+
+def _check(resp: HttpResponse, what: str) -> None:
+    """Raise the engine error for a Google answer that is not a success."""
+    status = resp.status
+    if status < 300:
+        return
+    message, reasons = _error(resp)
+    said = f": {message}" if message else ""
+    if status == 429 or (status == 403 and reasons & _RATE_REASONS):
+        wait = resp.retry_after()
+        when = f"; try again in {wait:.0f} s" if wait is not None else ""
+        raise RateLimited(f"Google Drive asks this account to slow down{when}", wait)
+    if status == 401:
+        raise AuthError(f"Google refused the account's token{said}: reconnect the account")
+    if status == 403 and reasons & _SCOPE_REASONS:
+        raise AuthError(
+            f"the account was connected without the permission to reach {what}{said}: "
+            "reconnect it and tick every Google Drive box on Google's consent page"
+        )
+    if status == 403 and "storageQuotaExceeded" in reasons:
+        raise PermanentError("the Google account's storage is full: free some space")
+    if status == 403:
+        raise AuthError(f"Google Drive does not let this account reach {what}{said}")
+    if status == 404:
+        raise PermanentError(
+            f"Google Drive has no {what}, or this account cannot see it: check the address"
+        )
+    if status >= 500:
+        raise TransientError(f"Google Drive had a problem answering for {what} (HTTP {status})")
+    raise PermanentError(f"Google Drive refused the request for {what} (HTTP {status}){said}")
+
+
+def _file(data: Mapping[str, Any]) -> dict[str, Any]:
+    user = data.get("lastModifyingUser") or {}
+    size = data.get("size")
+    return {
+        "id": data.get("id"),
+        "name": data.get("name"),
+        "mime_type": data.get("mimeType"),
+        "url": data.get("webViewLink"),
+        "size": int(size) if isinstance(size, str) and size.isdigit() else size,
+        "created_at": data.get("createdTime"),
+        "modified_at": data.get("modifiedTime"),
+        "modified_by": user.get("displayName") if isinstance(user, dict) else None,
+    }
+
+
+async def _list(ctx: PollContext, q: str, order_by: str, what: str) -> list[dict[str, Any]]:
+    """One page of ``files.list`` (the newest ``PAGE_SIZE`` by ``order_by``)."""
+    query = {
+        "q": q,
+        "orderBy": order_by,
+        "pageSize": str(PAGE_SIZE),
+        "fields": _LIST_FIELDS,
+        "spaces": "drive",
+        "supportsAllDrives": "true",
+        "includeItemsFromAllDrives": "true",
+    }
+    resp = await _account(ctx).get(_url("/drive/v3/files"), params=query, check=False)
+    _check(resp, what)
+    data = resp.json()
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, list):
+        raise PermanentError(f"Google Drive answered {what} with something unexpected")
+    return [f for f in files if isinstance(f, dict) and f.get("id")]
+
+
+def _in_folder(folder: str) -> str:
+    return f"'{folder}' in parents and trashed = false and mimeType != '{FOLDER_MIME}'"
+
+
+# ---------------------------------------------------------------------- triggers
+
+
+@service.poll_trigger(
+    "new_file_in_folder",
+    "New file in a folder",
+    "Fires once for each file that appears in a Google Drive folder (subfolders are not "
+    "looked into).",
+    params=[_FOLDER],
+    fields=_FIELDS,
+    default_interval=300,
+    min_interval=30,
+)
+async def new_file_in_folder(ctx: PollContext) -> PollResult:
+    folder = _folder_id(ctx.params.get("folder"))
+    files = await _list(ctx, _in_folder(folder), "createdTime desc", f"folder {folder}")
+    return PollResult([Item(str(f["id"]), _file(f)) for f in files])
+
+
+@service.poll_trigger(
+    "file_changed",
+    "File added or changed",
+    "Fires for each file in a Google Drive folder that is added or saved again "
+    "(each new version once).",
+    params=[_FOLDER],
+    fields=_FIELDS,
+    default_interval=300,
+    min_interval=30,
+)
+async def file_changed(ctx: PollContext) -> PollResult:
+    folder = _folder_id(ctx.params.get("folder"))
+    files = await _list(ctx, _in_folder(folder), "modifiedTime desc", f"folder {folder}")
+    return PollResult([Item(f"{f['id']}@{f.get('modifiedTime')}", _file(f)) for f in files])
+
+
+@service.poll_trigger(
+    "shared_with_me",
+    "File shared with me",
+    "Fires when someone shares a file or folder with your Google account.",
+    fields=[
+        *_FIELDS,
+        Field("shared_by", "Shared by", "Jonas Eberle"),
+        Field("shared_by_email", "Sharer's e-mail address", "jonas.eberle@example.org"),
+        Field("shared_at", "Shared at (UTC, ISO 8601)", "2025-03-14T10:02:11.000Z"),
+    ],
+    default_interval=600,
+    min_interval=60,
+)
+async def shared_with_me(ctx: PollContext) -> PollResult:
+    files = await _list(
+        ctx, "sharedWithMe and trashed = false", "sharedWithMeTime desc", "files shared with you"
+    )
+    items = []
+    for f in files:
+        sharer = f.get("sharingUser") or {}
+        data = {
+            **_file(f),
+            "shared_by": sharer.get("displayName"),
+            "shared_by_email": sharer.get("emailAddress"),
+            "shared_at": f.get("sharedWithMeTime"),
+        }
+        items.append(Item(str(f["id"]), data))
+    return PollResult(items)
+
+
+# ---------------------------------------------------------------------- reactions
+
+
+async def _upload(
+    ctx: ReactionContext, metadata: Mapping[str, Any], content: bytes, mime: str, what: str
+) -> Mapping[str, Any]:
+    """A multipart upload: the metadata as JSON, then the content."""
+    boundary = "hookline" + secrets.token_hex(12)
+    body = b"".join(
+        [
+            f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
+            json.dumps(metadata).encode(),
+            f"\r\n--{boundary}\r\nContent-Type: {mime}\r\n\r\n".encode(),
+            content,
+            f"\r\n--{boundary}--\r\n".encode(),
+        ]
+    )
+    resp = await _account(ctx).request(
+        "POST",
+        _url("/upload/drive/v3/files"),
+        params={
+            "uploadType": "multipart",
+            "fields": _FILE_FIELDS,
+            "supportsAllDrives": "true",
+        },
+        headers={"Content-Type": f"multipart/related; boundary={boundary}"},
+        data=body,
+        timeout=300,
+        check=False,
+    )
+    _check(resp, what)
+    data = resp.json()
+    if not isinstance(data, dict):
+        raise PermanentError(f"Google Drive answered {what} with something unexpected")
+    return _file(data)
+
+
+_TARGET = Param(
+    "folder",
+    ParamType.TEXT,
+    "Into folder",
+    help="The folder's address (https://drive.google.com/drive/folders/…) or id. "
+    "Empty: the top of My Drive.",
+    required=False,
+    example="https://drive.google.com/drive/folders/1dyUEebJaFnWa3Z4n0BFMVAXQ7mfUH11g",
+)
+
+
+def _metadata(ctx: ReactionContext, name: str) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name}
+    if ctx.params.get("folder"):
+        metadata["parents"] = [_folder_id(ctx.params["folder"])]
+    return metadata
+
+
+def _read_upload(path: Path) -> tuple[Path, bytes]:
+    """The file's full path and contents, checked (run in a thread: it touches the disk)."""
+    local = path.expanduser()
+    if not local.is_file():
+        raise PermanentError(f"{local} is not a file on this computer: check the path")
+    size = local.stat().st_size
+    if size > MAX_UPLOAD:
+        raise PermanentError(
+            f"{local} is {size / 1024 / 1024:.1f} MB; this step uploads files up to 5 MB"
+        )
+    return local, local.read_bytes()
+
+
+@service.reaction(
+    "upload_file",
+    "Upload a file",
+    "Uploads a file from this computer to Google Drive (up to 5 MB).",
+    params=[
+        Param(
+            "file",
+            ParamType.PATH,
+            "File on this computer",
+            help="The local file to upload.",
+            example="~/Scans/{{ now[:10] }}.pdf",
+        ),
+        _TARGET,
+        Param(
+            "name",
+            ParamType.TEXT,
+            "Name in Drive",
+            help="The file's name in Google Drive. Empty: the local file's name. Drive "
+            "allows several files with the same name; a new one is added each time.",
+            required=False,
+            example="Scan {{ now[:10] }}.pdf",
+        ),
+    ],
+    fields=_FIELDS,
+    timeout=300,
+    retry=False,
+)
+async def upload_file(ctx: ReactionContext) -> Mapping[str, Any]:
+    local, content = await asyncio.to_thread(_read_upload, Path(str(ctx.params["file"])))
+    name = str(ctx.params.get("name") or local.name).strip()
+    mime = mimetypes.guess_type(local.name)[0] or "application/octet-stream"
+    return await _upload(ctx, _metadata(ctx, name), content, mime, f"the upload of {name}")
+
+
+@service.reaction(
+    "create_text_file",
+    "Create a text file",
+    "Saves text as a new file in Google Drive, or as a Google Doc.",
+    params=[
+        Param(
+            "name",
+            ParamType.TEXT,
+            "Name",
+            help="The new file's name.",
+            example="Notes {{ now[:10] }}.txt",
+        ),
+        Param(
+            "content",
+            ParamType.MULTILINE,
+            "Text",
+            help="What the file holds.",
+            example="{{ trigger.title }}\n{{ trigger.url }}",
+        ),
+        _TARGET,
+        Param(
+            "google_doc",
+            ParamType.BOOL,
+            "As a Google Doc",
+            help="Convert the text into a Google Doc that can be edited in the browser.",
+            required=False,
+            default=False,
+            example=True,
+        ),
+    ],
+    fields=_FIELDS,
+    retry=False,
+)
+async def create_text_file(ctx: ReactionContext) -> Mapping[str, Any]:
+    name = str(ctx.params["name"]).strip()
+    metadata = _metadata(ctx, name)
+    if ctx.params.get("google_doc"):
+        metadata["mimeType"] = "application/vnd.google-apps.document"
+    content = str(ctx.params.get("content") or "").encode("utf-8")
+    return await _upload(ctx, metadata, content, "text/plain; charset=UTF-8", f"the file {name}")

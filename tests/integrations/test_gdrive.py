@@ -1,0 +1,342 @@
+"""Google Drive against a local server that answers with Drive-shaped responses."""
+
+from __future__ import annotations
+
+import email
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from engine import AuthError, PermanentError, RateLimited, TransientError
+from engine.auth import AccountSession
+from engine.http import HttpClient
+from engine.testing import poll_context, reaction_context
+from integrations import gdrive
+
+FIXTURES = Path(__file__).parent / "fixtures" / "gdrive"
+TOKEN = "ya29.a0AfB_byC-test-token"
+FOLDER_ID = "1dyUEebJaFnWa3Z4n0BFMVAXQ7mfUH11g"
+FOLDER_URL = f"https://drive.google.com/drive/folders/{FOLDER_ID}?usp=sharing"
+FILES = "/drive/v3/files"
+UPLOAD = "/upload/drive/v3/files"
+
+
+def fixture(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+@dataclass
+class Reply:
+    body: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def parts(self) -> list[Message]:
+        """The parts of a multipart/related body."""
+        head = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()
+        message = email.message_from_bytes(head + self.body)
+        assert message.is_multipart()
+        return list(message.get_payload())
+
+
+class FakeDrive:
+    """Answers each (method, path) with a set reply; records every request."""
+
+    def __init__(self) -> None:
+        self.replies: dict[tuple[str, str], Reply] = {}
+        self.seen: list[Seen] = []
+
+    def on(self, method: str, path: str, reply: Reply) -> None:
+        self.replies[(method, path)] = reply
+
+    async def handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        self.seen.append(
+            Seen(request.method, request.path, dict(request.query), dict(request.headers), raw)
+        )
+        reply = self.replies.get((request.method, request.path))
+        if reply is None:
+            return web.json_response(fixture("error_not_found.json"), status=404)
+        return web.json_response(reply.body, status=reply.status, headers=reply.headers)
+
+
+@pytest.fixture
+async def drive(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDrive]:
+    fake = FakeDrive()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", fake.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    monkeypatch.setattr(gdrive.service, "api_base_url", base)
+    yield fake
+    await runner.cleanup()
+
+
+@pytest.fixture
+def account(http: HttpClient) -> AccountSession:
+    return AccountSession.for_token(gdrive.service, TOKEN, http, name="marta.kowal@example.org")
+
+
+def poll(
+    trigger: str, params: dict[str, Any], http: HttpClient, account: AccountSession | None
+) -> Any:
+    spec = gdrive.service.triggers[trigger]
+    ctx = poll_context(spec, params, http)
+    ctx.account = account
+    assert spec.poll is not None
+    return spec.poll(ctx)
+
+
+def react(
+    reaction: str, params: dict[str, Any], http: HttpClient, account: AccountSession | None
+) -> Any:
+    spec = gdrive.service.reactions[reaction]
+    ctx = reaction_context(spec, params, http)
+    ctx.account = account
+    return spec.run(ctx)
+
+
+# ---------------------------------------------------------------------- triggers
+
+
+async def test_new_file_in_folder_asks_for_the_folders_files_newest_first(
+    drive: FakeDrive, http: HttpClient, account: AccountSession
+) -> None:
+    drive.on("GET", FILES, Reply(fixture("files_in_folder.json")))
+
+    result = await poll("new_file_in_folder", {"folder": FOLDER_URL}, http, account)
+
+    [seen] = drive.seen
+    assert (seen.method, seen.path) == ("GET", FILES)
+    assert seen.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert seen.query["q"] == (
+        f"'{FOLDER_ID}' in parents and trashed = false "
+        "and mimeType != 'application/vnd.google-apps.folder'"
+    )
+    assert seen.query["orderBy"] == "createdTime desc"
+    assert seen.query["pageSize"] == "50"
+    assert "files(id,name,mimeType,createdTime,modifiedTime" in seen.query["fields"]
+    assert [i.key for i in result.items] == [
+        "1Kx9Jq3dV1qYd7bXK2pR8sLw0aN4mE5tF",
+        "1BqT5mNc8uR2wE6yH0jK4lP7sX9vZ3aD1fG2hJ4kL5",
+    ]
+    assert result.items[0].data == {
+        "id": "1Kx9Jq3dV1qYd7bXK2pR8sLw0aN4mE5tF",
+        "name": "Invoice 2025-03.pdf",
+        "mime_type": "application/pdf",
+        "url": "https://drive.google.com/file/d/1Kx9Jq3dV1qYd7bXK2pR8sLw0aN4mE5tF/view?usp=drivesdk",
+        "size": 48213,
+        "created_at": "2025-03-14T09:26:53.000Z",
+        "modified_at": "2025-03-14T09:26:53.000Z",
+        "modified_by": "Marta Kowal",
+    }
+    assert result.items[1].data["size"] is None  # a Google Sheet has no size
+
+
+async def test_file_changed_keys_each_modification(
+    drive: FakeDrive, http: HttpClient, account: AccountSession
+) -> None:
+    drive.on("GET", FILES, Reply(fixture("files_in_folder.json")))
+    result = await poll("file_changed", {"folder": FOLDER_ID}, http, account)
+    assert drive.seen[0].query["orderBy"] == "modifiedTime desc"
+    assert f"'{FOLDER_ID}' in parents" in drive.seen[0].query["q"]
+    assert (
+        result.items[1].key == "1BqT5mNc8uR2wE6yH0jK4lP7sX9vZ3aD1fG2hJ4kL5@2025-03-15T08:11:42.512Z"
+    )
+    assert result.items[1].data["modified_by"] == "Jonas Eberle"
+    await poll("file_changed", {"folder": "root"}, http, account)
+    assert drive.seen[1].query["q"].startswith("'root' in parents and")
+
+
+async def test_shared_with_me(drive: FakeDrive, http: HttpClient, account: AccountSession) -> None:
+    drive.on("GET", FILES, Reply(fixture("shared_with_me.json")))
+    result = await poll("shared_with_me", {}, http, account)
+    [seen] = drive.seen
+    assert seen.query["q"] == "sharedWithMe and trashed = false"
+    assert seen.query["orderBy"] == "sharedWithMeTime desc"
+    assert "sharingUser(displayName,emailAddress)" in seen.query["fields"]
+    [item] = result.items
+    assert item.key == "1Zp0oI9uY8tR7eW6qA5sD4fG3hJ2kL1mN"
+    assert item.data["name"] == "Trip photos"
+    assert item.data["shared_by"] == "Jonas Eberle"
+    assert item.data["shared_by_email"] == "jonas.eberle@example.org"
+    assert item.data["shared_at"] == "2025-03-14T10:02:11.000Z"
+
+
+# ---------------------------------------------------------------------- reactions
+
+
+async def test_upload_file_is_a_multipart_upload(
+    drive: FakeDrive, http: HttpClient, account: AccountSession, tmp_path: Path
+) -> None:
+    local = tmp_path / "scan.pdf"
+    local.write_bytes(b"%PDF-1.7 scan \x00\xff\n")
+    drive.on("POST", UPLOAD, Reply(fixture("file_created.json")))
+
+    out = await react(
+        "upload_file",
+        {"file": str(local), "folder": FOLDER_URL, "name": "Scan 2025-03-14.pdf"},
+        http,
+        account,
+    )
+
+    [seen] = drive.seen
+    assert (seen.method, seen.path) == ("POST", UPLOAD)
+    assert seen.query["uploadType"] == "multipart"
+    assert seen.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert seen.headers["Content-Type"].startswith("multipart/related; boundary=")
+    meta, content = seen.parts()
+    assert meta.get_content_type() == "application/json"
+    assert json.loads(meta.get_payload()) == {  # type: ignore[arg-type]
+        "name": "Scan 2025-03-14.pdf",
+        "parents": [FOLDER_ID],
+    }
+    assert content.get_content_type() == "application/pdf"
+    assert content.get_payload(decode=True) == local.read_bytes()
+    assert out == {
+        "id": "1Wq2Er3Ty4Ui5Op6As7Df8Gh9Jk0Lz1Xc",
+        "name": "Scan 2025-03-14.pdf",
+        "mime_type": "application/pdf",
+        "url": "https://drive.google.com/file/d/1Wq2Er3Ty4Ui5Op6As7Df8Gh9Jk0Lz1Xc/view?usp=drivesdk",
+        "size": 17,
+        "created_at": "2025-03-14T10:00:02.000Z",
+        "modified_at": "2025-03-14T10:00:02.000Z",
+        "modified_by": "Marta Kowal",
+    }
+    assert gdrive.service.reactions["upload_file"].retry is False
+
+
+async def test_upload_refuses_missing_and_large_files(
+    drive: FakeDrive,
+    http: HttpClient,
+    account: AccountSession,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(PermanentError, match="is not a file on this computer"):
+        await react("upload_file", {"file": str(tmp_path / "none.pdf")}, http, account)
+    monkeypatch.setattr(gdrive, "MAX_UPLOAD", 4)
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"12345")
+    with pytest.raises(PermanentError, match="uploads files up to 5 MB"):
+        await react("upload_file", {"file": str(big)}, http, account)
+    assert drive.seen == []
+
+
+async def test_create_text_file_as_a_google_doc_at_the_top(
+    drive: FakeDrive, http: HttpClient, account: AccountSession
+) -> None:
+    drive.on("POST", UPLOAD, Reply(fixture("doc_created.json")))
+    out = await react(
+        "create_text_file",
+        {"name": "Notes 2025-03-14", "content": "Grüße\nline 2", "google_doc": True},
+        http,
+        account,
+    )
+    meta, content = drive.seen[0].parts()
+    assert json.loads(meta.get_payload()) == {  # type: ignore[arg-type]
+        "name": "Notes 2025-03-14",
+        "mimeType": "application/vnd.google-apps.document",
+    }
+    assert content.get_content_type() == "text/plain"
+    assert content.get_payload(decode=True) == "Grüße\nline 2".encode()
+    assert out["url"].startswith("https://docs.google.com/document/d/")
+    assert out["mime_type"] == "application/vnd.google-apps.document"
+
+
+async def test_the_account_name_comes_from_the_token(drive: FakeDrive, http: HttpClient) -> None:
+    drive.on("GET", "/drive/v3/about", Reply(fixture("about.json")))
+    spec = gdrive.service.oauth
+    assert spec is not None and spec.userinfo is not None
+    assert await spec.userinfo(http, TOKEN) == "marta.kowal@example.org"
+    assert drive.seen[0].query == {"fields": "user"}
+    assert drive.seen[0].headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+# ---------------------------------------------------------------------- errors
+
+
+async def test_a_refused_token_asks_for_reconnecting(
+    drive: FakeDrive, http: HttpClient, account: AccountSession
+) -> None:
+    drive.on("GET", FILES, Reply(fixture("error_unauthenticated.json"), status=401))
+    with pytest.raises(AuthError, match="needs reconnecting"):
+        await poll("shared_with_me", {}, http, account)
+    assert len(drive.seen) == 1
+
+
+async def test_rate_limits(drive: FakeDrive, http: HttpClient, account: AccountSession) -> None:
+    drive.on("GET", FILES, Reply(fixture("error_user_rate_limit.json"), status=403))
+    with pytest.raises(RateLimited, match="slow down") as caught:
+        await poll("shared_with_me", {}, http, account)
+    assert caught.value.retry_after is None
+    drive.on(
+        "GET",
+        FILES,
+        Reply(fixture("error_rate_limit_429.json"), status=429, headers={"Retry-After": "30"}),
+    )
+    with pytest.raises(RateLimited, match="try again in 30 s") as caught:
+        await poll("new_file_in_folder", {"folder": FOLDER_ID}, http, account)
+    assert caught.value.retry_after == 30
+
+
+async def test_scopes_quota_not_found_and_server_errors(
+    drive: FakeDrive, http: HttpClient, account: AccountSession
+) -> None:
+    drive.on("GET", FILES, Reply(fixture("error_insufficient_scopes.json"), status=403))
+    with pytest.raises(AuthError, match=r"connected without the permission .* reconnect it"):
+        await poll("new_file_in_folder", {"folder": FOLDER_ID}, http, account)
+
+    drive.on("POST", UPLOAD, Reply(fixture("error_storage_quota.json"), status=403))
+    with pytest.raises(PermanentError, match="storage is full"):
+        await react("create_text_file", {"name": "a.txt", "content": "a"}, http, account)
+
+    drive.on("GET", FILES, Reply(fixture("error_not_found.json"), status=404))
+    with pytest.raises(PermanentError, match=f"Google Drive has no folder {FOLDER_ID}"):
+        await poll("file_changed", {"folder": FOLDER_ID}, http, account)
+
+    drive.on("GET", FILES, Reply(fixture("error_backend.json"), status=500))
+    with pytest.raises(TransientError, match=r"Google Drive had a problem .* \(HTTP 500\)"):
+        await poll("file_changed", {"folder": FOLDER_ID}, http, account)
+
+
+async def test_bad_folders_and_a_missing_account(http: HttpClient, account: AccountSession) -> None:
+    with pytest.raises(PermanentError, match="is not a Google Drive folder: paste the folder's"):
+        await poll("new_file_in_folder", {"folder": "My Invoices"}, http, account)
+    with pytest.raises(PermanentError, match="is not a Google Drive folder"):
+        await poll("new_file_in_folder", {"folder": "https://drive.google.com/"}, http, account)
+    with pytest.raises(PermanentError, match="is not a Google Drive folder"):
+        await poll("file_changed", {"folder": "x' or '1'='1"}, http, account)
+    with pytest.raises(AuthError, match="choose the Google account"):
+        await react("create_text_file", {"name": "a", "content": "b"}, http, None)
+
+
+def test_the_declaration() -> None:
+    spec = gdrive.service.oauth
+    assert spec is not None
+    assert spec.authorize_url == "https://accounts.google.com/o/oauth2/v2/auth"
+    assert spec.token_url == "https://oauth2.googleapis.com/token"
+    assert spec.extra_authorize_params == {"access_type": "offline", "prompt": "consent"}
+    assert set(spec.scopes) == {gdrive.SCOPE_READ, gdrive.SCOPE_FILE}
+    assert set(gdrive.service.triggers) == {"new_file_in_folder", "file_changed", "shared_with_me"}
+    assert set(gdrive.service.reactions) == {"upload_file", "create_text_file"}
+    icon = Path(__file__).parents[2] / "resources" / "icons" / gdrive.service.icon
+    assert icon.is_file()
