@@ -3,6 +3,7 @@ otherwise the engine's command line (which runs headless)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Sequence
@@ -18,9 +19,22 @@ def has_display() -> bool:
                 or os.environ.get("QT_QPA_PLATFORM"))
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The engine's command line plus the options only the app has."""
+    parser = cli.build_parser()
+    parser.add_argument("--self-test", action="store_true",
+                        help="check that this installation works (a temporary engine, a "
+                             "timer and a webhook run, the window offscreen), then exit")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    parsed = cli.build_parser().parse_args(args)
+    parsed = build_parser().parse_args(args)
+    if parsed.self_test:
+        from desktop.selftest import main as self_test
+
+        return self_test()
     if parsed.command is None:
         if has_display():
             from desktop.app import main as open_app
