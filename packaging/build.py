@@ -25,6 +25,7 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "packaging" / "hookline.spec"
@@ -106,27 +107,61 @@ def make_tarball(bundle: Path, dist: Path, ver: str) -> Path:
     return out
 
 
-def render_icons(svg: Path, root: Path) -> list[Path]:
-    """hookline.svg as PNGs under root/usr/share/icons/hicolor/<size>/apps (QtSvg)."""
+def _renderer(svg: Path) -> tuple[Any, str]:
+    """A QSvgRenderer for the app icon in its colour, and the coloured SVG text."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QByteArray, Qt
-    from PySide6.QtGui import QGuiApplication, QImage, QPainter
+    from PySide6.QtCore import QByteArray
+    from PySide6.QtGui import QGuiApplication
     from PySide6.QtSvg import QSvgRenderer
 
-    _app = QGuiApplication.instance() or QGuiApplication([NAME])
+    global _APP
+    _APP = QGuiApplication.instance() or QGuiApplication([NAME])
     # The same colour as the window's icon (desktop.icons.app_icon).
     data = svg.read_text(encoding="utf-8").replace("currentColor", "#2f6fed")
     renderer = QSvgRenderer(QByteArray(data.encode()))
     if not renderer.isValid():
         raise SystemExit(f"{svg} is not a valid SVG")
+    return renderer, data
+
+
+def _render(renderer: Any, size: int) -> Any:
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QImage, QPainter
+
+    image = QImage(size, size, QImage.Format.Format_ARGB32)
+    image.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(image)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    renderer.render(painter)
+    painter.end()
+    return image
+
+
+_APP: Any = None
+
+#: Where the Windows and macOS icons live (generated from the SVG, committed).
+ICO = ROOT / "packaging" / "windows" / f"{NAME}.ico"
+ICNS = ROOT / "packaging" / "macos" / f"{NAME}.icns"
+
+
+def platform_icons(svg: Path) -> list[Path]:
+    """The .ico (256 px, Windows scales it) and .icns (512 px) from the SVG."""
+    renderer, _data = _renderer(svg)
+    written = []
+    for path, size, kind in ((ICO, 256, "ico"), (ICNS, 512, "icns")):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not _render(renderer, size).save(str(path), kind):
+            raise SystemExit(f"could not write {path}")
+        written.append(path)
+    return written
+
+
+def render_icons(svg: Path, root: Path) -> list[Path]:
+    """hookline.svg as PNGs under root/usr/share/icons/hicolor/<size>/apps (QtSvg)."""
+    renderer, data = _renderer(svg)
     written = []
     for size in ICON_SIZES:
-        image = QImage(size, size, QImage.Format.Format_ARGB32)
-        image.fill(Qt.GlobalColor.transparent)
-        painter = QPainter(image)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        renderer.render(painter)
-        painter.end()
+        image = _render(renderer, size)
         path = root / f"usr/share/icons/hicolor/{size}x{size}/apps/{NAME}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         if not image.save(str(path)):  # PNG, by the suffix
@@ -201,7 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clean", action="store_true", help="rebuild PyInstaller's cache")
     parser.add_argument("--no-tar", action="store_true", help="no .tar.gz (Linux)")
     parser.add_argument("--no-deb", action="store_true", help="no .deb (Linux)")
+    parser.add_argument("--icons", action="store_true",
+                        help="only regenerate the committed .ico and .icns from the SVG")
     args = parser.parse_args(argv)
+    if args.icons:
+        for path in platform_icons(ROOT / "resources" / "icons" / f"{NAME}.svg"):
+            step(f"wrote {path.relative_to(ROOT)}")
+        return 0
     dist, work = args.dist.resolve(), args.work.resolve()
     ver = version()
 
