@@ -63,6 +63,8 @@ class EngineBridge(QObject):
         areaPaused(str, str, str): area id, name and the reason it paused itself.
         notification(str, str, str): title, body, level (info, warning, error).
         triggerHealth(str, str): area id and its trigger's error ('' when recovered).
+        accountChanged(str): an account was connected, reconnected, removed or needs
+            reconnecting.
         pausedAllChanged(bool): "Pause all" took effect (True) or was undone (False).
         settingsChanged(): new settings were saved and applied (``engine.settings``).
     """
@@ -73,6 +75,7 @@ class EngineBridge(QObject):
     areaPaused = Signal(str, str, str)
     notification = Signal(str, str, str)
     triggerHealth = Signal(str, str)
+    accountChanged = Signal(str)
     pausedAllChanged = Signal(bool)
     settingsChanged = Signal()
 
@@ -106,6 +109,8 @@ class EngineBridge(QObject):
             self.triggerHealth.emit(data["area_id"], data["error"])
         elif topic == topics.POLL_RECOVERED:
             self.triggerHealth.emit(data["area_id"], "")
+        elif topic in (topics.ACCOUNT_CHANGED, topics.ACCOUNT_NEEDS_RECONNECT):
+            self.accountChanged.emit(str(data.get("account_id", "")))
 
     # ----------------------------------------------------------------- reads
 

@@ -328,9 +328,9 @@ class StepPicker(QWidget):
         self.account_combo.setEnabled(bool(choices) or optional)
         self.account_note.setText(
             f"It acts as this {service.name} account." if choices else
-            f"No {service.name} account is connected yet: connect one with "
-            f"`hookline accounts connect {service.id}` (or `accounts token`), then come "
-            "back." + (" This reaction can also work without one." if optional else ""))
+            f"No {service.name} account is connected yet: connect one on the Accounts "
+            "screen, then come back."
+            + (" This reaction can also work without one." if optional else ""))
 
     def _action_changed(self) -> None:
         spec = self.spec()

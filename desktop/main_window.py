@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 
 from desktop.bridge import EngineBridge
 from desktop.icons import app_icon
+from desktop.pages.accounts import AccountsPage
 from desktop.pages.activity import ActivityPage
 from desktop.pages.automations import AutomationsPage
 from desktop.pages.presets import PresetsPage
@@ -38,6 +39,7 @@ class MainWindow(QMainWindow):
         ("automations", "Automations", AutomationsPage),
         ("presets", "Presets", PresetsPage),
         ("services", "Services", ServicesPage),
+        ("accounts", "Accounts", AccountsPage),
         ("activity", "Activity", ActivityPage),
         ("settings", "Settings", SettingsPage),
     )

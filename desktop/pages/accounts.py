@@ -1,0 +1,241 @@
+"""Accounts: the services you connected, whether they still work, one click to reconnect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.bridge import EngineBridge
+from desktop.icons import service_icon
+from desktop.models import when
+from desktop.tasks import WidgetTasks
+from engine.auth.session import Account
+from engine.catalog.service import Service
+from engine.errors import HooklineError
+
+
+class AccountsPage(QWidget):
+    """Connected accounts: service, who, status, the automations that use each; connect,
+    reconnect, remove, and set up your own OAuth app.
+
+    Args:
+        bridge: the engine bridge.
+    """
+
+    COLUMNS = ("Service", "Account", "Status", "Used by", "Last refreshed")
+
+    def __init__(self, bridge: EngineBridge, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bridge = bridge
+        self.tasks = WidgetTasks(self)
+        self.accounts: list[Account] = []
+        title = QLabel("Accounts")
+        title.setStyleSheet("font-size: 16pt; font-weight: 600;")
+        self.connect_button = QPushButton("&Connect…")
+        self.connect_button.setMenu(self._connect_menu())
+        self.reconnect_button = QPushButton("&Reconnect")
+        self.reconnect_button.clicked.connect(self._reconnect)
+        self.remove_button = QPushButton("Re&move")
+        self.remove_button.clicked.connect(self._remove)
+        bar = QHBoxLayout()
+        bar.addWidget(title)
+        bar.addStretch(1)
+        for button in (self.connect_button, self.reconnect_button, self.remove_button):
+            bar.addWidget(button)
+        self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table.setHorizontalHeaderLabels(self.COLUMNS)
+        self.table.setAccessibleName("Accounts")
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        self.empty = QLabel("No accounts yet. Services such as GitHub, Dropbox or Telegram "
+                            "act as one of your accounts: press Connect… to add one.")
+        self.empty.setWordWrap(True)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.empty)
+        layout.addWidget(self.status)
+        self._later = QTimer(self, singleShot=True, interval=200)
+        self._later.timeout.connect(lambda: self.tasks.spawn(self.refresh()))
+        bridge.accountChanged.connect(lambda _id: self._later.start())
+        self._update_buttons()
+        self.tasks.spawn(self.refresh())
+
+    def account_services(self) -> list[Service]:
+        return [s for s in self.bridge.registry if s.needs_account]
+
+    def _connect_menu(self) -> QMenu:
+        menu = QMenu(self)
+        for service in self.account_services():
+            action = menu.addAction(service_icon(service.id), service.name)
+            action.triggered.connect(lambda _=False, s=service: self.tasks.spawn(
+                self.connect_service(s)))
+        return menu
+
+    async def refresh(self) -> None:
+        self.accounts = await self.bridge.engine.accounts.accounts()
+        selected = self.selected()
+        used: dict[str, list[str]] = {}
+        for area in self.bridge.engine.areas():
+            for step, _ in area.spec.steps():
+                if step.account:
+                    used.setdefault(step.account, []).append(area.name)
+        self.table.setRowCount(len(self.accounts))
+        for row, account in enumerate(self.accounts):
+            service = self.bridge.registry.services.get(account.service_id)
+            ok = account.status == "ok"
+            names = used.get(account.id, [])
+            cells = [
+                QTableWidgetItem(service_icon(account.service_id),
+                                 service.name if service else account.service_id),
+                QTableWidgetItem(account.name),
+                QTableWidgetItem("Working" if ok else "Needs reconnecting"),
+                QTableWidgetItem(f"{len(names)} automation{'s' if len(names) != 1 else ''}"),
+                QTableWidgetItem(when(account.last_refresh_at)),
+            ]
+            cells[2].setForeground(QColor("#1e8e3e" if ok else "#d93025"))
+            if account.last_error:
+                cells[2].setToolTip(account.last_error)
+            cells[3].setToolTip("\n".join(names))
+            for column, item in enumerate(cells):
+                self.table.setItem(row, column, item)
+            if selected is not None and account.id == selected.id:
+                self.table.selectRow(row)
+        self.table.setVisible(bool(self.accounts))
+        self.empty.setVisible(not self.accounts)
+        self._update_buttons()
+
+    def selected(self) -> Account | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() \
+            else []
+        if not rows or rows[0].row() >= len(self.accounts):
+            return None
+        return self.accounts[rows[0].row()]
+
+    def _update_buttons(self) -> None:
+        chosen = self.selected() is not None
+        self.reconnect_button.setEnabled(chosen)
+        self.remove_button.setEnabled(chosen)
+
+    def ask_token(self, service: Service) -> str | None:
+        """The pasted personal token (None: cancelled)."""
+        assert service.api_key is not None
+        text, ok = QInputDialog.getText(
+            self, f"Connect {service.name}", f"{service.api_key.label}:",
+            QLineEdit.EchoMode.Password)
+        return text if ok and text.strip() else None
+
+    def ask_client(self, service: Service) -> tuple[str, str | None] | None:
+        """The user's own OAuth app: client ID (and secret where the provider wants it)."""
+        assert service.oauth is not None
+        message = self.bridge.engine.accounts.client_missing(service).split(", then")[0]
+        client_id, ok = QInputDialog.getText(self, f"{service.name}: your OAuth app",
+                                             f"{message}.\n\nClient ID:")
+        if not ok or not client_id.strip():
+            return None
+        secret = None
+        if service.oauth.client_secret_required:
+            secret, ok = QInputDialog.getText(self, f"{service.name}: your OAuth app",
+                                              "Client secret (kept in your OS keyring):",
+                                              QLineEdit.EchoMode.Password)
+            if not ok:
+                return None
+        return client_id.strip(), secret
+
+    async def connect_service(self, service: Service) -> Account | None:
+        """Connect (or reconnect) an account of ``service``: a pasted token where the
+        service takes one, else the browser sign-in."""
+        accounts = self.bridge.engine.accounts
+        try:
+            if service.api_key is not None and (service.oauth is None or self._prefer_token(
+                    service)):
+                token = self.ask_token(service)
+                if token is None:
+                    return None
+                account = await accounts.add_token(service.id, token, service.name)
+            else:
+                assert service.oauth is not None
+                try:
+                    await accounts.oauth_client(service.id)
+                except HooklineError:
+                    client = self.ask_client(service)
+                    if client is None:
+                        return None
+                    await accounts.set_client(service.id, *client)
+                self.status.setText(f"Finish signing in to {service.name} in your browser…")
+
+                def show(url: str, _redirect: str) -> None:
+                    self.status.setText(f"Finish signing in to {service.name} in your "
+                                        f"browser. If it did not open, visit: {url}")
+
+                account = await accounts.connect(service.id, show=show)
+        except HooklineError as exc:
+            self.status.setText("")
+            QMessageBox.warning(self, f"{service.name} not connected", str(exc))
+            return None
+        self.status.setText(f"Connected {service.name} as {account.name}.")
+        await self.refresh()
+        return account
+
+    def _prefer_token(self, service: Service) -> bool:
+        answer = QMessageBox.question(
+            self, f"Connect {service.name}",
+            f"Sign in to {service.name} in the browser (Yes), or paste a personal token "
+            "(No)?")
+        return answer == QMessageBox.StandardButton.No
+
+    def _reconnect(self) -> None:
+        account = self.selected()
+        if account is None:
+            return
+        service = self.bridge.registry.services.get(account.service_id)
+        if service is not None:
+            self.tasks.spawn(self.connect_service(service))
+
+    def _remove(self) -> None:
+        account = self.selected()
+        if account is None:
+            return
+        answer = QMessageBox.question(
+            self, "Remove account",
+            f"Remove {account.name}? Automations that use it stop working until you "
+            "connect an account again.")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.tasks.spawn(self._do_remove(account))
+
+    async def _do_remove(self, account: Account) -> None:
+        await self.bridge.engine.accounts.remove(account.id)
+        self.status.setText(f"Removed {account.name}.")
+        await self.refresh()
+
+    def state(self) -> dict[str, Any]:
+        def text(row: int, column: int) -> str:
+            item = self.table.item(row, column)
+            return item.text() if item is not None else ""
+
+        return {"rows": [(text(r, 1), text(r, 2)) for r in range(self.table.rowCount())]}
