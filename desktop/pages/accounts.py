@@ -39,7 +39,7 @@ class AccountsPage(QWidget):
         bridge: the engine bridge.
     """
 
-    COLUMNS = ("Service", "Account", "Status", "Used by", "Last refreshed")
+    COLUMNS = ("Service", "Account", "Status", "Used by", "Permissions", "Last refreshed")
 
     def __init__(self, bridge: EngineBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -116,6 +116,8 @@ class AccountsPage(QWidget):
                 QTableWidgetItem(account.name),
                 QTableWidgetItem("Working" if ok else "Needs reconnecting"),
                 QTableWidgetItem(f"{len(names)} automation{'s' if len(names) != 1 else ''}"),
+                QTableWidgetItem(", ".join(account.scopes) or
+                                 ("personal token" if account.kind == "api_key" else "")),
                 QTableWidgetItem(when(account.last_refresh_at)),
             ]
             cells[2].setForeground(QColor("#1e8e3e" if ok else "#d93025"))
