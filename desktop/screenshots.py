@@ -35,6 +35,7 @@ SCREENS = (
     ("automations", "automations"),
     ("presets", "presets"),
     ("services", "services"),
+    ("accounts", "accounts"),
     ("activity", "activity"),
     ("settings", "settings"),
 )
@@ -126,6 +127,12 @@ async def populate(bridge: Any, folder: Path) -> dict[str, str]:
             log.warning("sample %r left out: %s", data["name"], exc)
             continue
         ids[area.name] = area.id
+    from engine.auth.session import Account
+
+    store = bridge.engine.accounts.store  # sample accounts: no provider to sign in to
+    await store.save(Account("sample-gh", "github", "oauth2", "octocat", ["repo", "gist"]))
+    await store.save(Account("sample-tg", "telegram", "api_key", "@home_bot", [],
+                             status="needs_reconnect", last_error="the bot token was revoked"))
     runs = ["Hourly heartbeat", "Morning briefing", "Weekend reminder", "Hourly heartbeat",
             "Ping the home server"]
     for name in runs:
