@@ -37,6 +37,14 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "integrations.dropbox",
     "integrations.gdrive",
     "integrations.spotify",
+    "integrations.reddit",
+    "integrations.notion",
+    "integrations.unsplash",
+    "integrations.twitch",
+    "integrations.dailymotion",
+    "integrations.todoist",
+    "integrations.trello",
+    "integrations.x",
 )
 
 

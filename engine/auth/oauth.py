@@ -9,6 +9,7 @@ requests go through the engine's shared ``HttpClient``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -17,7 +18,7 @@ import webbrowser
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from aiohttp import web
 
@@ -206,9 +207,8 @@ async def authorize(spec: OAuth2Spec, client: OAuthClient, http: HttpClient, *,
             "client_id": client.client_id}
     if verifier is not None:
         form["code_verifier"] = verifier
-    if client.client_secret:
-        form["client_secret"] = client.client_secret
-    data = await token_request(spec, http, form, "exchange the sign-in code")
+    data = await token_request(spec, http, *_authenticated(spec, client, form),
+                               "exchange the sign-in code")
     return TokenSet.from_response(data)
 
 
@@ -230,9 +230,8 @@ async def refresh(spec: OAuth2Spec, client: OAuthClient, http: HttpClient,
         raise TokenRefused("there is no refresh token", "invalid_grant")
     form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token,
             "client_id": client.client_id}
-    if client.client_secret:
-        form["client_secret"] = client.client_secret
-    data = await token_request(spec, http, form, "refresh the access")
+    data = await token_request(spec, http, *_authenticated(spec, client, form),
+                               "refresh the access")
     return TokenSet.from_response(data, previous=tokens)
 
 
@@ -243,23 +242,35 @@ async def revoke(spec: OAuth2Spec, client: OAuthClient, http: HttpClient,
         return False
     token, hint = ((tokens.refresh_token, "refresh_token") if tokens.refresh_token
                    else (tokens.access_token, "access_token"))
-    form = {"token": token, "token_type_hint": hint, "client_id": client.client_id}
-    if client.client_secret:
-        form["client_secret"] = client.client_secret
+    form, headers = _authenticated(spec, client, {"token": token, "token_type_hint": hint,
+                                                  "client_id": client.client_id})
     try:
-        resp = await http.post(spec.revoke_url, data=form, check=False)
+        resp = await http.post(spec.revoke_url, data=form, headers=headers, check=False)
     except TransientError as exc:
         log.info("could not reach the provider to revoke a token: %s", exc)
         return False
     return resp.ok
 
 
+def _authenticated(spec: OAuth2Spec, client: OAuthClient, form: dict[str, str]
+                   ) -> tuple[dict[str, str], dict[str, str]]:
+    """The form and headers with the client's credentials where the provider wants them."""
+    if spec.client_auth == "basic":
+        form = {k: v for k, v in form.items() if k != "client_id"}
+        pair = f"{quote(client.client_id, safe='')}:{quote(client.client_secret or '', safe='')}"
+        return form, {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+    form = dict(form)
+    if client.client_secret:
+        form["client_secret"] = client.client_secret
+    return form, {}
+
+
 async def token_request(spec: OAuth2Spec, http: HttpClient, form: dict[str, str],
-                        what: str) -> dict[str, Any]:
+                        headers: dict[str, str], what: str) -> dict[str, Any]:
     """POST to the token endpoint; the answer's JSON, or the error that says why not."""
     host = urlsplit(spec.token_url).hostname or "the provider"
     resp = await http.post(spec.token_url, data=form, check=False,
-                           headers={"Accept": "application/json"})
+                           headers={"Accept": "application/json", **headers})
     if resp.status == 429:
         raise RateLimited(f"{host} asked to wait before trying to {what} again",
                           resp.retry_after())

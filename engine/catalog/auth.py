@@ -34,6 +34,9 @@ class OAuth2Spec:
         client_secret_required: whether the user's OAuth app needs its secret too.
         userinfo: names the account from its access token.
         client_help: where and how the user registers their own OAuth app.
+        client_auth: how the client authenticates at the token and revoke endpoints:
+            ``"body"`` (client_id/client_secret in the form) or ``"basic"`` (HTTP Basic,
+            RFC 6749 §2.3.1; Reddit and Notion insist on it).
     """
 
     authorize_url: str
@@ -47,6 +50,7 @@ class OAuth2Spec:
     client_secret_required: bool = False
     userinfo: UserInfo | None = None
     client_help: str = ""
+    client_auth: str = "body"
 
     def redirect_uri(self, port: int | None = None) -> str:
         """The redirect URI for ``port``; without one, the URI to register with the

@@ -276,3 +276,22 @@ async def test_removing_an_account_revokes_it_and_deletes_its_tokens(
     assert (await changed).data["name"] == "marta"
     with pytest.raises(AuthError, match="was removed: choose another account"):
         await session.token()
+
+
+def test_providers_that_want_http_basic_get_it() -> None:
+    import base64
+
+    from engine.auth.oauth import OAuthClient, _authenticated
+    from engine.catalog.auth import OAuth2Spec
+
+    form = {"grant_type": "refresh_token", "refresh_token": "r", "client_id": "app id"}
+    basic = OAuth2Spec("https://p.example/a", "https://p.example/t", client_auth="basic")
+    sent, headers = _authenticated(basic, OAuthClient("app id", "s3:cret"), form)
+    assert "client_id" not in sent
+    assert "client_secret" not in sent
+    assert base64.b64decode(headers["Authorization"].split()[1]) == b"app%20id:s3%3Acret"
+    body = OAuth2Spec("https://p.example/a", "https://p.example/t")
+    sent, headers = _authenticated(body, OAuthClient("app id", "s3:cret"), form)
+    assert sent["client_id"] == "app id"
+    assert sent["client_secret"] == "s3:cret"
+    assert headers == {}

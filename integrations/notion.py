@@ -1,0 +1,436 @@
+"""Notion: new and changed pages in a database; add pages and text as your integration."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from engine import (
+    AccountSession,
+    ApiKeySpec,
+    AuthError,
+    AuthKind,
+    Field,
+    HttpClient,
+    HttpResponse,
+    Item,
+    Param,
+    ParamType,
+    PermanentError,
+    PollContext,
+    PollResult,
+    RateLimited,
+    ReactionContext,
+    Service,
+    TransientError,
+)
+
+NOTION_VERSION = "2022-06-28"
+HEADERS = {"Notion-Version": NOTION_VERSION, "Accept": "application/json"}
+PAGE_SIZE = 50
+#: Notion's limit on the content of one rich-text object.
+TEXT_CHUNK = 2000
+
+_ID_RE = re.compile(
+    r"([0-9a-fA-F]{8})-?([0-9a-fA-F]{4})-?([0-9a-fA-F]{4})-?([0-9a-fA-F]{4})-?"
+    r"([0-9a-fA-F]{12})"
+)
+
+
+async def _whoami(http: HttpClient, token: str) -> str:
+    """The workspace (or bot name) an integration secret belongs to."""
+    resp = await http.get(
+        _url("/users/me"), headers={**HEADERS, "Authorization": f"Bearer {token}"}, check=False
+    )
+    _check(resp, "the integration's own user")
+    data = resp.json()
+    bot = data.get("bot") if isinstance(data, dict) else None
+    name = bot.get("workspace_name") if isinstance(bot, dict) else None
+    return str(name or (data.get("name") if isinstance(data, dict) else None) or "Notion")
+
+
+service = Service(
+    "notion",
+    "Notion",
+    "New and changed pages in Notion databases; create database pages and append text "
+    "to pages as your Notion integration.",
+    icon="notion.svg",
+    auth=AuthKind.API_KEY,
+    api_base_url="https://api.notion.com/v1",
+    api_key=ApiKeySpec(
+        "Internal integration secret",
+        "Create an internal integration at https://www.notion.so/profile/integrations "
+        "(capabilities: Read content, Insert content, Update content) and copy its secret "
+        "(it starts with ntn_ or secret_). Then share each database or page with it: "
+        "open the page, ••• → Connections → add the integration. (Notion's OAuth public "
+        "integrations sign their token request with HTTP Basic auth, which Hookline's "
+        "connect flow does not do yet, so use an internal integration.)",
+        userinfo=_whoami,
+    ),
+)
+
+_DATABASE = Param(
+    "database",
+    ParamType.TEXT,
+    "Database",
+    help="The database's address (Share → Copy link) or its 32-character id. The "
+    "database must be shared with the integration (••• → Connections).",
+    example="https://www.notion.so/marta/3f1c2b5e9a7d4c0e8b6a1d2f4e5c7a90?v=1b2c",
+)
+_PAGE = Param(
+    "page",
+    ParamType.TEXT,
+    "Page",
+    help="The page's address or its 32-character id (a template such as "
+    "{{ reactions[0].id }} works too). It must be shared with the integration.",
+    example="https://www.notion.so/Garden-log-8d2e4f6a1b3c4d5e9f0a1b2c3d4e5f60",
+    templated=True,
+)
+
+
+# ---------------------------------------------------------------------- the API
+
+
+def _url(path: str) -> str:
+    return service.api_base_url.rstrip("/") + path
+
+
+def _notion_id(value: Any, what: str) -> str:
+    """The dashed UUID in an id or a notion.so address (the last one in it, as Notion's
+    addresses end with the id and may carry a ``?v=`` view id after it)."""
+    text = str(value or "").strip()
+    path = text.split("?", 1)[0].split("#", 1)[0]
+    found = _ID_RE.findall(path)
+    if not found:
+        raise PermanentError(
+            f"{text!r} is not a Notion {what}: paste its address (Share → Copy link) "
+            "or its 32-character id"
+        )
+    return "-".join(found[-1]).lower()
+
+
+def _account(ctx: PollContext | ReactionContext) -> AccountSession:
+    if ctx.account is None:
+        raise AuthError(
+            "choose the Notion account this step acts as (add an integration secret with "
+            "`hookline accounts token notion`)"
+        )
+    return ctx.account
+
+
+def _message(resp: HttpResponse) -> str:
+    try:
+        data = resp.json()
+    except PermanentError:
+        return ""
+    return str(data.get("message") or "") if isinstance(data, dict) else ""
+
+
+def _check(resp: HttpResponse, what: str) -> None:
+    """Raise the engine error for a Notion answer that is not a success."""
+    status = resp.status
+    if status < 300:
+        return
+    message = _message(resp)
+    said = f": {message}" if message else ""
+    if status == 429:
+        wait = resp.retry_after()
+        when = f"; try again in {wait:.0f} s" if wait is not None else ""
+        raise RateLimited(f"Notion's rate limit is used up{when}", wait)
+    if status == 401:
+        raise AuthError(
+            f"Notion refused the integration secret{said}: add a new one in Hookline "
+            "(`hookline accounts token notion`)"
+        )
+    if status == 403:
+        raise AuthError(
+            f"the integration may not do this to {what}{said}. Give it the Insert and "
+            "Update content capabilities at https://www.notion.so/profile/integrations"
+        )
+    if status == 404:
+        raise PermanentError(
+            f"Notion has no {what}, or it is not shared with the integration: open it in "
+            "Notion, ••• → Connections → add the integration"
+        )
+    if status >= 500:
+        raise TransientError(f"Notion had a problem answering for {what} (HTTP {status})")
+    raise PermanentError(f"Notion refused the request for {what}{said}")
+
+
+async def _call(
+    ctx: PollContext | ReactionContext, method: str, path: str, what: str, body: Any
+) -> dict[str, Any]:
+    resp = await _account(ctx).request(
+        method, _url(path), headers=HEADERS, json_body=body, check=False
+    )
+    _check(resp, what)
+    data = resp.json()
+    if not isinstance(data, dict):
+        raise PermanentError(f"Notion answered for {what} with something that is not an object")
+    return data
+
+
+def _plain(rich: Any) -> str:
+    if not isinstance(rich, list):
+        return ""
+    return "".join(str(r.get("plain_text") or "") for r in rich if isinstance(r, dict))
+
+
+def _value(prop: Any) -> str:
+    """A page property's value as text (what a user sees in the cell)."""
+    if not isinstance(prop, dict):
+        return ""
+    kind = str(prop.get("type") or "")
+    value = prop.get(kind)
+    if kind in ("title", "rich_text"):
+        return _plain(value)
+    if kind in ("select", "status"):
+        return str(value.get("name") or "") if isinstance(value, dict) else ""
+    if kind == "multi_select":
+        return ", ".join(str(v.get("name")) for v in value or [] if isinstance(v, dict))
+    if kind == "people":
+        return ", ".join(
+            str(v.get("name") or v.get("id")) for v in value or [] if isinstance(v, dict)
+        )
+    if kind == "relation":
+        return ", ".join(str(v.get("id")) for v in value or [] if isinstance(v, dict))
+    if kind == "date":
+        if not isinstance(value, dict):
+            return ""
+        end = value.get("end")
+        return str(value.get("start") or "") + (f" → {end}" if end else "")
+    if kind == "checkbox":
+        return "true" if value else "false"
+    if kind == "formula" and isinstance(value, dict):
+        return _value(value)
+    if kind == "unique_id" and isinstance(value, dict):
+        prefix = value.get("prefix")
+        return f"{prefix}-{value.get('number')}" if prefix else str(value.get("number"))
+    if kind in ("created_by", "last_edited_by") and isinstance(value, dict):
+        return str(value.get("name") or value.get("id") or "")
+    if kind == "files":
+        return ", ".join(str(v.get("name")) for v in value or [] if isinstance(v, dict))
+    return "" if value is None else str(value)
+
+
+def _page_data(page: Mapping[str, Any], database: str) -> dict[str, Any]:
+    props = page.get("properties") or {}
+    values = {str(name): _value(prop) for name, prop in props.items()}
+    title = next(
+        (values[n] for n, p in props.items() if isinstance(p, dict) and p.get("type") == "title"),
+        "",
+    )
+    return {
+        "id": page.get("id"),
+        "url": page.get("url"),
+        "title": title,
+        "properties": values,
+        "created_time": page.get("created_time"),
+        "last_edited_time": page.get("last_edited_time"),
+        "database_id": database,
+    }
+
+
+async def _query(ctx: PollContext, timestamp: str) -> tuple[str, list[dict[str, Any]]]:
+    database = _notion_id(ctx.params["database"], "database")
+    body = {"sorts": [{"timestamp": timestamp, "direction": "descending"}], "page_size": PAGE_SIZE}
+    data = await _call(ctx, "POST", f"/databases/{database}/query", f"database {database}", body)
+    results = data.get("results")
+    if not isinstance(results, list):
+        raise PermanentError("Notion answered the database query without a list of pages")
+    pages = [p for p in results if isinstance(p, dict) and p.get("object") == "page"]
+    return database, [p for p in pages if not p.get("archived") and not p.get("in_trash")]
+
+
+_PAGE_FIELDS = [
+    Field("id", "Page id", "8d2e4f6a-1b3c-4d5e-9f0a-1b2c3d4e5f60"),
+    Field(
+        "url", "Address", "https://www.notion.so/Repot-the-basil-8d2e4f6a1b3c4d5e9f0a1b2c3d4e5f60"
+    ),
+    Field("title", "Title", "Repot the basil"),
+    Field(
+        "properties",
+        "All properties (name → text)",
+        {"Name": "Repot the basil", "Status": "In progress"},
+    ),
+    Field("created_time", "Created at (UTC, ISO 8601)", "2025-03-14T09:26:00.000Z"),
+    Field("last_edited_time", "Last edited at (UTC, ISO 8601)", "2025-03-15T18:02:00.000Z"),
+    Field("database_id", "Database id", "3f1c2b5e-9a7d-4c0e-8b6a-1d2f4e5c7a90"),
+]
+
+
+# ---------------------------------------------------------------------- triggers
+
+
+@service.poll_trigger(
+    "new_page_in_database",
+    "New page in a database",
+    "Fires for each new page (row) in a Notion database shared with the integration.",
+    params=[_DATABASE],
+    fields=_PAGE_FIELDS,
+    default_interval=300,
+    min_interval=60,
+)
+async def new_page_in_database(ctx: PollContext) -> PollResult:
+    database, pages = await _query(ctx, "created_time")
+    return PollResult([Item(str(p["id"]), _page_data(p, database)) for p in pages])
+
+
+@service.poll_trigger(
+    "page_property_changed",
+    "Page changed in a database",
+    "Fires when a page in a Notion database is edited, or, with a property chosen, when "
+    "that property takes a value it has not had before on that page.",
+    params=[
+        _DATABASE,
+        Param(
+            "property",
+            ParamType.TEXT,
+            "Only when this property changes",
+            help="The property's name as in the database's column header. Empty: any edit.",
+            required=False,
+            example="Status",
+        ),
+    ],
+    fields=[*_PAGE_FIELDS, Field("value", "The chosen property's value now", "Done")],
+    default_interval=300,
+    min_interval=60,
+)
+async def page_property_changed(ctx: PollContext) -> PollResult:
+    database, pages = await _query(ctx, "last_edited_time")
+    wanted = str(ctx.params.get("property") or "").strip()
+    items = []
+    for page in pages:
+        data = _page_data(page, database)
+        if not wanted:
+            data["value"] = ""
+            items.append(Item(f"{page['id']}@{page.get('last_edited_time')}", data))
+            continue
+        if wanted not in data["properties"]:
+            raise PermanentError(
+                f"the database has no property {wanted!r}: write the name as in its column "
+                f"header (it has: {', '.join(sorted(data['properties']))})"
+            )
+        data["value"] = data["properties"][wanted]
+        items.append(Item(f"{page['id']}#{wanted}={data['value']}", data))
+    return PollResult(items)
+
+
+# ---------------------------------------------------------------------- reactions
+
+
+def _rich_text(text: str) -> list[dict[str, Any]]:
+    return [
+        {"type": "text", "text": {"content": text[i : i + TEXT_CHUNK]}}
+        for i in range(0, len(text), TEXT_CHUNK)
+    ]
+
+
+def _paragraphs(text: str) -> list[dict[str, Any]]:
+    """One paragraph block per paragraph (blank-line separated) of ``text``."""
+    blocks = []
+    for part in re.split(r"\n\s*\n", text.strip()):
+        if part.strip():
+            blocks.append(
+                {
+                    "object": "block",
+                    "type": "paragraph",
+                    "paragraph": {"rich_text": _rich_text(part.strip())},
+                }
+            )
+    return blocks[:100]  # Notion takes at most 100 blocks per request
+
+
+@service.reaction(
+    "create_database_page",
+    "Create a database page",
+    "Adds a page (row) to a Notion database, with a title, optional properties and text.",
+    params=[
+        _DATABASE,
+        Param(
+            "title",
+            ParamType.TEXT,
+            "Title",
+            help="The page's title (its Name column).",
+            example="Sensor 3 went offline",
+        ),
+        Param(
+            "properties",
+            ParamType.MULTILINE,
+            "Other properties (JSON)",
+            help="Property values in Notion's API format, as a JSON object keyed by "
+            "property name. Empty: only the title.",
+            required=False,
+            example='{"Status": {"select": {"name": "To do"}}, "Due": {"date": {"start": '
+            '"2025-03-20"}}}',
+        ),
+        Param(
+            "content",
+            ParamType.MULTILINE,
+            "Page text",
+            help="Text for the page's body; blank lines start new paragraphs.",
+            required=False,
+            example="Seen at {{ trigger.fired_at }}.",
+        ),
+    ],
+    fields=[
+        Field("id", "Page id", "8d2e4f6a-1b3c-4d5e-9f0a-1b2c3d4e5f60"),
+        Field("url", "Address", "https://www.notion.so/Sensor-3-went-offline-8d2e4f6a1b3c"),
+    ],
+    retry=False,
+)
+async def create_database_page(ctx: ReactionContext) -> Mapping[str, Any]:
+    database = _notion_id(ctx.params["database"], "database")
+    properties: dict[str, Any] = {}
+    raw = str(ctx.params.get("properties") or "").strip()
+    if raw:
+        try:
+            properties = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise PermanentError(
+                f"the properties are not valid JSON ({exc.msg} at "
+                f"line {exc.lineno}): write a JSON object"
+            ) from None
+        if not isinstance(properties, dict):
+            raise PermanentError('the properties must be a JSON object, e.g. {"Status": ...}')
+    # The title property's id is always "title", whatever the column is called.
+    properties["title"] = {"title": _rich_text(str(ctx.params["title"]))}
+    body: dict[str, Any] = {"parent": {"database_id": database}, "properties": properties}
+    children = _paragraphs(str(ctx.params.get("content") or ""))
+    if children:
+        body["children"] = children
+    data = await _call(ctx, "POST", "/pages", f"database {database}", body)
+    return {"id": data.get("id"), "url": data.get("url")}
+
+
+@service.reaction(
+    "append_text",
+    "Append text to a page",
+    "Adds text at the end of a Notion page, as paragraphs.",
+    params=[
+        _PAGE,
+        Param(
+            "text",
+            ParamType.MULTILINE,
+            "Text",
+            help="What to add; blank lines start new paragraphs.",
+            example="{{ trigger.title }} — {{ trigger.url }}",
+        ),
+    ],
+    fields=[
+        Field("block_ids", "Ids of the added paragraphs", ["c02fc1d3-db8b-45c5-a222-27595b15aea7"])
+    ],
+    retry=False,
+)
+async def append_text(ctx: ReactionContext) -> Mapping[str, Any]:
+    page = _notion_id(ctx.params["page"], "page")
+    children = _paragraphs(str(ctx.params.get("text") or ""))
+    if not children:
+        raise PermanentError("the text is empty: give something to append")
+    data = await _call(
+        ctx, "PATCH", f"/blocks/{page}/children", f"page {page}", {"children": children}
+    )
+    results = data.get("results") or []
+    return {"block_ids": [b.get("id") for b in results if isinstance(b, dict)]}

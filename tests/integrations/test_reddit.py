@@ -1,0 +1,307 @@
+"""Reddit against a local server that answers with Reddit-shaped responses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+from aiohttp import web
+
+from engine import AuthError, PermanentError, RateLimited, TransientError
+from engine.auth import AccountSession
+from engine.http import HttpClient
+from engine.testing import poll_context, reaction_context
+from integrations import reddit
+
+FIXTURES = Path(__file__).parent / "fixtures" / "reddit"
+TOKEN = "1419384-Zk3yQ8vR2mLw7nXcT5hJbA9sPdEfGu"
+
+
+def fixture(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+@dataclass
+class Reply:
+    body: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+
+class FakeReddit:
+    def __init__(self) -> None:
+        self.replies: dict[tuple[str, str], Reply] = {}
+        self.seen: list[Seen] = []
+
+    def on(self, method: str, path: str, reply: Reply) -> None:
+        self.replies[(method, path)] = reply
+
+    async def handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        self.seen.append(
+            Seen(request.method, request.path, dict(request.query), dict(request.headers), raw)
+        )
+        reply = self.replies.get((request.method, request.path))
+        if reply is None:
+            return web.Response(status=404, text="Not Found")
+        if reply.status == 204:
+            return web.Response(status=204, headers=reply.headers)
+        if isinstance(reply.body, str):
+            return web.Response(text=reply.body, status=reply.status, headers=reply.headers)
+        return web.json_response(reply.body, status=reply.status, headers=reply.headers)
+
+
+@pytest.fixture
+async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeReddit]:
+    fake = FakeReddit()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", fake.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    monkeypatch.setattr(reddit.service, "api_base_url", f"http://127.0.0.1:{port}")
+    yield fake
+    await runner.cleanup()
+
+
+@pytest.fixture
+def account(http: HttpClient) -> AccountSession:
+    return AccountSession.for_token(reddit.service, TOKEN, http, name="martakowal")
+
+
+def poll(
+    trigger: str,
+    params: dict[str, Any],
+    http: HttpClient,
+    account: Any,
+    state: dict[str, Any] | None = None,
+) -> Any:
+    spec = reddit.service.triggers[trigger]
+    ctx = poll_context(spec, params, http, state=state)
+    ctx.account = account
+    assert spec.poll is not None
+    return spec.poll(ctx)
+
+
+def react(reaction: str, params: dict[str, Any], http: HttpClient, account: Any) -> Any:
+    spec = reddit.service.reactions[reaction]
+    ctx = reaction_context(spec, params, http)
+    ctx.account = account
+    return spec.run(ctx)
+
+
+UA = "desktop:org.hookline.app:1 (Hookline personal automation)"
+LISTING = {"limit": "25", "raw_json": "1"}
+
+
+def assert_headers(seen: Seen) -> None:
+    assert seen.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert seen.headers["User-Agent"] == UA
+
+
+def form(seen: Seen) -> dict[str, str]:
+    assert seen.headers["Content-Type"].startswith("application/x-www-form-urlencoded")
+    return dict(parse_qsl(seen.body.decode()))
+
+
+# ---------------------------------------------------------------------- triggers
+
+
+async def test_new_post_in_subreddit_lists_new_posts(
+    api: FakeReddit, http: HttpClient, account: AccountSession
+) -> None:
+    api.on("GET", "/r/gardening/new", Reply(fixture("subreddit_new.json")))
+    params = {"subreddit": "https://www.reddit.com/r/gardening/"}
+    result = await poll("new_post_in_subreddit", params, http, account)
+    assert [i.key for i in result.items] == ["t3_1gx4m9r", "t3_1gx4k2p"]
+    link, text = (i.data for i in result.items)
+    assert link["link"] == "https://i.redd.it/k2l3m4n5o6.jpg"
+    assert text == {
+        "id": "t3_1gx4k2p",
+        "title": "My balcony tomatoes in November",
+        "text": "Still fruiting thanks to the warm wall & the sun.",
+        "link": None,
+        "author": "martakowal",
+        "subreddit": "gardening",
+        "url": "https://www.reddit.com/r/gardening/comments/1gx4k2p/my_balcony_tomatoes_in_november/",
+        "created_at": "2025-11-22T10:41:06+00:00",
+    }
+    (seen,) = api.seen
+    assert_headers(seen)
+    assert seen.query == LISTING
+
+
+async def test_bad_or_unknown_subreddits(
+    api: FakeReddit, http: HttpClient, account: AccountSession
+) -> None:
+    with pytest.raises(PermanentError, match="not a subreddit"):
+        await poll("new_post_in_subreddit", {"subreddit": "garden ing"}, http, account)
+    assert api.seen == []
+    api.on("GET", "/r/nosuchsub/new", Reply({"kind": "t5", "data": {}}))
+    with pytest.raises(PermanentError, match="could not find subreddit r/nosuchsub"):
+        await poll("new_post_in_subreddit", {"subreddit": "r/nosuchsub"}, http, account)
+
+
+async def test_new_comment_on_my_post_keeps_only_post_replies(
+    api: FakeReddit, http: HttpClient, account: AccountSession
+) -> None:
+    api.on("GET", "/message/inbox", Reply(fixture("inbox.json")))
+    result = await poll("new_comment_on_my_post", {}, http, account)
+    (item,) = result.items
+    assert item.key == "t1_lz9x0ab"
+    assert item.data == {
+        "id": "t1_lz9x0ab",
+        "text": "Which variety is that?",
+        "author": "jonaseberle",
+        "post_title": "My balcony tomatoes in November",
+        "subreddit": "gardening",
+        "url": "https://www.reddit.com/r/gardening/comments/1gx4k2p/my_balcony_tomatoes_in_november/lz9x0ab/",
+        "created_at": "2025-11-22T11:05:30+00:00",
+    }
+    assert api.seen[0].query == LISTING
+
+
+async def test_new_saved_item_lists_posts_and_comments(
+    api: FakeReddit, http: HttpClient, account: AccountSession
+) -> None:
+    api.on("GET", "/api/v1/me", Reply(fixture("me.json")))
+    api.on("GET", "/user/martakowal/saved", Reply(fixture("saved.json")))
+    state: dict[str, Any] = {}
+    result = await poll("new_saved_item", {}, http, account, state)
+    assert [(i.key, i.data["kind"]) for i in result.items] == [
+        ("t1_lz8a1b2", "comment"),
+        ("t3_1gx4m9r", "post"),
+    ]
+    assert result.items[0].data["title"] == "How do you save seeds?"
+    assert result.items[0].data["text"] == "Ferment the seeds for three days before drying."
+    await poll("new_saved_item", {}, http, account, state)
+    assert [s.path for s in api.seen] == [
+        "/api/v1/me",
+        "/user/martakowal/saved",
+        "/user/martakowal/saved",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "error", "message"),
+    [
+        (401, {}, AuthError, "needs reconnecting"),
+        (403, {}, AuthError, "does not let this account reach your inbox"),
+        (404, {}, PermanentError, "Reddit could not find your inbox"),
+        (429, {"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": "42"}, RateLimited, "42 s"),
+        (500, {}, TransientError, "HTTP 500"),
+    ],
+)
+async def test_errors_become_engine_errors(
+    api: FakeReddit,
+    http: HttpClient,
+    account: AccountSession,
+    status: int,
+    headers: dict[str, str],
+    error: type[Exception],
+    message: str,
+) -> None:
+    api.on("GET", "/message/inbox", Reply({"message": "x", "error": status}, status, headers))
+    with pytest.raises(error, match=message) as caught:
+        await poll("new_comment_on_my_post", {}, http, account)
+    assert TOKEN not in str(caught.value)
+    if status == 429:
+        assert isinstance(caught.value, RateLimited)
+        assert caught.value.retry_after == 42
+
+
+async def test_without_an_account_says_how_to_connect(http: HttpClient) -> None:
+    with pytest.raises(AuthError, match="hookline accounts connect reddit"):
+        await poll("new_comment_on_my_post", {}, http, None)
+
+
+# ---------------------------------------------------------------------- reactions
+
+
+async def test_submit_a_text_post(
+    api: FakeReddit, http: HttpClient, account: AccountSession
+) -> None:
+    api.on("POST", "/api/submit", Reply(fixture("submitted.json")))
+    params = {"subreddit": "test", "title": "Hello from Hookline", "text": "It *works*."}
+    out = await react("submit_post", params, http, account)
+    assert out == {
+        "id": "t3_1gx5m7q",
+        "url": "https://www.reddit.com/r/test/comments/1gx5m7q/hello_from_hookline/",
+    }
+    (seen,) = api.seen
+    assert_headers(seen)
+    assert form(seen) == {
+        "sr": "test",
+        "title": "Hello from Hookline",
+        "resubmit": "true",
+        "kind": "self",
+        "text": "It *works*.",
+        "api_type": "json",
+    }
+    assert reddit.service.reactions["submit_post"].retry is False
+
+
+async def test_submit_a_link_post_and_refusals(
+    api: FakeReddit, http: HttpClient, account: AccountSession
+) -> None:
+    api.on("POST", "/api/submit", Reply(fixture("submit_error.json")))
+    params = {"subreddit": "nosuchsub", "title": "Look", "link": "https://example.org/a"}
+    with pytest.raises(PermanentError, match="that subreddit doesn't exist"):
+        await react("submit_post", params, http, account)
+    sent = form(api.seen[0])
+    assert (sent["kind"], sent["url"]) == ("link", "https://example.org/a")
+    assert "text" not in sent
+    with pytest.raises(PermanentError, match="not a web address"):
+        await react("submit_post", {**params, "link": "example.org"}, http, account)
+    api.on("POST", "/api/submit", Reply(fixture("submit_ratelimit.json")))
+    with pytest.raises(RateLimited, match="Take a break for 9 minutes"):
+        await react("submit_post", params, http, account)
+
+
+async def test_reply_to_a_comment_address(
+    api: FakeReddit, http: HttpClient, account: AccountSession
+) -> None:
+    api.on("POST", "/api/comment", Reply(fixture("commented.json")))
+    url = "https://www.reddit.com/r/gardening/comments/1gx4k2p/my_balcony_tomatoes_in_november/lz9x0ab/"
+    out = await react("reply", {"to": url, "text": "Thanks!"}, http, account)
+    assert out == {
+        "id": "t1_lz9y1cd",
+        "url": "https://www.reddit.com/r/gardening/comments/1gx4k2p/my_balcony_tomatoes_in_november/lz9y1cd/",
+    }
+    assert form(api.seen[0]) == {"thing_id": "t1_lz9x0ab", "text": "Thanks!", "api_type": "json"}
+    await react("reply", {"to": "t3_1gx4k2p", "text": "Hi"}, http, account)
+    assert form(api.seen[1])["thing_id"] == "t3_1gx4k2p"
+
+
+async def test_reply_to_something_else_is_refused(
+    api: FakeReddit, http: HttpClient, account: AccountSession
+) -> None:
+    with pytest.raises(PermanentError, match="not a Reddit post or comment"):
+        await react("reply", {"to": "t5_2qh1i", "text": "Hi"}, http, account)
+    assert api.seen == []
+
+
+async def test_oauth_spec_and_userinfo(api: FakeReddit, http: HttpClient) -> None:
+    spec = reddit.service.oauth
+    assert spec is not None and spec.userinfo is not None
+    assert spec.pkce is False and spec.client_secret_required is False
+    assert spec.extra_authorize_params == {"duration": "permanent"}
+    api.on("GET", "/api/v1/me", Reply(fixture("me.json")))
+    assert await spec.userinfo(http, TOKEN) == "martakowal"
+    assert api.seen[0].headers["User-Agent"] == UA

@@ -1,0 +1,288 @@
+"""X against a local server that answers with X-shaped responses."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from engine import AuthError, PermanentError, RateLimited, TransientError
+from engine.auth import AccountSession
+from engine.http import HttpClient
+from engine.testing import poll_context, reaction_context
+from integrations import x
+
+FIXTURES = Path(__file__).parent / "fixtures" / "x"
+TOKEN = "bWRWa2xRNm9NbDlXaXpHU2ZZd0hSUmt5cmZlRkZXVmdPOjE3MzI0MDQ3MDE"
+
+
+def fixture(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+@dataclass
+class Reply:
+    body: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+
+class FakeX:
+    def __init__(self) -> None:
+        self.replies: dict[tuple[str, str], Reply] = {}
+        self.seen: list[Seen] = []
+
+    def on(self, method: str, path: str, reply: Reply) -> None:
+        self.replies[(method, path)] = reply
+
+    async def handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        self.seen.append(
+            Seen(request.method, request.path, dict(request.query), dict(request.headers), raw)
+        )
+        reply = self.replies.get((request.method, request.path))
+        if reply is None:
+            return web.Response(status=404, text="Not Found")
+        if reply.status == 204:
+            return web.Response(status=204, headers=reply.headers)
+        if isinstance(reply.body, str):
+            return web.Response(text=reply.body, status=reply.status, headers=reply.headers)
+        return web.json_response(reply.body, status=reply.status, headers=reply.headers)
+
+
+@pytest.fixture
+async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeX]:
+    fake = FakeX()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", fake.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    monkeypatch.setattr(x.service, "api_base_url", f"http://127.0.0.1:{port}")
+    yield fake
+    await runner.cleanup()
+
+
+@pytest.fixture
+def account(http: HttpClient) -> AccountSession:
+    return AccountSession.for_token(x.service, TOKEN, http, name="martakowal")
+
+
+def poll(
+    trigger: str,
+    params: dict[str, Any],
+    http: HttpClient,
+    account: Any,
+    state: dict[str, Any] | None = None,
+) -> Any:
+    spec = x.service.triggers[trigger]
+    ctx = poll_context(spec, params, http, state=state)
+    ctx.account = account
+    assert spec.poll is not None
+    return spec.poll(ctx)
+
+
+def react(reaction: str, params: dict[str, Any], http: HttpClient, account: Any) -> Any:
+    spec = x.service.reactions[reaction]
+    ctx = reaction_context(spec, params, http)
+    ctx.account = account
+    return spec.run(ctx)
+
+
+ME = "1452869102233456640"
+DEV = "2244994945"
+
+
+def assert_bearer(seen: Seen) -> None:
+    assert seen.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+POST_QUERY = {
+    "tweet.fields": "created_at,author_id,conversation_id",
+    "expansions": "author_id",
+    "user.fields": "username,name",
+    "max_results": "20",
+}
+
+
+# ---------------------------------------------------------------------- triggers
+
+
+async def test_new_post_from_user_looks_the_user_up_once(
+    api: FakeX, http: HttpClient, account: AccountSession
+) -> None:
+    api.on("GET", "/users/by/username/XDevelopers", Reply(fixture("user_by_username.json")))
+    api.on("GET", f"/users/{DEV}/tweets", Reply(fixture("user_posts.json")))
+    state: dict[str, Any] = {}
+    params = {"username": "https://x.com/XDevelopers"}
+    result = await poll("new_post_from_user", params, http, account, state)
+    assert [i.key for i in result.items] == ["1861123456789012345", "1861000000000000001"]
+    assert result.items[0].data == {
+        "id": "1861123456789012345",
+        "text": "The v2 posts endpoint now returns edit history.",
+        "author": "XDevelopers",
+        "author_name": "Developers",
+        "url": "https://x.com/XDevelopers/status/1861123456789012345",
+        "created_at": "2026-11-22T10:41:06.000Z",
+        "conversation_id": "1861123456789012345",
+    }
+    lookup, posts = api.seen
+    assert_bearer(lookup)
+    assert_bearer(posts)
+    assert posts.query == {**POST_QUERY, "exclude": "replies,retweets"}
+    await poll(
+        "new_post_from_user", {"username": "@XDevelopers", "replies": True}, http, account, state
+    )
+    assert [s.path for s in api.seen[2:]] == [f"/users/{DEV}/tweets"]
+    assert api.seen[2].query == POST_QUERY
+
+
+async def test_new_mention_uses_the_accounts_own_id(
+    api: FakeX, http: HttpClient, account: AccountSession
+) -> None:
+    api.on("GET", "/users/me", Reply(fixture("me.json")))
+    api.on("GET", f"/users/{ME}/mentions", Reply(fixture("mentions.json")))
+    result = await poll("new_mention", {}, http, account)
+    (item,) = result.items
+    assert item.key == "1861200000000000002"
+    assert item.data["author"] == "jonaseberle"
+    assert item.data["url"] == "https://x.com/jonaseberle/status/1861200000000000002"
+    assert api.seen[1].query == POST_QUERY
+    assert "paid" in x.service.triggers["new_mention"].description
+
+
+async def test_search_sends_the_query_and_handles_no_results(
+    api: FakeX, http: HttpClient, account: AccountSession
+) -> None:
+    api.on("GET", "/tweets/search/recent", Reply(fixture("search_empty.json")))
+    params = {"query": "#gardening -is:retweet lang:en"}
+    result = await poll("new_post_matching_search", params, http, account)
+    assert result.items == []
+    assert api.seen[0].query == {**POST_QUERY, "query": "#gardening -is:retweet lang:en"}
+    assert "paid" in x.service.triggers["new_post_matching_search"].description
+    with pytest.raises(PermanentError, match="1 to 512 characters"):
+        await poll("new_post_matching_search", {"query": "a" * 513}, http, account)
+
+
+async def test_unknown_user_and_bad_usernames(
+    api: FakeX, http: HttpClient, account: AccountSession
+) -> None:
+    api.on("GET", "/users/by/username/nosuchuser_zz", Reply(fixture("error_user_not_found.json")))
+    with pytest.raises(PermanentError, match=r"Could not find user with username"):
+        await poll("new_post_from_user", {"username": "nosuchuser_zz"}, http, account)
+    with pytest.raises(PermanentError, match="not an X username"):
+        await poll("new_post_from_user", {"username": "marta kowal"}, http, account)
+    assert len(api.seen) == 1
+
+
+async def test_rate_limit_uses_the_reset_header(
+    api: FakeX, http: HttpClient, account: AccountSession
+) -> None:
+    reset = str(int(time.time()) + 600)
+    headers = {"x-rate-limit-remaining": "0", "x-rate-limit-reset": reset}
+    api.on("GET", "/tweets/search/recent", Reply(fixture("error_too_many.json"), 429, headers))
+    with pytest.raises(RateLimited, match="rate limit") as caught:
+        await poll("new_post_matching_search", {"query": "hookline"}, http, account)
+    assert caught.value.retry_after is not None
+    assert 590 <= caught.value.retry_after <= 600
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error", "message"),
+    [
+        (401, "error_unauthorized.json", AuthError, "needs reconnecting"),
+        (403, "error_client_forbidden.json", AuthError, "paid API access level"),
+        (404, None, PermanentError, "X could not find your mentions"),
+        (503, None, TransientError, "HTTP 503"),
+    ],
+)
+async def test_errors_become_engine_errors(
+    api: FakeX,
+    http: HttpClient,
+    account: AccountSession,
+    status: int,
+    body: str | None,
+    error: type[Exception],
+    message: str,
+) -> None:
+    api.on("GET", "/users/me", Reply(fixture("me.json")))
+    reply = fixture(body) if body else "Service Unavailable"
+    api.on("GET", f"/users/{ME}/mentions", Reply(reply, status))
+    with pytest.raises(error, match=message) as caught:
+        await poll("new_mention", {}, http, account)
+    assert TOKEN not in str(caught.value)
+
+
+async def test_without_an_account_says_how_to_connect(http: HttpClient) -> None:
+    with pytest.raises(AuthError, match="hookline accounts connect x"):
+        await poll("new_mention", {}, http, None)
+
+
+# ---------------------------------------------------------------------- reactions
+
+
+async def test_post_publishes_it(api: FakeX, http: HttpClient, account: AccountSession) -> None:
+    api.on("POST", "/tweets", Reply(fixture("post_created.json"), 201))
+    out = await react("post", {"text": "Hello from Hookline"}, http, account)
+    assert out == {
+        "id": "1861300000000000003",
+        "url": "https://x.com/martakowal/status/1861300000000000003",
+    }
+    (seen,) = api.seen
+    assert_bearer(seen)
+    assert json.loads(seen.body) == {"text": "Hello from Hookline"}
+    assert x.service.reactions["post"].retry is False
+
+
+async def test_reply_to_a_post_address(
+    api: FakeX, http: HttpClient, account: AccountSession
+) -> None:
+    api.on("POST", "/tweets", Reply(fixture("post_created.json"), 201))
+    params = {"post": "https://x.com/jonaseberle/status/1861200000000000002", "text": "The v3."}
+    await react("reply", params, http, account)
+    assert json.loads(api.seen[0].body) == {
+        "text": "The v3.",
+        "reply": {"in_reply_to_tweet_id": "1861200000000000002"},
+    }
+
+
+async def test_bad_posts_are_refused_before_sending(
+    api: FakeX, http: HttpClient, account: AccountSession
+) -> None:
+    with pytest.raises(PermanentError, match="X allows 280"):
+        await react("post", {"text": "a" * 281}, http, account)
+    with pytest.raises(PermanentError, match="not an X post"):
+        await react("reply", {"post": "yesterday's", "text": "Hi"}, http, account)
+    assert api.seen == []
+
+
+async def test_duplicate_post_is_a_permanent_error(
+    api: FakeX, http: HttpClient, account: AccountSession
+) -> None:
+    api.on("POST", "/tweets", Reply(fixture("error_duplicate.json"), 403))
+    with pytest.raises(PermanentError, match="duplicate content"):
+        await react("post", {"text": "Hello"}, http, account)
+
+
+async def test_userinfo_names_the_account(api: FakeX, http: HttpClient) -> None:
+    api.on("GET", "/users/me", Reply(fixture("me.json")))
+    assert x.service.oauth is not None and x.service.oauth.userinfo is not None
+    assert await x.service.oauth.userinfo(http, TOKEN) == "martakowal"
+    assert x.service.oauth.pkce is True
