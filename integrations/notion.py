@@ -16,6 +16,7 @@ from engine import (
     HttpClient,
     HttpResponse,
     Item,
+    OAuth2Spec,
     Param,
     ParamType,
     PermanentError,
@@ -57,16 +58,28 @@ service = Service(
     "New and changed pages in Notion databases; create database pages and append text "
     "to pages as your Notion integration.",
     icon="notion.svg",
-    auth=AuthKind.API_KEY,
+    auth=AuthKind.OAUTH2,
     api_base_url="https://api.notion.com/v1",
+    oauth=OAuth2Spec(
+        authorize_url="https://api.notion.com/v1/oauth/authorize",
+        token_url="https://api.notion.com/v1/oauth/token",  # noqa: S106 - an address
+        extra_authorize_params={"owner": "user"},
+        # Notion matches the redirect URI exactly and wants HTTP Basic client auth.
+        fixed_port=17573,
+        pkce=False,
+        client_secret_required=True,
+        client_auth="basic",
+        userinfo=_whoami,
+        client_help="(Notion: https://www.notion.so/profile/integrations → New integration "
+        "→ type Public; its OAuth client ID and secret are on the Configuration tab)",
+    ),
     api_key=ApiKeySpec(
         "Internal integration secret",
         "Create an internal integration at https://www.notion.so/profile/integrations "
         "(capabilities: Read content, Insert content, Update content) and copy its secret "
         "(it starts with ntn_ or secret_). Then share each database or page with it: "
-        "open the page, ••• → Connections → add the integration. (Notion's OAuth public "
-        "integrations sign their token request with HTTP Basic auth, which Hookline's "
-        "connect flow does not do yet, so use an internal integration.)",
+        "open the page, ••• → Connections → add the integration. (Or connect through "
+        "the browser with your own public integration.)",
         userinfo=_whoami,
     ),
 )

@@ -321,8 +321,18 @@ async def test_bad_ids_and_a_missing_account(http: HttpClient, account: AccountS
 
 def test_the_declaration() -> None:
     assert notion.service.api_base_url == "https://api.notion.com/v1"
-    assert notion.service.oauth is None and notion.service.api_key is not None
+    assert notion.service.oauth is not None and notion.service.api_key is not None
     assert set(notion.service.triggers) == {"new_page_in_database", "page_property_changed"}
     assert set(notion.service.reactions) == {"create_database_page", "append_text"}
     icon = Path(__file__).parents[2] / "resources" / "icons" / notion.service.icon
     assert icon.is_file()
+
+
+def test_notion_can_be_connected_through_the_browser_with_basic_client_auth() -> None:
+    from integrations.notion import service as notion
+
+    assert notion.oauth is not None
+    assert notion.oauth.client_auth == "basic"
+    assert notion.oauth.redirect_uri(notion.oauth.fixed_port) == \
+        "http://127.0.0.1:17573/callback"
+    assert notion.api_key is not None  # the internal-integration secret still works
