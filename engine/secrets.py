@@ -124,7 +124,10 @@ class SecretStore:
         if isinstance(backend, fail.Keyring):
             return False, (
                 "no OS keyring found. On Linux install and unlock a Secret Service "
-                "(e.g. gnome-keyring or KeePassXC); on Windows and macOS it is built in"
+                "(e.g. gnome-keyring or KeePassXC); on Windows and macOS it is built in. "
+                "On a headless server you may instead keep secrets in an encrypted file: "
+                "`hookline settings set secrets_file_fallback true` and set "
+                "$HOOKLINE_SECRETS_PASSPHRASE"
             )
         return True, f"{type(backend).__module__}.{type(backend).__name__}"
 
