@@ -23,6 +23,9 @@ class WidgetTasks:
 
     _live: ClassVar[weakref.WeakSet[WidgetTasks]] = weakref.WeakSet()
     _stopped: ClassVar[bool] = False
+    #: Every unfinished task of every widget, also of widgets already deleted (a cancel
+    #: sent when a widget goes still needs the loop to run to take effect).
+    _pending: ClassVar[set[asyncio.Task[Any]]] = set()
 
     def __init__(self, owner: QObject) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -31,10 +34,13 @@ class WidgetTasks:
         owner.destroyed.connect(lambda *_: _cancel(tasks))
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        if WidgetTasks._stopped:  # shutting down: a late timer must not start work
+        if WidgetTasks._stopped or not _loop_running():
+            # Shutting down, or Qt delivered a timer while the asyncio loop is not running
+            # (its steps would then run outside it): the work is dropped, not started.
             coro = _dropped(coro)
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
+        WidgetTasks._pending.add(task)
         task.add_done_callback(self._done)
         return task
 
@@ -48,7 +54,8 @@ class WidgetTasks:
         engine closes, so none wakes up to find it gone)."""
         WidgetTasks._stopped = True
         current = asyncio.current_task()
-        tasks = [t for owner in list(cls._live) for t in owner._tasks if t is not current]
+        tasks = [t for t in {*cls._pending, *(t for o in list(cls._live) for t in o._tasks)}
+                 if t is not current]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -63,6 +70,7 @@ class WidgetTasks:
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        WidgetTasks._pending.discard(task)
         if not task.cancelled() and task.exception() is not None:
             task.get_loop().call_exception_handler({
                 "message": f"widget task {task.get_name()} failed",
@@ -77,3 +85,11 @@ def _cancel(tasks: set[asyncio.Task[Any]], keep: asyncio.Task[Any] | None = None
 
 async def _dropped(coro: Coroutine[Any, Any, Any]) -> None:
     coro.close()
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
