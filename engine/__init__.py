@@ -36,7 +36,7 @@ from engine.errors import (
     ValidationError,
     WaitUntil,
 )
-from engine.http import HttpClient, HttpResponse, OutboundGuard
+from engine.http import HttpClient, HttpResponse, OutboundGuard, raise_for_provider
 from engine.settings import Settings
 from engine.text import html_to_text, redact_url
 
@@ -84,5 +84,6 @@ __all__ = [
     "format_duration",
     "html_to_text",
     "parse_duration",
+    "raise_for_provider",
     "redact_url",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -148,6 +148,45 @@ class HttpResponse:
         if status >= 500 or status == 408:
             raise TransientError(message)
         raise PermanentError(message)
+
+
+def raise_for_provider(
+    resp: HttpResponse,
+    provider: str,
+    what: str,
+    *,
+    unauthorized: str,
+    not_found_hint: str = "check it",
+    rate_scope: str = "account",
+    detail: Callable[[HttpResponse], str] | None = None,
+) -> None:
+    """The engine error, in words naming ``provider`` and ``what``, for an answer that is
+    not a success; returns for 1xx-2xx.
+
+    Args:
+        unauthorized: the 401 message; may use ``{what}`` and ``{said}`` (the far side's
+            own words, prefixed with ": " when there are any).
+        detail: reads the far side's own words from an error answer (default: its text).
+    """
+    status = resp.status
+    if status < 300:
+        return
+    message = detail(resp) if detail else resp.text()[:200].strip()
+    said = f": {message}" if message else ""
+    if status == 429:
+        wait = resp.retry_after()
+        when = f"; try again in {wait:.0f} s" if wait is not None else ""
+        raise RateLimited(f"{provider}'s rate limit for this {rate_scope} is used up{when}", wait)
+    if status == 401:
+        raise AuthError(unauthorized.format(what=what, said=said))
+    if status == 403:
+        raise AuthError(f"{provider} does not let this account reach {what}{said}")
+    if status == 404:
+        raise PermanentError(f"{provider} has no {what}, or this account cannot see it: "
+                             f"{not_found_hint}")
+    if status >= 500:
+        raise TransientError(f"{provider} had a problem answering for {what} (HTTP {status})")
+    raise PermanentError(f"{provider} refused the request for {what} (HTTP {status}){said}")
 
 
 class HttpClient:

@@ -20,10 +20,9 @@ from engine import (
     PermanentError,
     PollContext,
     PollResult,
-    RateLimited,
     ReactionContext,
     Service,
-    TransientError,
+    raise_for_provider,
 )
 
 REST = "/rest/v2"
@@ -102,27 +101,11 @@ def _account(ctx: PollContext | ReactionContext) -> AccountSession:
 
 def _check(resp: HttpResponse, what: str) -> None:
     """Raise the engine error for a Todoist answer that is not a success."""
-    status = resp.status
-    if status < 300:
-        return
-    message = resp.text()[:200].strip()
-    said = f": {message}" if message else ""
-    if status == 429:
-        wait = resp.retry_after()
-        when = f"; try again in {wait:.0f} s" if wait is not None else ""
-        raise RateLimited(f"Todoist's rate limit for this account is used up{when}", wait)
-    if status == 401:
-        raise AuthError(
-            "Todoist refused the API token: copy it again from Settings → Integrations → "
-            "Developer and update the account in Hookline"
-        )
-    if status == 403:
-        raise AuthError(f"Todoist does not let this account reach {what}{said}")
-    if status == 404:
-        raise PermanentError(f"Todoist has no {what}, or this account cannot see it: check the id")
-    if status >= 500:
-        raise TransientError(f"Todoist had a problem answering for {what} (HTTP {status})")
-    raise PermanentError(f"Todoist refused the request for {what} (HTTP {status}){said}")
+    raise_for_provider(
+        resp, "Todoist", what, not_found_hint="check the id",
+        unauthorized="Todoist refused the API token: copy it again from Settings → "
+        "Integrations → Developer and update the account in Hookline",
+    )
 
 
 def _object(resp: HttpResponse, what: str) -> dict[str, Any]:

@@ -20,10 +20,9 @@ from engine import (
     PermanentError,
     PollContext,
     PollResult,
-    RateLimited,
     ReactionContext,
     Service,
-    TransientError,
+    raise_for_provider,
 )
 
 ACTIONS_LIMIT = 50
@@ -142,27 +141,11 @@ def _message(resp: HttpResponse) -> str:
 
 def _check(resp: HttpResponse, what: str) -> None:
     """Raise the engine error for a Trello answer that is not a success."""
-    status = resp.status
-    if status < 300:
-        return
-    message = _message(resp)
-    said = f": {message}" if message else ""
-    if status == 429:
-        wait = resp.retry_after()
-        when = f"; try again in {wait:.0f} s" if wait is not None else ""
-        raise RateLimited(f"Trello's rate limit for this token is used up{when}", wait)
-    if status == 401:
-        raise AuthError(
-            f"Trello refused the key or token for {what}{said}: check that the token allows "
-            "read and write and that the account can see the board"
-        )
-    if status == 403:
-        raise AuthError(f"Trello does not let this account reach {what}{said}")
-    if status == 404:
-        raise PermanentError(f"Trello has no {what}, or this account cannot see it: check it")
-    if status >= 500:
-        raise TransientError(f"Trello had a problem answering for {what} (HTTP {status})")
-    raise PermanentError(f"Trello refused the request for {what} (HTTP {status}){said}")
+    raise_for_provider(
+        resp, "Trello", what, rate_scope="token", detail=_message,
+        unauthorized="Trello refused the key or token for {what}{said}: check that the "
+        "token allows read and write and that the account can see the board",
+    )
 
 
 def _object(resp: HttpResponse, what: str) -> dict[str, Any]:
