@@ -26,7 +26,7 @@ from engine.control import ControlServer
 from engine.dispatcher import Dispatcher
 from engine.errors import ConfigError, HooklineError
 from engine.http import HttpClient, OutboundGuard
-from engine.journal import Journal, Journaled, NewEvent, Pending
+from engine.journal import Journal, Journaled, NewEvent, RunRecord
 from engine.listener import Listener, Route, token_hash
 from engine.lock import DataDirLock
 from engine.paths import data_dir as default_data_dir
@@ -37,6 +37,7 @@ from engine.scheduler import Scheduler, missed_between
 from engine.secrets import SecretStore, open_secret_store
 from engine.settings import Settings, load_settings
 from engine.storage.db import database_url, migrate, open_async
+from engine.storage.ledger import Ledger
 from engine.storage.schema import areas as areas_table
 from engine.storage.schema import utcnow
 from engine.storage.writer import Statement, Writer
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_SLOT = "webhook"
 RETENTION_EVERY = 6 * 3600.0
+#: The run ledger's folder, in the data folder.
+LEDGER_DIR = "ledger"
 BACKUP_CHECK_EVERY = 3600.0
 
 
@@ -99,12 +102,15 @@ class Engine:
             self.store = Store(self.db)
             self.accounts = Accounts(self.db, self.secrets, self.http, self.bus, self.registry)
             self.writer = Writer(self.url)
+            self.journal = Journal(self.writer, self.db.dialect.name,
+                                   Ledger(self.data_dir / LEDGER_DIR))
+            self.journal.replay()  # before the writer counts run ids
             self.writer.start()
-            self.journal = Journal(self.writer, self.db.dialect.name)
+            self.journal.ledger.open()
             self.runner = Runner(self.registry, self.settings, self.http, self.bus,
                                  self.journal, self._resolve_secret,
                                  sessions=self.accounts.session)
-            self.dispatcher = Dispatcher(self._process, self.journal.flush)
+            self.dispatcher = Dispatcher(self._process)
             self.scheduler = Scheduler()
             self.poller = Poller(self.store, self.journal, self.http, self.settings, self.bus,
                                  self._dispatch, self._delay_poll)
@@ -156,6 +162,9 @@ class Engine:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if hasattr(self, "journal"):
+            await self.journal.settled()
+            self.journal.close()
         if hasattr(self, "writer"):
             await self.writer.aclose()
         if hasattr(self, "db"):
@@ -172,8 +181,9 @@ class Engine:
         await self.aclose()
 
     async def wait_idle(self) -> None:
-        """Wait until every dispatched event has been processed."""
+        """Wait until every dispatched event has been processed and recorded."""
         await self.dispatcher.idle()
+        await self.journal.settled()
 
     def apply_settings(self, settings: Settings) -> None:
         """Use ``settings`` from now on. The listener's address, port and on/off and the
@@ -549,10 +559,9 @@ class Engine:
                                            [self.journal.fired_statement(area_id, now)])
         for event in events:
             run_id = self.writer.run_id()
-            await self.journal.start_run(run_id, event, resumed=False, steps=[],
-                                         status="missed")
+            self.journal.start_run(run_id, event, resumed=False, steps=[], status="missed")
             times = "time was" if missed == 1 else "times were"
-            await self.journal.finish_run(
+            self.journal.finish_run(
                 run_id, event.id, status="missed", steps=[], condition=None,
                 error=f"{missed} scheduled {times} missed while Hookline was not running "
                       "or the computer slept; catch-up is 'skip', so nothing ran")
@@ -596,22 +605,25 @@ class Engine:
         log.info("resuming %d unfinished event(s) (%d interrupted mid-run)", len(pending),
                  resumed)
 
-    async def _process(self, event: Journaled, carried: list[dict[str, Any]] | None,
-                       pending: Pending | None) -> Pending | None:
+    async def _process(self, event: Journaled, carried: list[dict[str, Any]] | None) -> None:
         area = self._areas.get(event.area_id)
         if area is None:  # removed since: its events went with it
-            return pending
-        outcome = await self.runner.run(area, event, carried=carried, pending=pending)
-        record = outcome.pending
-        if outcome.status == "failed":
-            await self._count_failure(area, outcome.error or "failed", record)
-        elif area.failure_streak:
-            area.failure_streak = 0
-            record.statements.append(Statement(6, self._set_streak, {
-                "aid": area.id, "streak": 0, "reason": area.paused_reason}))
-        return record
+            return
+        await self.journal.room()
+        outcome = await self.runner.run(area, event, carried=carried)
+        record = outcome.record
+        assert record is not None
+        try:
+            if outcome.status == "failed":
+                await self._count_failure(area, outcome.error or "failed", record)
+            elif area.failure_streak:
+                area.failure_streak = 0
+                record.statements.append(Statement(6, self._set_streak, {
+                    "aid": area.id, "streak": 0, "reason": area.paused_reason}))
+        finally:  # before the area's next run starts
+            self.journal.save(record)
 
-    async def _count_failure(self, area: Area, error: str, record: Pending) -> None:
+    async def _count_failure(self, area: Area, error: str, record: RunRecord) -> None:
         area.failure_streak += 1
         limit = self.settings.pause_after_failures
         pause = bool(limit) and area.failure_streak >= limit and area.paused_reason is None

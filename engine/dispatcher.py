@@ -4,34 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from engine.journal import Journaled, Pending
+from engine.journal import Journaled
 
 log = logging.getLogger(__name__)
 
 Work = tuple[Journaled, list[dict[str, Any]] | None]
+
+#: A worker whose runs finish without waiting (a quick reaction) lets the loop serve
+#: others after this long.
+SLICE = 0.002
 
 
 class Dispatcher:
     """Hands committed events to ``process``, in order per area.
 
     Args:
-        process: runs one event (with the steps of an interrupted run, if any), committing
-            the previous run's record with its own start; returns its own record.
-        flush: commits a record alone when no next run comes to carry it.
+        process: runs one event (with the steps of an interrupted run, if any) and
+            records it; returns once the run's record is safe against a kill.
         max_runs: runs under way at once, across areas.
         max_backlog: events waiting before sources are made to wait (``room()``).
     """
 
-    def __init__(self, process: Callable[[Journaled, list[dict[str, Any]] | None,
-                                          Pending | None], Awaitable[Pending | None]],
-                 flush: Callable[[Pending], Awaitable[None]],
+    def __init__(self, process: Callable[[Journaled, list[dict[str, Any]] | None],
+                                         Awaitable[None]],
                  max_runs: int = 64, max_backlog: int = 5000) -> None:
         self._process = process
-        self._flush = flush
         self._runs = asyncio.Semaphore(max_runs)
         self._queues: dict[str, deque[Work]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -65,14 +67,13 @@ class Dispatcher:
 
     async def _drain(self, area_id: str) -> None:
         queue = self._queues[area_id]
-        pending: Pending | None = None
+        began = time.monotonic()
         try:
             while queue and not self._closed:
                 event, carried = queue.popleft()
                 try:
                     async with self._runs:
-                        carry, pending = pending, None
-                        pending = await self._process(event, carried, carry)
+                        await self._process(event, carried)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -82,13 +83,9 @@ class Dispatcher:
                     self.backlog -= 1
                     if self.backlog < self._max_backlog:
                         self._room.set()
-            if pending is not None:
-                await self._flush(pending)
-                pending = None
-        except asyncio.CancelledError:
-            if pending is not None:  # the finished run's record must not be lost
-                await asyncio.shield(self._flush(pending))
-            raise
+                if time.monotonic() - began > SLICE:
+                    await asyncio.sleep(0)
+                    began = time.monotonic()
         finally:
             del self._workers[area_id]
             if not queue:

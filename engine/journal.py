@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from engine.storage.db import to_json
+from engine.storage.ledger import Ledger, apply, fold, read_entries
 from engine.storage.schema import events, runs, seen_keys, trigger_state, utcnow
 from engine.storage.writer import Statement, Writer
+
+log = logging.getLogger(__name__)
+
+#: Run records submitted but not committed beyond which runs wait for the writer.
+MAX_INFLIGHT = 20000
 
 
 @dataclass(frozen=True)
@@ -25,16 +36,14 @@ class NewEvent:
 
 
 @dataclass
-class Pending:
-    """Writes that may ride along with the next commit (a finished run's record rides
-    with the next run's start: one commit per run), and what to do once durable."""
+class RunRecord:
+    """A finished run's record, not saved yet: the engine may add writes (the area's
+    failure streak) and what to do once it is in the database, then :meth:`Journal.save`."""
 
+    entry: dict[str, Any]
+    raw: dict[str, str]
     statements: list[Statement] = field(default_factory=list)
     after: list[Callable[[], None]] = field(default_factory=list)
-
-    def settled(self) -> None:
-        for callback in self.after:
-            callback()
 
 
 @dataclass(frozen=True)
@@ -48,10 +57,19 @@ class Journaled:
 
 
 class Journal:
-    """Builds the statements once per dialect and sends writes to the group writer."""
+    """Builds the statements once per dialect and sends writes to the group writer.
 
-    def __init__(self, writer: Writer, dialect: str) -> None:
+    Events are committed before anyone is told they were accepted. A run's start, steps
+    and finish are appended to the run ledger at once and committed in the background
+    (see :mod:`engine.storage.ledger`); ``after`` callbacks run once they are committed.
+    """
+
+    def __init__(self, writer: Writer, dialect: str, ledger: Ledger) -> None:
         self.writer = writer
+        self.ledger = ledger
+        self._inflight: set[asyncio.Future[Any]] = set()
+        #: A run record failed to commit: the ledger is kept for the next start.
+        self.dirty = False
         ins: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
         self._insert_event = ins(events).on_conflict_do_nothing(
             index_elements=["area_id", "dedup_key"])
@@ -123,44 +141,112 @@ class Journal:
             "area_id": area_id, "state": {}, "primed": True, "last_check_at": None,
             "last_fired_at": at, "last_error": None})
 
-    async def start_run(self, run_id: int, event: Journaled, *, resumed: bool,
-                        steps: list[dict[str, Any]], status: str = "running",
-                        pending: Pending | None = None) -> None:
-        """Record the run as started (with ``pending`` writes in the same commit)."""
-        await self.writer.write([*(pending.statements if pending else ()),
-                                 Statement(2, self._insert_run, {
-            "id": run_id, "event_id": event.id, "area_id": event.area_id, "status": status,
-            "resumed": resumed, "trigger_payload": event.payload, "condition": None,
-            "steps": steps, "error": None, "started_at": utcnow(), "finished_at": None})])
-        if pending:
-            pending.settled()
+    # ------------------------------------------------------------ run records
 
-    async def save_steps(self, run_id: int, steps: list[dict[str, Any]]) -> None:
-        await self.writer.write([Statement(3, self._update_steps,
-                                           {"rid": run_id, "steps": steps})])
+    def replay(self) -> int:
+        """Fold run records left in the ledger (a killed process, a failed write) into
+        the database, then drop them; before the writer starts. Returns runs changed."""
+        segments = self.ledger.segments()
+        if not segments:
+            return 0
+        state = fold(read_entries(segments))
+        changed: int = self.writer.run_sync(lambda conn: apply(conn, state))
+        Ledger.remove(segments)
+        if changed:
+            log.info("recovered %d run record(s) from the run ledger", changed)
+        return changed
 
-    def finish_statements(self, run_id: int, event_id: int | None, *, status: str,
-                          steps: list[dict[str, Any]], error: str | None,
-                          condition: dict[str, Any] | None) -> list[Statement]:
+    def _record(self, entry: dict[str, Any], raw: dict[str, str],
+                statements: list[Statement], after: Sequence[Callable[[], None]] = ()
+                ) -> None:
+        self.ledger.append(entry, raw)
+        future = self.writer.submit(statements)
+        self._inflight.add(future)
+        future.add_done_callback(partial(self._committed, list(after)))
+        if self.ledger.rotate_due():
+            closed = self.ledger.rotate()
+            barrier = self.writer.submit()  # commits after everything written to `closed`
+            self._inflight.add(barrier)
+            barrier.add_done_callback(partial(self._retire, closed))
+
+    def _committed(self, after: list[Callable[[], None]], future: asyncio.Future[Any]) -> None:
+        self._inflight.discard(future)
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            if not self.dirty:
+                log.error("%s; the run records are kept in %s and saved at the next start",
+                          error, self.ledger.folder)
+            self.dirty = True
+        for callback in after:
+            callback()
+
+    def _retire(self, closed: Path, future: asyncio.Future[Any]) -> None:
+        self._inflight.discard(future)
+        if not future.cancelled() and future.exception() is None and not self.dirty:
+            Ledger.remove([closed])
+
+    async def settled(self) -> None:
+        """Wait until every run record submitted so far has committed."""
+        while self._inflight:
+            await asyncio.wait(list(self._inflight))
+
+    async def room(self) -> None:
+        """Wait while the writer is far behind (bounds memory under a long burst)."""
+        if len(self._inflight) > MAX_INFLIGHT:
+            await self.settled()
+
+    def close(self) -> None:
+        """Close the ledger; it is removed when every record reached the database."""
+        self.ledger.close(remove=not self.dirty and not self._inflight)
+
+    def start_run(self, run_id: int, event: Journaled, *, resumed: bool,
+                  steps: list[dict[str, Any]], status: str = "running",
+                  after: Sequence[Callable[[], None]] = ()) -> None:
+        """Record the run as started; safe against a kill once this returns."""
         now = utcnow()
+        steps_json = to_json(steps)
+        self._record(
+            {"run": run_id, "event": event.id, "area": event.area_id, "resumed": resumed,
+             "started_status": status, "started": now.isoformat()},
+            {"steps": steps_json},
+            [Statement(2, self._insert_run, {
+                "id": run_id, "event_id": event.id, "area_id": event.area_id,
+                "status": status, "resumed": resumed, "trigger_payload": event.payload,
+                "condition": None, "steps": steps_json, "error": None, "started_at": now,
+                "finished_at": None})],
+            after)
+
+    def save_steps(self, run_id: int, steps: list[dict[str, Any]]) -> None:
+        steps_json = to_json(steps)
+        self._record({"run": run_id}, {"steps": steps_json},
+                     [Statement(3, self._update_steps, {"rid": run_id, "steps": steps_json})])
+
+    def finished(self, run_id: int, event_id: int | None, *, status: str,
+                 steps: list[dict[str, Any]], error: str | None,
+                 condition: dict[str, Any] | None) -> RunRecord:
+        """A finished run's record, for :meth:`save`."""
+        now = utcnow()
+        steps_json = to_json(steps)
         statements = [Statement(4, self._finish_run, {
-            "rid": run_id, "status": status, "steps": steps, "error": error,
+            "rid": run_id, "status": status, "steps": steps_json, "error": error,
             "cond": condition, "at": now})]
         if event_id is not None:
             statements.append(Statement(5, self._finish_event, {"eid": event_id, "at": now}))
-        return statements
+        return RunRecord({"run": run_id, "event": event_id, "status": status, "error": error,
+                          "condition": condition, "finished": now.isoformat()},
+                         {"steps": steps_json}, statements)
 
-    async def finish_run(self, run_id: int, event_id: int | None, *, status: str,
-                         steps: list[dict[str, Any]], error: str | None,
-                         condition: dict[str, Any] | None) -> None:
-        await self.writer.write(self.finish_statements(
-            run_id, event_id, status=status, steps=steps, error=error, condition=condition))
+    def save(self, record: RunRecord) -> None:
+        """Record a finished run; safe against a kill once this returns."""
+        self._record(record.entry, record.raw, record.statements, record.after)
 
-    async def flush(self, pending: Pending) -> None:
-        """Commit ``pending`` on its own (nothing came along to carry it)."""
-        if pending.statements:
-            await self.writer.write(pending.statements)
-        pending.settled()
+    def finish_run(self, run_id: int, event_id: int | None, *, status: str,
+                   steps: list[dict[str, Any]], error: str | None,
+                   condition: dict[str, Any] | None) -> None:
+        self.save(self.finished(run_id, event_id, status=status, steps=steps, error=error,
+                                condition=condition))
 
     async def mark_interrupted(self, run_id: int, steps: list[dict[str, Any]],
                                condition: dict[str, Any] | None) -> None:

@@ -29,7 +29,7 @@ from engine.errors import (
     WaitUntil,
 )
 from engine.http import HttpClient
-from engine.journal import Journal, Journaled, Pending
+from engine.journal import Journal, Journaled, RunRecord
 from engine.registry import Registry
 from engine.settings import Settings
 from engine.storage.schema import utcnow
@@ -56,8 +56,8 @@ class Outcome:
     status: str  # succeeded | failed | skipped
     error: str | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
-    #: the run's record, not yet committed
-    pending: Pending = field(default_factory=lambda: Pending())
+    #: the run's record, for the caller to add to and save (``Journal.save``)
+    record: RunRecord | None = None
 
 
 def json_safe(value: Any) -> Any:
@@ -116,23 +116,22 @@ class Runner:
         return self._limits[service_id]
 
     async def run(self, area: Area, event: Journaled, *,
-                  carried: list[dict[str, Any]] | None = None,
-                  pending: Pending | None = None) -> Outcome:
-        """Process ``event`` for ``area`` and record it; ``carried`` are the steps of an
-        interrupted run (finished ones are not repeated; the run is marked resumed).
+                  carried: list[dict[str, Any]] | None = None) -> Outcome:
+        """Process ``event`` for ``area``; ``carried`` are the steps of an interrupted
+        run (finished ones are not repeated; the run is marked resumed).
 
-        ``pending`` (the previous run's record) is committed with this run's start; the
-        outcome's own ``pending`` holds this run's record for the caller to commit —
-        with the next run's start, or alone (``Journal.flush``).
+        The start and each step are recorded as they happen; the finished run's record
+        is the outcome's ``record``, which the caller saves (``Journal.save``) before
+        the area's next run starts.
         """
         assert self.journal is not None
         spec = area.spec
         steps = carried or [_new_step(r) for r in spec.reactions]
         run_id = self.journal.writer.run_id()
-        await self.journal.start_run(run_id, event, resumed=carried is not None, steps=steps,
-                                     pending=pending)
-        self.bus.publish(topics.RUN_STARTED, run_id=run_id, area_id=area.id,
-                         event_id=event.id)
+        self.journal.start_run(run_id, event, resumed=carried is not None, steps=steps,
+                               after=[lambda: self.bus.publish(
+                                   topics.RUN_STARTED, run_id=run_id, area_id=area.id,
+                                   event_id=event.id)])
         condition: dict[str, Any] | None = None
         status, error = "succeeded", None
         outputs: list[Any] = []
@@ -165,24 +164,24 @@ class Runner:
                         else:
                             outputs.append(output)
                             if index < len(spec.reactions) - 1:
-                                await self.journal.save_steps(run_id, steps)
+                                self.journal.save_steps(run_id, steps)
                             continue
                     # Waiting: the moment is saved first, so a restart waits only the rest.
-                    await self.journal.save_steps(run_id, steps)
+                    self.journal.save_steps(run_id, steps)
                     until = datetime.fromisoformat(record["until"])
                     await self._wait(until)
                     record.update(status="succeeded", output={"waited_until": record["until"]})
                     outputs.append(record["output"])
                     if index < len(spec.reactions) - 1:
-                        await self.journal.save_steps(run_id, steps)
+                        self.journal.save_steps(run_id, steps)
         except _StepFailed as failed:
             status, error = "failed", failed.message
         except HooklineError as exc:  # condition problems
             status, error = "failed", str(exc)
             if condition is None and spec.condition:
                 condition = {"expression": spec.condition, "error": str(exc)}
-        finished = Pending(self.journal.finish_statements(
-            run_id, event.id, status=status, steps=steps, error=error, condition=condition))
+        finished = self.journal.finished(run_id, event.id, status=status, steps=steps,
+                                       error=error, condition=condition)
         finished.after.append(lambda: self.bus.publish(
             topics.RUN_FINISHED, run_id=run_id, area_id=area.id, status=status, error=error,
             event_id=event.id))
@@ -254,8 +253,10 @@ class Runner:
             record["attempts"].append(entry)
             record["status"] = "running"
             try:
-                async with self._limit(spec.service_id):
-                    result = await asyncio.wait_for(spec.run(ctx), timeout)
+                # asyncio.timeout runs the reaction in this task (wait_for would wrap it
+                # in a new task: one more turn of the loop per reaction).
+                async with self._limit(spec.service_id), asyncio.timeout(timeout):
+                    result = await spec.run(ctx)
             except (TransientError, TimeoutError) as exc:
                 message = (str(exc) if isinstance(exc, TransientError)
                            else f"did not finish within {timeout:g} s")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from functools import cache
 from pathlib import Path
@@ -34,6 +35,21 @@ def sync_url(url: str) -> str:
     return parsed.set(drivername=name).render_as_string(hide_password=False)
 
 
+class RawJSON(str):
+    """A value already serialised to JSON: a JSON column stores it as it is (the hot
+    path serialises a run's steps once, for the run ledger and the database alike)."""
+
+    __slots__ = ()
+
+
+def to_json(value: Any) -> RawJSON:
+    return RawJSON(json.dumps(value, separators=(",", ":"), default=str))
+
+
+def _json_serializer(value: Any) -> str:
+    return value if isinstance(value, RawJSON) else json.dumps(value)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -44,14 +60,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def open_sync(url: str) -> Engine:
-    engine = create_engine(sync_url(url))
+    engine = create_engine(sync_url(url), json_serializer=_json_serializer)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 
 def open_async(url: str) -> AsyncEngine:
-    engine = create_async_engine(url)
+    engine = create_async_engine(url, json_serializer=_json_serializer)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine

@@ -99,20 +99,38 @@ class Writer:
         self._next_run_id += 1
         return value
 
+    def run_sync(self, work: Callable[[Connection], Any]) -> Any:
+        """Run ``work`` in one transaction now (before :meth:`start` only: a start-up
+        repair such as replaying the run ledger)."""
+        if self._thread is not None:
+            raise StorageError("the writer is running; use write()")
+        with self._engine.begin() as conn:
+            return work(conn)
+
+    def submit(
+        self,
+        statements: Sequence[Statement] = (),
+        after: Callable[[Connection], Any] | None = None,
+        durable: bool = False,
+    ) -> asyncio.Future[Any]:
+        """Queue ``statements`` (then ``after(conn)``) for the next group; the future
+        holds ``after``'s result once the group has committed (with an fsync if
+        ``durable``). Writes commit in the order they were submitted."""
+        if self._thread is None:
+            raise StorageError("the writer is not running")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put(_Write(statements, after, durable, future, loop))
+        return future
+
     async def write(
         self,
         statements: Sequence[Statement] = (),
         after: Callable[[Connection], Any] | None = None,
         durable: bool = False,
     ) -> Any:
-        """Run ``statements`` (then ``after(conn)``) in the next group; returns
-        ``after``'s result once the group has committed (with an fsync if ``durable``)."""
-        if self._thread is None:
-            raise StorageError("the writer is not running")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Write(statements, after, durable, future, loop))
-        return await future
+        """:meth:`submit`, waiting for the commit."""
+        return await self.submit(statements, after, durable)
 
     def _work(self) -> None:
         # One connection for the writer's life, opened in its own thread.

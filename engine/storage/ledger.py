@@ -1,0 +1,217 @@
+"""The run ledger: a run's progress made safe against a killed process without waiting
+for a database commit.
+
+Before a reaction runs, "the previous run finished (with this outcome)" and "this run
+started" must survive a kill, or a restart would repeat reactions that already acted.
+Waiting for the group writer's commit costs a round trip through its thread and a turn
+of the event loop per run, which caps a busy area at a few hundred runs a second. So
+each start, step and finish is first appended here — one ``write()`` of one JSON line
+to a file in the data folder, in the kernel's cache once it returns, so a killed
+process loses nothing — and its database write is committed by the group writer in
+the background.
+
+A segment of the ledger is deleted once every write made while it was current has
+committed; on a clean stop the whole ledger goes. At the next start, whatever is left
+(the process was killed, or a write failed) is folded into the database before anything
+else runs (:func:`replay`), and then removed.
+
+Like run bookkeeping in the database (``synchronous=NORMAL``), the ledger is not
+flushed to disk: a power cut may lose its last lines, and then an event whose run was
+under way is run again, not marked resumed. Journaled events themselves are fsynced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from engine.errors import StorageError
+from engine.storage.schema import events, runs, utcnow
+
+log = logging.getLogger(__name__)
+
+#: A segment this large is closed and a new one started.
+SEGMENT_BYTES = 4 * 1024 * 1024
+_PREFIX = "runs-"
+_SUFFIX = ".ledger"
+
+
+class Ledger:
+    """Append-only segments ``runs-<n>.ledger`` in ``folder``.
+
+    Args:
+        folder: where the segments live (created when opened).
+        segment_bytes: size past which :meth:`rotate_due` asks for a new segment.
+    """
+
+    def __init__(self, folder: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
+        self.folder = folder
+        self.segment_bytes = segment_bytes
+        self._fd: int | None = None
+        self._number = 0
+        self._first = 0
+        self._size = 0
+
+    def segments(self) -> list[Path]:
+        """The segments on disk, oldest first."""
+        if not self.folder.is_dir():
+            return []
+        found = [p for p in self.folder.iterdir()
+                 if p.name.startswith(_PREFIX) and p.name.endswith(_SUFFIX)
+                 and p.name[len(_PREFIX):-len(_SUFFIX)].isdigit()]
+        return sorted(found, key=_number)
+
+    def open(self) -> None:
+        """Start a new segment after any left on disk."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the run ledger folder {self.folder}: "
+                               f"{exc.strerror}") from None
+        existing = self.segments()
+        self._number = (_number(existing[-1]) + 1) if existing else 1
+        self._first = self._number
+        self._open_segment()
+
+    def _open_segment(self) -> None:
+        path = self.current
+        try:
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:
+            raise StorageError(f"cannot open the run ledger {path}: {exc.strerror}") from None
+        self._size = 0
+
+    @property
+    def current(self) -> Path:
+        return self.folder / f"{_PREFIX}{self._number:08d}{_SUFFIX}"
+
+    def append(self, entry: dict[str, Any], raw: dict[str, str] | None = None) -> None:
+        """Append one entry (``raw``: more fields, already JSON); once this returns, a
+        killed process does not lose it."""
+        if self._fd is None:
+            raise StorageError("the run ledger is not open")
+        line = json.dumps(entry, separators=(",", ":"), default=str)
+        if raw:
+            line = line[:-1] + "".join(f",{json.dumps(k)}:{v}" for k, v in raw.items()) + "}"
+        data = (line + "\n").encode()
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            raise StorageError(f"could not record the run in {self.current}: {exc.strerror}"
+                               " — free some disk space; the run did not start") from None
+        self._size += len(data)
+
+    def rotate_due(self) -> bool:
+        return self._fd is not None and self._size >= self.segment_bytes
+
+    def rotate(self) -> Path:
+        """Close the current segment and start the next; returns the closed one."""
+        closed = self.current
+        self._close_fd()
+        self._number += 1
+        self._open_segment()
+        return closed
+
+    def close(self, *, remove: bool) -> None:
+        """Close; with ``remove``, delete the segments this ledger wrote (all of their
+        records are committed)."""
+        self._close_fd()
+        if remove and self._first:
+            self.remove(p for p in self.segments() if _number(p) >= self._first)
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    @staticmethod
+    def remove(paths: Iterable[Path]) -> None:
+        for path in paths:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:  # harmless: replaying it again changes nothing
+                log.warning("could not remove the run ledger segment %s: %s", path,
+                            exc.strerror)
+
+
+def _number(path: Path) -> int:
+    return int(path.name[len(_PREFIX):-len(_SUFFIX)])
+
+
+def read_entries(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
+    """Entries in order; a line cut short by a kill (the last of its segment) is skipped."""
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise StorageError(f"cannot read the run ledger {path}: {exc.strerror}") from None
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                log.warning("skipped an unreadable line %d of %s (cut short when Hookline "
+                            "stopped)", number, path.name)
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("run"), int):
+                yield entry
+
+
+def fold(entries: Iterable[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Each run's latest known state: its start, then steps, then its finish."""
+    state: dict[int, dict[str, Any]] = {}
+    for entry in entries:
+        state.setdefault(entry["run"], {}).update(entry)
+    return state
+
+
+def apply(conn: Connection, state: dict[int, dict[str, Any]]) -> int:
+    """Bring the database up to ``state`` (idempotent); returns the runs changed."""
+    changed = 0
+    for run_id, run in state.items():
+        row = conn.execute(select(runs.c.id, runs.c.status).where(runs.c.id == run_id)).first()
+        if row is None:
+            if "area" not in run or "event" not in run:
+                continue  # its start is in a segment already removed: nothing to add to
+            payload = conn.execute(select(events.c.payload).where(
+                events.c.id == run["event"])).first()
+            if payload is None:  # the area (and its events) were removed since
+                continue
+            conn.execute(runs.insert().values(
+                id=run_id, event_id=run["event"], area_id=run["area"],
+                status=run.get("started_status", "running"), resumed=bool(run.get("resumed")),
+                trigger_payload=payload[0], condition=None, steps=run.get("steps") or [],
+                error=None, started_at=_when(run.get("started")), finished_at=None))
+        elif row.status not in ("running", "missed"):
+            continue  # the database already has its outcome
+        if "finished" in run:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(
+                status=run["status"], steps=run.get("steps") or [], error=run.get("error"),
+                condition=run.get("condition"), finished_at=_when(run["finished"])))
+            if run.get("event") is not None:
+                conn.execute(update(events).where(events.c.id == run["event"]).values(
+                    status="done", finished_at=_when(run["finished"])))
+        elif "steps" in run:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(steps=run["steps"]))
+        changed += 1
+    return changed
+
+
+def _when(value: Any) -> datetime:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    return utcnow()

@@ -1,0 +1,125 @@
+"""The run ledger: run records safe against a kill before their database commit."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.app import LEDGER_DIR, Engine
+from engine.areas import AreaSpec
+from engine.errors import StorageError
+from engine.storage.ledger import Ledger, fold, read_entries
+from engine.storage.writer import Statement
+from tests.engine import probe
+from tests.engine.conftest import EngineFactory
+
+
+def area() -> AreaSpec:
+    return AreaSpec.from_dict({
+        "name": "Probe",
+        "trigger": {"service": "probe", "trigger": "hook"},
+        "reactions": [{"service": "probe", "reaction": "record",
+                       "params": {"text": "{{ trigger.title }}"}}],
+    })
+
+
+def fail_run_records(engine: Engine) -> None:
+    """Make every run-record commit fail, as on a full disk (events still commit)."""
+    submit = engine.writer.submit
+
+    def failing(statements: Any = (), after: Any = None, durable: bool = False
+                ) -> asyncio.Future[Any]:
+        if any(isinstance(s, Statement) and s.rank >= 2 for s in statements):
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            future.set_exception(StorageError("could not save to the database: disk full"))
+            return future
+        return submit(statements, after, durable)
+
+    engine.writer.submit = failing  # type: ignore[method-assign]
+
+
+async def test_runs_whose_records_missed_the_database_are_recovered_not_rerun(
+        make_engine: EngineFactory, data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    engine = await make_engine()
+    saved = await engine.create_area(area())
+    fail_run_records(engine)
+    for n in range(3):
+        await engine.run_now(saved.id, {"title": f"t{n}"})
+    await engine.wait_idle()
+    assert [r["text"] for r in probe.controls.received] == ["t0", "t1", "t2"]
+    assert await engine.store.runs(saved.id) == []  # nothing reached the database
+    assert "kept in" in caplog.text and "saved at the next start" in caplog.text
+    await engine.aclose()
+    assert Ledger(data_dir / LEDGER_DIR).segments(), "the ledger is kept for the next start"
+
+    again = await make_engine()
+    await again.wait_idle()
+    runs = await again.store.runs(saved.id)
+    assert sorted(r["status"] for r in runs) == ["succeeded"] * 3
+    assert not any(r["resumed"] for r in runs)
+    assert sorted(r["steps"][0]["output"]["echo"] for r in runs) == ["t0", "t1", "t2"]
+    assert await again.store.pending_events() == []
+    assert len(probe.controls.received) == 3, "no reaction ran twice"
+    assert again.journal.ledger.segments() == [again.journal.ledger.current], "replayed"
+
+
+async def test_a_run_started_only_in_the_ledger_is_resumed_and_marked(
+        make_engine: EngineFactory, data_dir: Path) -> None:
+    engine = await make_engine()
+    saved = await engine.create_area(area())
+    fail_run_records(engine)
+    # A kill between the start and the finish: keep only the start's ledger line.
+    real_save = engine.journal.save
+    engine.journal.save = lambda record: None  # type: ignore[method-assign]
+    await engine.run_now(saved.id, {"title": "cut"})
+    await engine.wait_idle()
+    engine.journal.save = real_save  # type: ignore[method-assign]
+    await engine.aclose()
+
+    again = await make_engine()
+    await again.wait_idle()
+    runs = await again.store.runs(saved.id)
+    assert sorted((r["status"], r["resumed"]) for r in runs) == [
+        ("interrupted", False), ("succeeded", True)]
+    assert [r["text"] for r in probe.controls.received] == ["cut", "cut"]
+
+
+async def test_committed_segments_are_removed_as_the_ledger_grows(
+        engine: Engine, data_dir: Path) -> None:
+    engine.journal.ledger.segment_bytes = 300
+    saved = await engine.create_area(area())
+    for n in range(40):
+        await engine.run_now(saved.id, {"title": f"t{n}"})
+    await engine.wait_idle()
+    assert engine.journal.ledger.current.name != "runs-00000001.ledger", "it rotated"
+    assert engine.journal.ledger.segments() == [engine.journal.ledger.current]
+    await engine.aclose()
+    assert Ledger(data_dir / LEDGER_DIR).segments() == [], "a clean stop leaves no ledger"
+
+
+def test_a_line_cut_short_by_a_kill_is_skipped(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.open()
+    ledger.append({"run": 1, "event": 5, "area": "a"}, {"steps": "[]"})
+    ledger.append({"run": 1, "status": "succeeded", "finished": "2026-01-01T00:00:00+00:00"},
+                  {"steps": '[{"status":"succeeded"}]'})
+    ledger.close(remove=False)
+    with ledger.segments()[0].open("a") as segment:
+        segment.write('{"run":2,"event":6,"ar')
+    state = fold(read_entries(ledger.segments()))
+    assert list(state) == [1]
+    assert state[1]["status"] == "succeeded" and state[1]["steps"] == [{"status": "succeeded"}]
+
+
+def test_a_full_disk_refuses_the_run_with_a_clear_message(tmp_path: Path) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    ledger = Ledger(tmp_path)
+    ledger.open()
+    (tmp_path / "runs-00000002.ledger").symlink_to("/dev/full")
+    ledger.rotate()
+    with pytest.raises(StorageError, match="free some disk space"):
+        ledger.append({"run": 1}, {"steps": "[]"})
