@@ -111,7 +111,7 @@ class Engine:
                                  self.journal, self._resolve_secret,
                                  sessions=self.accounts.session)
             self.dispatcher = Dispatcher(self._process)
-            self.scheduler = Scheduler()
+            self.scheduler = Scheduler(self._fire_schedule)
             self.poller = Poller(self.store, self.journal, self.http, self.settings, self.bus,
                                  self._dispatch, self._delay_poll)
             self._set_streak = update(areas_table).where(
@@ -461,13 +461,10 @@ class Engine:
                                               start_date=state["last_fired_at"],
                                               timezone=trigger.timezone, jitter=trigger.jitter)
 
-            async def fire(scheduled: datetime) -> None:
-                await self._fire_schedule(area_id, scheduled, catch_up=False, missed=0)
-
             async def on_miss(scheduled: datetime) -> None:
                 await self._missed_schedule(area_id, trigger)
 
-            self.scheduler.add_schedule(area.id, trigger, fire, on_miss)
+            self.scheduler.add_schedule(area.id, trigger, on_miss)
             if starting:
                 await self._missed_schedule(area.id, trigger)
         elif spec.kind is TriggerKind.POLL:
@@ -525,15 +522,20 @@ class Engine:
             except Exception:
                 log.exception("%s did not stop cleanly for area %s", service.id, area.id)
 
-    async def _fire_schedule(self, area_id: str, scheduled: datetime, *, catch_up: bool,
-                             missed: int) -> None:
-        if area_id not in self._areas:
+    async def _fire_schedule(self, area_ids: list[str], scheduled: datetime, *,
+                             catch_up: bool = False, missed: int = 0) -> None:
+        """Fire every area due at ``scheduled`` on one schedule, in one commit."""
+        area_ids = [a for a in area_ids if a in self._areas]
+        if not area_ids:
             return
+        # One payload for the group (read-only, like every event's payload): the writer
+        # serialises it once.
         payload = {"scheduled_for": scheduled.isoformat(), "fired_at": utcnow().isoformat(),
                    "catch_up": catch_up, "missed": missed}
         await self.dispatcher.room()
-        events = await self.journal.append([NewEvent(area_id, "schedule", payload)],
-                                           [self.journal.fired_statement(area_id, scheduled)])
+        events = await self.journal.append(
+            [NewEvent(a, "schedule", payload) for a in area_ids],
+            [self.journal.fired_statement(a, scheduled) for a in area_ids])
         self._dispatch(events)
 
     async def _missed_schedule(self, area_id: str, trigger: Any) -> None:
@@ -551,7 +553,7 @@ class Engine:
         self.bus.publish(topics.SCHEDULE_MISSED, area_id=area_id, missed=missed,
                          policy=area.spec.catch_up)
         if area.spec.catch_up == "once":
-            await self._fire_schedule(area_id, now, catch_up=True, missed=missed)
+            await self._fire_schedule([area_id], now, catch_up=True, missed=missed)
             return
         payload = {"scheduled_for": since.isoformat(), "fired_at": now.isoformat(),
                    "catch_up": False, "missed": missed}
@@ -565,6 +567,7 @@ class Engine:
                 run_id, event.id, status="missed", steps=[], condition=None,
                 error=f"{missed} scheduled {times} missed while Hookline was not running "
                       "or the computer slept; catch-up is 'skip', so nothing ran")
+        await self.journal.settled()  # recorded by the time the area is active
 
     def _dispatch(self, events: list[Journaled]) -> None:
         for event in events:

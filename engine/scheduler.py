@@ -27,7 +27,8 @@ MISFIRE_GRACE = 60
 #: monotonic timers lag behind it).
 WAKE_EVERY = 30.0
 
-FireFn = Callable[[datetime], Coroutine[Any, Any, None]]
+#: ``(area ids, scheduled time)``: fires every area of a schedule at once.
+FireFn = Callable[[list[str], datetime], Awaitable[None]]
 MissFn = Callable[[datetime], Coroutine[Any, Any, None]]
 
 
@@ -47,12 +48,13 @@ def missed_between(trigger: BaseTrigger, since: datetime, until: datetime,
 class Scheduler:
     """Owns the APScheduler instance; one job per schedule area and per polling area."""
 
-    def __init__(self) -> None:
+    def __init__(self, fire: FireFn) -> None:
+        self._fire = fire
         self._aps = AsyncIOScheduler(job_defaults={
             "coalesce": True, "misfire_grace_time": MISFIRE_GRACE, "max_instances": 1})
         self._due: defaultdict[str, deque[datetime]] = defaultdict(deque)
-        # job id -> {area id: (fire, on_miss)}: areas on the same schedule share a job
-        self._groups: dict[str, dict[str, tuple[FireFn, MissFn]]] = {}
+        # job id -> {area id: on_miss}: areas on the same schedule share a job
+        self._groups: dict[str, dict[str, MissFn]] = {}
         self._group_of: dict[str, str] = {}
         self._waker: asyncio.Task[None] | None = None
         self._aps.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
@@ -83,20 +85,20 @@ class Scheduler:
 
     def _missed(self, event: JobExecutionEvent) -> None:
         members = self._groups.get(event.job_id, {})
-        for _fire, on_miss in list(members.values()):
+        for on_miss in list(members.values()):
             task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
                 on_miss(event.scheduled_run_time))
             task.add_done_callback(_log_failure)
 
-    def add_schedule(self, area_id: str, trigger: BaseTrigger, fire: FireFn,
-                     on_miss: MissFn) -> None:
-        """Fire ``fire(scheduled_time)`` on ``trigger``. Areas with the same schedule
-        share one job: computing the next time of a thousand identical jobs one by one
-        made the last of them hundreds of milliseconds late."""
+    def add_schedule(self, area_id: str, trigger: BaseTrigger, on_miss: MissFn) -> None:
+        """Fire the area on ``trigger``. Areas with the same schedule share one job that
+        fires them together (one journal commit): a thousand identical jobs, each
+        computing its next time and committing its own event, made the last of them
+        hundreds of milliseconds late."""
         self.remove(area_id)
         job_id = f"fire:{_signature(trigger, area_id)}"
         members = self._groups.setdefault(job_id, {})
-        members[area_id] = (fire, on_miss)
+        members[area_id] = on_miss
         self._group_of[area_id] = job_id
         if len(members) > 1:
             return
@@ -104,12 +106,10 @@ class Scheduler:
 
         async def job() -> None:
             scheduled = due.popleft() if due else utcnow()
-            fires = [f for f, _ in members.values()]
-            results = await asyncio.gather(*(f(scheduled) for f in fires),
-                                           return_exceptions=True)
-            for result in results:
-                if isinstance(result, Exception):
-                    _log.error("firing a timed area failed", exc_info=result)
+            try:
+                await self._fire(list(members), scheduled)
+            except Exception:
+                _log.exception("firing %d timed area(s) failed", len(members))
 
         self._aps.add_job(job, trigger, id=job_id, replace_existing=True)
 
