@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from engine.storage.db import to_json
+from engine.errors import StorageError
+from engine.storage.db import RawJSON, to_json
 from engine.storage.ledger import Ledger, apply, fold, read_entries
 from engine.storage.schema import events, runs, seen_keys, trigger_state, utcnow
 from engine.storage.writer import Statement, Writer
@@ -70,6 +71,12 @@ class Journal:
         self._inflight: set[asyncio.Future[Any]] = set()
         #: A run record failed to commit: the ledger is kept for the next start.
         self.dirty = False
+        # This turn's run records, sent to the writer together at its end.
+        self._batch: list[Statement] = []
+        self._batch_after: list[Callable[[], None]] = []
+        self._flush_handle: asyncio.Handle | None = None
+        #: run id -> its insert's parameters while still in the batch (updated in place)
+        self._unsent: dict[int, dict[str, Any]] = {}
         ins: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
         self._insert_event = ins(events).on_conflict_do_nothing(
             index_elements=["area_id", "dedup_key"])
@@ -157,12 +164,35 @@ class Journal:
         return changed
 
     def _record(self, entry: dict[str, Any], raw: dict[str, str],
-                statements: list[Statement], after: Sequence[Callable[[], None]] = ()
-                ) -> None:
+                statements: Sequence[Statement] = (),
+                after: Sequence[Callable[[], None]] = ()) -> None:
+        """Buffer a ledger line and its database writes until the end of this turn of
+        the loop (or the next :meth:`checkpoint`)."""
         self.ledger.append(entry, raw)
+        self._batch.extend(statements)
+        self._batch_after.extend(after)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def checkpoint(self) -> None:
+        """Make every record so far safe against a kill: called before a reaction acts."""
+        self.ledger.flush()
+
+    def _flush(self) -> None:
+        """One ledger write and one writer submission for this turn's run records."""
+        self._flush_handle = None
+        statements, after = self._batch, self._batch_after
+        self._batch, self._batch_after = [], []
+        self._unsent.clear()
+        try:
+            self.ledger.flush()
+        except StorageError as exc:  # the database still gets them
+            log.error("%s", exc)
+        if not statements and not after:
+            return
         future = self.writer.submit(statements)
         self._inflight.add(future)
-        future.add_done_callback(partial(self._committed, list(after)))
+        future.add_done_callback(partial(self._committed, after))
         if self.ledger.rotate_due():
             closed = self.ledger.rotate()
             barrier = self.writer.submit()  # commits after everything written to `closed`
@@ -188,7 +218,10 @@ class Journal:
             Ledger.remove([closed])
 
     async def settled(self) -> None:
-        """Wait until every run record submitted so far has committed."""
+        """Wait until every run record so far has committed."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush()
         while self._inflight:
             await asyncio.wait(list(self._inflight))
 
@@ -199,27 +232,31 @@ class Journal:
 
     def close(self) -> None:
         """Close the ledger; it is removed when every record reached the database."""
-        self.ledger.close(remove=not self.dirty and not self._inflight)
+        self.ledger.close(remove=not self.dirty and not self._inflight and not self._batch)
 
     def start_run(self, run_id: int, event: Journaled, *, resumed: bool,
                   steps: list[dict[str, Any]], status: str = "running",
                   after: Sequence[Callable[[], None]] = ()) -> None:
-        """Record the run as started; safe against a kill once this returns."""
+        """Record the run as started (safe against a kill after :meth:`checkpoint`)."""
         now = utcnow()
         steps_json = to_json(steps)
+        params = {"id": run_id, "event_id": event.id, "area_id": event.area_id,
+                  "status": status, "resumed": resumed, "trigger_payload": event.payload,
+                  "condition": None, "steps": steps_json, "error": None, "started_at": now,
+                  "finished_at": None}
+        self._unsent[run_id] = params
         self._record(
             {"run": run_id, "event": event.id, "area": event.area_id, "resumed": resumed,
              "started_status": status, "started": now.isoformat()},
-            {"steps": steps_json},
-            [Statement(2, self._insert_run, {
-                "id": run_id, "event_id": event.id, "area_id": event.area_id,
-                "status": status, "resumed": resumed, "trigger_payload": event.payload,
-                "condition": None, "steps": steps_json, "error": None, "started_at": now,
-                "finished_at": None})],
-            after)
+            {"steps": steps_json}, [Statement(2, self._insert_run, params)], after)
 
     def save_steps(self, run_id: int, steps: list[dict[str, Any]]) -> None:
         steps_json = to_json(steps)
+        unsent = self._unsent.get(run_id)
+        if unsent is not None:  # its insert is still in this turn's batch
+            unsent["steps"] = steps_json
+            self._record({"run": run_id}, {"steps": steps_json})
+            return
         self._record({"run": run_id}, {"steps": steps_json},
                      [Statement(3, self._update_steps, {"rid": run_id, "steps": steps_json})])
 
@@ -228,19 +265,29 @@ class Journal:
                  condition: dict[str, Any] | None) -> RunRecord:
         """A finished run's record, for :meth:`save`."""
         now = utcnow()
-        steps_json = to_json(steps)
-        statements = [Statement(4, self._finish_run, {
-            "rid": run_id, "status": status, "steps": steps_json, "error": error,
-            "cond": condition, "at": now})]
-        if event_id is not None:
-            statements.append(Statement(5, self._finish_event, {"eid": event_id, "at": now}))
         return RunRecord({"run": run_id, "event": event_id, "status": status, "error": error,
                           "condition": condition, "finished": now.isoformat()},
-                         {"steps": steps_json}, statements)
+                         {"steps": to_json(steps)})
 
     def save(self, record: RunRecord) -> None:
-        """Record a finished run; safe against a kill once this returns."""
-        self._record(record.entry, record.raw, record.statements, record.after)
+        """Record a finished run (safe against a kill after :meth:`checkpoint`): when its
+        start is still in this turn's batch, the run is inserted finished."""
+        entry = record.entry
+        run_id, event_id = entry["run"], entry["event"]
+        at = datetime.fromisoformat(entry["finished"])
+        steps_json = RawJSON(record.raw["steps"])
+        statements = list(record.statements)
+        unsent = self._unsent.pop(run_id, None)
+        if unsent is not None:
+            unsent.update(status=entry["status"], steps=steps_json, error=entry["error"],
+                          condition=entry["condition"], finished_at=at)
+        else:
+            statements.insert(0, Statement(4, self._finish_run, {
+                "rid": run_id, "status": entry["status"], "steps": steps_json,
+                "error": entry["error"], "cond": entry["condition"], "at": at}))
+        if event_id is not None:
+            statements.append(Statement(5, self._finish_event, {"eid": event_id, "at": at}))
+        self._record(entry, record.raw, statements, record.after)
 
     def finish_run(self, run_id: int, event_id: int | None, *, status: str,
                    steps: list[dict[str, Any]], error: str | None,

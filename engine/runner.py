@@ -247,6 +247,8 @@ class Runner:
         attempts = self.settings.reaction_attempts if spec.retry else 1
         timeout = max(spec.timeout, float(params.get("timeout") or 0) + 5)
         record.setdefault("attempts", [])
+        if run_id is not None and self.journal is not None:
+            self.journal.checkpoint()  # the run's start (and the last finish) survive a kill
         for attempt in range(1, attempts + 1):
             started = time.time()
             entry: dict[str, Any] = {"started_at": utcnow().isoformat()}

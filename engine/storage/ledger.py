@@ -5,10 +5,11 @@ Before a reaction runs, "the previous run finished (with this outcome)" and "thi
 started" must survive a kill, or a restart would repeat reactions that already acted.
 Waiting for the group writer's commit costs a round trip through its thread and a turn
 of the event loop per run, which caps a busy area at a few hundred runs a second. So
-each start, step and finish is first appended here — one ``write()`` of one JSON line
-to a file in the data folder, in the kernel's cache once it returns, so a killed
-process loses nothing — and its database write is committed by the group writer in
-the background.
+each start, step and finish becomes a JSON line here, and the lines buffered so far
+are written (one ``write()`` to a file in the data folder: in the kernel's cache once it
+returns, so a killed process loses nothing) before any reaction acts and at the end of
+each turn of the event loop; their database writes are committed by the group writer
+in the background, a turn's worth at a time.
 
 A segment of the ledger is deleted once every write made while it was current has
 committed; on a clean stop the whole ledger goes. At the next start, whatever is left
@@ -58,6 +59,7 @@ class Ledger:
         self._number = 0
         self._first = 0
         self._size = 0
+        self._buffer: list[str] = []
 
     def segments(self) -> list[Path]:
         """The segments on disk, oldest first."""
@@ -93,14 +95,21 @@ class Ledger:
         return self.folder / f"{_PREFIX}{self._number:08d}{_SUFFIX}"
 
     def append(self, entry: dict[str, Any], raw: dict[str, str] | None = None) -> None:
-        """Append one entry (``raw``: more fields, already JSON); once this returns, a
-        killed process does not lose it."""
-        if self._fd is None:
-            raise StorageError("the run ledger is not open")
+        """Buffer one entry (``raw``: more fields, already JSON) for :meth:`flush`."""
         line = json.dumps(entry, separators=(",", ":"), default=str)
         if raw:
             line = line[:-1] + "".join(f",{json.dumps(k)}:{v}" for k, v in raw.items()) + "}"
-        data = (line + "\n").encode()
+        self._buffer.append(line)
+
+    def flush(self) -> None:
+        """Write the buffered entries (one ``write()``); once this returns, a killed
+        process does not lose them."""
+        if not self._buffer:
+            return
+        if self._fd is None:
+            raise StorageError("the run ledger is not open")
+        data = ("\n".join(self._buffer) + "\n").encode()
+        self._buffer.clear()
         view = memoryview(data)
         try:
             while view:
@@ -116,6 +125,7 @@ class Ledger:
 
     def rotate(self) -> Path:
         """Close the current segment and start the next; returns the closed one."""
+        self.flush()
         closed = self.current
         self._close_fd()
         self._number += 1
@@ -125,7 +135,10 @@ class Ledger:
     def close(self, *, remove: bool) -> None:
         """Close; with ``remove``, delete the segments this ledger wrote (all of their
         records are committed)."""
-        self._close_fd()
+        try:
+            self.flush()
+        finally:
+            self._close_fd()
         if remove and self._first:
             self.remove(p for p in self.segments() if _number(p) >= self._first)
 

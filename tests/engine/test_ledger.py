@@ -121,5 +121,6 @@ def test_a_full_disk_refuses_the_run_with_a_clear_message(tmp_path: Path) -> Non
     ledger.open()
     (tmp_path / "runs-00000002.ledger").symlink_to("/dev/full")
     ledger.rotate()
+    ledger.append({"run": 1}, {"steps": "[]"})
     with pytest.raises(StorageError, match="free some disk space"):
-        ledger.append({"run": 1}, {"steps": "[]"})
+        ledger.flush()
