@@ -61,18 +61,28 @@ class Outcome:
 
 
 def json_safe(value: Any) -> Any:
-    """A JSON-ready copy with long strings cut (run records stay small)."""
+    """A JSON-ready copy with long strings cut (run records stay small): what a JSON
+    round trip with ``default=str`` gives, without serialising twice."""
+    kind = type(value)
+    if value is None or kind is bool or kind is int or kind is float:
+        return value
+    if kind is str:
+        return value if len(value) <= MAX_FIELD else value[:MAX_FIELD] + "… (cut)"
+    if isinstance(value, Mapping):
+        return {_json_key(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, bool | int | float | str):  # subclasses (enums): their value
+        return json_safe(json.loads(json.dumps(value)))
+    return json_safe(str(value))
 
-    def cut(v: Any) -> Any:
-        if isinstance(v, str) and len(v) > MAX_FIELD:
-            return v[:MAX_FIELD] + "… (cut)"
-        if isinstance(v, Mapping):
-            return {str(k): cut(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [cut(x) for x in v]
-        return v
 
-    return cut(json.loads(json.dumps(value, default=str)))
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return str(key)
+    if key is None or isinstance(key, bool | int | float):
+        return json.dumps(key)  # as JSON writes it: null, true, 1, 1.5
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
 
 
 def template_context(area: Area, event: Journaled | None, payload: Mapping[str, Any],
