@@ -27,6 +27,7 @@ from bench._common import registry
 from engine.app import Engine
 from engine.areas import AreaSpec
 from engine.bus import RUN_FINISHED, Message
+from engine.memory import settle_after_start
 from engine.secrets import MemorySecretStore
 from engine.settings import Settings
 
@@ -184,6 +185,7 @@ async def main(args: argparse.Namespace) -> None:
             os.replace(tmp, path)
             await asyncio.sleep(args.status_every)
 
+    settle_after_start()  # as `hookline serve` does once started
     writer_task = (
         asyncio.create_task(write_status()) if args.status_file and args.status_every > 0 else None
     )

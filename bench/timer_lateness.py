@@ -42,6 +42,7 @@ from engine.app import Engine
 from engine.areas import AreaSpec
 from engine.bus import RUN_FINISHED, RUN_STARTED, Message
 from engine.journal import Journaled
+from engine.memory import settle_after_start
 from engine.settings import Settings
 from engine.storage.schema import events
 
@@ -163,6 +164,7 @@ async def hookline(n: int, boundary: datetime, data_dir: Path, timeout: float) -
                 )
             )
         create_s = time.monotonic() - t0
+        settle_after_start()  # as `hookline serve` and the app do once started
         lead = boundary.timestamp() - time.time()
         if lead < 1:
             raise RuntimeError(

@@ -15,6 +15,7 @@ from engine.app import Engine
 from engine.control import ControlClient
 from engine.errors import EngineLocked, HooklineError
 from engine.lock import DataDirLock
+from engine.memory import settle_after_start
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ async def run(app: QApplication, data_dir: Path) -> int:
 
     answer_hand_offs(engine, window)
     window.show()
+    settle_after_start()
     try:
         await quitting.wait()
     finally:

@@ -29,6 +29,7 @@ from engine.bus import Message
 from engine.control import ControlClient
 from engine.errors import HooklineError, ValidationError
 from engine.lock import DataDirLock
+from engine.memory import settle_after_start
 from engine.paths import data_dir as resolve_data_dir
 from engine.registry import Registry
 from engine.secrets import SecretStore
@@ -189,6 +190,7 @@ async def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
         print(f"{len(engine.areas())} area(s), "
               f"{sum(1 for a in engine.areas() if a.active)} active. Ctrl+C stops.",
               flush=True)
+        settle_after_start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
