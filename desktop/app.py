@@ -79,7 +79,8 @@ async def run(app: QApplication, data_dir: Path) -> int:
 
     answer_hand_offs(engine, window)
     window.show()
-    settle_after_start()
+    # After the first paint: a full collection now would delay it.
+    asyncio.get_running_loop().call_later(2.0, settle_after_start)
     try:
         await quitting.wait()
     finally:
