@@ -77,6 +77,7 @@ class Journal:
         self._flush_handle: asyncio.Handle | None = None
         #: run id -> its insert's parameters while still in the batch (updated in place)
         self._unsent: dict[int, dict[str, Any]] = {}
+        self._ledger_failing = False
         ins: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
         self._insert_event = ins(events).on_conflict_do_nothing(
             index_elements=["area_id", "dedup_key"])
@@ -186,14 +187,20 @@ class Journal:
         self._unsent.clear()
         try:
             self.ledger.flush()
-        except StorageError as exc:  # the database still gets them
-            log.error("%s", exc)
+        except StorageError as exc:  # the database still gets them; runs stop before acting
+            if not self._ledger_failing:
+                log.error("%s", exc)
+            self._ledger_failing = True
+        else:
+            if self._ledger_failing:
+                log.warning("the run ledger can be written again")
+            self._ledger_failing = False
         if not statements and not after:
             return
         future = self.writer.submit(statements)
         self._inflight.add(future)
         future.add_done_callback(partial(self._committed, after))
-        if self.ledger.rotate_due():
+        if self.ledger.rotate_due() and not self._ledger_failing:
             closed = self.ledger.rotate()
             barrier = self.writer.submit()  # commits after everything written to `closed`
             self._inflight.add(barrier)

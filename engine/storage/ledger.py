@@ -60,6 +60,7 @@ class Ledger:
         self._first = 0
         self._size = 0
         self._buffer: list[str] = []
+        self._cut = False
 
     def segments(self) -> list[Path]:
         """The segments on disk, oldest first."""
@@ -108,17 +109,20 @@ class Ledger:
             return
         if self._fd is None:
             raise StorageError("the run ledger is not open")
-        data = ("\n".join(self._buffer) + "\n").encode()
-        self._buffer.clear()
-        view = memoryview(data)
+        # After a failed write that got partway, end its cut line first.
+        data = ("\n" if self._cut else "") + "\n".join(self._buffer) + "\n"
+        view = memoryview(data.encode())
         try:
             while view:
                 written = os.write(self._fd, view)
+                self._size += written
+                self._cut = True
                 view = view[written:]
-        except OSError as exc:
+        except OSError as exc:  # kept: every later flush (before each reaction) fails too
             raise StorageError(f"could not record the run in {self.current}: {exc.strerror}"
                                " — free some disk space; the run did not start") from None
-        self._size += len(data)
+        self._cut = False
+        self._buffer.clear()
 
     def rotate_due(self) -> bool:
         return self._fd is not None and self._size >= self.segment_bytes
@@ -137,6 +141,9 @@ class Ledger:
         records are committed)."""
         try:
             self.flush()
+        except StorageError as exc:  # stopping: say so, keep what is on disk
+            log.error("%s", exc)
+            remove = False
         finally:
             self._close_fd()
         if remove and self._first:

@@ -124,3 +124,20 @@ def test_a_full_disk_refuses_the_run_with_a_clear_message(tmp_path: Path) -> Non
     ledger.append({"run": 1}, {"steps": "[]"})
     with pytest.raises(StorageError, match="free some disk space"):
         ledger.flush()
+
+
+async def test_a_full_disk_stops_the_run_before_its_reaction_and_says_so(
+        engine: Engine, data_dir: Path) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    saved = await engine.create_area(area())
+    ledger = engine.journal.ledger
+    nxt = ledger.folder / f"runs-{int(ledger.current.name[5:13]) + 1:08d}.ledger"
+    nxt.symlink_to("/dev/full")
+    ledger.rotate()
+    await engine.run_now(saved.id, {"title": "not sent"})
+    await engine.wait_idle()
+    assert probe.controls.received == [], "the reaction did not act unrecorded"
+    [run] = await engine.store.runs(saved.id)
+    assert run["status"] == "failed"
+    assert "free some disk space" in run["error"]
