@@ -86,7 +86,8 @@ class Ledger:
     def _open_segment(self) -> None:
         path = self.current
         try:
-            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
+            self._fd = os.open(path, flags, 0o600)  # O_BINARY: Windows would add \r
         except OSError as exc:
             raise StorageError(f"cannot open the run ledger {path}: {exc.strerror}") from None
         self._size = 0

@@ -217,6 +217,7 @@ async def test_no_token_leaks_into_the_database_logs_exports_or_errors(
     stored = await app.accounts.load_tokens(account_id)
     assert stored is not None and stored.access_token in provider.issued
     assert provider.refreshes() == 1
+    ledgers = {p.name: p.read_bytes() for p in app.journal.ledger.segments()}
     await app.aclose()
 
     capsys.readouterr()
@@ -235,6 +236,7 @@ async def test_no_token_leaks_into_the_database_logs_exports_or_errors(
     await app.run_now(saved.id)
     await app.wait_idle()
     runs = await app.store.runs(saved.id)
+    ledgers |= {p.name + " (2)": p.read_bytes() for p in app.journal.ledger.segments()}
     await app.aclose()
 
     assert [r["status"] for r in runs] == ["failed", "failed", "succeeded"]
@@ -243,6 +245,8 @@ async def test_no_token_leaks_into_the_database_logs_exports_or_errors(
     assert len(provider.issued) == 4
     files = {p.name: p.read_bytes() for p in data_dir.glob("hookline.db*")}
     assert "hookline.db" in files
+    assert any(ledgers.values()), "the run ledger was written"
+    files |= ledgers
     texts = {"log": caplog.text, "export": exported,
              "runs": json.dumps(runs, default=str),
              "bus": json.dumps([m.data for m in published], default=str)}
