@@ -184,6 +184,9 @@ class Journal:
         self._flush_handle = None
         statements, after = self._batch, self._batch_after
         self._batch, self._batch_after = [], []
+        for params in self._unsent.values():  # still running: the steps as they are now
+            if not isinstance(params["steps"], RawJSON):
+                params["steps"] = to_json(params["steps"])
         self._unsent.clear()
         try:
             self.ledger.flush()
@@ -244,18 +247,22 @@ class Journal:
     def start_run(self, run_id: int, event: Journaled, *, resumed: bool,
                   steps: list[dict[str, Any]], status: str = "running",
                   after: Sequence[Callable[[], None]] = ()) -> None:
-        """Record the run as started (safe against a kill after :meth:`checkpoint`)."""
+        """Record the run as started (safe against a kill after :meth:`checkpoint`).
+
+        A fresh run's steps are not serialised now: a replay restarts them from the
+        area (an empty list), and the database row gets them at the end of the turn —
+        usually the finished ones, when the run ends in the same turn."""
         now = utcnow()
-        steps_json = to_json(steps)
         params = {"id": run_id, "event_id": event.id, "area_id": event.area_id,
                   "status": status, "resumed": resumed, "trigger_payload": event.payload,
-                  "condition": None, "steps": steps_json, "error": None, "started_at": now,
+                  "condition": None, "steps": steps, "error": None, "started_at": now,
                   "finished_at": None}
         self._unsent[run_id] = params
         self._record(
             {"run": run_id, "event": event.id, "area": event.area_id, "resumed": resumed,
              "started_status": status, "started": now.isoformat()},
-            {"steps": steps_json}, [Statement(2, self._insert_run, params)], after)
+            {"steps": to_json(steps)} if resumed else {},
+            [Statement(2, self._insert_run, params)], after)
 
     def save_steps(self, run_id: int, steps: list[dict[str, Any]]) -> None:
         steps_json = to_json(steps)
