@@ -141,3 +141,22 @@ async def test_a_full_disk_stops_the_run_before_its_reaction_and_says_so(
     [run] = await engine.store.runs(saved.id)
     assert run["status"] == "failed"
     assert "free some disk space" in run["error"]
+
+
+def test_a_run_spread_over_segments_is_read_in_order(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path, segment_bytes=1)
+    ledger.open()
+    ledger.append({"run": 7, "event": 3, "area": "a", "started": "2026-01-01T00:00:00+00:00"})
+    ledger.flush()
+    ledger.rotate()
+    ledger.append({"run": 7}, {"steps": '[{"status":"running"}]'})
+    ledger.rotate()
+    ledger.append({"run": 7, "status": "failed", "error": "boom"},
+                  {"steps": '[{"status":"failed"}]'})
+    ledger.close(remove=False)
+    segments = ledger.segments()
+    assert [p.name for p in segments] == [
+        "runs-00000001.ledger", "runs-00000002.ledger", "runs-00000003.ledger"]
+    [(run_id, run)] = fold(read_entries(segments)).items()
+    assert run_id == 7 and run["area"] == "a" and run["error"] == "boom"
+    assert run["steps"] == [{"status": "failed"}]

@@ -99,3 +99,24 @@ async def test_areas_on_the_same_schedule_share_one_job(make_engine: EngineFacto
     for area in areas[1:]:
         await engine.remove_area(area.id)
     assert not [j for j in engine.scheduler._aps.get_jobs() if j.id.startswith("fire:")]
+
+
+async def test_every_area_of_a_shared_schedule_fires_with_its_own_run(
+        make_engine: EngineFactory) -> None:
+    engine = await make_engine()
+    areas = [await engine.create_area(AreaSpec.from_dict({
+        "name": f"Noon {i}",
+        "trigger": {"service": "timer", "trigger": "daily_at", "params": {"time": "12:00"}},
+        "reactions": [{"service": "notify", "reaction": "notify",
+                       "params": {"title": "noon {{ trigger.scheduled_for }}"}}],
+    })) for i in range(3)]
+    [job] = [j for j in engine.scheduler._aps.get_jobs() if j.id.startswith("fire:")]
+    await job.func()  # the schedule comes due
+    await engine.wait_idle()
+    for area in areas:
+        [run] = await engine.store.runs(area.id)
+        assert run["status"] == "succeeded"
+        assert run["steps"][0]["params"]["title"].startswith("noon ")
+        state = await engine.store.trigger_state(area.id)
+        assert state is not None and state["last_fired_at"] is not None
+    assert len({r["event_id"] for a in areas for r in await engine.store.runs(a.id)}) == 3
