@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 #: The state a timer's row starts with (one object: the writer serialises it once a group).
 _NO_STATE: dict[str, Any] = {}
-#: Run records submitted but not committed beyond which runs wait for the writer.
-MAX_INFLIGHT = 20000
+#: Run-record statements sent but not committed beyond which runs wait for the writer.
+MAX_INFLIGHT = 50_000
 
 
 class NewEvent(NamedTuple):
@@ -69,6 +69,7 @@ class Journal:
         self.writer = writer
         self.ledger = ledger
         self._inflight: set[asyncio.Future[Any]] = set()
+        self._inflight_statements = 0
         #: A run record failed to commit: the ledger is kept for the next start.
         self.dirty = False
         # This turn's run records, sent to the writer together at its end.
@@ -157,8 +158,15 @@ class Journal:
         segments = self.ledger.segments()
         if not segments:
             return 0
-        state = fold(read_entries(segments))
-        changed: int = self.writer.run_sync(lambda conn: apply(conn, state))
+        try:
+            state = fold(read_entries(segments))
+            changed: int = self.writer.run_sync(lambda conn: apply(conn, state))
+        except Exception as exc:  # start anyway; the records stay on disk, set aside
+            kept = Ledger.set_aside(segments)
+            log.error("could not bring the run ledger into the database (%s); runs "
+                      "recorded only there are kept in %s and may run again",
+                      exc, ", ".join(str(p) for p in kept))
+            return 0
         Ledger.remove(segments)
         if changed:
             log.info("recovered %d run record(s) from the run ledger", changed)
@@ -202,15 +210,18 @@ class Journal:
             return
         future = self.writer.submit(statements)
         self._inflight.add(future)
-        future.add_done_callback(partial(self._committed, after))
+        self._inflight_statements += len(statements)
+        future.add_done_callback(partial(self._committed, after, len(statements)))
         if self.ledger.rotate_due() and not self._ledger_failing:
             closed = self.ledger.rotate()
             barrier = self.writer.submit()  # commits after everything written to `closed`
             self._inflight.add(barrier)
             barrier.add_done_callback(partial(self._retire, closed))
 
-    def _committed(self, after: list[Callable[[], None]], future: asyncio.Future[Any]) -> None:
+    def _committed(self, after: list[Callable[[], None]], statements: int,
+                   future: asyncio.Future[Any]) -> None:
         self._inflight.discard(future)
+        self._inflight_statements -= statements
         if future.cancelled():
             return
         error = future.exception()
@@ -237,7 +248,7 @@ class Journal:
 
     async def room(self) -> None:
         """Wait while the writer is far behind (bounds memory under a long burst)."""
-        if len(self._inflight) > MAX_INFLIGHT:
+        if self._inflight_statements > MAX_INFLIGHT:
             await self.settled()
 
     def close(self) -> None:

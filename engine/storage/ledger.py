@@ -165,6 +165,20 @@ class Ledger:
                             exc.strerror)
 
 
+    @staticmethod
+    def set_aside(paths: Iterable[Path]) -> list[Path]:
+        """Rename segments out of the ledger (kept for a person to look at)."""
+        kept = []
+        for path in paths:
+            target = path.with_name(path.name + ".unreplayed")
+            try:
+                path.replace(target)
+            except OSError:
+                continue
+            kept.append(target)
+        return kept
+
+
 def _number(path: Path) -> int:
     return int(path.name[len(_PREFIX):-len(_SUFFIX)])
 

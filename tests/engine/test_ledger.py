@@ -160,3 +160,23 @@ def test_a_run_spread_over_segments_is_read_in_order(tmp_path: Path) -> None:
     [(run_id, run)] = fold(read_entries(segments)).items()
     assert run_id == 7 and run["area"] == "a" and run["error"] == "boom"
     assert run["steps"] == [{"status": "failed"}]
+
+
+async def test_a_ledger_that_cannot_be_replayed_is_set_aside_and_the_engine_starts(
+        make_engine: EngineFactory, data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    engine = await make_engine()
+    saved = await engine.create_area(area())
+    [journaled] = await engine.run_now(saved.id, {"title": "x"})
+    await engine.wait_idle()
+    await engine.aclose()
+    broken = Ledger(data_dir / LEDGER_DIR)
+    broken.open()
+    broken.append({"run": 999, "event": journaled.id, "area": saved.id})
+    broken.append({"run": 999, "status": None, "finished": "2026-01-01T00:00:00+00:00"})
+    broken.close(remove=False)
+
+    again = await make_engine()
+    assert again.started
+    assert "could not bring the run ledger into the database" in caplog.text
+    assert list((data_dir / LEDGER_DIR).glob("*.unreplayed"))
+    assert len(await again.store.runs(saved.id)) == 1
