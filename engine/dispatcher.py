@@ -25,7 +25,8 @@ class Dispatcher:
 
     Args:
         process: runs one event (with the steps of an interrupted run, if any) and
-            records it; returns once the run's record is safe against a kill.
+            records it (its record reaches the run ledger before the next reaction acts
+            or at the end of the loop's turn, whichever is first).
         max_runs: runs under way at once, across areas.
         max_backlog: events waiting before sources are made to wait (``room()``).
     """
