@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from engine import AuthError, PermanentError, RateLimited, TransientError, ValidationError
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import dailymotion
+from tests.integrations.provider import FakeProvider, Reply, load_fixture, serve
 
-FIXTURES = Path(__file__).parent / "fixtures" / "dailymotion"
 TOKEN = "eHZYGl0QCQhUHwEFBgIbHwQTXF4VAVNOHRIFSE1ACVBVBQ"
 FIELDS = (
     "id,title,description,url,thumbnail_720_url,created_time,duration,channel,"
@@ -26,59 +23,15 @@ FIELDS = (
 
 
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-@dataclass
-class Reply:
-    body: Any = None
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    form: dict[str, str]
-
-
-class FakeDailymotion:
-    """Answers each (method, path) with a set reply; records every request."""
-
-    def __init__(self) -> None:
-        self.replies: dict[tuple[str, str], Reply] = {}
-        self.seen: list[Seen] = []
-
-    def on(self, method: str, path: str, reply: Reply) -> None:
-        self.replies[(method, path)] = reply
-
-    async def handle(self, request: web.Request) -> web.Response:
-        form = {k: str(v) for k, v in (await request.post()).items()}
-        self.seen.append(
-            Seen(request.method, request.path, dict(request.query), dict(request.headers), form)
-        )
-        reply = self.replies.get((request.method, request.path))
-        if reply is None:
-            return web.json_response(fixture("error_not_found.json"), status=404)
-        return web.json_response(reply.body, status=reply.status, headers=reply.headers)
+    return load_fixture("dailymotion", name)
 
 
 @pytest.fixture
-async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDailymotion]:
-    fake = FakeDailymotion()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    monkeypatch.setattr(dailymotion.service, "api_base_url", f"http://127.0.0.1:{port}")
-    yield fake
-    await runner.cleanup()
+async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeProvider]:
+    fake = FakeProvider(not_found=Reply(fixture("error_not_found.json"), status=404))
+    async with serve(fake.handle) as base:
+        monkeypatch.setattr(dailymotion.service, "api_base_url", base)
+        yield fake
 
 
 @pytest.fixture
@@ -104,7 +57,7 @@ def react(params: dict[str, Any], http: HttpClient, account: AccountSession | No
 
 
 async def test_new_video_from_channel(
-    api: FakeDailymotion, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/user/marta-kowal/videos", Reply(fixture("user_videos.json")))
     result = await poll(
@@ -130,7 +83,7 @@ async def test_new_video_from_channel(
 
 
 async def test_new_video_matching_search(
-    api: FakeDailymotion, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/videos", Reply(fixture("search_videos.json")))
     result = await poll(
@@ -147,7 +100,7 @@ async def test_new_video_matching_search(
 
 
 async def test_publish_video_by_url(
-    api: FakeDailymotion, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("POST", "/me/videos", Reply(fixture("video_created.json")))
     out = await react(
@@ -187,7 +140,7 @@ async def test_publish_video_by_url(
         await react({"url": "https://example.org/private.mp4", "title": "x"}, http, account)
 
 
-async def test_the_account_name(api: FakeDailymotion, http: HttpClient) -> None:
+async def test_the_account_name(api: FakeProvider, http: HttpClient) -> None:
     api.on("GET", "/me", Reply(fixture("me.json")))
     assert dailymotion.service.oauth is not None and dailymotion.service.oauth.userinfo
     assert await dailymotion.service.oauth.userinfo(http, TOKEN) == "marta-kowal"
@@ -196,7 +149,7 @@ async def test_the_account_name(api: FakeDailymotion, http: HttpClient) -> None:
 
 
 async def test_refused_token_asks_for_reconnecting(
-    api: FakeDailymotion, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/videos", Reply(fixture("error_unauthorized.json"), status=401))
     with pytest.raises(AuthError, match="needs reconnecting"):
@@ -205,7 +158,7 @@ async def test_refused_token_asks_for_reconnecting(
 
 
 async def test_forbidden_missing_rate_limited_and_server_errors(
-    api: FakeDailymotion, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("POST", "/me/videos", Reply(fixture("error_forbidden.json"), status=403))
     with pytest.raises(AuthError, match="required scope is `manage_videos`"):

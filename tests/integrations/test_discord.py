@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,8 +23,8 @@ from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import discord
+from tests.integrations.provider import Seen, load_fixture, serve
 
-FIXTURES = Path(__file__).parent / "fixtures" / "discord"
 TOKEN = "MTMxMTU3MDAwMDAwMDAwMDAwMQ.GhT3xY.k2B8mN4pQ7rS1vW5yZ9aC3eF6hJ0lO2uX8iK4"
 CHANNEL = "1103442133558341712"
 GUILD = "1103442132836929548"
@@ -33,16 +32,7 @@ HOOK_PATH = "/api/webhooks/1311579000000000000/wH-9sEcReT_tOkEn"
 
 
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
+    return load_fixture("discord", name)
 
 
 @dataclass
@@ -79,16 +69,9 @@ class FakeDiscord:
 @pytest.fixture
 async def dc(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
     fake = FakeDiscord()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    monkeypatch.setattr(discord.service, "api_base_url", fake.base + "/api/v10")
-    yield fake
-    await runner.cleanup()
+    async with serve(fake.handle) as fake.base:
+        monkeypatch.setattr(discord.service, "api_base_url", fake.base + "/api/v10")
+        yield fake
 
 
 @pytest.fixture

@@ -4,84 +4,33 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from engine import AuthError, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import dropbox
+from tests.integrations.provider import FakeProvider, Reply, load_fixture, serve
 
-FIXTURES = Path(__file__).parent / "fixtures" / "dropbox"
 TOKEN = "sl.u.AF8kXq2yZ-test-token"
 FOLDER = "/Camera Uploads"
 
 
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-@dataclass
-class Reply:
-    body: Any = None
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class FakeDropbox:
-    """Answers each (method, path) with its queued replies (the last one repeats)."""
-
-    def __init__(self) -> None:
-        self.replies: dict[tuple[str, str], list[Reply]] = {}
-        self.seen: list[Seen] = []
-        self.base = ""
-
-    def on(self, method: str, path: str, *replies: Reply) -> None:
-        self.replies[(method, path)] = list(replies)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        self.seen.append(
-            Seen(request.method, request.path, dict(request.query), dict(request.headers), raw)
-        )
-        queue = self.replies.get((request.method, request.path))
-        if not queue:
-            return web.Response(status=404, text="Unknown API function")
-        reply = queue.pop(0) if len(queue) > 1 else queue[0]
-        return web.json_response(reply.body, status=reply.status, headers=reply.headers)
+    return load_fixture("dropbox", name)
 
 
 @pytest.fixture
-async def dbx(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDropbox]:
-    fake = FakeDropbox()
-    app = web.Application(client_max_size=4 * 1024 * 1024)
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    monkeypatch.setattr(dropbox.service, "api_base_url", fake.base)
-    monkeypatch.setattr(dropbox, "CONTENT_URL", fake.base)
-    yield fake
-    await runner.cleanup()
+async def dbx(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeProvider]:
+    fake = FakeProvider(not_found=Reply("Unknown API function", status=404))
+    async with serve(fake.handle, client_max_size=4 * 1024 * 1024) as fake.base:
+        monkeypatch.setattr(dropbox.service, "api_base_url", fake.base)
+        monkeypatch.setattr(dropbox, "CONTENT_URL", fake.base)
+        yield fake
 
 
 @pytest.fixture
@@ -112,7 +61,7 @@ def react(
     return spec.run(ctx)
 
 
-def listing(dbx: FakeDropbox) -> None:
+def listing(dbx: FakeProvider) -> None:
     dbx.on("POST", "/2/files/list_folder", Reply(fixture("list_folder.json")))
     dbx.on(
         "POST",
@@ -126,7 +75,7 @@ def listing(dbx: FakeDropbox) -> None:
 
 
 async def test_new_file_lists_the_folder_then_follows_the_cursor(
-    dbx: FakeDropbox, http: HttpClient, account: AccountSession
+    dbx: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     listing(dbx)
     state: dict[str, Any] = {}
@@ -176,7 +125,7 @@ async def test_new_file_lists_the_folder_then_follows_the_cursor(
 
 
 async def test_file_changed_keys_each_revision(
-    dbx: FakeDropbox, http: HttpClient, account: AccountSession
+    dbx: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     listing(dbx)
     state: dict[str, Any] = {}
@@ -194,7 +143,7 @@ async def test_file_changed_keys_each_revision(
 
 
 async def test_an_expired_cursor_lists_the_folder_afresh(
-    dbx: FakeDropbox, http: HttpClient, account: AccountSession
+    dbx: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     dbx.on("POST", "/2/files/list_folder/continue", Reply(fixture("error_reset.json"), status=409))
     dbx.on("POST", "/2/files/list_folder", Reply(fixture("list_folder_page2.json")))
@@ -206,7 +155,7 @@ async def test_an_expired_cursor_lists_the_folder_afresh(
 
 
 async def test_a_cursor_for_another_folder_is_not_used(
-    dbx: FakeDropbox, http: HttpClient, account: AccountSession
+    dbx: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     dbx.on("POST", "/2/files/list_folder", Reply(fixture("list_folder_page2.json")))
     state: dict[str, Any] = {"cursor": "old", "for": {"folder": "/Other", "recursive": False}}
@@ -215,7 +164,7 @@ async def test_a_cursor_for_another_folder_is_not_used(
 
 
 async def test_a_folder_too_big_to_list_says_what_to_do(
-    dbx: FakeDropbox, http: HttpClient, account: AccountSession, monkeypatch: pytest.MonkeyPatch
+    dbx: FakeProvider, http: HttpClient, account: AccountSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(dropbox, "MAX_LISTING_PAGES", 1)
     listing(dbx)  # the first page says has_more
@@ -229,7 +178,7 @@ async def test_a_folder_too_big_to_list_says_what_to_do(
 
 
 async def test_upload_file_sends_the_bytes_and_the_api_arg(
-    dbx: FakeDropbox, http: HttpClient, account: AccountSession, tmp_path: Path
+    dbx: FakeProvider, http: HttpClient, account: AccountSession, tmp_path: Path
 ) -> None:
     local = tmp_path / "2025-03-14.pdf"
     local.write_bytes(b"%PDF-1.7 report \xe2\x9c\x93\n")
@@ -261,7 +210,7 @@ async def test_upload_file_sends_the_bytes_and_the_api_arg(
 
 
 async def test_upload_overwrite_escapes_non_ascii_names_in_the_header(
-    dbx: FakeDropbox, http: HttpClient, account: AccountSession, tmp_path: Path
+    dbx: FakeProvider, http: HttpClient, account: AccountSession, tmp_path: Path
 ) -> None:
     local = tmp_path / "notes.txt"
     local.write_text("hello", encoding="utf-8")
@@ -283,7 +232,7 @@ async def test_upload_overwrite_escapes_non_ascii_names_in_the_header(
 
 
 async def test_upload_refuses_a_missing_file_and_reports_a_conflict(
-    dbx: FakeDropbox, http: HttpClient, account: AccountSession, tmp_path: Path
+    dbx: FakeProvider, http: HttpClient, account: AccountSession, tmp_path: Path
 ) -> None:
     with pytest.raises(PermanentError, match="is not a file on this computer"):
         await react(
@@ -299,7 +248,7 @@ async def test_upload_refuses_a_missing_file_and_reports_a_conflict(
 
 
 async def test_create_shared_link(
-    dbx: FakeDropbox, http: HttpClient, account: AccountSession
+    dbx: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     dbx.on(
         "POST", "/2/sharing/create_shared_link_with_settings", Reply(fixture("shared_link.json"))
@@ -316,7 +265,7 @@ async def test_create_shared_link(
 
 
 async def test_an_existing_shared_link_is_returned(
-    dbx: FakeDropbox, http: HttpClient, account: AccountSession
+    dbx: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     dbx.on(
         "POST",
@@ -342,7 +291,7 @@ async def test_an_existing_shared_link_is_returned(
     assert out["name"] == "2024"
 
 
-async def test_the_account_name_comes_from_the_token(dbx: FakeDropbox, http: HttpClient) -> None:
+async def test_the_account_name_comes_from_the_token(dbx: FakeProvider, http: HttpClient) -> None:
     dbx.on("POST", "/2/users/get_current_account", Reply(fixture("current_account.json")))
     spec = dropbox.service.oauth
     assert spec is not None and spec.userinfo is not None
@@ -356,7 +305,7 @@ async def test_the_account_name_comes_from_the_token(dbx: FakeDropbox, http: Htt
 
 
 async def test_a_refused_token_asks_for_reconnecting(
-    dbx: FakeDropbox, http: HttpClient, account: AccountSession
+    dbx: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     dbx.on("POST", "/2/files/list_folder", Reply(fixture("error_expired_token.json"), status=401))
     with pytest.raises(AuthError, match="needs reconnecting"):
@@ -364,7 +313,7 @@ async def test_a_refused_token_asks_for_reconnecting(
     assert len(dbx.seen) == 1  # a token that cannot be renewed is not retried
 
 
-async def test_a_missing_permission_says_which(dbx: FakeDropbox, http: HttpClient) -> None:
+async def test_a_missing_permission_says_which(dbx: FakeProvider, http: HttpClient) -> None:
     dbx.on(
         "POST",
         "/2/users/get_current_account",
@@ -377,7 +326,7 @@ async def test_a_missing_permission_says_which(dbx: FakeDropbox, http: HttpClien
 
 
 async def test_rate_limits_not_found_forbidden_and_server_errors(
-    dbx: FakeDropbox, http: HttpClient, account: AccountSession
+    dbx: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     dbx.on(
         "POST",

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import email
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from engine import AuthError, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import gdrive
+from tests.integrations.provider import FakeProvider, Reply, load_fixture, serve
 
-FIXTURES = Path(__file__).parent / "fixtures" / "gdrive"
 TOKEN = "ya29.a0AfB_byC-test-token"
 FOLDER_ID = "1dyUEebJaFnWa3Z4n0BFMVAXQ7mfUH11g"
 FOLDER_URL = f"https://drive.google.com/drive/folders/{FOLDER_ID}?usp=sharing"
@@ -28,66 +24,15 @@ UPLOAD = "/upload/drive/v3/files"
 
 
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-@dataclass
-class Reply:
-    body: Any = None
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-    def parts(self) -> list[Message]:
-        """The parts of a multipart/related body."""
-        head = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()
-        message = email.message_from_bytes(head + self.body)
-        assert message.is_multipart()
-        return list(message.get_payload())
-
-
-class FakeDrive:
-    """Answers each (method, path) with a set reply; records every request."""
-
-    def __init__(self) -> None:
-        self.replies: dict[tuple[str, str], Reply] = {}
-        self.seen: list[Seen] = []
-
-    def on(self, method: str, path: str, reply: Reply) -> None:
-        self.replies[(method, path)] = reply
-
-    async def handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        self.seen.append(
-            Seen(request.method, request.path, dict(request.query), dict(request.headers), raw)
-        )
-        reply = self.replies.get((request.method, request.path))
-        if reply is None:
-            return web.json_response(fixture("error_not_found.json"), status=404)
-        return web.json_response(reply.body, status=reply.status, headers=reply.headers)
+    return load_fixture("gdrive", name)
 
 
 @pytest.fixture
-async def drive(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDrive]:
-    fake = FakeDrive()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    monkeypatch.setattr(gdrive.service, "api_base_url", base)
-    yield fake
-    await runner.cleanup()
+async def drive(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeProvider]:
+    fake = FakeProvider(not_found=Reply(fixture("error_not_found.json"), status=404))
+    async with serve(fake.handle) as base:
+        monkeypatch.setattr(gdrive.service, "api_base_url", base)
+        yield fake
 
 
 @pytest.fixture
@@ -118,7 +63,7 @@ def react(
 
 
 async def test_new_file_in_folder_asks_for_the_folders_files_newest_first(
-    drive: FakeDrive, http: HttpClient, account: AccountSession
+    drive: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     drive.on("GET", FILES, Reply(fixture("files_in_folder.json")))
 
@@ -152,7 +97,7 @@ async def test_new_file_in_folder_asks_for_the_folders_files_newest_first(
 
 
 async def test_file_changed_keys_each_modification(
-    drive: FakeDrive, http: HttpClient, account: AccountSession
+    drive: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     drive.on("GET", FILES, Reply(fixture("files_in_folder.json")))
     result = await poll("file_changed", {"folder": FOLDER_ID}, http, account)
@@ -166,7 +111,9 @@ async def test_file_changed_keys_each_modification(
     assert drive.seen[1].query["q"].startswith("'root' in parents and")
 
 
-async def test_shared_with_me(drive: FakeDrive, http: HttpClient, account: AccountSession) -> None:
+async def test_shared_with_me(
+    drive: FakeProvider, http: HttpClient, account: AccountSession
+) -> None:
     drive.on("GET", FILES, Reply(fixture("shared_with_me.json")))
     result = await poll("shared_with_me", {}, http, account)
     [seen] = drive.seen
@@ -185,7 +132,7 @@ async def test_shared_with_me(drive: FakeDrive, http: HttpClient, account: Accou
 
 
 async def test_upload_file_is_a_multipart_upload(
-    drive: FakeDrive, http: HttpClient, account: AccountSession, tmp_path: Path
+    drive: FakeProvider, http: HttpClient, account: AccountSession, tmp_path: Path
 ) -> None:
     local = tmp_path / "scan.pdf"
     local.write_bytes(b"%PDF-1.7 scan \x00\xff\n")
@@ -225,7 +172,7 @@ async def test_upload_file_is_a_multipart_upload(
 
 
 async def test_upload_refuses_missing_and_large_files(
-    drive: FakeDrive,
+    drive: FakeProvider,
     http: HttpClient,
     account: AccountSession,
     tmp_path: Path,
@@ -242,7 +189,7 @@ async def test_upload_refuses_missing_and_large_files(
 
 
 async def test_create_text_file_as_a_google_doc_at_the_top(
-    drive: FakeDrive, http: HttpClient, account: AccountSession
+    drive: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     drive.on("POST", UPLOAD, Reply(fixture("doc_created.json")))
     out = await react(
@@ -262,7 +209,7 @@ async def test_create_text_file_as_a_google_doc_at_the_top(
     assert out["mime_type"] == "application/vnd.google-apps.document"
 
 
-async def test_the_account_name_comes_from_the_token(drive: FakeDrive, http: HttpClient) -> None:
+async def test_the_account_name_comes_from_the_token(drive: FakeProvider, http: HttpClient) -> None:
     drive.on("GET", "/drive/v3/about", Reply(fixture("about.json")))
     spec = gdrive.service.oauth
     assert spec is not None and spec.userinfo is not None
@@ -275,7 +222,7 @@ async def test_the_account_name_comes_from_the_token(drive: FakeDrive, http: Htt
 
 
 async def test_a_refused_token_asks_for_reconnecting(
-    drive: FakeDrive, http: HttpClient, account: AccountSession
+    drive: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     drive.on("GET", FILES, Reply(fixture("error_unauthenticated.json"), status=401))
     with pytest.raises(AuthError, match="needs reconnecting"):
@@ -283,7 +230,7 @@ async def test_a_refused_token_asks_for_reconnecting(
     assert len(drive.seen) == 1
 
 
-async def test_rate_limits(drive: FakeDrive, http: HttpClient, account: AccountSession) -> None:
+async def test_rate_limits(drive: FakeProvider, http: HttpClient, account: AccountSession) -> None:
     drive.on("GET", FILES, Reply(fixture("error_user_rate_limit.json"), status=403))
     with pytest.raises(RateLimited, match="slow down") as caught:
         await poll("shared_with_me", {}, http, account)
@@ -299,7 +246,7 @@ async def test_rate_limits(drive: FakeDrive, http: HttpClient, account: AccountS
 
 
 async def test_scopes_quota_not_found_and_server_errors(
-    drive: FakeDrive, http: HttpClient, account: AccountSession
+    drive: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     drive.on("GET", FILES, Reply(fixture("error_insufficient_scopes.json"), status=403))
     with pytest.raises(AuthError, match=r"connected without the permission .* reconnect it"):

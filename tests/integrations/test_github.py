@@ -2,98 +2,39 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from engine import AuthError, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import github
+from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, serve
 
-FIXTURES = Path(__file__).parent / "fixtures" / "github_api"
 TOKEN = "ghp_16C7e42F292c6912E7710c838347Ae178B4a"
 REPO = "marta-kowal/garden-sensors"
 REPO_PATH = f"/repos/{REPO}"
 
 
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-@dataclass
-class Reply:
-    body: Any = None
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    etag: str | None = None
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
-
-
-class FakeGitHub:
-    """Answers each (method, path[?page]) with a set reply; records every request."""
-
-    def __init__(self) -> None:
-        self.replies: dict[tuple[str, str], Reply] = {}
-        self.seen: list[Seen] = []
-        self.base = ""
-
-    def on(self, method: str, path: str, reply: Reply) -> None:
-        self.replies[(method, path)] = reply
-
-    async def handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        self.seen.append(
-            Seen(
-                request.method,
-                request.path,
-                dict(request.query),
-                dict(request.headers),
-                json.loads(raw) if raw else None,
-            )
-        )
-        page = request.query.get("page")
-        reply = self.replies.get(
-            (request.method, f"{request.path}?page={page}")
-        ) or self.replies.get((request.method, request.path))
-        if reply is None:
-            return web.json_response(fixture("error_not_found.json"), status=404)
-        headers = dict(reply.headers)
-        if reply.etag:
-            headers["ETag"] = reply.etag
-            if request.headers.get("If-None-Match") == reply.etag:
-                return web.Response(status=304, headers=headers)
-        return web.json_response(reply.body, status=reply.status, headers=headers)
+    return load_fixture("github_api", name)
 
 
 @pytest.fixture
-async def gh(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeGitHub]:
-    fake = FakeGitHub()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    monkeypatch.setattr(github.service, "api_base_url", fake.base)
-    yield fake
-    await runner.cleanup()
+async def gh(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeProvider]:
+    fake = FakeProvider(
+        not_found=Reply(fixture("error_not_found.json"), status=404),
+        match_query=("page",),
+        json_body=True,
+    )
+    async with serve(fake.handle) as fake.base:
+        monkeypatch.setattr(github.service, "api_base_url", fake.base)
+        yield fake
 
 
 @pytest.fixture
@@ -134,7 +75,7 @@ def assert_api_headers(seen: Seen, accept: str = "application/vnd.github+json") 
 
 
 async def test_new_issue_lists_issues_without_pull_requests_and_uses_the_etag(
-    gh: FakeGitHub, http: HttpClient, account: AccountSession
+    gh: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     gh.on("GET", f"{REPO_PATH}/issues", Reply(fixture("issues.json"), etag='W/"5c7e1f"'))
     state: dict[str, Any] = {}
@@ -166,14 +107,16 @@ async def test_new_issue_lists_issues_without_pull_requests_and_uses_the_etag(
 
 
 async def test_new_issue_label_filter_goes_to_github(
-    gh: FakeGitHub, http: HttpClient, account: AccountSession
+    gh: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     gh.on("GET", f"{REPO_PATH}/issues", Reply(fixture("issues.json")[:1]))
     await poll("new_issue", {"repo": REPO, "labels": "bug, help wanted"}, http, account)
     assert gh.seen[0].query["labels"] == "bug,help wanted"
 
 
-async def test_new_pull_request(gh: FakeGitHub, http: HttpClient, account: AccountSession) -> None:
+async def test_new_pull_request(
+    gh: FakeProvider, http: HttpClient, account: AccountSession
+) -> None:
     gh.on("GET", f"{REPO_PATH}/pulls", Reply(fixture("pulls.json")))
     result = await poll("new_pull_request", {"repo": f"https://github.com/{REPO}"}, http, account)
     [seen] = gh.seen
@@ -197,7 +140,7 @@ async def test_new_pull_request(gh: FakeGitHub, http: HttpClient, account: Accou
 
 
 async def test_new_star_asks_for_star_times_and_lists_newest_first(
-    gh: FakeGitHub, http: HttpClient, account: AccountSession
+    gh: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     gh.on("GET", f"{REPO_PATH}/stargazers", Reply(fixture("stargazers.json"), etag='"s1"'))
     state: dict[str, Any] = {}
@@ -218,7 +161,7 @@ async def test_new_star_asks_for_star_times_and_lists_newest_first(
 
 
 async def test_new_star_follows_the_last_page(
-    gh: FakeGitHub, http: HttpClient, account: AccountSession
+    gh: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     last = f"<{gh.base}{REPO_PATH}/stargazers?per_page=100&page=2>"
     gh.on(
@@ -241,7 +184,7 @@ async def test_new_star_follows_the_last_page(
 
 
 async def test_new_star_looks_past_a_full_page(
-    gh: FakeGitHub, http: HttpClient, account: AccountSession, monkeypatch: pytest.MonkeyPatch
+    gh: FakeProvider, http: HttpClient, account: AccountSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(github, "STARS_PER_PAGE", 2)  # the fixture's two stars fill it
     gh.on("GET", f"{REPO_PATH}/stargazers?page=1", Reply(fixture("stargazers.json"), etag='"p1"'))
@@ -260,7 +203,7 @@ async def test_new_star_looks_past_a_full_page(
 
 
 async def test_new_release_leaves_out_drafts_and_optionally_prereleases(
-    gh: FakeGitHub, http: HttpClient, account: AccountSession
+    gh: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     gh.on("GET", f"{REPO_PATH}/releases", Reply(fixture("releases.json")))
     result = await poll("new_release", {"repo": REPO}, http, account)
@@ -283,7 +226,7 @@ async def test_new_release_leaves_out_drafts_and_optionally_prereleases(
 
 
 async def test_new_commit_on_a_branch(
-    gh: FakeGitHub, http: HttpClient, account: AccountSession
+    gh: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     gh.on("GET", f"{REPO_PATH}/commits", Reply(fixture("commits.json")))
     result = await poll("new_commit", {"repo": REPO, "branch": "main"}, http, account)
@@ -311,7 +254,7 @@ async def test_new_commit_on_a_branch(
 # ---------------------------------------------------------------------- reactions
 
 
-async def test_create_issue(gh: FakeGitHub, http: HttpClient, account: AccountSession) -> None:
+async def test_create_issue(gh: FakeProvider, http: HttpClient, account: AccountSession) -> None:
     gh.on("POST", f"{REPO_PATH}/issues", Reply(fixture("issue_created.json"), status=201))
     out = await react(
         "create_issue",
@@ -342,7 +285,7 @@ async def test_create_issue(gh: FakeGitHub, http: HttpClient, account: AccountSe
     assert github.service.reactions["create_issue"].retry is False
 
 
-async def test_comment(gh: FakeGitHub, http: HttpClient, account: AccountSession) -> None:
+async def test_comment(gh: FakeProvider, http: HttpClient, account: AccountSession) -> None:
     gh.on(
         "POST",
         f"{REPO_PATH}/issues/17/comments",
@@ -359,7 +302,7 @@ async def test_comment(gh: FakeGitHub, http: HttpClient, account: AccountSession
     }
 
 
-async def test_create_gist(gh: FakeGitHub, http: HttpClient, account: AccountSession) -> None:
+async def test_create_gist(gh: FakeProvider, http: HttpClient, account: AccountSession) -> None:
     gh.on("POST", "/gists", Reply(fixture("gist_created.json"), status=201))
     out = await react(
         "create_gist",
@@ -384,14 +327,14 @@ async def test_create_gist(gh: FakeGitHub, http: HttpClient, account: AccountSes
         await react("create_gist", {"filename": "a/b.md", "content": "x"}, http, account)
 
 
-async def test_add_labels(gh: FakeGitHub, http: HttpClient, account: AccountSession) -> None:
+async def test_add_labels(gh: FakeProvider, http: HttpClient, account: AccountSession) -> None:
     gh.on("POST", f"{REPO_PATH}/issues/17/labels", Reply(fixture("labels_added.json")))
     out = await react("add_labels", {"repo": REPO, "number": 17, "labels": "triage"}, http, account)
     assert gh.seen[0].body == {"labels": ["triage"]}
     assert out == {"labels": ["bug", "triage"]}
 
 
-async def test_the_account_name_comes_from_the_token(gh: FakeGitHub, http: HttpClient) -> None:
+async def test_the_account_name_comes_from_the_token(gh: FakeProvider, http: HttpClient) -> None:
     gh.on("GET", "/user", Reply(fixture("user.json")))
     assert github.service.api_key is not None and github.service.api_key.userinfo is not None
     assert await github.service.api_key.userinfo(http, TOKEN) == "marta-kowal"
@@ -402,7 +345,7 @@ async def test_the_account_name_comes_from_the_token(gh: FakeGitHub, http: HttpC
 
 
 async def test_a_refused_token_asks_for_reconnecting(
-    gh: FakeGitHub, http: HttpClient, account: AccountSession
+    gh: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     gh.on("GET", f"{REPO_PATH}/issues", Reply(fixture("error_bad_credentials.json"), status=401))
     with pytest.raises(AuthError, match=r"needs reconnecting.*reconnect the account in Hookline"):
@@ -411,7 +354,7 @@ async def test_a_refused_token_asks_for_reconnecting(
 
 
 async def test_rate_limits_say_when_to_come_back(
-    gh: FakeGitHub, http: HttpClient, account: AccountSession
+    gh: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     reset = int(time.time()) + 120
     gh.on(
@@ -454,7 +397,7 @@ async def test_rate_limits_say_when_to_come_back(
 
 
 async def test_forbidden_not_found_invalid_and_server_errors(
-    gh: FakeGitHub, http: HttpClient, account: AccountSession
+    gh: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     gh.on("POST", f"{REPO_PATH}/issues", Reply(fixture("error_forbidden.json"), status=403))
     with pytest.raises(

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from engine import AuthError, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import notion
+from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, serve
 
-FIXTURES = Path(__file__).parent / "fixtures" / "notion"
 TOKEN = "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"
 DB = "3f1c2b5e-9a7d-4c0e-8b6a-1d2f4e5c7a90"
 DB_URL = "https://www.notion.so/marta/3f1c2b5e9a7d4c0e8b6a1d2f4e5c7a90?v=1b2c3d4e5f6a4b7c8d9e0f1a2b3c4d5e"
@@ -26,65 +23,17 @@ PAGE_URL = "https://www.notion.so/Repot-the-basil-8d2e4f6a1b3c4d5e9f0a1b2c3d4e5f
 
 
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-@dataclass
-class Reply:
-    body: Any = None
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
-
-
-class FakeNotion:
-    """Answers each (method, path) with a set reply; records every request."""
-
-    def __init__(self) -> None:
-        self.replies: dict[tuple[str, str], Reply] = {}
-        self.seen: list[Seen] = []
-
-    def on(self, method: str, path: str, reply: Reply) -> None:
-        self.replies[(method, path)] = reply
-
-    async def handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        self.seen.append(
-            Seen(
-                request.method,
-                request.path,
-                dict(request.query),
-                dict(request.headers),
-                json.loads(raw) if raw else None,
-            )
-        )
-        reply = self.replies.get((request.method, request.path))
-        if reply is None:
-            return web.json_response(fixture("error_not_found.json"), status=404)
-        return web.json_response(reply.body, status=reply.status, headers=reply.headers)
+    return load_fixture("notion", name)
 
 
 @pytest.fixture
-async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeNotion]:
-    fake = FakeNotion()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    monkeypatch.setattr(notion.service, "api_base_url", f"http://127.0.0.1:{port}/v1")
-    yield fake
-    await runner.cleanup()
+async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeProvider]:
+    fake = FakeProvider(
+        not_found=Reply(fixture("error_not_found.json"), status=404), json_body=True
+    )
+    async with serve(fake.handle) as base:
+        monkeypatch.setattr(notion.service, "api_base_url", f"{base}/v1")
+        yield fake
 
 
 @pytest.fixture
@@ -120,7 +69,7 @@ def assert_api_headers(seen: Seen) -> None:
 
 
 async def test_new_page_in_database_queries_newest_first_and_leaves_out_trashed_pages(
-    api: FakeNotion, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("POST", f"/v1/databases/{DB}/query", Reply(fixture("query_created.json")))
     result = await poll("new_page_in_database", {"database": DB_URL}, http, account)
@@ -153,7 +102,7 @@ async def test_new_page_in_database_queries_newest_first_and_leaves_out_trashed_
 
 
 async def test_page_property_changed_keys_on_the_chosen_value_or_on_the_edit_time(
-    api: FakeNotion, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("POST", f"/v1/databases/{DB}/query", Reply(fixture("query_created.json")))
     params = {"database": DB.replace("-", ""), "property": "Status"}
@@ -179,7 +128,7 @@ async def test_page_property_changed_keys_on_the_chosen_value_or_on_the_edit_tim
 
 
 async def test_create_database_page(
-    api: FakeNotion, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("POST", "/v1/pages", Reply(fixture("page_created.json")))
     out = await react(
@@ -219,7 +168,7 @@ async def test_create_database_page(
 
 
 async def test_create_database_page_refuses_bad_properties(
-    api: FakeNotion, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     with pytest.raises(PermanentError, match="not valid JSON"):
         await react(
@@ -239,7 +188,7 @@ async def test_create_database_page_refuses_bad_properties(
 
 
 async def test_append_text_splits_long_text_into_pieces_notion_accepts(
-    api: FakeNotion, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("PATCH", f"/v1/blocks/{PAGE}/children", Reply(fixture("blocks_appended.json")))
     long = "a" * 2500
@@ -263,7 +212,7 @@ async def test_append_text_splits_long_text_into_pieces_notion_accepts(
         await react("append_text", {"page": PAGE, "text": " \n "}, http, account)
 
 
-async def test_the_account_name_is_the_workspace(api: FakeNotion, http: HttpClient) -> None:
+async def test_the_account_name_is_the_workspace(api: FakeProvider, http: HttpClient) -> None:
     api.on("GET", "/v1/users/me", Reply(fixture("user_me.json")))
     assert notion.service.api_key is not None and notion.service.api_key.userinfo is not None
     assert await notion.service.api_key.userinfo(http, TOKEN) == "Marta's Garden"
@@ -277,7 +226,7 @@ async def test_the_account_name_is_the_workspace(api: FakeNotion, http: HttpClie
 
 
 async def test_a_refused_token_asks_for_a_new_one(
-    api: FakeNotion, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on(
         "POST", f"/v1/databases/{DB}/query", Reply(fixture("error_unauthorized.json"), status=401)
@@ -288,7 +237,7 @@ async def test_a_refused_token_asks_for_a_new_one(
 
 
 async def test_forbidden_not_shared_rate_limited_and_server_errors(
-    api: FakeNotion, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     path = f"/v1/databases/{DB}/query"
     with pytest.raises(PermanentError, match=r"not shared with the integration.*Connections"):
@@ -333,6 +282,5 @@ def test_notion_can_be_connected_through_the_browser_with_basic_client_auth() ->
 
     assert notion.oauth is not None
     assert notion.oauth.client_auth == "basic"
-    assert notion.oauth.redirect_uri(notion.oauth.fixed_port) == \
-        "http://127.0.0.1:17573/callback"
+    assert notion.oauth.redirect_uri(notion.oauth.fixed_port) == "http://127.0.0.1:17573/callback"
     assert notion.api_key is not None  # the internal-integration secret still works

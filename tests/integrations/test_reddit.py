@@ -2,82 +2,32 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-from aiohttp import web
 
 from engine import AuthError, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import reddit
+from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, serve
 
-FIXTURES = Path(__file__).parent / "fixtures" / "reddit"
 TOKEN = "1419384-Zk3yQ8vR2mLw7nXcT5hJbA9sPdEfGu"
 
 
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-@dataclass
-class Reply:
-    body: Any = None
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-
-class FakeReddit:
-    def __init__(self) -> None:
-        self.replies: dict[tuple[str, str], Reply] = {}
-        self.seen: list[Seen] = []
-
-    def on(self, method: str, path: str, reply: Reply) -> None:
-        self.replies[(method, path)] = reply
-
-    async def handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        self.seen.append(
-            Seen(request.method, request.path, dict(request.query), dict(request.headers), raw)
-        )
-        reply = self.replies.get((request.method, request.path))
-        if reply is None:
-            return web.Response(status=404, text="Not Found")
-        if reply.status == 204:
-            return web.Response(status=204, headers=reply.headers)
-        if isinstance(reply.body, str):
-            return web.Response(text=reply.body, status=reply.status, headers=reply.headers)
-        return web.json_response(reply.body, status=reply.status, headers=reply.headers)
+    return load_fixture("reddit", name)
 
 
 @pytest.fixture
-async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeReddit]:
-    fake = FakeReddit()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    monkeypatch.setattr(reddit.service, "api_base_url", f"http://127.0.0.1:{port}")
-    yield fake
-    await runner.cleanup()
+async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeProvider]:
+    fake = FakeProvider()
+    async with serve(fake.handle) as base:
+        monkeypatch.setattr(reddit.service, "api_base_url", base)
+        yield fake
 
 
 @pytest.fixture
@@ -124,7 +74,7 @@ def form(seen: Seen) -> dict[str, str]:
 
 
 async def test_new_post_in_subreddit_lists_new_posts(
-    api: FakeReddit, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/r/gardening/new", Reply(fixture("subreddit_new.json")))
     params = {"subreddit": "https://www.reddit.com/r/gardening/"}
@@ -148,7 +98,7 @@ async def test_new_post_in_subreddit_lists_new_posts(
 
 
 async def test_bad_or_unknown_subreddits(
-    api: FakeReddit, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     with pytest.raises(PermanentError, match="not a subreddit"):
         await poll("new_post_in_subreddit", {"subreddit": "garden ing"}, http, account)
@@ -159,7 +109,7 @@ async def test_bad_or_unknown_subreddits(
 
 
 async def test_new_comment_on_my_post_keeps_only_post_replies(
-    api: FakeReddit, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/message/inbox", Reply(fixture("inbox.json")))
     result = await poll("new_comment_on_my_post", {}, http, account)
@@ -178,7 +128,7 @@ async def test_new_comment_on_my_post_keeps_only_post_replies(
 
 
 async def test_new_saved_item_lists_posts_and_comments(
-    api: FakeReddit, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/api/v1/me", Reply(fixture("me.json")))
     api.on("GET", "/user/martakowal/saved", Reply(fixture("saved.json")))
@@ -209,7 +159,7 @@ async def test_new_saved_item_lists_posts_and_comments(
     ],
 )
 async def test_errors_become_engine_errors(
-    api: FakeReddit,
+    api: FakeProvider,
     http: HttpClient,
     account: AccountSession,
     status: int,
@@ -235,7 +185,7 @@ async def test_without_an_account_says_how_to_connect(http: HttpClient) -> None:
 
 
 async def test_submit_a_text_post(
-    api: FakeReddit, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("POST", "/api/submit", Reply(fixture("submitted.json")))
     params = {"subreddit": "test", "title": "Hello from Hookline", "text": "It *works*."}
@@ -258,7 +208,7 @@ async def test_submit_a_text_post(
 
 
 async def test_submit_a_link_post_and_refusals(
-    api: FakeReddit, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("POST", "/api/submit", Reply(fixture("submit_error.json")))
     params = {"subreddit": "nosuchsub", "title": "Look", "link": "https://example.org/a"}
@@ -275,7 +225,7 @@ async def test_submit_a_link_post_and_refusals(
 
 
 async def test_reply_to_a_comment_address(
-    api: FakeReddit, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("POST", "/api/comment", Reply(fixture("commented.json")))
     url = "https://www.reddit.com/r/gardening/comments/1gx4k2p/my_balcony_tomatoes_in_november/lz9x0ab/"
@@ -290,14 +240,14 @@ async def test_reply_to_a_comment_address(
 
 
 async def test_reply_to_something_else_is_refused(
-    api: FakeReddit, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     with pytest.raises(PermanentError, match="not a Reddit post or comment"):
         await react("reply", {"to": "t5_2qh1i", "text": "Hi"}, http, account)
     assert api.seen == []
 
 
-async def test_oauth_spec_and_userinfo(api: FakeReddit, http: HttpClient) -> None:
+async def test_oauth_spec_and_userinfo(api: FakeProvider, http: HttpClient) -> None:
     spec = reddit.service.oauth
     assert spec is not None and spec.userinfo is not None
     assert spec.pkce is False and spec.client_secret_required is False

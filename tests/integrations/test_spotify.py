@@ -2,96 +2,39 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from engine import AuthError, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import spotify
+from tests.integrations.provider import FakeProvider, Reply, load_fixture, serve
 
-FIXTURES = Path(__file__).parent / "fixtures" / "spotify"
 TOKEN = "BQDtest-spotify-token"
 PLAYLIST = "37i9dQZF1DXcBWIGoYBM5M"
 TRACK = "11dFghVXANMlKmJXsNCbNl"
 
 
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-@dataclass
-class Reply:
-    body: Any = None
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
-
-
-class FakeSpotify:
-    """Answers each (method, path[?offset=/after=]) with a set reply; records requests."""
-
-    def __init__(self) -> None:
-        self.replies: dict[tuple[str, str], Reply] = {}
-        self.seen: list[Seen] = []
-
-    def on(self, method: str, path: str, reply: Reply) -> None:
-        self.replies[(method, path)] = reply
-
-    async def handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        self.seen.append(
-            Seen(
-                request.method,
-                request.path,
-                dict(request.query),
-                dict(request.headers),
-                json.loads(raw) if raw else None,
-            )
-        )
-        reply = None
-        for key in ("offset", "after"):
-            if key in request.query:
-                reply = self.replies.get(
-                    (request.method, f"{request.path}?{key}={request.query[key]}")
-                )
-        reply = reply or self.replies.get((request.method, request.path))
-        if reply is None:
-            return web.json_response(fixture("error_not_found.json"), status=404)
-        if reply.body is None:
-            return web.Response(status=reply.status, headers=reply.headers)
-        return web.json_response(reply.body, status=reply.status, headers=reply.headers)
+    return load_fixture("spotify", name)
 
 
 @pytest.fixture
-async def sp(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeSpotify]:
-    fake = FakeSpotify()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    monkeypatch.setattr(spotify.service, "api_base_url", base)
-    yield fake
-    await runner.cleanup()
+async def sp(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeProvider]:
+    fake = FakeProvider(
+        not_found=Reply(fixture("error_not_found.json"), status=404),
+        match_query=("offset", "after"),
+        json_body=True,
+    )
+    async with serve(fake.handle) as base:
+        monkeypatch.setattr(spotify.service, "api_base_url", base)
+        yield fake
 
 
 @pytest.fixture
@@ -125,7 +68,7 @@ def react(
 # ---------------------------------------------------------------------- triggers
 
 
-async def test_new_saved_track(sp: FakeSpotify, http: HttpClient, account: AccountSession) -> None:
+async def test_new_saved_track(sp: FakeProvider, http: HttpClient, account: AccountSession) -> None:
     sp.on("GET", "/v1/me/tracks", Reply(fixture("saved_tracks.json")))
     result = await poll("new_saved_track", {}, http, account)
     [seen] = sp.seen
@@ -148,7 +91,7 @@ async def test_new_saved_track(sp: FakeSpotify, http: HttpClient, account: Accou
 
 
 async def test_new_track_in_playlist_reads_the_last_page(
-    sp: FakeSpotify, http: HttpClient, account: AccountSession
+    sp: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     path = f"/v1/playlists/{PLAYLIST}/items"
     sp.on("GET", path, Reply(fixture("playlist_items.json")))
@@ -177,7 +120,7 @@ async def test_new_track_in_playlist_reads_the_last_page(
 
 
 async def test_new_releases_look_at_followed_artists_in_turn(
-    sp: FakeSpotify, http: HttpClient, account: AccountSession
+    sp: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     recent = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()
     coldplay = fixture("artist_albums_coldplay.json")
@@ -224,7 +167,7 @@ async def test_new_releases_look_at_followed_artists_in_turn(
 
 
 async def test_now_playing_fires_once_per_track_and_again_after_a_stop(
-    sp: FakeSpotify, http: HttpClient, account: AccountSession
+    sp: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     path = "/v1/me/player/currently-playing"
     sp.on("GET", path, Reply(fixture("currently_playing.json")))
@@ -250,7 +193,7 @@ async def test_now_playing_fires_once_per_track_and_again_after_a_stop(
 # ---------------------------------------------------------------------- reactions
 
 
-async def test_add_to_playlist(sp: FakeSpotify, http: HttpClient, account: AccountSession) -> None:
+async def test_add_to_playlist(sp: FakeProvider, http: HttpClient, account: AccountSession) -> None:
     sp.on("POST", f"/v1/playlists/{PLAYLIST}/items", Reply(fixture("snapshot.json"), 201))
     out = await react(
         "add_to_playlist",
@@ -265,7 +208,7 @@ async def test_add_to_playlist(sp: FakeSpotify, http: HttpClient, account: Accou
     assert spotify.service.reactions["add_to_playlist"].retry is False
 
 
-async def test_save_track(sp: FakeSpotify, http: HttpClient, account: AccountSession) -> None:
+async def test_save_track(sp: FakeProvider, http: HttpClient, account: AccountSession) -> None:
     sp.on("PUT", "/v1/me/library", Reply(None, status=200))
     out = await react("save_track", {"track": f"spotify:track:{TRACK}"}, http, account)
     [seen] = sp.seen
@@ -273,7 +216,7 @@ async def test_save_track(sp: FakeSpotify, http: HttpClient, account: AccountSes
     assert out == {"id": TRACK}
 
 
-async def test_playback(sp: FakeSpotify, http: HttpClient, account: AccountSession) -> None:
+async def test_playback(sp: FakeProvider, http: HttpClient, account: AccountSession) -> None:
     sp.on("PUT", "/v1/me/player/pause", Reply(None, status=204))
     sp.on("PUT", "/v1/me/player/play", Reply(None, status=204))
     sp.on("POST", "/v1/me/player/next", Reply(None, status=204))
@@ -295,7 +238,7 @@ async def test_playback(sp: FakeSpotify, http: HttpClient, account: AccountSessi
 
 
 async def test_playback_without_premium_or_a_device(
-    sp: FakeSpotify, http: HttpClient, account: AccountSession
+    sp: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     sp.on("PUT", "/v1/me/player/pause", Reply(fixture("error_premium_required.json"), 403))
     with pytest.raises(PermanentError, match="needs a Spotify Premium account"):
@@ -305,7 +248,7 @@ async def test_playback_without_premium_or_a_device(
         await react("playback", {"action": "pause"}, http, account)
 
 
-async def test_the_account_name_comes_from_the_token(sp: FakeSpotify, http: HttpClient) -> None:
+async def test_the_account_name_comes_from_the_token(sp: FakeProvider, http: HttpClient) -> None:
     sp.on("GET", "/v1/me", Reply(fixture("me.json")))
     spec = spotify.service.oauth
     assert spec is not None and spec.userinfo is not None
@@ -317,7 +260,7 @@ async def test_the_account_name_comes_from_the_token(sp: FakeSpotify, http: Http
 
 
 async def test_a_refused_token_asks_for_reconnecting(
-    sp: FakeSpotify, http: HttpClient, account: AccountSession
+    sp: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     sp.on("GET", "/v1/me/tracks", Reply(fixture("error_expired_token.json"), 401))
     with pytest.raises(AuthError, match="needs reconnecting"):
@@ -325,7 +268,7 @@ async def test_a_refused_token_asks_for_reconnecting(
     assert len(sp.seen) == 1
 
 
-async def test_errors(sp: FakeSpotify, http: HttpClient, account: AccountSession) -> None:
+async def test_errors(sp: FakeProvider, http: HttpClient, account: AccountSession) -> None:
     sp.on("GET", "/v1/me/tracks", Reply(fixture("error_forbidden.json"), 403))
     with pytest.raises(
         AuthError, match=r"Insufficient client scope\. If the app is in development"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,23 +15,14 @@ from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import telegram
+from tests.integrations.provider import Seen, load_fixture, serve
 
-FIXTURES = Path(__file__).parent / "fixtures" / "telegram"
 TOKEN = "7012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 BOT = f"/bot{TOKEN}"
 
 
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
+    return load_fixture("telegram", name)
 
 
 @dataclass
@@ -67,16 +57,9 @@ class FakeTelegram:
 @pytest.fixture
 async def tg(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTelegram]:
     fake = FakeTelegram()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    monkeypatch.setattr(telegram.service, "api_base_url", fake.base)
-    yield fake
-    await runner.cleanup()
+    async with serve(fake.handle) as fake.base:
+        monkeypatch.setattr(telegram.service, "api_base_url", fake.base)
+        yield fake
 
 
 @pytest.fixture

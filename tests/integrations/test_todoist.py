@@ -4,79 +4,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from engine import AuthError, PermanentError, RateLimited, TransientError, ValidationError
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import todoist
+from tests.integrations.provider import FakeProvider, Reply, load_fixture, serve
 
-FIXTURES = Path(__file__).parent / "fixtures" / "todoist"
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
 
 
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-@dataclass
-class Reply:
-    body: Any = None
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-
-class FakeTodoist:
-    def __init__(self) -> None:
-        self.replies: dict[tuple[str, str], Reply] = {}
-        self.seen: list[Seen] = []
-
-    def on(self, method: str, path: str, reply: Reply) -> None:
-        self.replies[(method, path)] = reply
-
-    async def handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        self.seen.append(
-            Seen(request.method, request.path, dict(request.query), dict(request.headers), raw)
-        )
-        reply = self.replies.get((request.method, request.path))
-        if reply is None:
-            return web.Response(status=404, text="Task not found")
-        if reply.status == 204:
-            return web.Response(status=204, headers=reply.headers)
-        if isinstance(reply.body, str):
-            return web.Response(text=reply.body, status=reply.status, headers=reply.headers)
-        return web.json_response(reply.body, status=reply.status, headers=reply.headers)
+    return load_fixture("todoist", name)
 
 
 @pytest.fixture
-async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTodoist]:
-    fake = FakeTodoist()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    monkeypatch.setattr(todoist.service, "api_base_url", f"http://127.0.0.1:{port}")
-    yield fake
-    await runner.cleanup()
+async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeProvider]:
+    fake = FakeProvider(not_found=Reply("Task not found", status=404))
+    async with serve(fake.handle) as base:
+        monkeypatch.setattr(todoist.service, "api_base_url", base)
+        yield fake
 
 
 @pytest.fixture
@@ -103,7 +54,7 @@ def react(reaction: str, params: dict[str, Any], http: HttpClient, account: Any)
 
 
 async def test_new_task_lists_tasks_newest_first_with_the_token(
-    api: FakeTodoist, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/rest/v2/tasks", Reply(fixture("tasks.json")))
     result = await poll("new_task", {"project_id": "", "label": ""}, http, account)
@@ -121,7 +72,7 @@ async def test_new_task_lists_tasks_newest_first_with_the_token(
 
 
 async def test_new_task_filters_by_project_and_label(
-    api: FakeTodoist, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/rest/v2/tasks", Reply([]))
     params = {"project_id": "2203306141", "label": "@garden"}
@@ -130,7 +81,7 @@ async def test_new_task_filters_by_project_and_label(
 
 
 async def test_task_completed_keys_each_completion(
-    api: FakeTodoist, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/sync/v9/completed/get_all", Reply(fixture("completed.json")))
     result = await poll("task_completed", {"project_id": "2203306141"}, http, account)
@@ -146,7 +97,7 @@ async def test_task_completed_keys_each_completion(
 
 
 async def test_task_due_today_keys_by_day_and_filters_the_project(
-    api: FakeTodoist, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/rest/v2/tasks", Reply(fixture("tasks.json")))
     result = await poll(
@@ -159,7 +110,7 @@ async def test_task_due_today_keys_by_day_and_filters_the_project(
 
 
 async def test_bad_project_id_is_refused_before_asking(
-    api: FakeTodoist, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     with pytest.raises(PermanentError, match="not a Todoist project id"):
         await poll("new_task", {"project_id": "Garden stuff"}, http, account)
@@ -183,7 +134,7 @@ async def test_without_an_account_says_how_to_add_one(http: HttpClient) -> None:
     ],
 )
 async def test_errors_become_engine_errors(
-    api: FakeTodoist,
+    api: FakeProvider,
     http: HttpClient,
     account: AccountSession,
     status: int,
@@ -205,7 +156,7 @@ async def test_errors_become_engine_errors(
 
 
 async def test_create_task_posts_the_task(
-    api: FakeTodoist, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("POST", "/rest/v2/tasks", Reply(fixture("task_created.json")))
     out = await react(
@@ -241,7 +192,7 @@ async def test_create_task_posts_the_task(
 
 
 async def test_create_task_into_the_inbox_sends_only_the_name(
-    api: FakeTodoist, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("POST", "/rest/v2/tasks", Reply(fixture("task_created.json")))
     await react("create_task", {"content": "Reply to Marta"}, http, account)
@@ -249,7 +200,7 @@ async def test_create_task_into_the_inbox_sends_only_the_name(
 
 
 async def test_create_task_needs_a_name(
-    api: FakeTodoist, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     with pytest.raises(ValidationError, match="Task is required"):
         await react("create_task", {"content": "   "}, http, account)
@@ -257,7 +208,7 @@ async def test_create_task_needs_a_name(
 
 
 async def test_complete_task_closes_it(
-    api: FakeTodoist, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("POST", "/rest/v2/tasks/2995104339/close", Reply(status=204))
     out = await react("complete_task", {"task_id": " 2995104339 "}, http, account)
@@ -266,7 +217,7 @@ async def test_complete_task_closes_it(
 
 
 async def test_complete_task_unknown_and_malformed_ids(
-    api: FakeTodoist, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     with pytest.raises(PermanentError, match="has no task 1"):
         await react("complete_task", {"task_id": "1"}, http, account)
@@ -275,7 +226,7 @@ async def test_complete_task_unknown_and_malformed_ids(
     assert len(api.seen) == 1
 
 
-async def test_userinfo_names_the_account(api: FakeTodoist, http: HttpClient) -> None:
+async def test_userinfo_names_the_account(api: FakeProvider, http: HttpClient) -> None:
     api.on("POST", "/sync/v9/sync", Reply(fixture("sync_user.json")))
     assert todoist.service.api_key is not None
     userinfo = todoist.service.api_key.userinfo

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from engine import AuthError, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import trello
+from tests.integrations.provider import FakeProvider, Reply, load_fixture, serve
 
-FIXTURES = Path(__file__).parent / "fixtures" / "trello"
 KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 TOKEN = "ATTAa1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7"
 SECRET = f"{KEY}:{TOKEN}"
@@ -25,61 +22,15 @@ AUTH = f'OAuth oauth_consumer_key="{KEY}", oauth_token="{TOKEN}"'
 
 
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-@dataclass
-class Reply:
-    body: Any = None
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-
-class FakeTrello:
-    def __init__(self) -> None:
-        self.replies: dict[tuple[str, str], Reply] = {}
-        self.seen: list[Seen] = []
-
-    def on(self, method: str, path: str, reply: Reply) -> None:
-        self.replies[(method, path)] = reply
-
-    async def handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        self.seen.append(
-            Seen(request.method, request.path, dict(request.query), dict(request.headers), raw)
-        )
-        reply = self.replies.get((request.method, request.path))
-        if reply is None:
-            return web.Response(status=404, text="The requested resource was not found.")
-        if reply.status == 204:
-            return web.Response(status=204, headers=reply.headers)
-        if isinstance(reply.body, str):
-            return web.Response(text=reply.body, status=reply.status, headers=reply.headers)
-        return web.json_response(reply.body, status=reply.status, headers=reply.headers)
+    return load_fixture("trello", name)
 
 
 @pytest.fixture
-async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTrello]:
-    fake = FakeTrello()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    monkeypatch.setattr(trello.service, "api_base_url", f"http://127.0.0.1:{port}")
-    yield fake
-    await runner.cleanup()
+async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeProvider]:
+    fake = FakeProvider(not_found=Reply("The requested resource was not found.", status=404))
+    async with serve(fake.handle) as base:
+        monkeypatch.setattr(trello.service, "api_base_url", base)
+        yield fake
 
 
 @pytest.fixture
@@ -110,7 +61,7 @@ LIST = "5abbe4b7ddc1b351ef961412"
 
 
 async def test_new_card_in_list_lists_cards_newest_first(
-    api: FakeTrello, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", f"/lists/{LIST}/cards", Reply(fixture("cards.json")))
     result = await poll("new_card_in_list", {"list_id": LIST}, http, account)
@@ -134,7 +85,7 @@ async def test_new_card_in_list_lists_cards_newest_first(
 
 
 async def test_card_moved_to_list_filters_by_list_name(
-    api: FakeTrello, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/boards/nC8QJJoZ/actions", Reply(fixture("moves.json")))
     params = {"board": "https://trello.com/b/nC8QJJoZ/garden", "list_name": " done "}
@@ -155,7 +106,7 @@ async def test_card_moved_to_list_filters_by_list_name(
 
 
 async def test_new_comment_lists_comment_actions(
-    api: FakeTrello, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", f"/boards/{BOARD}/actions", Reply(fixture("comments.json")))
     result = await poll("new_comment", {"board": BOARD}, http, account)
@@ -169,7 +120,7 @@ async def test_new_comment_lists_comment_actions(
 
 
 async def test_bad_ids_are_refused_before_asking(
-    api: FakeTrello, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     with pytest.raises(PermanentError, match="not a Trello list id"):
         await poll("new_card_in_list", {"list_id": "To do"}, http, account)
@@ -179,7 +130,7 @@ async def test_bad_ids_are_refused_before_asking(
 
 
 async def test_a_secret_without_the_key_says_how_to_fix_it(
-    api: FakeTrello, http: HttpClient
+    api: FakeProvider, http: HttpClient
 ) -> None:
     account = AccountSession.for_token(trello.service, TOKEN, http)
     with pytest.raises(AuthError, match="KEY:TOKEN") as caught:
@@ -211,7 +162,7 @@ async def test_without_an_account_says_how_to_add_one(http: HttpClient) -> None:
     ],
 )
 async def test_errors_become_engine_errors(
-    api: FakeTrello,
+    api: FakeProvider,
     http: HttpClient,
     account: AccountSession,
     status: int,
@@ -233,7 +184,7 @@ async def test_errors_become_engine_errors(
 
 
 async def test_create_card_posts_it(
-    api: FakeTrello, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("POST", "/cards", Reply(fixture("card_created.json")))
     out = await react(
@@ -266,7 +217,7 @@ async def test_create_card_posts_it(
 
 
 async def test_create_card_defaults_to_the_top(
-    api: FakeTrello, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("POST", "/cards", Reply(fixture("card_created.json")))
     await react("create_card", {"list_id": LIST, "name": "Reply"}, http, account)
@@ -274,7 +225,7 @@ async def test_create_card_defaults_to_the_top(
 
 
 async def test_add_comment_to_a_card_address(
-    api: FakeTrello, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("POST", "/cards/Kl9DpVvB/actions/comments", Reply(fixture("comment_created.json")))
     out = await react(
@@ -291,7 +242,7 @@ async def test_add_comment_to_a_card_address(
 
 
 async def test_add_comment_on_an_unknown_card(
-    api: FakeTrello, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     with pytest.raises(PermanentError, match="has no card 5abbe4b7ddc1b351ef961499"):
         await react(
@@ -299,7 +250,7 @@ async def test_add_comment_on_an_unknown_card(
         )
 
 
-async def test_userinfo_names_the_account(api: FakeTrello, http: HttpClient) -> None:
+async def test_userinfo_names_the_account(api: FakeProvider, http: HttpClient) -> None:
     api.on("GET", "/members/me", Reply(fixture("member.json")))
     assert trello.service.api_key is not None
     userinfo = trello.service.api_key.userinfo

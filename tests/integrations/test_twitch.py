@@ -2,90 +2,51 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from engine import AuthError, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context
 from integrations import twitch
+from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, serve
 
-FIXTURES = Path(__file__).parent / "fixtures" / "twitch"
 TOKEN = "cfabdegwdoklmawdzdo98xt2fo512y"
 CLIENT_ID = "wbmytr93xzw8zbg0p1izqyzzc5mbiz"
 USER_ID = "101051819"
 
 
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return load_fixture("twitch", name)
 
 
-@dataclass
-class Reply:
-    body: Any = None
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-
-
-class FakeTwitch:
-    """Answers each (method, path) with a set reply; records every request."""
+class FakeTwitch(FakeProvider):
+    """Helix and the token check, which finds the token valid unless told otherwise."""
 
     def __init__(self) -> None:
-        self.replies: dict[tuple[str, str], Reply] = {
-            ("GET", "/oauth2/validate"): Reply(fixture("validate.json"))
-        }
-        self.seen: list[Seen] = []
-
-    def on(self, method: str, path: str, reply: Reply) -> None:
-        self.replies[(method, path)] = reply
+        super().__init__(
+            not_found=Reply({"error": "Not Found", "status": 404, "message": ""}, status=404)
+        )
+        self.on("GET", "/oauth2/validate", Reply(fixture("validate.json")))
 
     def helix(self) -> list[Seen]:
         return [s for s in self.seen if s.path.startswith("/helix/")]
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.seen.append(
-            Seen(request.method, request.path, dict(request.query), dict(request.headers))
-        )
-        reply = self.replies.get((request.method, request.path))
-        if reply is None:
-            return web.json_response(
-                {"error": "Not Found", "status": 404, "message": ""}, status=404
-            )
-        return web.json_response(reply.body, status=reply.status, headers=reply.headers)
 
 
 @pytest.fixture
 async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTwitch]:
     fake = FakeTwitch()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    monkeypatch.setattr(twitch.service, "api_base_url", f"{base}/helix")
-    monkeypatch.setattr(twitch, "VALIDATE_URL", f"{base}/oauth2/validate")
-    monkeypatch.setattr(twitch, "_client_ids", {})
-    yield fake
-    await runner.cleanup()
+    async with serve(fake.handle) as base:
+        monkeypatch.setattr(twitch.service, "api_base_url", f"{base}/helix")
+        monkeypatch.setattr(twitch, "VALIDATE_URL", f"{base}/oauth2/validate")
+        monkeypatch.setattr(twitch, "_client_ids", {})
+        yield fake
 
 
 @pytest.fixture

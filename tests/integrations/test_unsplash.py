@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from engine import AuthError, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import unsplash
+from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, serve
 
 FIXTURES = Path(__file__).parent / "fixtures" / "unsplash"
 KEY = "Hj3xq0V9sLwT2pYbN7cRkD5mFgA1eZuQ8iOtWvS4nKo"
@@ -23,60 +21,15 @@ UTM = "utm_source=hookline&utm_medium=referral"
 
 
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-@dataclass
-class Reply:
-    body: Any = None
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    text: str | None = None
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-
-
-class FakeUnsplash:
-    """Answers each (method, path) with a set reply; records every request."""
-
-    def __init__(self) -> None:
-        self.replies: dict[tuple[str, str], Reply] = {}
-        self.seen: list[Seen] = []
-
-    def on(self, method: str, path: str, reply: Reply) -> None:
-        self.replies[(method, path)] = reply
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.seen.append(
-            Seen(request.method, request.path, dict(request.query), dict(request.headers))
-        )
-        reply = self.replies.get((request.method, request.path))
-        if reply is None:
-            return web.json_response(fixture("error_not_found.json"), status=404)
-        if reply.text is not None:
-            return web.Response(text=reply.text, status=reply.status, headers=reply.headers)
-        return web.json_response(reply.body, status=reply.status, headers=reply.headers)
+    return load_fixture("unsplash", name)
 
 
 @pytest.fixture
-async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeUnsplash]:
-    fake = FakeUnsplash()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    monkeypatch.setattr(unsplash.service, "api_base_url", f"http://127.0.0.1:{port}")
-    yield fake
-    await runner.cleanup()
+async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeProvider]:
+    fake = FakeProvider(not_found=Reply(fixture("error_not_found.json"), status=404))
+    async with serve(fake.handle) as base:
+        monkeypatch.setattr(unsplash.service, "api_base_url", base)
+        yield fake
 
 
 @pytest.fixture
@@ -105,7 +58,7 @@ def assert_api_headers(seen: Seen) -> None:
 
 
 async def test_new_photo_searches_latest_first_with_attribution(
-    api: FakeUnsplash, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/search/photos", Reply(fixture("search.json")))
     result = await poll({"query": "basil plant"}, http, account)
@@ -146,7 +99,7 @@ async def test_new_photo_searches_latest_first_with_attribution(
 
 
 async def test_new_photo_from_a_photographer(
-    api: FakeUnsplash, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/users/marta_kowal/photos", Reply(fixture("user_photos.json")))
     result = await poll({"username": "@marta_kowal"}, http, account)
@@ -159,7 +112,7 @@ async def test_new_photo_from_a_photographer(
         await poll({"username": "nobody_here"}, http, account)
 
 
-async def test_track_download(api: FakeUnsplash, http: HttpClient, account: AccountSession) -> None:
+async def test_track_download(api: FakeProvider, http: HttpClient, account: AccountSession) -> None:
     api.on("GET", "/photos/Dwu85P9SOIk/download", Reply(fixture("download.json")))
     out = await react({"photo_id": "Dwu85P9SOIk"}, http, account)
     assert_api_headers(api.seen[0])
@@ -177,7 +130,7 @@ async def test_bad_input_and_a_missing_key(http: HttpClient, account: AccountSes
         await poll({"query": "basil"}, http, None)
 
 
-async def test_the_account_check_uses_the_key(api: FakeUnsplash, http: HttpClient) -> None:
+async def test_the_account_check_uses_the_key(api: FakeProvider, http: HttpClient) -> None:
     api.on("GET", "/photos", Reply(fixture("user_photos.json")))
     assert unsplash.service.api_key is not None and unsplash.service.api_key.userinfo is not None
     assert await unsplash.service.api_key.userinfo(http, KEY) == "Unsplash app"
@@ -186,7 +139,7 @@ async def test_the_account_check_uses_the_key(api: FakeUnsplash, http: HttpClien
 
 
 async def test_refused_key_rate_limit_and_server_errors(
-    api: FakeUnsplash, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/search/photos", Reply(fixture("error_unauthorized.json"), status=401))
     with pytest.raises(
@@ -199,7 +152,7 @@ async def test_refused_key_rate_limit_and_server_errors(
         "GET",
         "/search/photos",
         Reply(
-            text=limit,
+            limit,
             status=403,
             headers={"X-Ratelimit-Limit": "50", "X-Ratelimit-Remaining": "0"},
         ),
@@ -208,7 +161,7 @@ async def test_refused_key_rate_limit_and_server_errors(
         await poll({"query": "basil"}, http, account)
     assert caught.value.retry_after == 3600
 
-    api.on("GET", "/search/photos", Reply(text=limit, status=429, headers={"Retry-After": "90"}))
+    api.on("GET", "/search/photos", Reply(limit, status=429, headers={"Retry-After": "90"}))
     with pytest.raises(RateLimited) as caught:
         await poll({"query": "basil"}, http, account)
     assert caught.value.retry_after == 90

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,12 +14,11 @@ from engine import PermanentError, PollResult, RateLimited, TransientError
 from engine.http import HttpClient
 from engine.testing import poll_context
 from integrations import weather
-
-FIXTURES = Path(__file__).parent / "fixtures" / "weather"
+from tests.integrations.provider import load_fixture, serve
 
 
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return load_fixture("weather", name)
 
 
 @dataclass
@@ -49,17 +46,10 @@ class FakeOpenMeteo:
 async def om(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeOpenMeteo]:
     fake = FakeOpenMeteo(geocoding=fixture("geocoding_berlin.json"))
     fake.forecast = fixture("forecast_current.json")
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    monkeypatch.setattr(weather.service, "api_base_url", fake.base)
-    monkeypatch.setattr(weather, "GEOCODING_BASE_URL", fake.base)
-    yield fake
-    await runner.cleanup()
+    async with serve(fake.handle) as fake.base:
+        monkeypatch.setattr(weather.service, "api_base_url", fake.base)
+        monkeypatch.setattr(weather, "GEOCODING_BASE_URL", fake.base)
+        yield fake
 
 
 PARAMS = {"place": "Berlin", "measure": "temperature", "direction": "below", "threshold": 2}

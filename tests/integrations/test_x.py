@@ -5,79 +5,30 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from engine import AuthError, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import x
+from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, serve
 
-FIXTURES = Path(__file__).parent / "fixtures" / "x"
 TOKEN = "bWRWa2xRNm9NbDlXaXpHU2ZZd0hSUmt5cmZlRkZXVmdPOjE3MzI0MDQ3MDE"
 
 
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-@dataclass
-class Reply:
-    body: Any = None
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-
-class FakeX:
-    def __init__(self) -> None:
-        self.replies: dict[tuple[str, str], Reply] = {}
-        self.seen: list[Seen] = []
-
-    def on(self, method: str, path: str, reply: Reply) -> None:
-        self.replies[(method, path)] = reply
-
-    async def handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        self.seen.append(
-            Seen(request.method, request.path, dict(request.query), dict(request.headers), raw)
-        )
-        reply = self.replies.get((request.method, request.path))
-        if reply is None:
-            return web.Response(status=404, text="Not Found")
-        if reply.status == 204:
-            return web.Response(status=204, headers=reply.headers)
-        if isinstance(reply.body, str):
-            return web.Response(text=reply.body, status=reply.status, headers=reply.headers)
-        return web.json_response(reply.body, status=reply.status, headers=reply.headers)
+    return load_fixture("x", name)
 
 
 @pytest.fixture
-async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeX]:
-    fake = FakeX()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    monkeypatch.setattr(x.service, "api_base_url", f"http://127.0.0.1:{port}")
-    yield fake
-    await runner.cleanup()
+async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeProvider]:
+    fake = FakeProvider()
+    async with serve(fake.handle) as base:
+        monkeypatch.setattr(x.service, "api_base_url", base)
+        yield fake
 
 
 @pytest.fixture
@@ -126,7 +77,7 @@ POST_QUERY = {
 
 
 async def test_new_post_from_user_looks_the_user_up_once(
-    api: FakeX, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/users/by/username/XDevelopers", Reply(fixture("user_by_username.json")))
     api.on("GET", f"/users/{DEV}/tweets", Reply(fixture("user_posts.json")))
@@ -155,7 +106,7 @@ async def test_new_post_from_user_looks_the_user_up_once(
 
 
 async def test_new_mention_uses_the_accounts_own_id(
-    api: FakeX, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/users/me", Reply(fixture("me.json")))
     api.on("GET", f"/users/{ME}/mentions", Reply(fixture("mentions.json")))
@@ -169,7 +120,7 @@ async def test_new_mention_uses_the_accounts_own_id(
 
 
 async def test_search_sends_the_query_and_handles_no_results(
-    api: FakeX, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/tweets/search/recent", Reply(fixture("search_empty.json")))
     params = {"query": "#gardening -is:retweet lang:en"}
@@ -182,7 +133,7 @@ async def test_search_sends_the_query_and_handles_no_results(
 
 
 async def test_unknown_user_and_bad_usernames(
-    api: FakeX, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/users/by/username/nosuchuser_zz", Reply(fixture("error_user_not_found.json")))
     with pytest.raises(PermanentError, match=r"Could not find user with username"):
@@ -193,7 +144,7 @@ async def test_unknown_user_and_bad_usernames(
 
 
 async def test_rate_limit_uses_the_reset_header(
-    api: FakeX, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     reset = str(int(time.time()) + 600)
     headers = {"x-rate-limit-remaining": "0", "x-rate-limit-reset": reset}
@@ -214,7 +165,7 @@ async def test_rate_limit_uses_the_reset_header(
     ],
 )
 async def test_errors_become_engine_errors(
-    api: FakeX,
+    api: FakeProvider,
     http: HttpClient,
     account: AccountSession,
     status: int,
@@ -238,7 +189,9 @@ async def test_without_an_account_says_how_to_connect(http: HttpClient) -> None:
 # ---------------------------------------------------------------------- reactions
 
 
-async def test_post_publishes_it(api: FakeX, http: HttpClient, account: AccountSession) -> None:
+async def test_post_publishes_it(
+    api: FakeProvider, http: HttpClient, account: AccountSession
+) -> None:
     api.on("POST", "/tweets", Reply(fixture("post_created.json"), 201))
     out = await react("post", {"text": "Hello from Hookline"}, http, account)
     assert out == {
@@ -252,7 +205,7 @@ async def test_post_publishes_it(api: FakeX, http: HttpClient, account: AccountS
 
 
 async def test_reply_to_a_post_address(
-    api: FakeX, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("POST", "/tweets", Reply(fixture("post_created.json"), 201))
     params = {"post": "https://x.com/jonaseberle/status/1861200000000000002", "text": "The v3."}
@@ -264,7 +217,7 @@ async def test_reply_to_a_post_address(
 
 
 async def test_bad_posts_are_refused_before_sending(
-    api: FakeX, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     with pytest.raises(PermanentError, match="X allows 280"):
         await react("post", {"text": "a" * 281}, http, account)
@@ -274,14 +227,14 @@ async def test_bad_posts_are_refused_before_sending(
 
 
 async def test_duplicate_post_is_a_permanent_error(
-    api: FakeX, http: HttpClient, account: AccountSession
+    api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("POST", "/tweets", Reply(fixture("error_duplicate.json"), 403))
     with pytest.raises(PermanentError, match="duplicate content"):
         await react("post", {"text": "Hello"}, http, account)
 
 
-async def test_userinfo_names_the_account(api: FakeX, http: HttpClient) -> None:
+async def test_userinfo_names_the_account(api: FakeProvider, http: HttpClient) -> None:
     api.on("GET", "/users/me", Reply(fixture("me.json")))
     assert x.service.oauth is not None and x.service.oauth.userinfo is not None
     assert await x.service.oauth.userinfo(http, TOKEN) == "martakowal"
