@@ -11,6 +11,7 @@ from typing import Protocol
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
+from engine import logs
 from engine.app import Engine
 from engine.control import ControlClient
 from engine.errors import EngineLocked, HooklineError
@@ -59,6 +60,7 @@ async def run(app: QApplication, data_dir: Path) -> int:
     # The clipboard trigger reads through Qt, on this loop's thread.
     machine.readers["clipboard"] = lambda: QGuiApplication.clipboard().text()
     engine = Engine(data_dir)
+    logs.configure(data_dir, engine.settings.log_level)
     try:
         await engine.start()
     except EngineLocked as exc:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from engine import __version__, folder
+from engine import __version__, folder, logs
 from engine import bus as topics
 from engine.app import Engine, secret_ref
 from engine.areas import AreaSpec
@@ -174,6 +174,7 @@ async def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
         overrides["listener_host"] = args.host
     if overrides:
         settings = settings.replace(**overrides)
+    logs.configure(data_dir, "DEBUG" if args.verbose else settings.log_level)
     engine = Engine(data_dir, settings=settings)
     engine.bus.subscribe("*", _log_message)
     await engine.start()
@@ -183,7 +184,8 @@ async def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
             print(f"Created the demo area “{area.name}”: every 10 seconds it shows a "
                   f"notification (here: a log line) and appends to "
                   f"{data_dir / 'demo-heartbeat.log'}")
-        print(f"Hookline {__version__} is running on {data_dir}")
+        print(f"Hookline {__version__} is running on {data_dir} (log: "
+              f"{logs.log_file(data_dir)})")
         if engine.listener is not None:
             print(f"Webhooks: http://{engine.settings.listener_host}:{engine.listener.port}"
                   "/hooks/<area token>  (see `hookline areas show AREA`)")
@@ -457,6 +459,7 @@ async def cmd_doctor(_args: argparse.Namespace, data_dir: Path) -> int:
     lock = DataDirLock(data_dir)
     running = lock.held_elsewhere()
     line(True, "engine", f"running (pid {lock.holder()})" if running else "not running")
+    line(True, "log", f"{logs.log_file(data_dir)} (level {settings.log_level})")
     if settings.listener_enabled and not running:
         import socket
 

@@ -41,6 +41,7 @@ from desktop.bridge import EngineBridge
 from desktop.forms import error_color
 from desktop.pages.common import heading, muted
 from desktop.tasks import WidgetTasks
+from engine import logs
 from engine.areas import AreaSpec
 from engine.catalog.params import Param, ParamType
 from engine.errors import ConfigError, HooklineError, ValidationError
@@ -522,7 +523,7 @@ class SettingsPage(QWidget):
             self._say(f"Not saved: {exc}", "error")
             self._changed()
             return False
-        logging.getLogger().setLevel(settings.log_level)
+        logs.set_level(settings.log_level)
         self._saved = settings
         restart = self.needs_restart()
         self._changed()
