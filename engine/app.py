@@ -403,7 +403,7 @@ class Engine:
             params = await self._trigger_params(area, spec, draft)
             ctx = PollContext(area.id, params, self.http, self.settings,
                               logging.LoggerAdapter(log, {"area_id": area.id}), {},
-                              account=await self._account(area.spec.trigger))
+                              account=await self._account(area.spec.trigger), dry_run=True)
             result = await spec.poll(ctx)
             if result.items:
                 return dict(result.items[0].data)

@@ -28,11 +28,12 @@ def poll_context(
     state: dict[str, Any] | None = None,
     settings: Settings | None = None,
     area_id: str = "test-area",
+    dry_run: bool = False,
 ) -> PollContext:
     """A context for calling ``spec.poll`` with validated ``params``."""
     return PollContext(area_id, validate_params(spec.params, params), http,
                        settings or Settings(), _adapter(area_id),
-                       state if state is not None else {})
+                       state if state is not None else {}, dry_run=dry_run)
 
 
 def trigger_context(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import json
@@ -42,6 +43,8 @@ MAX_PAYLOAD = 1024 * 1024
 #: Seconds between reconnection attempts: the first, doubling up to the last.
 RECONNECT_MIN = 1.0
 RECONNECT_MAX = 60.0
+#: Seconds a Test in the editor listens for a sample message.
+SAMPLE_WAIT = 2.0
 #: Seconds one MQTT exchange (connect, subscribe, publish) may take.
 OPERATION_TIMEOUT = 10.0
 #: Seconds between keep-alive pings, so a dead connection is noticed.
@@ -467,35 +470,9 @@ class Subscription:
         self.changed.set()
 
     def _receive(self, message: aiomqtt.Message) -> None:
-        payload = message.payload
-        raw = payload if isinstance(payload, bytes) else str(payload or "").encode()
-        topic = str(message.topic)
-        if len(raw) > MAX_PAYLOAD:
-            self.log.warning(
-                "MQTT: skipped a %d-byte message on %s: one event holds at most 1 MiB",
-                len(raw),
-                topic,
-            )
+        item = _message_item(message, next(self._counter), self.log)
+        if item is None:
             return
-        text = raw.decode("utf-8", errors="replace")
-        if message.retain:
-            # The broker's stored value, sent again on every (re)subscription: one key
-            # per value, so a reconnection does not fire it again.
-            digest = hashlib.sha256(topic.encode() + b"\0" + raw).hexdigest()
-            key = f"retained:{digest[:32]}"
-        else:
-            key = f"{time.time_ns()}:{next(self._counter)}"
-        item = Item(
-            key,
-            {
-                "topic": topic,
-                "payload": text,
-                "json": _json(text),
-                "qos": int(message.qos),
-                "retain": bool(message.retain),
-                "received_at": datetime.now(UTC).isoformat(),
-            },
-        )
         if len(self._buffer) >= BUFFER_LIMIT:
             self._buffer.popleft()
             self._dropped += 1
@@ -509,6 +486,41 @@ class Subscription:
         self._buffer.append(item)
         self.received += 1
         self.changed.set()
+
+
+def _message_item(
+    message: aiomqtt.Message, serial: int, log: logging.LoggerAdapter[logging.Logger]
+) -> Item | None:
+    """The item a message becomes (None, and a warning, when it is too large)."""
+    payload = message.payload
+    raw = payload if isinstance(payload, bytes) else str(payload or "").encode()
+    topic = str(message.topic)
+    if len(raw) > MAX_PAYLOAD:
+        log.warning(
+            "MQTT: skipped a %d-byte message on %s: one event holds at most 1 MiB",
+            len(raw),
+            topic,
+        )
+        return None
+    text = raw.decode("utf-8", errors="replace")
+    if message.retain:
+        # The broker's stored value, sent again on every (re)subscription: one key
+        # per value, so a reconnection does not fire it again.
+        digest = hashlib.sha256(topic.encode() + b"\0" + raw).hexdigest()
+        key = f"retained:{digest[:32]}"
+    else:
+        key = f"{time.time_ns()}:{serial}"
+    return Item(
+        key,
+        {
+            "topic": topic,
+            "payload": text,
+            "json": _json(text),
+            "qos": int(message.qos),
+            "retain": bool(message.retain),
+            "received_at": datetime.now(UTC).isoformat(),
+        },
+    )
 
 
 _subscriptions: dict[str, Subscription] = {}
@@ -624,8 +636,39 @@ async def aclose_all() -> None:
 async def new_message(ctx: PollContext) -> PollResult:
     broker = Broker.from_params(ctx.params)
     topic = check_topic_filter(ctx.params["topic"])
+    if ctx.dry_run:
+        return await _sample(ctx, broker, topic)
     current = await _subscribe(ctx, broker, topic, int(ctx.params["qos"]))
     return await current.check()
+
+
+async def _sample(ctx: PollContext, broker: Broker, topic: str) -> PollResult:
+    """A Test or "run now": listen up to ``SAMPLE_WAIT`` s on a throwaway connection (a
+    retained message comes at once) and leave nothing behind: the area's own
+    subscription, its buffer and its session on the broker are not touched."""
+    await broker.check_address(ctx.http)
+    client = broker.client(None, clean_session=True)
+    try:
+        async with asyncio.timeout(SAMPLE_WAIT + OPERATION_TIMEOUT), client:
+            granted: Sequence[Any] = await client.subscribe(topic, 0)
+            if any(_code(rc) >= 0x80 for rc in granted):
+                raise PermanentError(
+                    f"MQTT broker {broker.where} refused the subscription to {topic!r}: "
+                    "the user may not read it (check the broker's access rules)"
+                )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SAMPLE_WAIT):
+                    async for message in client.messages:
+                        item = _message_item(message, 0, ctx.log)
+                        if item is not None:
+                            return PollResult(items=[item])
+    except aiomqtt.MqttError as exc:
+        raise broker.error(exc) from None
+    except TimeoutError:
+        raise TransientError(f"MQTT broker {broker.where} did not answer") from None
+    finally:
+        _read_disconnection(client)
+    return PollResult(items=[])
 
 
 # --- publishing ----------------------------------------------------------------------------

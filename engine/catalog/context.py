@@ -46,9 +46,12 @@ class PollContext(TriggerContext):
     Attributes:
         state: a small JSON-able dict kept between polls (ETag, cursors); the engine
             saves it in the same transaction as the events the poll produced.
+        dry_run: a Test in the area editor wants one sample item: start nothing that
+            lasts (a subscription, a cursor on the far side).
     """
 
     state: dict[str, Any] = field(default_factory=dict)
+    dry_run: bool = field(default=False, kw_only=True)
 
 
 @dataclass

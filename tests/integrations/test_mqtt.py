@@ -329,6 +329,33 @@ async def test_retained_message_keeps_its_key_across_reconnections(
     assert keys[0].startswith("retained:")
 
 
+async def test_a_test_in_the_editor_shows_a_retained_message_and_leaves_nothing_running(
+    mosquitto: Mosquitto, http: HttpClient
+) -> None:
+    await send(mosquitto, "heating/target", "21", retain=True)
+    params = mosquitto.params(topic="heating/target", qos="1")
+    assert MESSAGE.poll is not None
+    ctx = poll_context(MESSAGE, params, http, area_id="draft", dry_run=True)
+    (item,) = (await MESSAGE.poll(ctx)).items
+    assert item.data["payload"] == "21" and item.data["retain"] is True
+    assert mqtt.subscription("draft") is None  # nothing keeps listening (or queueing)
+
+
+async def test_a_test_of_a_running_area_does_not_take_its_messages(
+    mosquitto: Mosquitto, http: HttpClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mqtt, "SAMPLE_WAIT", 0.2)
+    params = mosquitto.params(topic="door/front")
+    await poll(http, params)  # the area's own subscription
+    await send(mosquitto, "door/front", "opened")
+    running = await until("area-1", lambda s: s.waiting == 1)
+    assert MESSAGE.poll is not None
+    dry = poll_context(MESSAGE, params, http, area_id="area-1", dry_run=True)
+    assert (await MESSAGE.poll(dry)).items == []  # nothing new arrived while it listened
+    assert mqtt.subscription("area-1") is running
+    assert payloads(await poll(http, params)) == ["opened"]
+
+
 async def test_a_full_buffer_drops_the_oldest(
     mosquitto: Mosquitto,
     http: HttpClient,
