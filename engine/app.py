@@ -37,7 +37,7 @@ from engine.scheduler import Scheduler, missed_between
 from engine.secrets import SecretStore, open_secret_store
 from engine.settings import Settings, load_settings
 from engine.storage.db import database_url, migrate, open_async
-from engine.storage.ledger import Ledger
+from engine.storage.ledger import LEDGER_DIR, Ledger
 from engine.storage.schema import areas as areas_table
 from engine.storage.schema import utcnow
 from engine.storage.writer import Statement, Writer
@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_SLOT = "webhook"
 RETENTION_EVERY = 6 * 3600.0
-#: The run ledger's folder, in the data folder.
-LEDGER_DIR = "ledger"
 BACKUP_CHECK_EVERY = 3600.0
 
 

@@ -18,7 +18,8 @@ from sqlalchemy.engine import make_url
 from engine.errors import ConfigError, EngineLocked
 from engine.lock import DataDirLock
 from engine.settings import load_settings
-from engine.storage.db import database_url, head_revision, revisions
+from engine.storage.db import database_url, head_revision, open_sync, revisions
+from engine.storage.ledger import LEDGER_DIR, Ledger, apply, fold, read_entries
 
 #: The folder under the data folder where backups go.
 BACKUP_DIR = "backups"
@@ -140,7 +141,10 @@ def restore(backup_path: Path, db_path: Path, *, data_dir: Path | None = None) -
         _sqlite_copy(backup_path, staged)
         before = None
         if db_path.exists():
+            _fold_ledger(data_dir, db_path)
             before = _copy(db_path, backup_dir(data_dir), "hookline-before-restore", None)
+        else:
+            Ledger.set_aside(Ledger(data_dir / LEDGER_DIR).segments())
             _checkpoint(db_path)
         # A stale WAL or journal beside the new file would be replayed into it.
         for suffix in ("-wal", "-shm", "-journal"):
@@ -150,6 +154,25 @@ def restore(backup_path: Path, db_path: Path, *, data_dir: Path | None = None) -
         return before
     finally:
         lock.release()
+
+
+def _fold_ledger(data_dir: Path, db_path: Path) -> None:
+    """Runs a killed engine recorded only in its run ledger belong to the database being
+    replaced: fold them into it (so the copy kept before restoring has them) and drop
+    the ledger, which must not be replayed into the restored database."""
+    segments = Ledger(data_dir / LEDGER_DIR).segments()
+    if not segments:
+        return
+    engine = open_sync(f"sqlite:///{db_path}")
+    try:
+        with engine.begin() as conn:
+            apply(conn, fold(read_entries(segments)))
+    except Exception:  # kept beside it, not replayed into the restored database
+        Ledger.set_aside(segments)
+        return
+    finally:
+        engine.dispose()
+    Ledger.remove(segments)
 
 
 def _verify(path: Path) -> None:

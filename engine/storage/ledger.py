@@ -38,6 +38,8 @@ from engine.storage.schema import events, runs, utcnow
 
 log = logging.getLogger(__name__)
 
+#: The ledger's folder, in the data folder.
+LEDGER_DIR = "ledger"
 #: A segment this large is closed and a new one started.
 SEGMENT_BYTES = 4 * 1024 * 1024
 _PREFIX = "runs-"

@@ -11,8 +11,10 @@ import pytest
 
 from engine.app import Engine
 from engine.bus import Message
+from engine.errors import StorageError
 from engine.registry import BUILTIN_MODULES, Registry
 from engine.settings import Settings
+from engine.storage.writer import Statement
 from tests.engine import probe
 
 FAST = {"listener_port": 0, "retry_delay": 0.01, "reaction_attempts": 3,
@@ -73,3 +75,18 @@ def next_message(engine: Engine, topic: str,
             stop()
 
     return wait()
+
+
+def fail_run_records(engine: Engine) -> None:
+    """Make every run-record commit fail, as on a full disk (events still commit)."""
+    submit = engine.writer.submit
+
+    def failing(statements: Any = (), after: Any = None, durable: bool = False
+                ) -> asyncio.Future[Any]:
+        if any(isinstance(s, Statement) and s.rank >= 2 for s in statements):
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            future.set_exception(StorageError("could not save to the database: disk full"))
+            return future
+        return submit(statements, after, durable)
+
+    engine.writer.submit = failing  # type: ignore[method-assign]

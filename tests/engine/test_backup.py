@@ -24,7 +24,8 @@ from engine.backup import (
 )
 from engine.cli import main
 from engine.storage.db import DB_FILE, alembic_config, database_url, migrate, open_sync
-from tests.engine.conftest import EngineFactory
+from engine.storage.ledger import LEDGER_DIR, Ledger
+from tests.engine.conftest import EngineFactory, fail_run_records
 
 AREA = {
     "name": "Items to record",
@@ -231,3 +232,24 @@ def test_command_line(tmp_path: Path, data_dir: Path,
 
     code, _, err = run(capsys, "backup", "restore", str(tmp_path / "nope.db"))
     assert code == 2 and "No backup at" in err
+
+
+async def test_runs_known_only_to_the_run_ledger_stay_with_the_database_they_belong_to(
+        make_engine: EngineFactory, data_dir: Path) -> None:
+    engine = await make_engine()
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    saved = backup(data_dir / DB_FILE, backup_dir(data_dir))
+    fail_run_records(engine)  # as if killed before the run records were committed
+    await engine.run_now(area.id)
+    await engine.wait_idle()
+    await engine.aclose()
+    assert Ledger(data_dir / LEDGER_DIR).segments()
+
+    before = restore(saved, data_dir / DB_FILE)
+
+    assert before is not None
+    with contextlib.closing(sqlite3.connect(before)) as kept:
+        assert kept.execute("SELECT status FROM runs").fetchall() == [("succeeded",)]
+    assert Ledger(data_dir / LEDGER_DIR).segments() == [], "not replayed into the backup"
+    again = await make_engine()
+    assert await again.store.runs(area.id) == []

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from engine.app import LEDGER_DIR, Engine
+from engine.app import Engine
 from engine.areas import AreaSpec
 from engine.errors import StorageError
-from engine.storage.ledger import Ledger, fold, read_entries
-from engine.storage.writer import Statement
+from engine.storage.ledger import LEDGER_DIR, Ledger, fold, read_entries
 from tests.engine import probe
-from tests.engine.conftest import EngineFactory
+from tests.engine.conftest import EngineFactory, fail_run_records
 
 
 def area() -> AreaSpec:
@@ -24,21 +21,6 @@ def area() -> AreaSpec:
         "reactions": [{"service": "probe", "reaction": "record",
                        "params": {"text": "{{ trigger.title }}"}}],
     })
-
-
-def fail_run_records(engine: Engine) -> None:
-    """Make every run-record commit fail, as on a full disk (events still commit)."""
-    submit = engine.writer.submit
-
-    def failing(statements: Any = (), after: Any = None, durable: bool = False
-                ) -> asyncio.Future[Any]:
-        if any(isinstance(s, Statement) and s.rank >= 2 for s in statements):
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            future.set_exception(StorageError("could not save to the database: disk full"))
-            return future
-        return submit(statements, after, durable)
-
-    engine.writer.submit = failing  # type: ignore[method-assign]
 
 
 async def test_runs_whose_records_missed_the_database_are_recovered_not_rerun(
