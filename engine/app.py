@@ -18,7 +18,13 @@ from engine import bus as topics
 from engine.areas import Area, AreaSpec, Checked, Step, check_area
 from engine.auth.accounts import Accounts
 from engine.auth.session import AccountSession
-from engine.backup import BackupError, backup_before_migration, daily_backup
+from engine.backup import (
+    BackupError,
+    backup_before_migration,
+    daily_backup,
+    restore_pending,
+    sqlite_path,
+)
 from engine.bus import Bus
 from engine.catalog.context import PollContext, TriggerContext
 from engine.catalog.service import Item, PollResult, TriggerKind, TriggerSpec
@@ -84,6 +90,8 @@ class Engine:
         self._secret_cache: dict[str, str | None] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.listener: Listener | None = None
+        #: the backup restored at this start (asked for in Settings), if any
+        self.restored: Path | None = None
         self.control: ControlServer | None = None
         self.started = False
 
@@ -94,6 +102,7 @@ class Engine:
         self._lock.acquire()
         try:
             if not self.offline:
+                await self._restore_requested()
                 await backup_before_migration(self.url, self.data_dir)
             await migrate(self.url)
             self.db = open_async(self.url)
@@ -644,6 +653,23 @@ class Engine:
                                  body=reason, level="error", area_id=area.id)
 
             record.after.append(announce)
+
+    async def _restore_requested(self) -> None:
+        """A restore asked for while the app ran (Settings): carried out now, before the
+        database is opened. A failing one is logged and the start goes on."""
+        db_path = sqlite_path(self.url)
+        if db_path is None:
+            return
+        try:
+            done = await asyncio.to_thread(restore_pending, db_path, self.data_dir)
+        except BackupError as exc:
+            log.error("the requested restore was not done: %s", exc)
+            return
+        if done is not None:
+            chosen, before = done
+            self.restored = chosen
+            log.warning("restored the backup %s%s", chosen,
+                        f"; the database as it was is kept as {before}" if before else "")
 
     async def _backup(self) -> None:
         """A daily copy of the database (checked hourly: the app may not run all day)."""

@@ -34,6 +34,10 @@ _STAMP = "%Y%m%d-%H%M%S"
 _REGULAR = re.compile(r"^hookline-(\d{8}-\d{6})(?:-(\d+))?\.db$")
 
 
+#: In the data folder: a restore the next start carries out.
+PENDING_RESTORE = "restore-pending.json"
+
+
 class BackupError(ConfigError):
     """A backup cannot be made or restored; the message says why and what to do."""
 
@@ -135,25 +139,63 @@ def restore(backup_path: Path, db_path: Path, *, data_dir: Path | None = None) -
             "(or stop `hookline serve`), then restore again"
         ) from None
     try:
-        _verify(backup_path)
-        staged = db_path.with_name(db_path.name + ".restoring")
-        staged.unlink(missing_ok=True)
-        _sqlite_copy(backup_path, staged)
-        before = None
-        if db_path.exists():
-            _fold_ledger(data_dir, db_path)
-            before = _copy(db_path, backup_dir(data_dir), "hookline-before-restore", None)
-        else:
-            Ledger.set_aside(Ledger(data_dir / LEDGER_DIR).segments())
-            _checkpoint(db_path)
-        # A stale WAL or journal beside the new file would be replayed into it.
-        for suffix in ("-wal", "-shm", "-journal"):
-            db_path.with_name(db_path.name + suffix).unlink(missing_ok=True)
-        os.replace(staged, db_path)
-        _fsync_dir(db_path.parent)
-        return before
+        return _replace(backup_path, db_path, data_dir)
     finally:
         lock.release()
+
+
+def request_restore(backup_path: Path, data_dir: Path) -> None:
+    """Ask the next start to restore ``backup_path`` (checked now): the running app
+    cannot swap the database it is using, so the app quits and restores on its way up."""
+    _verify(backup_path)
+    marker = data_dir / PENDING_RESTORE
+    staged = marker.with_name(marker.name + ".tmp")
+    staged.write_text(json.dumps({"file": str(backup_path)}), encoding="utf-8")
+    os.replace(staged, marker)
+
+
+def pending_restore(data_dir: Path) -> Path | None:
+    """The backup the next start will restore, if one was asked for."""
+    try:
+        return Path(json.loads((data_dir / PENDING_RESTORE).read_text(encoding="utf-8"))["file"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def restore_pending(db_path: Path, data_dir: Path) -> tuple[Path, Path | None] | None:
+    """At start, holding the data folder's lock: carry out a requested restore, once
+    (a failing one must not stop every start). Returns (backup, copy of the database
+    as it was) or None when none was asked for."""
+    marker = data_dir / PENDING_RESTORE
+    if not marker.exists():
+        return None
+    chosen = pending_restore(data_dir)
+    marker.unlink(missing_ok=True)
+    if chosen is None:
+        raise BackupError(f"the restore asked for in {marker.name} could not be read; "
+                          "nothing was changed")
+    return chosen, _replace(chosen, db_path, data_dir)
+
+
+def _replace(backup_path: Path, db_path: Path, data_dir: Path) -> Path | None:
+    """The restore itself (the caller holds the data folder's lock)."""
+    _verify(backup_path)
+    staged = db_path.with_name(db_path.name + ".restoring")
+    staged.unlink(missing_ok=True)
+    _sqlite_copy(backup_path, staged)
+    before = None
+    if db_path.exists():
+        _fold_ledger(data_dir, db_path)
+        before = _copy(db_path, backup_dir(data_dir), "hookline-before-restore", None)
+        _checkpoint(db_path)
+    else:
+        Ledger.set_aside(Ledger(data_dir / LEDGER_DIR).segments())
+    # A stale WAL or journal beside the new file would be replayed into it.
+    for suffix in ("-wal", "-shm", "-journal"):
+        db_path.with_name(db_path.name + suffix).unlink(missing_ok=True)
+    os.replace(staged, db_path)
+    _fsync_dir(db_path.parent)
+    return before
 
 
 def _fold_ledger(data_dir: Path, db_path: Path) -> None:

@@ -20,6 +20,8 @@ from engine.backup import (
     backup_if_due,
     daily_backup,
     list_backups,
+    pending_restore,
+    request_restore,
     restore,
 )
 from engine.cli import main
@@ -253,3 +255,32 @@ async def test_runs_known_only_to_the_run_ledger_stay_with_the_database_they_bel
     assert Ledger(data_dir / LEDGER_DIR).segments() == [], "not replayed into the backup"
     again = await make_engine()
     assert await again.store.runs(area.id) == []
+
+
+async def test_a_restore_asked_for_while_running_happens_at_the_next_start(
+        make_engine: EngineFactory, data_dir: Path) -> None:
+    engine = await make_engine()
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    saved = backup(data_dir / DB_FILE, backup_dir(data_dir))
+    await engine.remove_area(area.id)
+    request_restore(saved, data_dir)  # the app is running: only noted
+    assert pending_restore(data_dir) == saved
+    assert engine.areas() == []
+    await engine.aclose()
+
+    again = await make_engine()
+    assert again.restored == saved
+    assert [a.id for a in again.areas()] == [area.id]
+    assert pending_restore(data_dir) is None
+    await again.aclose()
+    third = await make_engine()
+    assert third.restored is None, "done once"
+
+
+def test_a_broken_backup_is_refused_when_asked_for(data_dir: Path, tmp_path: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"not a database")
+    with pytest.raises(BackupError):
+        request_restore(broken, data_dir)
+    assert pending_restore(data_dir) is None
