@@ -81,7 +81,7 @@ def backup_if_due(db_path: Path, dest_dir: Path, *, every: timedelta = DAILY,
         return None
     now = now or datetime.now()
     newest = list_backups(dest_dir)
-    if newest and now - _taken_at(newest[0]) < every:
+    if newest and now - taken_at(newest[0]) < every:
         return None
     return backup(db_path, dest_dir, keep, now=now)
 
@@ -300,7 +300,8 @@ def _prune(dest_dir: Path, pattern: re.Pattern[str], keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
-def _taken_at(path: Path) -> datetime:
+def taken_at(path: Path) -> datetime:
+    """When a regular backup was taken (local time, from its name)."""
     match = _REGULAR.match(path.name)
     assert match is not None
     return datetime.strptime(match[1], _STAMP)
@@ -352,7 +353,7 @@ def cmd_backup(args: argparse.Namespace, data_dir: Path) -> int:
     folder = backup_dir(data_dir)
     if args.action == "list":
         rows: list[dict[str, Any]] = [{"file": str(path), "size": path.stat().st_size,
-                 "taken_at": _taken_at(path).isoformat()} for path in list_backups(folder)]
+                 "taken_at": taken_at(path).isoformat()} for path in list_backups(folder)]
         if args.json:
             print(json.dumps(rows, indent=2))
         elif not rows:

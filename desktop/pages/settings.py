@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from PySide6.QtCore import Qt, QUrl, Signal, qVersion
+from PySide6.QtCore import QCoreApplication, Qt, QUrl, Signal, qVersion
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QGroupBox,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QMessageBox,
@@ -43,6 +44,7 @@ from desktop.pages.common import heading, muted
 from desktop.tasks import WidgetTasks
 from engine import logs
 from engine.areas import AreaSpec
+from engine.backup import BackupError, backup_dir, list_backups, request_restore, taken_at
 from engine.catalog.params import Param, ParamType
 from engine.errors import ConfigError, HooklineError, ValidationError
 from engine.settings import Settings
@@ -228,6 +230,8 @@ class SettingsPage(QWidget):
         self._loading = False
         #: The open non-modal dialog, if any (confirmation, file picker, report).
         self.dialog: QWidget | None = None
+        #: Ends the app (after asking for a restore at the next start).
+        self.quit_app: Callable[[], None] = QCoreApplication.quit
 
         self.fields: dict[str, SettingField] = {}
         params = {p.name: p for p in Settings.params()}
@@ -384,6 +388,17 @@ class SettingsPage(QWidget):
         line.addWidget(self.import_button)
         line.addStretch(1)
         form.addRow("Automations:", buttons)
+
+        self.restore_button = QPushButton("Restore a backup…")
+        self.restore_button.setToolTip("Go back to a daily copy of the automations and "
+                                       "their history (Hookline quits to do it)")
+        self.restore_button.clicked.connect(self.choose_backup)
+        buttons = QWidget()
+        line = QHBoxLayout(buttons)
+        line.setContentsMargins(0, 0, 0, 4)
+        line.addWidget(self.restore_button)
+        line.addStretch(1)
+        form.addRow("Backups:", buttons)
 
     def _about(self) -> QGroupBox:
         box = QGroupBox("About")
@@ -588,6 +603,61 @@ class SettingsPage(QWidget):
         self.dialog = dialog
         dialog.open()
         return dialog
+
+    def choose_backup(self) -> None:
+        """Pick one of the daily backups, then confirm restoring it."""
+        folder = backup_dir(self.bridge.engine.data_dir)
+        found = list_backups(folder)
+        if not found:
+            self._say("No backups yet: Hookline makes one each day and before every "
+                      f"upgrade, in {folder}.", "error")
+            return
+        labels: dict[str, Path] = {}
+        for path in found:  # newest first
+            label = f"{taken_at(path):%A %d %B %Y, %H:%M:%S}"
+            labels[label if label not in labels else f"{label} ({path.name})"] = path
+        dialog = QInputDialog(self)
+        dialog.setObjectName("restoreDialog")
+        dialog.setWindowTitle("Restore a backup")
+        dialog.setLabelText("Go back to the automations and history as they were on:")
+        dialog.setComboBoxItems(list(labels))
+        dialog.setOption(QInputDialog.InputDialogOption.UseListViewForComboBoxItems)
+        dialog.setOkButtonText("Restore…")
+        dialog.setMinimumWidth(420)
+        dialog.textValueSelected.connect(lambda label: self._confirm_restore(labels[label]))
+        dialog.finished.connect(lambda _r: setattr(self, "dialog", None))
+        self.dialog = dialog
+        dialog.open()
+
+    def _confirm_restore(self, chosen: Path) -> None:
+        dialog = QMessageBox(QMessageBox.Icon.Warning, "Hookline",
+                             f"Restore the backup of {taken_at(chosen):%A %d %B, %H:%M}?",
+                             QMessageBox.StandardButton.NoButton, self)
+        dialog.setObjectName("confirmRestore")
+        dialog.setInformativeText(
+            "Hookline quits now and restores it when you start it again. Automations, "
+            "their history and the list of accounts go back to that time; the database "
+            "as it is now is kept in the backups folder. Passwords and tokens stay in "
+            "the keyring.")
+        yes = dialog.addButton("Restore and quit", QMessageBox.ButtonRole.AcceptRole)
+        cancel = dialog.addButton(QMessageBox.StandardButton.Cancel)
+        dialog.setDefaultButton(cancel)
+        dialog.setEscapeButton(cancel)
+
+        def done() -> None:
+            self.dialog = None
+            if dialog.clickedButton() is not yes:
+                return
+            try:
+                request_restore(chosen, self.bridge.engine.data_dir)
+            except BackupError as exc:
+                self._say(str(exc), "error")
+                return
+            self.quit_app()
+
+        dialog.finished.connect(lambda _r: done())
+        self.dialog = dialog
+        dialog.open()
 
     def choose_export_file(self) -> None:
         self._file_dialog("Export all automations", True,

@@ -9,13 +9,22 @@ import pytest
 import yaml
 from PySide6.QtCore import QPoint, Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication
-from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QFileDialog, QLineEdit, QMessageBox
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QInputDialog,
+    QLineEdit,
+    QMessageBox,
+)
 from pytestqt.qtbot import QtBot
 
 from desktop.bridge import EngineBridge
 from desktop.pages.settings import ImportReport, SettingsPage
 from engine.areas import AreaSpec
+from engine.backup import backup, backup_dir, pending_restore, taken_at
 from engine.settings import load_settings
+from engine.storage.db import DB_FILE
 from tests.desktop.conftest import signal_once, until
 
 NOTE = {
@@ -250,3 +259,36 @@ async def test_settings_saved_elsewhere_show_up_and_keep_unsaved_edits(
     assert page.fields["allow_shell"].value() is True
     assert page.fields["reaction_attempts"].value() == 7
     assert page.changes() == {"reaction_attempts": 7}
+
+
+async def test_restoring_a_backup_asks_then_quits_to_restore_at_the_next_start(
+        page: SettingsPage, bridge: EngineBridge, qtbot: QtBot) -> None:
+    data_dir = bridge.engine.data_dir
+    page.restore_button.click()  # none yet
+    assert page.dialog is None and "No backups yet" in page.status.text()
+
+    made = backup(data_dir / DB_FILE, backup_dir(data_dir))
+    quits: list[bool] = []
+    page.quit_app = lambda: quits.append(True)
+    page.restore_button.click()
+    picker = page.dialog
+    assert isinstance(picker, QInputDialog) and picker.isVisible()
+    assert picker.comboBoxItems() == [f"{taken_at(made):%A %d %B %Y, %H:%M:%S}"]
+    picker.setTextValue(picker.comboBoxItems()[0])
+    picker.accept()
+    confirm = page.dialog
+    assert isinstance(confirm, QMessageBox) and confirm.isVisible()
+    assert "quits now and restores it when you start it again" in confirm.informativeText()
+    confirm.button(QMessageBox.StandardButton.Cancel).click()
+    assert quits == [] and pending_restore(data_dir) is None
+
+    page.restore_button.click()
+    picker = page.dialog
+    assert isinstance(picker, QInputDialog)
+    picker.accept()
+    confirm = page.dialog
+    assert isinstance(confirm, QMessageBox)
+    [restore_and_quit] = [b for b in confirm.buttons() if b.text() == "Restore and quit"]
+    restore_and_quit.click()
+    assert quits == [True]
+    assert pending_restore(data_dir) == made
