@@ -47,9 +47,15 @@ _CONTENT_NOTE = (
 )
 
 
+def _bot(token: str) -> dict[str, str]:
+    """Discord's header for a bot token (``Bot``, not ``Bearer``)."""
+    return {"Authorization": f"Bot {token}"}
+
+
 async def _whoami(http: HttpClient, token: str) -> str:
     """The bot's user name (GET /users/@me), which also proves the token works."""
-    user = await _call(http, token, "GET", "/users/@me", "the bot's profile")
+    resp = await http.get(_api("/users/@me"), headers=_bot(token), check=False)
+    user = _json(resp, "the bot's profile")
     return str(user.get("username") or "bot") if isinstance(user, dict) else "bot"
 
 
@@ -69,6 +75,7 @@ service = Service(
         "Send Messages). Reading message text needs the Message Content Intent and "
         "watching new members the Server Members Intent (both on the Bot page).",
         userinfo=_whoami,
+        authorize=_bot,
     ),
 )
 
@@ -80,9 +87,12 @@ def _hide(text: str, secret: str) -> str:
     return text.replace(secret, "<hidden>") if secret else text
 
 
+def _api(path: str) -> str:
+    return service.api_base_url.rstrip("/") + path
+
+
 async def _call(
-    http: HttpClient,
-    token: str,
+    ctx: PollContext | ReactionContext,
     method: str,
     path: str,
     what: str,
@@ -90,11 +100,16 @@ async def _call(
     params: Mapping[str, str] | None = None,
     body: Mapping[str, Any] | None = None,
 ) -> Any:
-    """One call to the bot API; its JSON, or the engine error."""
-    resp = await http.request(
+    """One call to the bot API as the step's bot; its JSON, or the engine error (a
+    refused token marks the account as needing a reconnect)."""
+    if ctx.account is None:
+        raise AuthError(
+            "choose the Discord bot this step uses (add its token with "
+            "`hookline accounts token discord`)"
+        )
+    resp = await ctx.account.request(
         method,
-        service.api_base_url.rstrip("/") + path,
-        headers={"Authorization": f"Bot {token}"},
+        _api(path),
         params=params,
         json_body=dict(body) if body is not None else None,
         check=False,
@@ -135,15 +150,6 @@ def _json(resp: HttpResponse, what: str) -> Any:
     if status >= 500:
         raise TransientError(f"Discord had a problem answering {what} (HTTP {status})")
     raise PermanentError(f"Discord refused {what}{said}")
-
-
-async def _token(ctx: PollContext | ReactionContext) -> str:
-    if ctx.account is None:
-        raise AuthError(
-            "choose the Discord bot this step uses (add its token with "
-            "`hookline accounts token discord`)"
-        )
-    return await ctx.account.token()
 
 
 def _snowflake(value: Any, what: str) -> str:
@@ -194,10 +200,8 @@ async def _messages(ctx: PollContext) -> list[dict[str, Any]]:
     """The channel's latest messages, newest first (bots' and webhooks' left out unless
     asked for)."""
     channel = _snowflake(ctx.params["channel_id"], "channel")
-    token = await _token(ctx)
     data = await _call(
-        ctx.http,
-        token,
+        ctx,
         "GET",
         f"/channels/{channel}/messages",
         f"channel {channel}",
@@ -322,13 +326,11 @@ async def message_with_keyword(ctx: PollContext) -> PollResult:
 )
 async def new_member(ctx: PollContext) -> PollResult:
     guild = _snowflake(ctx.params["guild_id"], "server")
-    token = await _token(ctx)
     members: list[dict[str, Any]] = []
     after = "0"
     for _page in range(MEMBER_PAGES):
         page = await _call(
-            ctx.http,
-            token,
+            ctx,
             "GET",
             f"/guilds/{guild}/members",
             f"the members of server {guild}",
@@ -398,10 +400,8 @@ async def _post(ctx: ReactionContext, payload: dict[str, Any]) -> dict[str, Any]
         if not ctx.params.get("channel_id"):
             raise PermanentError("give a channel id (the bot posts) or a webhook URL")
         channel = _snowflake(ctx.params["channel_id"], "channel")
-        token = await _token(ctx)
         sent = await _call(
-            ctx.http,
-            token,
+            ctx,
             "POST",
             f"/channels/{channel}/messages",
             f"channel {channel}",

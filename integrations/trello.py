@@ -68,6 +68,7 @@ service = Service(
         "then follow the “Token” link there, allow access (read and write) and copy the "
         "token. Both stay in the OS keyring.",
         userinfo=_whoami,
+        authorize=_auth_header,
     ),
 )
 
@@ -119,9 +120,10 @@ async def _request(
             "choose the Trello account this step acts as (add your API key and token with "
             "`hookline accounts token trello`)"
         )
-    headers = _auth_header(await ctx.account.token())
-    resp = await ctx.http.request(
-        method, _url(path), headers=headers, params=query, json_body=body, check=False
+    # Sent with Trello's header (the service's authorize); a refused key or token marks
+    # the account as needing a reconnect.
+    resp = await ctx.account.request(
+        method, _url(path), params=query, json_body=body, check=False
     )
     _check(resp, what)
     return resp.json()

@@ -34,6 +34,7 @@ HOUR = 3600.0
 
 
 def _headers(key: str) -> dict[str, str]:
+    """Unsplash wants "Client-ID <key>", not Bearer, and names the API version."""
     return {"Authorization": f"Client-ID {key}", "Accept-Version": "v1"}
 
 
@@ -61,6 +62,7 @@ service = Service(
         "Unsplash wherever a photo is shown (use the trigger's attribution field) and "
         "telling Unsplash when a photo is used (the “Track a photo download” reaction).",
         userinfo=_whoami,
+        authorize=_headers,
     ),
 )
 
@@ -115,9 +117,9 @@ async def _get(ctx: PollContext | ReactionContext, path: str, what: str) -> Any:
             "choose the Unsplash Access Key this step uses (add one with "
             "`hookline accounts token unsplash`)"
         )
-    # Unsplash wants "Client-ID <key>", not the Bearer header the account session adds.
-    key = await ctx.account.token()
-    resp = await ctx.http.request("GET", _url(path), headers=_headers(key), check=False)
+    # Sent as "Client-ID <key>" (the service's authorize); a refused key marks the
+    # account as needing a reconnect.
+    resp = await ctx.account.get(_url(path), check=False)
     _check(resp, what)
     return resp.json()
 

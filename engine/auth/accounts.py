@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from engine import bus as topics
 from engine.auth import oauth
 from engine.auth.oauth import DEFAULT_TIMEOUT, Browser, OAuthClient, Show, system_browser
-from engine.auth.session import NEEDS_RECONNECT, OK, Account, AccountSession
+from engine.auth.session import API_KEY, NEEDS_RECONNECT, OAUTH2, OK, Account, AccountSession
 from engine.bus import ACCOUNT_CHANGED as ACCOUNT_CHANGED
 from engine.bus import ACCOUNT_NEEDS_RECONNECT as ACCOUNT_NEEDS_RECONNECT
 from engine.bus import Bus
@@ -247,7 +247,7 @@ class Accounts:
                                        timeout=timeout)
         name = (await spec.userinfo(self.http, tokens.access_token) if spec.userinfo
                 else service.name)
-        return await self._keep(service, "oauth2", name, list(spec.scopes), tokens)
+        return await self._keep(service, OAUTH2, name, list(spec.scopes), tokens)
 
     async def add_token(self, service_id: str, token: str, name: str | None = None
                         ) -> Account:
@@ -270,7 +270,7 @@ class Accounts:
                                 "permissions") from None
         if not name:
             raise ConfigError("give the account a name (--name)")
-        return await self._keep(service, "api_key", name, [], TokenSet(token))
+        return await self._keep(service, API_KEY, name, [], TokenSet(token))
 
     async def _keep(self, service: Service, kind: str, name: str, scopes: list[str],
                     tokens: TokenSet) -> Account:
@@ -302,7 +302,7 @@ class Accounts:
             raise AccountNotFound(f"no account {account_id!r}")
         service = self.registry.services.get(account.service_id)
         tokens = await self.load_tokens(account_id)
-        if service is not None and service.oauth and tokens and account.kind == "oauth2":
+        if service is not None and service.oauth and tokens and account.kind == OAUTH2:
             try:
                 client = await self.oauth_client(service.id)
                 await oauth.revoke(service.oauth, client, self.http, tokens)

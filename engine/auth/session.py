@@ -23,13 +23,18 @@ REFRESH_MARGIN = 60.0
 OK = "ok"
 NEEDS_RECONNECT = "needs_reconnect"
 
+#: ``Account.kind``: connected through OAuth 2, or a token pasted in (``add_token``).
+OAUTH2 = "oauth2"
+API_KEY = "api_key"
+
 
 @dataclass
 class Account:
     """A connected account as the database keeps it (its tokens are in the keyring).
 
     Attributes:
-        kind: ``oauth2`` or ``api_key``.
+        kind: ``oauth2`` or ``api_key`` (a pasted token: sent as the service's
+            ``api_key.authorize`` says, when it says).
         name: who it is at the provider (e.g. a GitHub login).
         status: ``ok`` or ``needs_reconnect``.
     """
@@ -66,7 +71,8 @@ class TokenKeeper(Protocol):
 
 
 def reconnect_error(service: Service, account: Account, reason: str | None) -> AuthError:
-    how = (f"`hookline accounts connect {service.id}`" if service.oauth
+    how = (f"`hookline accounts connect {service.id}`"
+           if service.oauth and account.kind != API_KEY  # a pasted token is pasted again
            else f"`hookline accounts token {service.id}`")
     return AuthError(f"{service.name} account “{account.name}” needs reconnecting"
                      + (f" ({reason})" if reason else "")
@@ -110,9 +116,10 @@ class AccountSession:
 
     @classmethod
     def for_token(cls, service: Service, token: str, http: HttpClient, *,
-                  name: str = "test") -> AccountSession:
-        """A session on a fixed token kept in memory (tests of services, dry runs)."""
-        account = Account("test-account", service.id, "api_key", name, [])
+                  name: str = "test", kind: str = API_KEY) -> AccountSession:
+        """A session on a fixed token kept in memory (tests of services, dry runs);
+        ``kind`` says how the account was connected (a pasted token unless ``oauth2``)."""
+        account = Account("test-account", service.id, kind, name, [])
         return cls(account, service, http, _MemoryKeeper(TokenSet(token)))
 
     # ------------------------------------------------------------------ tokens
@@ -186,6 +193,9 @@ class AccountSession:
     # ------------------------------------------------------------------ requests
 
     def _headers(self, headers: Mapping[str, str] | None, token: str) -> dict[str, str]:
+        spec = self.service.api_key
+        if self.account.kind == API_KEY and spec is not None and spec.authorize is not None:
+            return {**(headers or {}), **spec.authorize(token)}
         kind = self._tokens.token_type if self._tokens else "Bearer"
         return {**(headers or {}), "Authorization": f"{kind} {token}"}
 

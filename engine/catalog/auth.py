@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 #: ``(http, access_token) -> account name`` (who it is at the provider, e.g. a login).
 UserInfo = Callable[["HttpClient", str], Awaitable[str]]
+#: ``pasted token -> headers`` that carry it (e.g. ``{"Authorization": "Bot <token>"}``).
+Authorize = Callable[[str], Mapping[str, str]]
 
 REDIRECT_PATH = "/callback"
 
@@ -73,11 +75,16 @@ class ApiKeySpec:
         label: what the provider calls it.
         help: where to create one and which permissions to give it.
         userinfo: names the account from the token (and proves it works).
+        authorize: the headers that carry a pasted token, for a provider that does not
+            take ``Authorization: Bearer <token>`` (``None``: Bearer). The account's
+            session sends them on every request; an OAuth account of the same service
+            still sends Bearer.
     """
 
     label: str = "Personal access token"
     help: str = ""
     userinfo: UserInfo | None = None
+    authorize: Authorize | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"label": self.label, "help": self.help}

@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from engine import ApiKeySpec
 from engine.app import Engine
 from engine.auth import NEEDS_RECONNECT, Account
 from engine.auth.oauth import LoopbackRedirect
@@ -20,6 +21,7 @@ from engine.settings import Settings
 from tests.engine import account_probe
 from tests.engine.conftest import FAST, next_message
 from tests.engine.oauth_provider import Provider, follow
+from tests.integrations.provider import FakeProvider, Reply, serve
 
 
 def registry() -> Registry:
@@ -231,6 +233,47 @@ async def test_the_rotated_refresh_token_is_saved_before_the_new_access_token_is
         assert not any(new_access in header for header in provider.api_requests)
     finally:
         await app.aclose()
+
+
+async def test_a_pasted_token_is_sent_as_its_service_says_and_an_oauth_token_as_bearer(
+        app: Engine, provider: Provider, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(account_probe.service, "api_key", ApiKeySpec(
+        "Acme token", authorize=lambda token: {"Authorization": f"Key {token}",
+                                               "X-Acme-Version": "2"}))
+    pasted = await app.accounts.add_token("acme", "pasted-secret", name="bot")
+    connected = await connect(app, provider)  # the same service, through OAuth
+    api = FakeProvider()
+    api.on("GET", "/thing", Reply({"thing": "ok"}))
+    async with serve(api.handle) as base:
+        for account in (pasted, connected):
+            session = await app.accounts.session(account.id)
+            resp = await session.get(f"{base}/thing", headers={"Accept": "application/json"})
+            assert resp.json() == {"thing": "ok"}
+
+    key, oauth = api.seen
+    assert key.headers["Authorization"] == "Key pasted-secret"
+    assert key.headers["X-Acme-Version"] == "2" and key.headers["Accept"] == "application/json"
+    assert oauth.headers["Authorization"] == f"Bearer {provider.issued[0]}"
+    assert "X-Acme-Version" not in oauth.headers
+
+
+async def test_a_refused_pasted_token_asks_for_reconnecting(
+        app: Engine, provider: Provider, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(account_probe.service, "api_key", ApiKeySpec(
+        "Acme token", authorize=lambda token: {"Authorization": f"Key {token}"}))
+    account = await app.accounts.add_token("acme", "revoked-secret", name="bot")
+    session = await app.accounts.session(account.id)
+    needs = next_message(app, "account.needs_reconnect")
+    api = FakeProvider()
+    api.on("GET", "/thing", Reply({"error": "revoked"}, status=401))
+    async with serve(api.handle) as base:
+        with pytest.raises(AuthError, match=r"needs reconnecting.*accounts token acme"):
+            await session.get(f"{base}/thing", check=False)
+
+    assert (await needs).data["account_id"] == account.id
+    row = await app.accounts.store.get(account.id)
+    assert row is not None and row.status == NEEDS_RECONNECT
+    assert len(api.seen) == 1 and api.seen[0].headers["Authorization"] == "Key revoked-secret"
 
 
 async def test_a_revoked_refresh_token_asks_for_reconnecting(app: Engine,

@@ -19,7 +19,7 @@ from engine import (
     ValidationError,
 )
 from engine.areas import Step, link_account
-from engine.auth import AccountSession
+from engine.auth import NEEDS_RECONNECT, AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import discord
@@ -212,7 +212,7 @@ async def test_no_account_says_how_to_add_one(dc: FakeDiscord, http: HttpClient)
 @pytest.mark.parametrize(
     ("name", "status", "error", "text"),
     [
-        ("error_unauthorized.json", 401, AuthError, "refused the bot token: 401: Unauthorized"),
+        ("error_unauthorized.json", 401, AuthError, "needs reconnecting.*accounts token discord"),
         ("error_missing_access.json", 403, PermanentError, "Missing Access: invite it"),
         ("error_unknown_channel.json", 404, PermanentError, "Unknown Channel: check the id"),
     ],
@@ -230,6 +230,19 @@ async def test_errors_name_discords_reason(
     with pytest.raises(error, match=text) as caught:
         await poll("new_message", {"channel_id": CHANNEL}, http, account)
     assert TOKEN not in str(caught.value)
+
+
+async def test_a_refused_bot_token_marks_the_account_for_reconnecting(
+    dc: FakeDiscord, http: HttpClient, account: AccountSession
+) -> None:
+    dc.on("GET", f"/api/v10/channels/{CHANNEL}/messages", fixture("error_unauthorized.json"), 401)
+    with pytest.raises(AuthError, match=r"needs reconnecting.*reconnect the account in Hookline"):
+        await poll("new_message", {"channel_id": CHANNEL}, http, account)
+    assert account.account.status == NEEDS_RECONNECT
+    assert [s.headers["Authorization"] for s in dc.seen] == [f"Bot {TOKEN}"]  # sent once
+    with pytest.raises(AuthError, match="needs reconnecting"):  # no more calls until then
+        await poll("new_message", {"channel_id": CHANNEL}, http, account)
+    assert len(dc.seen) == 1
 
 
 async def test_rate_limit_uses_retry_after_from_the_json(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine import AuthError, PermanentError, RateLimited, TransientError
-from engine.auth import AccountSession
+from engine.auth import NEEDS_RECONNECT, AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import trello
@@ -144,10 +144,23 @@ async def test_without_an_account_says_how_to_add_one(http: HttpClient) -> None:
         await poll("new_comment", {"board": BOARD}, http, None)
 
 
+async def test_a_refused_key_or_token_marks_the_account_for_reconnecting(
+    api: FakeProvider, http: HttpClient, account: AccountSession
+) -> None:
+    api.on("GET", f"/boards/{BOARD}/actions", Reply("invalid token", 401))
+    with pytest.raises(AuthError, match=r"needs reconnecting.*reconnect the account in Hookline"):
+        await poll("new_comment", {"board": BOARD}, http, account)
+    assert account.account.status == NEEDS_RECONNECT
+    assert [s.headers["Authorization"] for s in api.seen] == [AUTH]  # sent once
+    with pytest.raises(AuthError, match="needs reconnecting"):
+        await poll("new_comment", {"board": BOARD}, http, account)
+    assert len(api.seen) == 1
+
+
 @pytest.mark.parametrize(
     ("status", "body", "headers", "error", "message"),
     [
-        (401, "invalid token", {}, AuthError, "refused the key or token.*invalid token"),
+        (401, "invalid token", {}, AuthError, "needs reconnecting.*accounts token trello"),
         (403, "forbidden", {}, AuthError, "does not let this account reach"),
         (404, "The requested resource was not found.", {}, PermanentError, "has no board"),
         (

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine import AuthError, PermanentError, RateLimited, TransientError
-from engine.auth import AccountSession
+from engine.auth import NEEDS_RECONNECT, AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import unsplash
@@ -138,15 +138,26 @@ async def test_the_account_check_uses_the_key(api: FakeProvider, http: HttpClien
     assert_api_headers(api.seen[0])
 
 
-async def test_refused_key_rate_limit_and_server_errors(
+async def test_a_refused_key_marks_the_account_for_reconnecting(
     api: FakeProvider, http: HttpClient, account: AccountSession
 ) -> None:
     api.on("GET", "/search/photos", Reply(fixture("error_unauthorized.json"), status=401))
     with pytest.raises(
-        AuthError, match="refused the Access Key: OAuth error: The access token is invalid"
+        AuthError, match=r"needs reconnecting.*reconnect the account in Hookline \(Accounts, "
+        r"or `hookline accounts token unsplash`\)"
     ):
         await poll({"query": "basil"}, http, account)
+    assert account.account.status == NEEDS_RECONNECT
+    assert len(api.seen) == 1  # a key cannot be renewed: not retried
+    assert_api_headers(api.seen[0])
+    with pytest.raises(AuthError, match="needs reconnecting"):
+        await react({"photo_id": "Dwu85P9SOIk"}, http, account)
+    assert len(api.seen) == 1
 
+
+async def test_rate_limit_and_server_errors(
+    api: FakeProvider, http: HttpClient, account: AccountSession
+) -> None:
     limit = (FIXTURES / "error_rate_limit.txt").read_text()
     api.on(
         "GET",
