@@ -61,6 +61,18 @@ class WidgetTasks:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     @classmethod
+    def settle(cls) -> None:
+        """From outside the loop (between tests, at exit): cancel every unfinished task
+        on its own loop and wait, so no step of one runs later without a running loop
+        (Qt would run it while delivering its events)."""
+        unfinished = [t for t in cls._pending if not t.done()]
+        if not unfinished:
+            return
+        loop = unfinished[0].get_loop()
+        if not loop.is_running() and not loop.is_closed():
+            loop.run_until_complete(cls.cancel_all())
+
+    @classmethod
     def resume(cls) -> None:
         """Accept work again (a new engine behind the widgets)."""
         cls._stopped = False

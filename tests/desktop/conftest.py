@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,15 @@ class _TestLoop(qasync.QEventLoop):  # type: ignore[misc]
         super().close()
         if closing:
             shiboken6.delete(self._timer)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
+    """Before pytest-qt delivers the Qt events still pending (outside the asyncio loop),
+    widget tasks still under way are cancelled on their loop: a step of one run by that
+    delivery would find no running loop (a refresh started by a late run.finished)."""
+    WidgetTasks.settle()
+    return (yield)
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item
