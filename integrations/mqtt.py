@@ -288,6 +288,18 @@ def _code(rc: Any) -> int:
     return int(getattr(rc, "value", rc))
 
 
+async def _subscribe_or_refuse(
+    client: aiomqtt.Client, broker: Broker, topic: str, qos: int
+) -> None:
+    """Subscribe; a broker that refuses (its access rules) is a PermanentError."""
+    granted: Sequence[Any] = await client.subscribe(topic, qos)
+    if any(_code(rc) >= 0x80 for rc in granted):
+        raise PermanentError(
+            f"MQTT broker {broker.where} refused the subscription to {topic!r}: "
+            "the user may not read it (check the broker's access rules)"
+        )
+
+
 def _json(text: str) -> Any:
     """The payload parsed as JSON, or None (NaN and Infinity are not JSON)."""
 
@@ -436,13 +448,7 @@ class Subscription:
         client = self.broker.client(self.client_id, clean_session=self.qos == 0)
         try:
             async with client:
-                granted: Sequence[Any] = await client.subscribe(self.topic, self.qos)
-                if any(_code(rc) >= 0x80 for rc in granted):
-                    raise PermanentError(
-                        f"MQTT broker {self.broker.where} refused the subscription to "
-                        f"{self.topic!r}: the user may not read it (check the broker's "
-                        "access rules)"
-                    )
+                await _subscribe_or_refuse(client, self.broker, self.topic, self.qos)
                 self._up()
                 async for message in client.messages:
                     self._receive(message)
@@ -650,12 +656,7 @@ async def _sample(ctx: PollContext, broker: Broker, topic: str) -> PollResult:
     client = broker.client(None, clean_session=True)
     try:
         async with asyncio.timeout(SAMPLE_WAIT + OPERATION_TIMEOUT), client:
-            granted: Sequence[Any] = await client.subscribe(topic, 0)
-            if any(_code(rc) >= 0x80 for rc in granted):
-                raise PermanentError(
-                    f"MQTT broker {broker.where} refused the subscription to {topic!r}: "
-                    "the user may not read it (check the broker's access rules)"
-                )
+            await _subscribe_or_refuse(client, broker, topic, 0)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SAMPLE_WAIT):
                     async for message in client.messages:
