@@ -486,19 +486,24 @@ class SettingsPage(QWidget):
         assert isinstance(box, QCheckBox)
         box.setChecked(False)
         title, text, confirm = WARNINGS[name]
+        self._ask(title, text, confirm, f"confirm-{name}", lambda: box.setChecked(True))
+
+    def _ask(self, title: str, text: str, confirm: str, name: str,
+             on_yes: Callable[[], object]) -> None:
+        """A warning with ``confirm`` and Cancel (the default); ``on_yes`` once confirmed."""
         dialog = QMessageBox(QMessageBox.Icon.Warning, "Hookline", title,
                              QMessageBox.StandardButton.NoButton, self)
         dialog.setInformativeText(text)
-        dialog.setObjectName(f"confirm-{name}")
+        dialog.setObjectName(name)
         yes = dialog.addButton(confirm, QMessageBox.ButtonRole.AcceptRole)
         cancel = dialog.addButton(QMessageBox.StandardButton.Cancel)
         dialog.setDefaultButton(cancel)
         dialog.setEscapeButton(cancel)
 
         def done() -> None:
-            if dialog.clickedButton() is yes:
-                box.setChecked(True)
             self.dialog = None
+            if dialog.clickedButton() is yes:
+                on_yes()
 
         dialog.finished.connect(lambda _r: done())
         self.dialog = dialog
@@ -630,24 +635,7 @@ class SettingsPage(QWidget):
         dialog.open()
 
     def _confirm_restore(self, chosen: Path) -> None:
-        dialog = QMessageBox(QMessageBox.Icon.Warning, "Hookline",
-                             f"Restore the backup of {taken_at(chosen):%A %d %B, %H:%M}?",
-                             QMessageBox.StandardButton.NoButton, self)
-        dialog.setObjectName("confirmRestore")
-        dialog.setInformativeText(
-            "Hookline quits now and restores it when you start it again. Automations, "
-            "their history and the list of accounts go back to that time; the database "
-            "as it is now is kept in the backups folder. Passwords and tokens stay in "
-            "the keyring.")
-        yes = dialog.addButton("Restore and quit", QMessageBox.ButtonRole.AcceptRole)
-        cancel = dialog.addButton(QMessageBox.StandardButton.Cancel)
-        dialog.setDefaultButton(cancel)
-        dialog.setEscapeButton(cancel)
-
-        def done() -> None:
-            self.dialog = None
-            if dialog.clickedButton() is not yes:
-                return
+        def restore_and_quit() -> None:
             try:
                 request_restore(chosen, self.bridge.engine.data_dir)
             except BackupError as exc:
@@ -655,9 +643,12 @@ class SettingsPage(QWidget):
                 return
             self.quit_app()
 
-        dialog.finished.connect(lambda _r: done())
-        self.dialog = dialog
-        dialog.open()
+        self._ask(f"Restore the backup of {taken_at(chosen):%A %d %B, %H:%M}?",
+                  "Hookline quits now and restores it when you start it again. Automations, "
+                  "their history and the list of accounts go back to that time; the "
+                  "database as it is now is kept in the backups folder. Passwords and "
+                  "tokens stay in the keyring.",
+                  "Restore and quit", "confirmRestore", restore_and_quit)
 
     def choose_export_file(self) -> None:
         self._file_dialog("Export all automations", True,
