@@ -43,7 +43,8 @@ class RunRecord:
     failure streak) and what to do once it is in the database, then :meth:`Journal.save`."""
 
     entry: dict[str, Any]
-    raw: dict[str, str]
+    at: datetime
+    steps: RawJSON
     statements: list[Statement] = field(default_factory=list)
     after: list[Callable[[], None]] = field(default_factory=list)
 
@@ -292,27 +293,25 @@ class Journal:
         now = utcnow()
         return RunRecord({"run": run_id, "event": event_id, "status": status, "error": error,
                           "condition": condition, "finished": now.isoformat()},
-                         {"steps": to_json(steps)})
+                         now, to_json(steps))
 
     def save(self, record: RunRecord) -> None:
         """Record a finished run (safe against a kill after :meth:`checkpoint`): when its
         start is still in this turn's batch, the run is inserted finished."""
-        entry = record.entry
+        entry, at, steps = record.entry, record.at, record.steps
         run_id, event_id = entry["run"], entry["event"]
-        at = datetime.fromisoformat(entry["finished"])
-        steps_json = RawJSON(record.raw["steps"])
         statements = list(record.statements)
         unsent = self._unsent.pop(run_id, None)
         if unsent is not None:
-            unsent.update(status=entry["status"], steps=steps_json, error=entry["error"],
+            unsent.update(status=entry["status"], steps=steps, error=entry["error"],
                           condition=entry["condition"], finished_at=at)
         else:
-            statements.insert(0, Statement(4, self._finish_run, {
-                "rid": run_id, "status": entry["status"], "steps": steps_json,
+            statements.append(Statement(4, self._finish_run, {
+                "rid": run_id, "status": entry["status"], "steps": steps,
                 "error": entry["error"], "cond": entry["condition"], "at": at}))
         if event_id is not None:
             statements.append(Statement(5, self._finish_event, {"eid": event_id, "at": at}))
-        self._record(entry, record.raw, statements, record.after)
+        self._record(entry, {"steps": steps}, statements, record.after)
 
     def finish_run(self, run_id: int, event_id: int | None, *, status: str,
                    steps: list[dict[str, Any]], error: str | None,

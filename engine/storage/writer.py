@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 MAX_GROUP = 2000
 MAX_PLANS = 256
-_UNPLANNED = object()
 
 
 class Statement(NamedTuple):
@@ -202,12 +201,12 @@ class Writer:
 
     def _plan(self, conn: Connection, stmt: Executable, sample: dict[str, Any]) -> _Plan | None:
         key = (stmt, frozenset(sample))  # the statement itself: its id could be reused
-        plan = self._plans.get(key, _UNPLANNED)
-        if plan is _UNPLANNED:
-            plan = _Plan.make(conn, stmt, sample)
-            if len(self._plans) < MAX_PLANS:  # the journal's statements are long-lived
-                self._plans[key] = plan
-        return plan  # type: ignore[return-value]
+        if key in self._plans:
+            return self._plans[key]
+        plan = _Plan.make(conn, stmt, sample)
+        if len(self._plans) < MAX_PLANS:  # the journal's statements are long-lived
+            self._plans[key] = plan
+        return plan
 
 
 @dataclass(frozen=True)
