@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from engine import (
-    AccountSession,
     ApiKeySpec,
     AuthError,
     AuthKind,
@@ -107,15 +106,6 @@ def _url(path: str, query: Mapping[str, Any] | None = None) -> str:
     return url + "?" + urlencode(query) if query else url
 
 
-def _account(ctx: PollContext | ReactionContext) -> AccountSession:
-    if ctx.account is None:
-        raise AuthError(
-            "choose the Dailymotion account this step acts as (connect one with "
-            "`hookline accounts connect dailymotion`)"
-        )
-    return ctx.account
-
-
 def _error(resp: HttpResponse) -> tuple[str, str]:
     """Dailymotion's ``error.message`` and ``error.type`` from an error body."""
     try:
@@ -155,7 +145,7 @@ def _check(resp: HttpResponse, what: str) -> None:
 
 async def _videos(ctx: PollContext, path: str, query: Mapping[str, str], what: str) -> PollResult:
     full = {**query, "sort": "recent", "fields": VIDEO_FIELDS, "limit": str(LIMIT)}
-    resp = await _account(ctx).get(_url(path, full), check=False)
+    resp = await ctx.require_account(service).get(_url(path, full), check=False)
     _check(resp, what)
     data = resp.json()
     videos = data.get("list") if isinstance(data, dict) else None
@@ -330,7 +320,7 @@ async def publish_video_by_url(ctx: ReactionContext) -> Mapping[str, Any]:
     }
     if ctx.params.get("description"):
         form["description"] = str(ctx.params["description"])
-    resp = await _account(ctx).request(
+    resp = await ctx.require_account(service).request(
         "POST", _url("/me/videos", {"fields": "id,url,status"}), data=form, check=False
     )
     _check(resp, "your videos")

@@ -65,6 +65,7 @@ service = Service(
     "Messages in channels and new members of servers your Discord bot is in; post "
     "messages and embeds as the bot or through a channel webhook.",
     icon="discord.svg",
+    account_label="Discord bot",
     auth=AuthKind.API_KEY,
     api_base_url="https://discord.com/api/v10",
     api_key=ApiKeySpec(
@@ -102,12 +103,7 @@ async def _call(
 ) -> Any:
     """One call to the bot API as the step's bot; its JSON, or the engine error (a
     refused token marks the account as needing a reconnect)."""
-    if ctx.account is None:
-        raise AuthError(
-            "choose the Discord bot this step uses (add its token with "
-            "`hookline accounts token discord`)"
-        )
-    resp = await ctx.account.request(
+    resp = await ctx.require_account(service).request(
         method,
         _api(path),
         params=params,

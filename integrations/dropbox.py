@@ -126,15 +126,6 @@ def _url(path: str) -> str:
     return service.api_base_url.rstrip("/") + path
 
 
-def _account(ctx: PollContext | ReactionContext) -> AccountSession:
-    if ctx.account is None:
-        raise AuthError(
-            "choose the Dropbox account this step acts as (connect one with "
-            "`hookline accounts connect dropbox`)"
-        )
-    return ctx.account
-
-
 def _dropbox_path(value: Any, what: str) -> str:
     """A path as the API wants it: ``""`` for the top, else ``/a/b`` (or an ``id:``)."""
     text = str(value or "").strip().replace("\\", "/")
@@ -218,7 +209,7 @@ async def _changed_files(ctx: PollContext) -> list[dict[str, Any]]:
     cursor kept in ``ctx.state`` (list_folder, then list_folder/continue)."""
     folder = _dropbox_path(ctx.params.get("folder"), "folder")
     recursive = bool(ctx.params.get("recursive"))
-    account = _account(ctx)
+    account = ctx.require_account(service)
     what = f"folder {folder or '/'}"
     where = {"folder": folder, "recursive": recursive}
     cursor = ctx.state.get("cursor") if ctx.state.get("for") == where else None
@@ -375,7 +366,7 @@ async def upload_file(ctx: ReactionContext) -> Mapping[str, Any]:
         target = f"{target}/{local.name}"
     mode = str(ctx.params.get("mode") or "add")
     arg = {"path": target, "mode": mode, "autorename": mode == "add", "mute": False}
-    resp = await _account(ctx).request(
+    resp = await ctx.require_account(service).request(
         "POST",
         CONTENT_URL.rstrip("/") + "/2/files/upload",
         # json.dumps escapes non-ASCII as \uXXXX, as Dropbox wants in a header.
@@ -435,7 +426,7 @@ async def create_shared_link(ctx: ReactionContext) -> Mapping[str, Any]:
     path = _dropbox_path(ctx.params["path"], "path")
     if not path:
         raise PermanentError("the top of a Dropbox cannot be shared: name a file or folder")
-    account = _account(ctx)
+    account = ctx.require_account(service)
     what = f"file or folder {path}"
     resp = await _rpc(
         account, "/2/sharing/create_shared_link_with_settings", {"path": path}, what, check=False

@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from engine import (
-    AccountSession,
     AuthError,
     AuthKind,
     Field,
@@ -69,6 +68,7 @@ service = Service(
     "New, changed and shared files in Google Drive; upload files and create text files "
     "as your Google account.",
     icon="gdrive.svg",
+    account_label="Google account",
     auth=AuthKind.OAUTH2,
     api_base_url="https://www.googleapis.com",
     oauth=OAuth2Spec(
@@ -117,15 +117,6 @@ _FIELDS = [
 
 def _url(path: str) -> str:
     return service.api_base_url.rstrip("/") + path
-
-
-def _account(ctx: PollContext | ReactionContext) -> AccountSession:
-    if ctx.account is None:
-        raise AuthError(
-            "choose the Google account this step acts as (connect one with "
-            "`hookline accounts connect gdrive`)"
-        )
-    return ctx.account
 
 
 def _folder_id(value: Any) -> str:
@@ -222,7 +213,8 @@ async def _list(ctx: PollContext, q: str, order_by: str, what: str) -> list[dict
         "supportsAllDrives": "true",
         "includeItemsFromAllDrives": "true",
     }
-    resp = await _account(ctx).get(_url("/drive/v3/files"), params=query, check=False)
+    resp = await ctx.require_account(service).get(_url("/drive/v3/files"), params=query,
+                                                  check=False)
     _check(resp, what)
     data = resp.json()
     files = data.get("files") if isinstance(data, dict) else None
@@ -317,7 +309,7 @@ async def _upload(
             f"\r\n--{boundary}--\r\n".encode(),
         ]
     )
-    resp = await _account(ctx).request(
+    resp = await ctx.require_account(service).request(
         "POST",
         _url("/upload/drive/v3/files"),
         params={

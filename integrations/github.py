@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from engine import (
-    AccountSession,
     ApiKeySpec,
     AuthError,
     AuthKind,
@@ -126,16 +125,6 @@ def _repo_path(owner: str, name: str) -> str:
     return f"/repos/{quote(owner)}/{quote(name)}"
 
 
-def _account(ctx: PollContext | ReactionContext) -> AccountSession:
-    if ctx.account is None:
-        raise AuthError(
-            "choose the GitHub account this step acts as (connect one with "
-            "`hookline accounts connect github`, or add a token with "
-            "`hookline accounts token github`)"
-        )
-    return ctx.account
-
-
 def _message(resp: HttpResponse) -> str:
     """GitHub's own explanation from an error body (``message`` and ``errors``)."""
     try:
@@ -215,7 +204,7 @@ async def _get_list(
     """A conditional GET of a list (its ETag kept in ``state``, the trigger's own by
     default)."""
     url = _url(path) + "?" + "&".join(f"{k}={quote(v, safe=',')}" for k, v in query.items())
-    resp = await _account(ctx).get_conditional(
+    resp = await ctx.require_account(service).get_conditional(
         url,
         ctx.state if state is None else state,
         headers={**HEADERS, "Accept": accept},
@@ -583,7 +572,7 @@ async def new_commit(ctx: PollContext) -> PollResult:
 async def _send(
     ctx: ReactionContext, method: str, path: str, what: str, body: Mapping[str, Any]
 ) -> dict[str, Any]:
-    resp = await _account(ctx).request(
+    resp = await ctx.require_account(service).request(
         method, _url(path), headers=HEADERS, json_body=body, check=False
     )
     _check(resp, what)
@@ -776,7 +765,7 @@ async def add_labels(ctx: ReactionContext) -> Mapping[str, Any]:
     if not labels:
         raise PermanentError("give at least one label")
     path = f"{_repo_path(owner, name)}/issues/{number}/labels"
-    resp = await _account(ctx).request(
+    resp = await ctx.require_account(service).request(
         "POST", _url(path), headers=HEADERS, json_body={"labels": labels}, check=False
     )
     _check(resp, f"issue #{number} in repository {owner}/{name}")

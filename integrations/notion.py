@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine import (
-    AccountSession,
     ApiKeySpec,
     AuthError,
     AuthKind,
@@ -124,15 +123,6 @@ def _notion_id(value: Any, what: str) -> str:
     return "-".join(found[-1]).lower()
 
 
-def _account(ctx: PollContext | ReactionContext) -> AccountSession:
-    if ctx.account is None:
-        raise AuthError(
-            "choose the Notion account this step acts as (add an integration secret with "
-            "`hookline accounts token notion`)"
-        )
-    return ctx.account
-
-
 def _message(resp: HttpResponse) -> str:
     try:
         data = resp.json()
@@ -175,7 +165,7 @@ def _check(resp: HttpResponse, what: str) -> None:
 async def _call(
     ctx: PollContext | ReactionContext, method: str, path: str, what: str, body: Any
 ) -> dict[str, Any]:
-    resp = await _account(ctx).request(
+    resp = await ctx.require_account(service).request(
         method, _url(path), headers=HEADERS, json_body=body, check=False
     )
     _check(resp, what)

@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import quote
 
 from engine import (
-    AccountSession,
     AuthError,
     AuthKind,
     Field,
@@ -97,15 +96,6 @@ def _url(path: str) -> str:
     return service.api_base_url.rstrip("/") + path
 
 
-def _account(ctx: PollContext | ReactionContext) -> AccountSession:
-    if ctx.account is None:
-        raise AuthError(
-            "choose the Reddit account this step acts as (connect one with "
-            "`hookline accounts connect reddit`)"
-        )
-    return ctx.account
-
-
 def _check(resp: HttpResponse, what: str) -> None:
     """Raise the engine error for a Reddit answer that is not a success."""
     status = resp.status
@@ -143,7 +133,7 @@ def _object(resp: HttpResponse, what: str) -> dict[str, Any]:
 
 
 async def _listing(ctx: PollContext, path: str, what: str) -> list[tuple[str, dict[str, Any]]]:
-    resp = await _account(ctx).get(
+    resp = await ctx.require_account(service).get(
         _url(path),
         headers=HEADERS,
         params={"limit": str(LIMIT), "raw_json": "1"},
@@ -199,7 +189,8 @@ def _subreddit(value: Any) -> str:
 
 async def _me(ctx: PollContext) -> str:
     if not ctx.state.get("me"):
-        resp = await _account(ctx).get(_url("/api/v1/me"), headers=HEADERS, check=False)
+        resp = await ctx.require_account(service).get(_url("/api/v1/me"), headers=HEADERS,
+                                                      check=False)
         _check(resp, "your profile")
         ctx.state["me"] = str(_object(resp, "your profile").get("name") or "")
     return str(ctx.state["me"])
@@ -314,7 +305,7 @@ async def new_saved_item(ctx: PollContext) -> PollResult:
 
 
 async def _form(ctx: ReactionContext, path: str, form: dict[str, str], what: str) -> Any:
-    resp = await _account(ctx).post(
+    resp = await ctx.require_account(service).post(
         _url(path), headers=HEADERS, data={**form, "api_type": "json"}, check=False
     )
     _check(resp, what)

@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from engine import (
-    AccountSession,
     AuthError,
     AuthKind,
     Field,
@@ -112,15 +111,6 @@ def _url(path: str) -> str:
     return service.api_base_url.rstrip("/") + path
 
 
-def _account(ctx: PollContext | ReactionContext) -> AccountSession:
-    if ctx.account is None:
-        raise AuthError(
-            "choose the Spotify account this step acts as (connect one with "
-            "`hookline accounts connect spotify`)"
-        )
-    return ctx.account
-
-
 def _spotify_id(value: Any, kind: str) -> str:
     """The id in a link (open.spotify.com/<kind>/ID), a URI (spotify:<kind>:ID) or an id."""
     text = str(value or "").strip()
@@ -187,7 +177,7 @@ def _check(resp: HttpResponse, what: str) -> None:
 
 
 async def _get(ctx: PollContext, path: str, query: Mapping[str, str], what: str) -> HttpResponse:
-    resp = await _account(ctx).get(_url(path), params=query, check=False)
+    resp = await ctx.require_account(service).get(_url(path), params=query, check=False)
     _check(resp, what)
     return resp
 
@@ -451,7 +441,7 @@ async def _send(
     body: Any = None,
     query: Mapping[str, str] | None = None,
 ) -> HttpResponse:
-    resp = await _account(ctx).request(
+    resp = await ctx.require_account(service).request(
         method, _url(path), json_body=body, params=query, check=False
     )
     _check(resp, what)

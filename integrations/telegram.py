@@ -49,6 +49,7 @@ service = Service(
     "Telegram",
     "Messages and /commands your Telegram bot receives; send messages as the bot.",
     icon="telegram.svg",
+    account_label="Telegram bot",
     auth=AuthKind.API_KEY,
     api_base_url="https://api.telegram.org",
     api_key=ApiKeySpec(
@@ -130,15 +131,6 @@ def _result(resp: HttpResponse, what: str) -> Any:
     raise TransientError(f"Telegram answered {what} with something unexpected")
 
 
-async def _token(ctx: PollContext | ReactionContext) -> str:
-    if ctx.account is None:
-        raise AuthError(
-            "choose the Telegram bot this step uses (add its token with "
-            "`hookline accounts token telegram`)"
-        )
-    return await ctx.account.token()
-
-
 def _iso(epoch: Any) -> str:
     if not isinstance(epoch, int | float):
         return ""
@@ -183,7 +175,7 @@ def _matches_chat(data: Mapping[str, Any], wanted: str) -> bool:
 
 async def _messages(ctx: PollContext) -> list[dict[str, Any]]:
     """The messages of new updates; the offset kept in the state confirms them."""
-    token = await _token(ctx)
+    token = await ctx.require_account(service).token()
     query = {
         "timeout": "0",
         "limit": str(LIMIT),
@@ -365,7 +357,7 @@ async def send_message(ctx: ReactionContext) -> Mapping[str, Any]:
     mode = PARSE_MODES[str(ctx.params.get("parse_mode") or "none")]
     if mode:
         body["parse_mode"] = mode
-    token = await _token(ctx)
+    token = await ctx.require_account(service).token()
     sent = await _call(ctx.http, token, "sendMessage", f"chat {chat}", body=body)
     if not isinstance(sent, dict):
         raise TransientError("Telegram answered the message with something unexpected")

@@ -7,9 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from engine import (
-    AccountSession,
     ApiKeySpec,
-    AuthError,
     AuthKind,
     Field,
     HttpClient,
@@ -90,15 +88,6 @@ def _url(path: str) -> str:
     return service.api_base_url.rstrip("/") + path
 
 
-def _account(ctx: PollContext | ReactionContext) -> AccountSession:
-    if ctx.account is None:
-        raise AuthError(
-            "choose the Todoist account this step acts as (add your API token with "
-            "`hookline accounts token todoist`)"
-        )
-    return ctx.account
-
-
 def _check(resp: HttpResponse, what: str) -> None:
     """Raise the engine error for a Todoist answer that is not a success."""
     raise_for_provider(
@@ -116,7 +105,7 @@ def _object(resp: HttpResponse, what: str) -> dict[str, Any]:
 
 
 async def _get(ctx: PollContext, path: str, what: str, query: Mapping[str, str]) -> Any:
-    resp = await _account(ctx).get(_url(path), params=dict(query), check=False)
+    resp = await ctx.require_account(service).get(_url(path), params=dict(query), check=False)
     _check(resp, what)
     return resp.json()
 
@@ -346,7 +335,8 @@ async def create_task(ctx: ReactionContext) -> Mapping[str, Any]:
         body["labels"] = [str(label).lstrip("@") for label in ctx.params["labels"]]
     if ctx.params.get("priority"):
         body["priority"] = int(ctx.params["priority"])
-    resp = await _account(ctx).post(_url(f"{REST}/tasks"), json_body=body, check=False)
+    resp = await ctx.require_account(service).post(_url(f"{REST}/tasks"), json_body=body,
+                                                   check=False)
     _check(resp, f"project {body['project_id']}" if "project_id" in body else "your tasks")
     data = _object(resp, "the new task")
     return {"id": str(data.get("id")), "url": data.get("url"), "content": data.get("content")}
@@ -376,6 +366,7 @@ async def complete_task(ctx: ReactionContext) -> Mapping[str, Any]:
             f"{task_id!r} is not a Todoist task id: use {{{{ trigger.id }}}} or the number at "
             "the end of the task's address"
         )
-    resp = await _account(ctx).post(_url(f"{REST}/tasks/{task_id}/close"), check=False)
+    resp = await ctx.require_account(service).post(_url(f"{REST}/tasks/{task_id}/close"),
+                                                   check=False)
     _check(resp, f"task {task_id}")
     return {"task_id": task_id}

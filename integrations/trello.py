@@ -115,14 +115,9 @@ async def _request(
     query: Mapping[str, str] | None = None,
     body: Mapping[str, Any] | None = None,
 ) -> Any:
-    if ctx.account is None:
-        raise AuthError(
-            "choose the Trello account this step acts as (add your API key and token with "
-            "`hookline accounts token trello`)"
-        )
     # Sent with Trello's header (the service's authorize); a refused key or token marks
     # the account as needing a reconnect.
-    resp = await ctx.account.request(
+    resp = await ctx.require_account(service).request(
         method, _url(path), params=query, json_body=body, check=False
     )
     _check(resp, what)

@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from engine import (
-    AccountSession,
     ApiKeySpec,
     AuthError,
     AuthKind,
@@ -119,15 +118,6 @@ def _login(params: Mapping[str, Any]) -> str:
     return login
 
 
-def _account(ctx: PollContext) -> AccountSession:
-    if ctx.account is None:
-        raise AuthError(
-            "choose the Twitch account this step uses (connect one with "
-            "`hookline accounts connect twitch`)"
-        )
-    return ctx.account
-
-
 def _message(resp: HttpResponse) -> str:
     try:
         data = resp.json()
@@ -162,7 +152,7 @@ def _check(resp: HttpResponse, what: str) -> None:
 
 async def _helix(ctx: PollContext, path: str, query: Mapping[str, str], what: str) -> list[Any]:
     """GET a Helix list (its ``data``) as the account, with the token's Client-Id."""
-    account = _account(ctx)
+    account = ctx.require_account(service)
     token = await account.token()
     client_id = _client_ids.get(hashlib.sha256(token.encode()).hexdigest())
     if client_id is None:

@@ -52,6 +52,7 @@ service = Service(
     "New free photos on Unsplash for a search or from a photographer, with the credit "
     "line Unsplash requires.",
     icon="unsplash.svg",
+    account_label="Unsplash Access Key",
     auth=AuthKind.API_KEY,
     api_base_url="https://api.unsplash.com",
     api_key=ApiKeySpec(
@@ -112,14 +113,9 @@ def _check(resp: HttpResponse, what: str) -> None:
 
 
 async def _get(ctx: PollContext | ReactionContext, path: str, what: str) -> Any:
-    if ctx.account is None:
-        raise AuthError(
-            "choose the Unsplash Access Key this step uses (add one with "
-            "`hookline accounts token unsplash`)"
-        )
     # Sent as "Client-ID <key>" (the service's authorize); a refused key marks the
     # account as needing a reconnect.
-    resp = await ctx.account.get(_url(path), check=False)
+    resp = await ctx.require_account(service).get(_url(path), check=False)
     _check(resp, what)
     return resp.json()
 

@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import quote
 
 from engine import (
-    AccountSession,
     AuthError,
     AuthKind,
     Field,
@@ -59,6 +58,7 @@ service = Service(
     "New posts from an account, mentions of you and search results on X; post and "
     "reply as your X account.",
     icon="x.svg",
+    account_label="X account",
     auth=AuthKind.OAUTH2,
     api_base_url="https://api.x.com/2",
     oauth=OAuth2Spec(
@@ -92,15 +92,6 @@ _POST_FIELDS = [
 
 def _url(path: str) -> str:
     return service.api_base_url.rstrip("/") + path
-
-
-def _account(ctx: PollContext | ReactionContext) -> AccountSession:
-    if ctx.account is None:
-        raise AuthError(
-            "choose the X account this step acts as (connect one with "
-            "`hookline accounts connect x`)"
-        )
-    return ctx.account
 
 
 def _message(resp: HttpResponse) -> str:
@@ -161,7 +152,7 @@ def _object(resp: HttpResponse, what: str) -> dict[str, Any]:
 
 
 async def _get(ctx: PollContext, path: str, what: str, query: Mapping[str, str]) -> dict[str, Any]:
-    resp = await _account(ctx).get(_url(path), params=dict(query), check=False)
+    resp = await ctx.require_account(service).get(_url(path), params=dict(query), check=False)
     _check(resp, what)
     data = _object(resp, what)
     # X answers some failures with 200 and only "errors" (e.g. a suspended user).
@@ -319,7 +310,7 @@ async def _create_post(ctx: ReactionContext, body: dict[str, Any], what: str) ->
             f"the post is {len(text)} characters long; X allows {POST_LENGTH} (shorten it, "
             "e.g. {{ trigger.text[:250] }})"
         )
-    resp = await _account(ctx).post(_url("/tweets"), json_body=body, check=False)
+    resp = await ctx.require_account(service).post(_url("/tweets"), json_body=body, check=False)
     _check(resp, what)
     post = _object(resp, what).get("data") or {}
     post_id = str(post.get("id") or "")

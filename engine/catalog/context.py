@@ -8,17 +8,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import Rejected
+from engine.errors import AuthError, Rejected
 
 if TYPE_CHECKING:
     from engine.auth.session import AccountSession
     from engine.bus import Bus
+    from engine.catalog.service import Service
     from engine.http import HttpClient
     from engine.settings import Settings
 
 
+class _ActsAsAccount:
+    """What a context that may carry the step's account offers around it."""
+
+    account: AccountSession | None
+
+    def require_account(self, service: Service) -> AccountSession:
+        """The account the step chose; if it chose none, an ``AuthError`` that names
+        what to choose and how to add one, worded from ``service``'s declaration."""
+        if self.account is None:
+            how = service.how_to_add_account()
+            raise AuthError(f"choose the {service.account_noun} this step uses"
+                            + (f" ({how})" if how else ""))
+        return self.account
+
+
 @dataclass
-class TriggerContext:
+class TriggerContext(_ActsAsAccount):
     """Handed to push triggers (and, as PollContext, to poll triggers).
 
     Attributes:
@@ -29,6 +45,7 @@ class TriggerContext:
         log: a logger that names the area.
         account: the connected account the area chose, for services that act as one
             (``await ctx.account.request(...)`` adds its token); else ``None``.
+            ``ctx.require_account(service)`` returns it, or says what to choose.
     """
 
     area_id: str
@@ -55,7 +72,7 @@ class PollContext(TriggerContext):
 
 
 @dataclass
-class ReactionContext:
+class ReactionContext(_ActsAsAccount):
     """Handed to reactions.
 
     Attributes:

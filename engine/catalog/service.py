@@ -183,6 +183,9 @@ class Service:
     oauth: OAuth2Spec | None = None
     #: A token the user pastes in (``auth=API_KEY``, or an OAuth service's alternative).
     api_key: ApiKeySpec | None = None
+    #: What a step chooses to act as, where "<name> account" would not say it (Google
+    #: Drive: "Google account"; Discord: "Discord bot").
+    account_label: str = ""
     #: Awaited when the engine stops (close long-lived connections).
     on_close: Callable[[], Awaitable[None]] | None = None
     #: Awaited when one of its triggers stops listening for an area (``forget``: the
@@ -201,6 +204,22 @@ class Service:
     def needs_account(self) -> bool:
         """Whether its triggers and reactions act as a connected account."""
         return self.auth is not AuthKind.NONE
+
+    @property
+    def account_noun(self) -> str:
+        """What a step chooses to act as, e.g. "GitHub account"."""
+        return self.account_label or f"{self.name} account"
+
+    def how_to_add_account(self) -> str:
+        """The commands that add an account, one for each way the service declares, e.g.
+        "connect one with `hookline accounts connect github`, or add a token with
+        `hookline accounts token github`" (empty for a service without accounts)."""
+        ways = []
+        if self.oauth is not None:
+            ways.append(f"connect one with `hookline accounts connect {self.id}`")
+        if self.api_key is not None:
+            ways.append(f"add a token with `hookline accounts token {self.id}`")
+        return ", or ".join(ways)
 
     def _add_trigger(self, spec: TriggerSpec) -> None:
         if spec.id in self.triggers:
