@@ -185,6 +185,10 @@ async def main(args: argparse.Namespace) -> None:
             os.replace(tmp, path)
             await asyncio.sleep(args.status_every)
 
+    if args.hold_runs:
+        # An experiment, not a mode of Hookline: events are journaled and acknowledged
+        # but not run (they stay journaled), to measure what ingest alone costs.
+        engine.dispatcher.submit = lambda event, carried=None: None  # type: ignore[method-assign]
     settle_after_start()  # as `hookline serve` does once started
     writer_task = (
         asyncio.create_task(write_status()) if args.status_file and args.status_every > 0 else None
@@ -237,6 +241,11 @@ if __name__ == "__main__":
         help="areas created at once (keyring and database round trips)",
     )
     parser.add_argument("--populate-only", action="store_true")
+    parser.add_argument(
+        "--hold-runs",
+        action="store_true",
+        help="experiment: journal and acknowledge webhooks but start no runs",
+    )
     parser.add_argument(
         "--memory-secrets",
         action="store_true",

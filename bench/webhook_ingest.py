@@ -3,12 +3,17 @@
 (a) baseline: a bare aiohttp handler (separate process) that parses JSON, answers 202.
 (b) Hookline: an engine (separate process, under scripts/with-keyring) with a webhook
     area whose reaction only publishes a notification on the bus.
+(b0) the same engine with its runs held (an experiment: events are journaled and
+    acknowledged, no run starts): what ingest alone costs, the ceiling for (b).
 (c) Hookline, reaction files/append_text to a temporary file: counts only events whose
     run finished, and the backlog (accepted minus finished) at the end of the load and
     after the engine drained.
 
 Load: ``wrk -t2 -c32 --latency`` POSTing a ~100-byte JSON body. Targets (issue): (b)
-req/s ≥ 0.6x the baseline, p99 < 15 ms; (c) the backlog stays bounded.
+req/s ≥ 0.6x the baseline, p99 < 15 ms; (c) the backlog stays bounded. Each line also
+gives the server's CPU time per request (all its threads), and the last line what
+(b)'s CPU per event would need at the target rate, in cores, next to the cores wrk and
+the machine have.
 
     .venv/bin/python bench/webhook_ingest.py [--duration 8] [--areas 1]
 
@@ -19,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import sys
 import tempfile
 import threading
@@ -107,6 +114,7 @@ def load(
     result: dict[str, Any] = {}
 
     def drive() -> None:
+        wrk0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         try:
             result.update(
                 run_wrk(
@@ -119,6 +127,8 @@ def load(
             )
         except Exception as exc:
             result["error"] = exc
+        wrk1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk: the child reaped here
+        result["wrk_cpu_s"] = (wrk1.ru_utime - wrk0.ru_utime) + (wrk1.ru_stime - wrk0.ru_stime)
 
     cpu0 = cpu_seconds(child.pid)
     t_start = time.time()
@@ -136,6 +146,10 @@ def load(
         raise result["error"]
     out.update({k: v for k, v in result.items() if k != "raw"})
     out["server_cpu_pct"] = 100 * (cpu1 - cpu0) / (t_end - t_start)
+    out["wrk_cpu_pct"] = 100 * result["wrk_cpu_s"] / (t_end - t_start)
+    out["cpu_us_per_request"] = (
+        1e6 * (cpu1 - cpu0) / result["requests"] if result.get("requests") else None
+    )
     if status_file is None:
         return out
     end_status = fresh_status(status_file, t_end)
@@ -185,7 +199,12 @@ def load(
 
 
 def start_engine(
-    args: argparse.Namespace, work: Path, name: str, reaction: str, append_path: Path | None = None
+    args: argparse.Namespace,
+    work: Path,
+    name: str,
+    reaction: str,
+    append_path: Path | None = None,
+    hold_runs: bool = False,
 ) -> tuple[Child, Path]:
     status_file = work / f"{name}.status.json"
     argv = [
@@ -206,6 +225,8 @@ def start_engine(
     ]
     if append_path is not None:
         argv += ["--append-path", str(append_path)]
+    if hold_runs:
+        argv.append("--hold-runs")
     child = Child(argv, keyring=True, name=f"engine-{name}")
     child.wait_ready(90)
     return child, status_file
@@ -215,7 +236,8 @@ def report_line(label: str, r: dict[str, Any]) -> str:
     return (
         f"  {label:<28} {r['rps']:>9.0f} req/s   p50 {r['p50_ms']:6.2f} ms   "
         f"p99 {r['p99_ms']:6.2f} ms   max {r.get('max_ms', float('nan')):7.1f} ms   "
-        f"non-2xx {r['non2xx']}   server CPU {r['server_cpu_pct']:.0f}%"
+        f"non-2xx {r['non2xx']}   server CPU {r['server_cpu_pct']:.0f}% "
+        f"({r['cpu_us_per_request'] or 0:.0f} µs/request)"
     )
 
 
@@ -234,6 +256,7 @@ def main() -> int:
     )
     parser.add_argument("--drain-timeout", type=float, default=30.0)
     parser.add_argument("--skip-append", action="store_true", help="leave out variant (c)")
+    parser.add_argument("--skip-held", action="store_true", help="leave out variant (b0)")
     args = parser.parse_args()
 
     figures: dict[str, Any] = {
@@ -259,6 +282,14 @@ def main() -> int:
             hook = load(child, args, work, status_file)
         finally:
             child.stop()
+        # (b0) engine, runs held: ingest alone (no status file: nothing finishes)
+        held: dict[str, Any] | None = None
+        if not args.skip_held:
+            child, _ = start_engine(args, work, "held", "notify", hold_runs=True)
+            try:
+                held = load(child, args, work)
+            finally:
+                child.stop()
         # (c) engine, files/append_text
         append: dict[str, Any] | None = None
         if not args.skip_append:
@@ -300,7 +331,28 @@ def main() -> int:
             f"until then {early:.0f} accepted/s = {fmt_ratio(ratio(early, bare['rps']))} "
             "of (a); after it, ingest runs at the reaction rate"
         )
-    figures["bare"] = {k: bare[k] for k in ("rps", "p50_ms", "p99_ms", "non2xx", "server_cpu_pct")}
+    if held is not None:
+        print(report_line("(b0) runs held (experiment)", held))
+        print(
+            f"      ingest alone: {fmt_ratio(ratio(held['rps'], bare['rps']))} of (a) req/s, "
+            f"p99 {held['p99_ms']:.2f} ms"
+        )
+        figures["hookline_runs_held"] = {k: v for k, v in held.items() if k != "raw"}
+        figures["ratio_rps_held_vs_bare"] = ratio(held["rps"], bare["rps"])
+    cores = os.cpu_count() or 1
+    if hook["cpu_us_per_request"]:
+        need = TARGET_RATIO * bare["rps"] * hook["cpu_us_per_request"] / 1e6
+        print(
+            f"      CPU budget: {TARGET_RATIO}x of (a) is {TARGET_RATIO * bare['rps']:.0f} "
+            f"events/s; at (b)'s {hook['cpu_us_per_request']:.0f} µs/event that needs "
+            f"{need:.2f} cores for Hookline, with wrk using {hook['wrk_cpu_pct'] / 100:.2f} "
+            f"of the machine's {cores}; (a) uses {bare['cpu_us_per_request'] or 0:.0f} µs/request"
+        )
+        figures["cores_needed_at_target"] = need
+    figures["bare"] = {
+        k: bare[k]
+        for k in ("rps", "p50_ms", "p99_ms", "non2xx", "server_cpu_pct", "cpu_us_per_request")
+    }
     figures["hookline_notify"] = {k: v for k, v in hook.items() if k not in ("raw",)}
     figures["ratio_rps_notify_vs_bare"] = ratio_b
     figures["ratio_p99_notify_vs_bare"] = p99_ratio
