@@ -5,6 +5,7 @@ Integrations import from here only; everything else in ``engine`` is private.
 
 from __future__ import annotations
 
+from engine.auth.oauth import OAuthClient
 from engine.auth.session import AccountSession
 from engine.bus import Bus, Message
 from engine.catalog.auth import ApiKeySpec, OAuth2Spec
@@ -57,6 +58,7 @@ __all__ = [
     "Item",
     "Message",
     "OAuth2Spec",
+    "OAuthClient",
     "OutboundGuard",
     "Param",
     "ParamType",

@@ -17,6 +17,7 @@ from engine import (
     HttpResponse,
     Item,
     OAuth2Spec,
+    OAuthClient,
     Param,
     ParamType,
     PermanentError,
@@ -54,6 +55,16 @@ async def _whoami(http: HttpClient, token: str) -> str:
     return str(data.get("email") or name.get("display_name") or data.get("account_id"))
 
 
+async def _revoke(session: AccountSession, client: OAuthClient) -> bool:
+    """/2/auth/token/revoke: disables the access token it is called with, its refresh
+    token and every other access token of that refresh token."""
+    token = await session.token()
+    resp = await session.http.post(
+        _url("/2/auth/token/revoke"), headers={"Authorization": f"Bearer {token}"}, check=False
+    )
+    return resp.ok
+
+
 service = Service(
     "dropbox",
     "Dropbox",
@@ -73,6 +84,8 @@ service = Service(
             "sharing.write",
         ),
         extra_authorize_params={"token_access_type": "offline"},
+        revoke=_revoke,
+        apps_url="https://www.dropbox.com/account/connected_apps",
         pkce=True,
         userinfo=_whoami,
         client_help="(Dropbox: https://www.dropbox.com/developers/apps → Create app → "

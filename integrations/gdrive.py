@@ -76,6 +76,7 @@ service = Service(
         token_url="https://oauth2.googleapis.com/token",  # noqa: S106 - an address
         scopes=(SCOPE_READ, SCOPE_FILE),
         revoke_url="https://oauth2.googleapis.com/revoke",
+        apps_url="https://myaccount.google.com/permissions",
         extra_authorize_params={"access_type": "offline", "prompt": "consent"},
         client_secret_required=True,
         userinfo=_whoami,

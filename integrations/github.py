@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from engine import (
+    AccountSession,
     ApiKeySpec,
     AuthError,
     AuthKind,
@@ -17,6 +18,7 @@ from engine import (
     HttpResponse,
     Item,
     OAuth2Spec,
+    OAuthClient,
     Param,
     ParamType,
     PermanentError,
@@ -54,6 +56,19 @@ async def _whoami(http: HttpClient, token: str) -> str:
     return str(resp.json()["login"])
 
 
+async def _revoke(session: AccountSession, client: OAuthClient) -> bool:
+    """Deletes the OAuth app's grant (every token it gave Hookline for this user); the
+    app's own id and secret authenticate the call."""
+    resp = await session.http.request(
+        "DELETE",
+        _url(f"/applications/{quote(client.client_id, safe='')}/grant"),
+        headers={**HEADERS, **client.basic_auth()},
+        json_body={"access_token": await session.token()},
+        check=False,
+    )
+    return resp.ok
+
+
 service = Service(
     "github",
     "GitHub",
@@ -66,6 +81,8 @@ service = Service(
         authorize_url="https://github.com/login/oauth/authorize",
         token_url="https://github.com/login/oauth/access_token",  # noqa: S106 - an address
         scopes=("repo", "read:user", "gist"),
+        revoke=_revoke,
+        apps_url="https://github.com/settings/applications",
         client_secret_required=True,
         userinfo=_whoami,
         client_help="(GitHub: Settings → Developer settings → OAuth Apps → New OAuth App; "

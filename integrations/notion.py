@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine import (
+    AccountSession,
     ApiKeySpec,
     AuthError,
     AuthKind,
@@ -16,6 +17,7 @@ from engine import (
     HttpResponse,
     Item,
     OAuth2Spec,
+    OAuthClient,
     Param,
     ParamType,
     PermanentError,
@@ -51,6 +53,18 @@ async def _whoami(http: HttpClient, token: str) -> str:
     return str(name or (data.get("name") if isinstance(data, dict) else None) or "Notion")
 
 
+
+async def _revoke(session: AccountSession, client: OAuthClient) -> bool:
+    """/v1/oauth/revoke: the public integration's id and secret authenticate the call
+    (HTTP Basic), the body names the token to revoke."""
+    resp = await session.http.post(
+        _url("/oauth/revoke"),
+        headers={**HEADERS, **client.basic_auth()},
+        json_body={"token": await session.token()},
+        check=False,
+    )
+    return resp.ok
+
 service = Service(
     "notion",
     "Notion",
@@ -68,6 +82,7 @@ service = Service(
         pkce=False,
         client_secret_required=True,
         client_auth="basic",
+        revoke=_revoke,
         userinfo=_whoami,
         client_help="(Notion: https://www.notion.so/profile/integrations → New integration "
         "→ type Public; its OAuth client ID and secret are on the Configuration tab)",

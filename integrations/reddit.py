@@ -60,6 +60,7 @@ service = Service(
         authorize_url="https://www.reddit.com/api/v1/authorize",
         token_url="https://www.reddit.com/api/v1/access_token",  # noqa: S106 - an address
         revoke_url="https://www.reddit.com/api/v1/revoke_token",
+        apps_url="https://www.reddit.com/prefs/apps",
         scopes=("identity", "read", "submit", "history", "privatemessages"),
         # A refresh token only comes with a "permanent" grant.
         extra_authorize_params={"duration": "permanent"},

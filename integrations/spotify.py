@@ -55,6 +55,7 @@ service = Service(
     oauth=OAuth2Spec(
         authorize_url="https://accounts.spotify.com/authorize",
         token_url="https://accounts.spotify.com/api/token",  # noqa: S106 - an address
+        apps_url="https://www.spotify.com/account/apps/",
         scopes=(
             "user-library-read",
             "user-library-modify",

@@ -68,6 +68,10 @@ service = Service(
     oauth=OAuth2Spec(
         authorize_url="https://id.twitch.tv/oauth2/authorize",
         token_url="https://id.twitch.tv/oauth2/token",  # noqa: S106 - an address
+        # Twitch revokes access tokens (a refresh token dies with its access token).
+        revoke_url="https://id.twitch.tv/oauth2/revoke",
+        revoke_token="access_token",  # noqa: S106 - a token type's name
+        apps_url="https://www.twitch.tv/settings/connections",
         scopes=(),
         pkce=False,
         client_secret_required=True,

@@ -65,6 +65,7 @@ service = Service(
         authorize_url="https://twitter.com/i/oauth2/authorize",
         token_url="https://api.x.com/2/oauth2/token",  # noqa: S106 - an address
         revoke_url="https://api.x.com/2/oauth2/revoke",
+        apps_url="https://x.com/settings/connected_apps",
         scopes=("tweet.read", "tweet.write", "users.read", "offline.access"),
         # X matches the callback URL exactly, port included.
         fixed_port=17571,

@@ -231,8 +231,8 @@ class AccountsPage(QWidget):
             self.tasks.spawn(self._do_remove(account))
 
     async def _do_remove(self, account: Account) -> None:
-        await self.bridge.engine.accounts.remove(account.id)
-        self.status.setText(f"Removed {account.name}.")
+        removal = await self.bridge.engine.accounts.remove(account.id)
+        self.status.setText(f"Removed {account.name}. {removal.note}".strip())
         await self.refresh()
 
     def state(self) -> dict[str, Any]:

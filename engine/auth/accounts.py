@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, delete, select, update
@@ -31,6 +32,37 @@ log = logging.getLogger(__name__)
 
 class AccountNotFound(HooklineError):
     """No account matches what was asked for."""
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What removing an account did.
+
+    Attributes:
+        account: the account as it was.
+        revoked: the provider confirmed that the access the user gave is revoked.
+        note: one sentence for the user: what the provider did, or what is left to do.
+    """
+
+    account: Account
+    revoked: bool
+    note: str
+
+
+def _removal_note(service: Service | None, account: Account, revoked: bool) -> str:
+    if service is None:
+        return ""
+    if account.kind != OAUTH2:
+        return f"{service.name} still accepts the token you pasted until you revoke it there."
+    if revoked:
+        return f"{service.name} confirmed that the access you gave is revoked."
+    spec = service.oauth
+    where = (f"at {spec.apps_url}" if spec and spec.apps_url
+             else f"in your {service.name} account's settings, under connected apps")
+    if spec and (spec.revoke or spec.revoke_url):
+        return (f"{service.name} did not confirm that the access you gave is revoked: end it "
+                f"{where}.")
+    return f"{service.name} offers apps no way to revoke their access: end it {where}."
 
 
 def token_ref(account_id: str) -> str:
@@ -294,20 +326,16 @@ class Accounts:
                  "reconnected" if existing else "connected")
         return account
 
-    async def remove(self, account_id: str) -> Account:
+    async def remove(self, account_id: str) -> Removal:
         """Forget the account: revoke its grant where the provider allows, delete its
-        tokens from the keyring and its row."""
+        tokens from the keyring and its row; the result says what the provider did."""
         account = await self.store.get(account_id)
         if account is None:
             raise AccountNotFound(f"no account {account_id!r}")
         service = self.registry.services.get(account.service_id)
-        tokens = await self.load_tokens(account_id)
-        if service is not None and service.oauth and tokens and account.kind == OAUTH2:
-            try:
-                client = await self.oauth_client(service.id)
-                await oauth.revoke(service.oauth, client, self.http, tokens)
-            except HooklineError as exc:
-                log.info("could not revoke the %s account's grant: %s", service.name, exc)
+        revoked = False
+        if service is not None and account.kind == OAUTH2:
+            revoked = await self._revoke(service, account)
         await asyncio.to_thread(self.secrets.delete, token_ref(account_id))
         await self.store.delete(account_id)
         session = self._sessions.pop(account_id, None)
@@ -315,7 +343,28 @@ class Accounts:
             await session.reload(None)
         self.bus.publish(ACCOUNT_CHANGED, account_id=account_id, service_id=account.service_id,
                          name=account.name, change="removed")
-        return account
+        return Removal(account, revoked, _removal_note(service, account, revoked))
+
+    async def _revoke(self, service: Service, account: Account) -> bool:
+        """Best effort: a provider that cannot be reached or refuses never stops the
+        removal (the note then says where to end the access by hand)."""
+        spec = service.oauth
+        if spec is None or not (spec.revoke or spec.revoke_url):
+            return False
+        try:
+            client = await self.oauth_client(service.id)
+            session = await self.session(account.id)
+            if spec.revoke is not None:
+                return await spec.revoke(session, client)
+            if spec.revoke_token == "access_token":  # noqa: S105 - a token type's name
+                await session.token()  # a live one: an expired token cannot be revoked
+            tokens = await self.load_tokens(account.id)
+            return tokens is not None and await oauth.revoke(spec, client, self.http, tokens)
+        except HooklineError as exc:
+            log.info("could not revoke the %s account's grant: %s", service.name, exc)
+        except Exception:  # a service's own revoke call failing must not keep the account
+            log.warning("revoking the %s account's grant failed", service.name, exc_info=True)
+        return False
 
     # ------------------------------------------------------------------ TokenKeeper
 

@@ -160,8 +160,10 @@ async def cmd_accounts(args: argparse.Namespace, data_dir: Path) -> int:
             account = await accounts.find(args.account)
             using = sorted({a.name for a in await store.areas()
                             for step, _t in a.spec.steps() if step.account == account.id})
-            await accounts.remove(account.id)
+            removal = await accounts.remove(account.id)
             print(f"removed {account.service_id} account “{account.name}” and its tokens")
+            if removal.note:
+                print(removal.note)
             if using:
                 print(f"{len(using)} area(s) used it and will fail until you choose another "
                       f"account: {', '.join(using)}")

@@ -46,6 +46,12 @@ class OAuthClient:
     client_id: str
     client_secret: str | None = field(default=None, repr=False)
 
+    def basic_auth(self) -> dict[str, str]:
+        """The client's id and secret as an HTTP Basic ``Authorization`` header
+        (RFC 6749 §2.3.1: each form-encoded first)."""
+        pair = f"{quote(self.client_id, safe='')}:{quote(self.client_secret or '', safe='')}"
+        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+
 
 class TokenRefused(AuthError):
     """The token endpoint said no (e.g. ``invalid_grant``: the refresh token is dead).
@@ -240,8 +246,10 @@ async def revoke(spec: OAuth2Spec, client: OAuthClient, http: HttpClient,
     """Ask the provider to forget the grant (RFC 7009); best effort, True if it agreed."""
     if not spec.revoke_url:
         return False
-    token, hint = ((tokens.refresh_token, "refresh_token") if tokens.refresh_token
-                   else (tokens.access_token, "access_token"))
+    if spec.revoke_token == "refresh_token" and tokens.refresh_token:  # noqa: S105
+        token, hint = tokens.refresh_token, "refresh_token"
+    else:
+        token, hint = tokens.access_token, "access_token"
     form, headers = _authenticated(spec, client, {"token": token, "token_type_hint": hint,
                                                   "client_id": client.client_id})
     try:
@@ -249,6 +257,8 @@ async def revoke(spec: OAuth2Spec, client: OAuthClient, http: HttpClient,
     except TransientError as exc:
         log.info("could not reach the provider to revoke a token: %s", exc)
         return False
+    if not resp.ok:
+        log.info("the provider refused to revoke a token (HTTP %s)", resp.status)
     return resp.ok
 
 
@@ -257,8 +267,7 @@ def _authenticated(spec: OAuth2Spec, client: OAuthClient, form: dict[str, str]
     """The form and headers with the client's credentials where the provider wants them."""
     if spec.client_auth == "basic":
         form = {k: v for k, v in form.items() if k != "client_id"}
-        pair = f"{quote(client.client_id, safe='')}:{quote(client.client_secret or '', safe='')}"
-        return form, {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+        return form, client.basic_auth()
     form = dict(form)
     if client.client_secret:
         form["client_secret"] = client.client_secret

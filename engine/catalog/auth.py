@@ -9,10 +9,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from engine.auth.oauth import OAuthClient
+    from engine.auth.session import AccountSession
     from engine.http import HttpClient
 
 #: ``(http, access_token) -> account name`` (who it is at the provider, e.g. a login).
 UserInfo = Callable[["HttpClient", str], Awaitable[str]]
+#: ``(account session, the user's OAuth client) -> whether the provider forgot the grant``,
+#: for a provider whose revocation is not RFC 7009's (``session.token()`` gives a fresh
+#: access token).
+Revoke = Callable[["AccountSession", "OAuthClient"], Awaitable[bool]]
 #: ``pasted token -> headers`` that carry it (e.g. ``{"Authorization": "Bot <token>"}``).
 Authorize = Callable[[str], Mapping[str, str]]
 
@@ -27,6 +33,12 @@ class OAuth2Spec:
         authorize_url / token_url: the provider's endpoints.
         scopes: what the areas of this service need (asked for at connect time).
         revoke_url: RFC 7009 revocation endpoint, called when an account is removed.
+        revoke_token: which token that endpoint takes: ``"refresh_token"`` (the
+            grant's, when there is one) or ``"access_token"`` (Twitch).
+        revoke: the provider's own revocation call, instead of ``revoke_url``
+            (Dropbox, GitHub).
+        apps_url: the provider's page of apps that can act as the user, where they end
+            Hookline's access by hand when it could not be revoked.
         extra_authorize_params: added to the authorization URL, e.g. Dropbox's
             ``{"token_access_type": "offline"}`` for a refresh token.
         loopback_host: where the one-shot redirect listener binds.
@@ -45,6 +57,9 @@ class OAuth2Spec:
     token_url: str
     scopes: tuple[str, ...] = ()
     revoke_url: str | None = None
+    revoke_token: str = "refresh_token"  # noqa: S105 - a token type's name
+    revoke: Revoke | None = None
+    apps_url: str = ""
     extra_authorize_params: Mapping[str, str] = field(default_factory=dict)
     loopback_host: str = "127.0.0.1"
     fixed_port: int | None = None

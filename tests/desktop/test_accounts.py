@@ -47,6 +47,8 @@ async def test_accounts_show_their_state_and_can_be_removed(
     page.remove_button.click()
     await until(lambda: page.state()["rows"] == [])
     assert await accounts.accounts() == []
+    assert page.status.text() == ("Removed octocat. GitHub still accepts the token you pasted "
+                                  "until you revoke it there.")
 
 
 async def test_connecting_a_token_service_asks_for_the_token(

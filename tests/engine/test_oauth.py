@@ -312,13 +312,72 @@ async def test_removing_an_account_revokes_it_and_deletes_its_tokens(
     account = await connect(app, provider)
     session = await app.accounts.session(account.id)
     changed = next_message(app, "account.changed", lambda m: m.data["change"] == "removed")
-    await app.accounts.remove(account.id)
+    removal = await app.accounts.remove(account.id)
     assert provider.revoked == [provider.issued[1]]
+    assert removal.revoked
+    assert removal.note == "Acme confirmed that the access you gave is revoked."
     assert await app.accounts.load_tokens(account.id) is None
     assert await app.accounts.accounts() == []
     assert (await changed).data["name"] == "marta"
     with pytest.raises(AuthError, match="was removed: choose another account"):
         await session.token()
+
+
+async def test_a_provider_that_refuses_to_revoke_does_not_keep_the_account(
+        app: Engine, provider: Provider, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(account_probe.service, "oauth", provider.spec(
+        revoke_url=f"{provider.base}/no-such-endpoint", apps_url="https://acme.test/apps"))
+    account = await connect(app, provider)
+    removal = await app.accounts.remove(account.id)
+    assert not removal.revoked
+    assert removal.note == ("Acme did not confirm that the access you gave is revoked: end "
+                            "it at https://acme.test/apps.")
+    assert await app.accounts.accounts() == []
+    assert await app.accounts.load_tokens(account.id) is None
+
+
+async def test_a_service_revoke_call_that_crashes_does_not_keep_the_account(
+        app: Engine, provider: Provider, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(session: object, client: object) -> bool:
+        raise KeyError("a bug in the service")
+
+    monkeypatch.setattr(account_probe.service, "oauth", provider.spec(revoke=broken))
+    account = await connect(app, provider)
+    removal = await app.accounts.remove(account.id)
+    assert not removal.revoked and "end it in your Acme account's settings" in removal.note
+    assert await app.accounts.accounts() == []
+
+
+async def test_a_provider_without_revocation_says_where_to_end_the_access(
+        app: Engine, provider: Provider, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(account_probe.service, "oauth", provider.spec(revoke_url=None))
+    account = await connect(app, provider)
+    removal = await app.accounts.remove(account.id)
+    assert provider.revoked == [] and not removal.revoked
+    assert removal.note == ("Acme offers apps no way to revoke their access: end it in your "
+                            "Acme account's settings, under connected apps.")
+
+
+async def test_revoking_an_access_token_sends_a_live_one(
+        app: Engine, provider: Provider, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(account_probe.service, "oauth",
+                        provider.spec(revoke_token="access_token"))
+    provider.expires_in = 30  # inside the refresh margin: as good as expired
+    account = await connect(app, provider)
+    expired = provider.issued[0]
+    provider.expires_in = 3600
+    removal = await app.accounts.remove(account.id)
+    assert removal.revoked and provider.refreshes() == 1
+    assert provider.revoked == [provider.issued[-2]] != [expired]  # the refreshed one
+    assert provider.revoked[0].startswith("at-")
+
+
+async def test_removing_a_pasted_token_says_it_still_works_at_the_provider(
+        app: Engine, provider: Provider) -> None:
+    pasted = await app.accounts.add_token("acme", "pasted-secret", name="bot")
+    removal = await app.accounts.remove(pasted.id)
+    assert provider.revoked == [] and not removal.revoked
+    assert removal.note == "Acme still accepts the token you pasted until you revoke it there."
 
 
 def test_providers_that_want_http_basic_get_it() -> None:

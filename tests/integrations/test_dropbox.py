@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from engine import AuthError, PermanentError, RateLimited, TransientError
+from engine import AuthError, OAuthClient, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
@@ -375,3 +375,27 @@ def test_the_declaration() -> None:
     assert set(dropbox.service.reactions) == {"upload_file", "create_shared_link"}
     icon = Path(__file__).parents[2] / "resources" / "icons" / dropbox.service.icon
     assert icon.is_file()
+
+
+async def test_removing_the_account_revokes_its_token_at_dropbox(
+    dbx: FakeProvider, account: AccountSession
+) -> None:
+    # /2/auth/token/revoke takes no arguments and answers `null`.
+    dbx.on("POST", "/2/auth/token/revoke",
+           Reply("null", headers={"Content-Type": "application/json"}))
+    revoke = dropbox.service.oauth.revoke  # type: ignore[union-attr]
+    assert revoke is not None
+    assert await revoke(account, OAuthClient("dropbox-app-key")) is True
+    (seen,) = dbx.seen
+    assert seen.path == "/2/auth/token/revoke"
+    assert seen.headers["Authorization"] == f"Bearer {TOKEN}" and seen.body == b""
+
+
+async def test_a_revocation_dropbox_refuses_is_reported(
+    dbx: FakeProvider, account: AccountSession
+) -> None:
+    dbx.on("POST", "/2/auth/token/revoke",
+           Reply({"error_summary": "invalid_access_token/...",
+                  "error": {".tag": "invalid_access_token"}}, status=401))
+    revoke = dropbox.service.oauth.revoke  # type: ignore[union-attr]
+    assert revoke is not None and await revoke(account, OAuthClient("dropbox-app-key")) is False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine import AuthError, PermanentError, RateLimited, TransientError
+from engine import AuthError, OAuthClient, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
@@ -446,3 +447,26 @@ def test_the_declaration() -> None:
     assert set(github.service.reactions) == {"create_issue", "comment", "create_gist", "add_labels"}
     icon = Path(__file__).parents[2] / "resources" / "icons" / github.service.icon
     assert icon.is_file()
+
+
+async def test_removing_the_account_deletes_the_oauth_apps_grant(
+    gh: FakeProvider, account: AccountSession
+) -> None:
+    client = OAuthClient("Iv1.8a61f9b3a7aba766", "app-secret")
+    gh.on("DELETE", f"/applications/{client.client_id}/grant", Reply(status=204))
+    revoke = github.service.oauth.revoke  # type: ignore[union-attr]
+    assert revoke is not None and await revoke(account, client) is True
+    (seen,) = gh.seen
+    assert seen.method == "DELETE" and seen.body == {"access_token": TOKEN}
+    assert seen.headers["Authorization"] == "Basic " + base64.b64encode(
+        b"Iv1.8a61f9b3a7aba766:app-secret").decode()
+    assert seen.headers["X-GitHub-Api-Version"] == github.API_VERSION
+
+
+async def test_a_grant_github_does_not_know_is_reported_as_not_revoked(
+    gh: FakeProvider, account: AccountSession
+) -> None:
+    # GitHub answers 404 for a client id/secret pair it does not accept.
+    revoke = github.service.oauth.revoke  # type: ignore[union-attr]
+    assert revoke is not None
+    assert await revoke(account, OAuthClient("Iv1.unknown", "wrong")) is False

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine import AuthError, PermanentError, RateLimited, TransientError
+from engine import AuthError, OAuthClient, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
@@ -284,3 +285,18 @@ def test_notion_can_be_connected_through_the_browser_with_basic_client_auth() ->
     assert notion.oauth.client_auth == "basic"
     assert notion.oauth.redirect_uri(notion.oauth.fixed_port) == "http://127.0.0.1:17573/callback"
     assert notion.api_key is not None  # the internal-integration secret still works
+
+
+async def test_removing_the_account_revokes_its_token_at_notion(
+    api: FakeProvider, account: AccountSession
+) -> None:
+    client = OAuthClient("2a0d872b-594c-80ea-a4a5-0037c1c1e6d1", "secret_public_app")
+    api.on("POST", "/v1/oauth/revoke",
+           Reply({"request_id": "3c90c3cc-0d44-4b50-8888-8dd25736052a"}))
+    revoke = notion.service.oauth.revoke  # type: ignore[union-attr]
+    assert revoke is not None and await revoke(account, client) is True
+    (seen,) = api.seen
+    assert seen.body == {"token": TOKEN}
+    assert seen.headers["Authorization"] == "Basic " + base64.b64encode(
+        f"{client.client_id}:secret_public_app".encode()).decode()
+    assert seen.headers["Notion-Version"] == notion.NOTION_VERSION

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import pytest
 
 from engine import AuthError, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
+from engine.auth.oauth import OAuthClient, revoke
+from engine.catalog.auth import TokenSet
 from engine.http import HttpClient
 from engine.testing import poll_context
 from integrations import twitch
@@ -226,3 +229,21 @@ def test_the_declaration() -> None:
     assert twitch.service.reactions == {}
     icon = Path(__file__).parents[2] / "resources" / "icons" / twitch.service.icon
     assert icon.is_file()
+
+
+async def test_removing_the_account_revokes_its_access_token_at_twitch(
+    http: HttpClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Twitch's /oauth2/revoke takes the client id and the access token, answers 200
+    # with no body, and 400 {"status": 400, "message": "Invalid token"} for a bad one.
+    fake = FakeProvider()
+    fake.on("POST", "/oauth2/revoke", Reply(status=200))
+    async with serve(fake.handle) as base:
+        spec = replace(twitch.service.oauth, revoke_url=f"{base}/oauth2/revoke")  # type: ignore[type-var]
+        tokens = TokenSet(TOKEN, "eyJfMzUtNDU0OC04MWYwLTQ5MDY5ODY4NGNlMSJ9%asdfasdf=")
+        assert await revoke(spec, OAuthClient(CLIENT_ID, "app-secret"), http, tokens)
+        fake.on("POST", "/oauth2/revoke", Reply({"status": 400, "message": "Invalid token"},
+                                                status=400))
+        assert not await revoke(spec, OAuthClient(CLIENT_ID, "app-secret"), http, tokens)
+    form = fake.seen[0].form
+    assert form["token"] == TOKEN and form["client_id"] == CLIENT_ID  # not the refresh token
