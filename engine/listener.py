@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from engine.areas import Area
 from engine.catalog.context import PushRequest, TriggerContext
@@ -20,6 +22,19 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
 HOOK_PREFIX = "/hooks/"
+
+
+def _client_error(record: logging.LogRecord) -> bool:
+    """aiohttp logs a request it could not parse (a broken gzip body, a bad header) with
+    its traceback at ERROR; it answered 400, the fault is the sender's: keep a line at
+    DEBUG."""
+    error = record.exc_info[1] if record.exc_info else None
+    if isinstance(error, HttpProcessingError | RequestPayloadError):
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.msg = f"{record.msg}: {str(error).strip().splitlines()[-1].strip()}"
+        record.exc_info = record.exc_text = None
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+    return True
 
 
 def token_hash(token: str) -> str:
@@ -40,6 +55,14 @@ Ingest = Callable[[Area, list[Item]], Awaitable[tuple[int, int]]]
 
 def _answer(status: int, **body: Any) -> web.Response:
     return web.json_response(body, status=status)
+
+
+def _refuse(status: int, error: str, headers: dict[str, str] | None = None) -> web.Response:
+    """A refusal before the body was read: the connection closes after it (the unread
+    body is not drained), and the answer says so, so the sender does not reuse it."""
+    response = web.json_response({"error": error}, status=status, headers=headers)
+    response.force_close()
+    return response
 
 
 class Listener:
@@ -66,7 +89,13 @@ class Listener:
         return f"{base}{HOOK_PREFIX}{token}"
 
     async def start(self) -> int:
-        app = web.Application(client_max_size=MAX_BODY, handler_args={"max_field_size": 16384})
+        server_log = logging.getLogger("aiohttp.server")
+        if _client_error not in server_log.filters:
+            server_log.addFilter(_client_error)
+        # lingering_time=0: a body left unread by a refusal (404, 405, 413...) is not read
+        # to its end afterwards (a broken one would only be logged); the connection closes.
+        app = web.Application(client_max_size=MAX_BODY,
+                              handler_args={"max_field_size": 16384, "lingering_time": 0})
         app.router.add_route("*", HOOK_PREFIX + "{token}", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -102,29 +131,33 @@ class Listener:
             self._runner = None
 
     async def _unknown(self, request: web.Request) -> web.Response:
-        return _answer(404, error="not a Hookline webhook address (they look like "
-                                  "/hooks/<token>)")
+        return _refuse(404, "not a Hookline webhook address (they look like /hooks/<token>)")
 
     async def _handle(self, request: web.Request) -> web.Response:
         if self._hosts and request.host.lower() not in self._hosts:
-            return _answer(400, error=f"unexpected Host header {request.host!r}; if a proxy "
-                                      "forwards here, set its address as the public URL")
+            return _refuse(400, f"unexpected Host header {request.host!r}; if a proxy "
+                                "forwards here, set its address as the public URL")
         if request.method not in ("POST", "PUT"):
-            return web.json_response({"error": "use POST to deliver to this webhook"},
-                                     status=405, headers={"Allow": "POST, PUT"})
+            return _refuse(405, "use POST to deliver to this webhook", {"Allow": "POST, PUT"})
         route = self.routes.get(token_hash(request.match_info["token"]))
         if route is None:
-            return _answer(404, error="no area has this webhook address (it may have been "
-                                      "removed or given a new address)")
+            return _refuse(404, "no area has this webhook address (it may have been removed "
+                                "or given a new address)")
         paused = self._paused(route.area.id)
         if paused:
-            return _answer(409, error=f"the area is off ({paused}); turn it on in Hookline")
+            return _refuse(409, f"the area is off ({paused}); turn it on in Hookline")
         if request.content_length is not None and request.content_length > MAX_BODY:
-            return _answer(413, error=f"body larger than {MAX_BODY // 1024} KiB")
+            return _refuse(413, f"body larger than {MAX_BODY // 1024} KiB")
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return _answer(413, error=f"body larger than {MAX_BODY // 1024} KiB")
+            return _refuse(413, f"body larger than {MAX_BODY // 1024} KiB")
+        except (HttpProcessingError, RequestPayloadError) as exc:  # "gzip" over plain bytes
+            encoding = request.headers.get("Content-Encoding", "")
+            said = str(exc).strip().splitlines()[-1].strip() or type(exc).__name__
+            return _refuse(400, f"the body could not be read ({said}): send it "
+                                + (f"compressed as its Content-Encoding ({encoding}) says, or "
+                                   "uncompressed" if encoding else "again"))
         push = PushRequest(request.method, request.path, dict(request.headers),
                            dict(request.query), body, request.content_type, request.remote)
         assert route.spec.push is not None

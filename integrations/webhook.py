@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -252,14 +251,7 @@ def _github_payload(req: PushRequest) -> dict[str, Any]:
                 "form delivery has no single 'payload' field: set Content "
                 "type to application/json in GitHub's webhook settings",
             )
-        try:
-            payload = json.loads(field)
-        except json.JSONDecodeError as exc:
-            raise Rejected(
-                400,
-                f"'payload' field is not valid JSON: {exc.msg} at line "
-                f"{exc.lineno} column {exc.colno}",
-            ) from None
+        payload = req.json(field, what="'payload' field")
     else:
         raise Rejected(
             415,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -112,12 +113,50 @@ class PushRequest:
                 return value
         return None
 
-    def json(self) -> Any:
-        """The body parsed as JSON; a 400 with the parser's reason if it is not."""
+    def json(self, text: str | None = None, what: str = "body") -> Any:
+        """The body (or ``text`` taken from it, such as a form field, called ``what`` in
+        errors) parsed as JSON; a 400 with the reason if it is not, or if it nests too
+        deeply to keep."""
+        if text is None:
+            try:
+                text = self.body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise Rejected(400, f"{what} is not UTF-8 text") from None
+        if _nesting(text) > MAX_JSON_DEPTH:
+            raise Rejected(400, f"{what} is not usable JSON: nested more than "
+                                f"{MAX_JSON_DEPTH} levels deep")
         try:
-            return json.loads(self.body.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise Rejected(400, "body is not UTF-8 text") from None
+            return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise Rejected(400, f"body is not valid JSON: {exc.msg} at line {exc.lineno} "
+            raise Rejected(400, f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} "
                                 f"column {exc.colno}") from None
+        except ValueError as exc:  # a number past Python's 4,300-digit limit
+            raise Rejected(400, f"{what} is not usable JSON: "
+                                + ("a number in it has too many digits" if "digits" in str(exc)
+                                   else str(exc))) from None
+
+
+#: Deeper JSON is refused: it would overflow the recursion of the parser, the journal's
+#: serialiser or a template long before any real payload gets there (GitHub's: ~10).
+MAX_JSON_DEPTH = 200
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _nesting(text: str) -> int:
+    """How deep ``text``'s arrays and objects nest (at least; 0 when it cannot pass the
+    limit: too few brackets). Brackets inside strings do not count."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return 0
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    depth = deepest = 0
+    for c in brackets:
+        if c in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_JSON_DEPTH:
+                    break
+        else:
+            depth -= 1
+    return deepest

@@ -8,9 +8,9 @@ import pytest
 
 from engine.auth.session import AccountSession
 from engine.catalog.auth import ApiKeySpec, OAuth2Spec
-from engine.catalog.context import PollContext, ReactionContext
+from engine.catalog.context import PollContext, PushRequest, ReactionContext
 from engine.catalog.service import AuthKind, PollResult, Service
-from engine.errors import AuthError
+from engine.errors import AuthError, Rejected
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 
@@ -67,3 +67,23 @@ async def test_the_chosen_account_is_handed_back(http: HttpClient) -> None:
                 reaction_context(service.reactions["act"], {}, http)):
         ctx.account = account
         assert ctx.require_account(service) is account
+
+
+def _push(body: bytes) -> PushRequest:
+    return PushRequest("POST", "/hooks/x", {}, {}, body, "application/json")
+
+
+def test_a_delivery_nested_too_deeply_is_refused_before_parsing() -> None:
+    assert _push(b'{"a": "' + b"[" * 5000 + b'"}').json() == {"a": "[" * 5000}  # in a string
+    assert _push(b"[" * 200 + b"]" * 200).json() is not None
+    with pytest.raises(Rejected) as raised:
+        _push(b"[" * 100_000).json()
+    assert (raised.value.status, raised.value.reason) == (
+        400, "body is not usable JSON: nested more than 200 levels deep")
+
+
+def test_json_taken_from_a_form_field_names_the_field_in_its_errors() -> None:
+    with pytest.raises(Rejected, match=r"^'payload' field is not valid JSON: Expecting property name"):
+        _push(b"").json("{oops", what="'payload' field")
+    with pytest.raises(Rejected, match=r"^body is not UTF-8 text$"):
+        _push(b"\xff").json()

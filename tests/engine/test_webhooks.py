@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import aiohttp
 import pytest
@@ -65,6 +66,10 @@ async def test_redelivery_with_same_id_is_not_run_twice(engine: Engine) -> None:
         ("POST", "", b"x" * (1024 * 1024 + 1), {}, 413, "larger than"),
         ("POST", "", b'{"title": ', {}, 400, "not valid JSON"),
         ("POST", "", b"{}", {"Host": "evil.example:80"}, 400, "unexpected Host"),
+        ("POST", "", b"[" * 201 + b"]" * 201, {}, 400, "nested more than 200 levels"),
+        ("POST", "", b"1" * 5000, {}, 400, "a number in it has too many digits"),
+        ("POST", "", b'{"title": "x"}', {"Content-Encoding": "gzip"}, 400,
+         "could not be read (Can not decode content-encoding: gzip)"),
     ],
 )
 async def test_bad_requests_get_a_clear_4xx_and_nothing_is_stored(
@@ -82,6 +87,36 @@ async def test_bad_requests_get_a_clear_4xx_and_nothing_is_stored(
     assert await engine.store.runs(area_id) == []
     assert await engine.store.pending_events() == []
     assert probe.controls.received == []
+
+
+async def test_json_nested_as_deep_as_allowed_is_accepted_and_run(engine: Engine) -> None:
+    area_id, url = await _area(engine)
+    body = '{"title": "deep", "n": ' + "[" * 199 + "]" * 199 + "}"
+    async with aiohttp.ClientSession() as session, session.post(
+            url, data=body, headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 202
+    await engine.wait_idle()
+    assert [r["status"] for r in await engine.store.runs(area_id)] == ["succeeded"]
+    assert probe.controls.received[0]["text"] == "got deep"
+
+
+async def test_a_refusal_closes_the_connection_and_the_sender_is_told(
+        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    _, url = await _area(engine)
+    async with aiohttp.ClientSession() as session:
+        # A broken gzip body: refused, and neither a 500 nor a traceback in the log.
+        async with session.post(url, data=b"not gzip", headers={"Content-Encoding": "gzip",
+                                "Content-Type": "application/json"}) as resp:
+            assert resp.status == 400 and resp.headers["Connection"] == "close"
+        # The unread body of a refusal is not drained: the answer says the connection
+        # closes, so the next delivery on the same session opens a new one and works.
+        async with session.get(url, data=b"x" * 5000) as resp:
+            assert resp.status == 405 and resp.headers["Connection"] == "close"
+        async with session.post(url, json={"title": "after"}) as resp:
+            assert resp.status == 202
+    await engine.wait_idle()
+    assert probe.controls.received[0]["text"] == "got after"
+    assert [r.message for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_turned_off_area_refuses_deliveries(engine: Engine) -> None:
