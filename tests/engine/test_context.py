@@ -83,7 +83,7 @@ def test_a_delivery_nested_too_deeply_is_refused_before_parsing() -> None:
 
 
 def test_json_taken_from_a_form_field_names_the_field_in_its_errors() -> None:
-    with pytest.raises(Rejected, match=r"^'payload' field is not valid JSON: Expecting property name"):
+    with pytest.raises(Rejected, match=r"^'payload' field is not valid JSON: Expecting prop"):
         _push(b"").json("{oops", what="'payload' field")
     with pytest.raises(Rejected, match=r"^body is not UTF-8 text$"):
         _push(b"\xff").json()
