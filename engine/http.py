@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import socket
@@ -21,6 +22,9 @@ from engine.text import redact_url
 USER_AGENT = "Hookline/0.1 (+personal automation)"
 MAX_BODY = 20 * 1024 * 1024
 MAX_REDIRECTS = 10
+#: A bytes body larger than this is sent from a buffer, piece by piece (aiohttp writes a
+#: bytes body in one go and warns that a large one may hold up the loop).
+LARGE_BODY = 1024 * 1024
 
 _METADATA_HOSTS = {
     ipaddress.ip_address("169.254.169.254"),
@@ -241,10 +245,13 @@ class HttpClient:
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
             self._check_url(current)
+            body: Any = data
+            if isinstance(data, bytes) and len(data) > LARGE_BODY:
+                body = io.BytesIO(data)  # a fresh one per hop: each is read to its end
             try:
                 async with session.request(
                     method, current, headers=headers, params=params, json=json_body,
-                    data=data, allow_redirects=False,
+                    data=body, allow_redirects=False,
                     timeout=aiohttp.ClientTimeout(total=timeout or self._timeout),
                 ) as resp:
                     location = resp.headers.get("Location")

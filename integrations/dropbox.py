@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from engine import (
     AccountSession,
@@ -38,8 +38,21 @@ CONTENT_URL = "https://content.dropboxapi.com"
 PAGE_LIMIT = 500
 MAX_PAGES = 20
 MAX_LISTING_PAGES = 100
-#: Dropbox's limit for a single-request upload.
-MAX_UPLOAD = 150 * 1024 * 1024
+#: Files up to this size go up in one request (/2/files/upload: Dropbox takes up to
+#: 150 MB so, but the whole file would sit in memory and a failure would start it
+#: again from nothing); larger ones in an upload session, chunk by chunk.
+SINGLE_UPLOAD_LIMIT = 16 * 1024 * 1024
+#: The size of each chunk of an upload session (Dropbox wants a multiple of 4 MiB, at
+#: most 150 MB); one chunk at a time is read into memory.
+CHUNK_SIZE = 16 * 1024 * 1024
+#: Interruptions in a row (a 5xx or 429, a dropped connection) an upload session
+#: survives by sending the chunk again (Dropbox says where to go on from if it had it);
+#: the wait before each attempt doubles from RESUME_DELAY seconds.
+MAX_RESUMES = 5
+RESUME_DELAY = 1.0
+#: Seconds for one request of an upload (one chunk), and for the whole upload.
+REQUEST_TIMEOUT = 300
+UPLOAD_TIMEOUT = 3 * 3600
 
 
 async def _whoami(http: HttpClient, token: str) -> str:
@@ -315,23 +328,135 @@ async def file_changed(ctx: PollContext) -> PollResult:
 # ---------------------------------------------------------------------- reactions
 
 
-def _read_upload(path: Path) -> tuple[Path, bytes]:
-    """The file's full path and contents, checked (run in a thread: it touches the disk)."""
+def _local_file(path: Path) -> tuple[Path, int]:
+    """The file's full path and size, checked (run in a thread: it touches the disk)."""
     local = path.expanduser()
     if not local.is_file():
         raise PermanentError(f"{local} is not a file on this computer: check the path")
-    size = local.stat().st_size
-    if size > MAX_UPLOAD:
-        raise PermanentError(
-            f"{local} is {size / 1024 / 1024:.0f} MB; Dropbox takes at most 150 MB in one upload"
-        )
-    return local, local.read_bytes()
+    return local, local.stat().st_size
+
+
+def _read_at(file: BinaryIO, offset: int, size: int) -> bytes:
+    """``size`` bytes of ``file`` from ``offset`` (run in a thread)."""
+    file.seek(offset)
+    return file.read(size)
+
+
+def _correct_offset(resp: HttpResponse) -> int | None:
+    """Where Dropbox says an upload session's data ends, from an ``incorrect_offset``
+    error (of append_v2, or ``lookup_failed/incorrect_offset`` of finish)."""
+    if resp.status != 409:
+        return None
+    summary, error = _summary(resp)
+    if summary.startswith("lookup_failed/") and isinstance(error, dict):
+        error = error.get("lookup_failed")
+    if not isinstance(error, dict) or error.get(".tag") != "incorrect_offset":
+        return None
+    correct = error.get("correct_offset")
+    return correct if isinstance(correct, int) else None
+
+
+async def _upload_session(
+    ctx: ReactionContext, file: BinaryIO, size: int, commit: Mapping[str, Any], what: str
+) -> dict[str, Any]:
+    """Send the file through an upload session chunk by chunk (start, append_v2, and
+    finish with the last chunk); Dropbox's metadata of the saved file.
+
+    After an interruption (a 5xx or 429, a dropped connection) the chunk is sent again;
+    if Dropbox had it already it answers ``incorrect_offset`` with where its data ends,
+    and the upload goes on from there.
+    """
+    account = ctx.require_account(service)
+    session_id: str | None = None
+    offset = best = 0  # where the next chunk starts; the furthest Dropbox confirmed
+    failures = 0
+    finish_interrupted = False
+    while True:
+        length = min(CHUNK_SIZE, size - offset)
+        chunk = await asyncio.to_thread(_read_at, file, offset, length)
+        if len(chunk) != length:
+            raise PermanentError(f"the file changed while {what} was under way: try again")
+        cursor = {"session_id": session_id, "offset": offset}
+        finishing = session_id is not None and offset + length >= size
+        arg: dict[str, Any]
+        if session_id is None:
+            step, arg = "start", {"close": False}
+        elif finishing:
+            step, arg = "finish", {"cursor": cursor, "commit": commit}
+        else:
+            step, arg = "append_v2", {"cursor": cursor, "close": False}
+        try:
+            resp = await account.request(
+                "POST",
+                f"{CONTENT_URL.rstrip('/')}/2/files/upload_session/{step}",
+                headers={
+                    "Dropbox-API-Arg": json.dumps(arg),
+                    "Content-Type": "application/octet-stream",
+                },
+                data=chunk,
+                timeout=REQUEST_TIMEOUT,
+                check=False,
+            )
+        except TransientError as exc:
+            problem, wait = str(exc), 0.0
+        else:
+            correct = _correct_offset(resp)
+            if resp.ok and finishing:
+                return _object(resp, what)
+            if resp.ok or correct is not None:
+                if correct is not None:
+                    if not 0 <= correct <= size:
+                        raise PermanentError(
+                            f"Dropbox answered {what} with an odd offset ({correct})"
+                        )
+                    ctx.log.info("Dropbox has %s of %s bytes of %s", correct, size, what)
+                    offset = correct
+                else:
+                    if step == "start":
+                        session_id = str(_object(resp, what).get("session_id") or "") or None
+                        if session_id is None:
+                            raise PermanentError(f"Dropbox did not open a session for {what}")
+                    offset += length
+                if offset > best:
+                    best, failures = offset, 0
+                    continue
+                problem, wait = f"Dropbox still has {offset} bytes", 0.0
+            elif resp.status >= 500 or resp.status == 429:
+                problem, wait = f"HTTP {resp.status}", resp.retry_after() or 0.0
+            else:
+                summary = _summary(resp)[0]
+                if finish_interrupted and summary.startswith("lookup_failed/"):
+                    raise PermanentError(
+                        f"{what} was interrupted as it finished, and Dropbox may have saved "
+                        f"the file then ({summary.rstrip('./')}): check {commit.get('path')} "
+                        "before trying again"
+                    )
+                if summary.startswith(("not_found", "lookup_failed/not_found")):
+                    raise PermanentError(
+                        f"Dropbox no longer knows the upload session of {what} (sessions "
+                        "last 7 days): try again"
+                    )
+                _check(resp, what)
+                raise PermanentError(f"Dropbox answered {what} with HTTP {resp.status}")
+        finish_interrupted = finish_interrupted or finishing
+        failures += 1
+        if failures > MAX_RESUMES:
+            raise TransientError(
+                f"{what} was interrupted {MAX_RESUMES + 1} times in a row ({problem}): "
+                "try again later"
+            )
+        delay = max(RESUME_DELAY * 2 ** (failures - 1), wait)
+        ctx.log.warning("%s was interrupted (%s); sending again in %g s", what, problem, delay)
+        await asyncio.sleep(delay)
 
 
 @service.reaction(
     "upload_file",
     "Upload a file",
-    "Uploads a file from this computer to Dropbox (up to 150 MB).",
+    "Uploads a file from this computer to Dropbox (up to 350 GB). A file over "
+    f"{SINGLE_UPLOAD_LIMIT // 2**20} MB goes up in {CHUNK_SIZE // 2**20} MB pieces, and an "
+    "upload cut off by a dropped connection or a server error goes on from where it "
+    f"stopped. An upload may take up to {UPLOAD_TIMEOUT // 3600} hours.",
     params=[
         Param(
             "file",
@@ -367,29 +492,41 @@ def _read_upload(path: Path) -> tuple[Path, bytes]:
         Field("rev", "Revision", "a1c10ce0dd79"),
         Field("size", "Size (bytes)", 48213),
     ],
-    timeout=300,
+    timeout=UPLOAD_TIMEOUT,
     retry=False,
 )
 async def upload_file(ctx: ReactionContext) -> Mapping[str, Any]:
     local = Path(str(ctx.params["file"]))
-    local, content = await asyncio.to_thread(_read_upload, local)
+    local, size = await asyncio.to_thread(_local_file, local)
     destination = str(ctx.params["destination"]).strip()
     target = _dropbox_path(destination, "destination")
     if destination.endswith(("/", "\\")) or not target:
         target = f"{target}/{local.name}"
     mode = str(ctx.params.get("mode") or "add")
     arg = {"path": target, "mode": mode, "autorename": mode == "add", "mute": False}
-    resp = await ctx.require_account(service).request(
-        "POST",
-        CONTENT_URL.rstrip("/") + "/2/files/upload",
-        # json.dumps escapes non-ASCII as \uXXXX, as Dropbox wants in a header.
-        headers={"Dropbox-API-Arg": json.dumps(arg), "Content-Type": "application/octet-stream"},
-        data=content,
-        timeout=300,
-        check=False,
-    )
-    _check(resp, f"the upload to {target}")
-    data = _object(resp, "the upload")
+    what = f"the upload to {target}"
+    if size > SINGLE_UPLOAD_LIMIT:
+        file = await asyncio.to_thread(local.open, "rb")
+        try:
+            data = await _upload_session(ctx, file, size, arg, what)
+        finally:
+            file.close()
+    else:
+        content = await asyncio.to_thread(local.read_bytes)
+        resp = await ctx.require_account(service).request(
+            "POST",
+            CONTENT_URL.rstrip("/") + "/2/files/upload",
+            # json.dumps escapes non-ASCII as \uXXXX, as Dropbox wants in a header.
+            headers={
+                "Dropbox-API-Arg": json.dumps(arg),
+                "Content-Type": "application/octet-stream",
+            },
+            data=content,
+            timeout=REQUEST_TIMEOUT,
+            check=False,
+        )
+        _check(resp, what)
+        data = _object(resp, "the upload")
     return {
         "name": data.get("name"),
         "path": data.get("path_display"),

@@ -9,8 +9,8 @@ import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, BinaryIO
+from urllib.parse import urljoin, urlsplit
 
 from engine import (
     AuthError,
@@ -35,9 +35,20 @@ SCOPE_READ = "https://www.googleapis.com/auth/drive.readonly"
 SCOPE_FILE = "https://www.googleapis.com/auth/drive.file"
 FOLDER_MIME = "application/vnd.google-apps.folder"
 PAGE_SIZE = 50
-#: Google's limit for a one-request (multipart) upload; larger files need a
-#: resumable upload, which this service does not do yet.
-MAX_UPLOAD = 5 * 1024 * 1024
+#: Files up to this size go up in one request (a multipart upload: Google's limit for
+#: one); larger ones in a resumable upload, chunk by chunk.
+MULTIPART_LIMIT = 5 * 1024 * 1024
+#: The size of each chunk of a resumable upload (Google wants a multiple of 256 KiB);
+#: one chunk at a time is read into memory.
+CHUNK_SIZE = 8 * 1024 * 1024
+#: Interruptions in a row (a 5xx or 429, a dropped connection) a resumable upload
+#: survives by asking Google what it has and going on from there; the wait before each
+#: resume doubles from RESUME_DELAY seconds.
+MAX_RESUMES = 5
+RESUME_DELAY = 1.0
+#: Seconds for one request of an upload (one chunk), and for the whole upload.
+REQUEST_TIMEOUT = 300
+UPLOAD_TIMEOUT = 3 * 3600
 _FILE_FIELDS = (
     "id,name,mimeType,createdTime,modifiedTime,size,webViewLink,parents,"
     "lastModifyingUser(displayName,emailAddress)"
@@ -348,23 +359,131 @@ def _metadata(ctx: ReactionContext, name: str) -> dict[str, Any]:
     return metadata
 
 
-def _read_upload(path: Path) -> tuple[Path, bytes]:
-    """The file's full path and contents, checked (run in a thread: it touches the disk)."""
+def _local_file(path: Path) -> tuple[Path, int]:
+    """The file's full path and size, checked (run in a thread: it touches the disk)."""
     local = path.expanduser()
     if not local.is_file():
         raise PermanentError(f"{local} is not a file on this computer: check the path")
-    size = local.stat().st_size
-    if size > MAX_UPLOAD:
-        raise PermanentError(
-            f"{local} is {size / 1024 / 1024:.1f} MB; this step uploads files up to 5 MB"
-        )
-    return local, local.read_bytes()
+    return local, local.stat().st_size
+
+
+def _read_at(file: BinaryIO, offset: int, size: int) -> bytes:
+    """``size`` bytes of ``file`` from ``offset`` (run in a thread)."""
+    file.seek(offset)
+    return file.read(size)
+
+
+class _SessionGone(Exception):
+    """Google no longer knows the upload session (404/410): it expired."""
+
+
+async def _open_session(
+    ctx: ReactionContext, metadata: Mapping[str, Any], size: int, mime: str, what: str
+) -> str:
+    """Start a resumable upload; the session's address (Google's ``Location``)."""
+    resp = await ctx.require_account(service).request(
+        "POST",
+        _url("/upload/drive/v3/files"),
+        params={"uploadType": "resumable", "fields": _FILE_FIELDS, "supportsAllDrives": "true"},
+        headers={
+            "Content-Type": "application/json; charset=UTF-8",
+            "X-Upload-Content-Type": mime,
+            "X-Upload-Content-Length": str(size),
+        },
+        data=json.dumps(metadata).encode(),
+        timeout=REQUEST_TIMEOUT,
+        check=False,
+    )
+    _check(resp, what)
+    location = resp.header("Location")
+    if not location:
+        raise PermanentError(f"Google Drive did not open an upload session for {what}")
+    return urljoin(resp.url, location)
+
+
+def _received(resp: HttpResponse, size: int, what: str) -> int:
+    """How many bytes Google has, from a 308's ``Range: bytes=0-N`` (none: nothing)."""
+    value = resp.header("Range")
+    if not value:
+        return 0
+    match = re.fullmatch(r"\s*bytes=0-(\d+)\s*", value)
+    if not match or int(match[1]) >= size:
+        raise PermanentError(f"Google Drive answered {what} with an odd range ({value})")
+    return int(match[1]) + 1
+
+
+async def _send_chunks(
+    ctx: ReactionContext, session: str, file: BinaryIO, size: int, what: str
+) -> Mapping[str, Any]:
+    """Send the file to an upload session chunk by chunk; Google's file resource.
+
+    After an interruption (a 5xx, a dropped connection) Google is asked what it has
+    (``Content-Range: bytes */size``) and the upload goes on from there.
+    """
+    account = ctx.require_account(service)
+    best = 0  # the most Google ever said it had: what counts as progress
+    offset: int | None = 0  # where the next chunk starts; None: ask Google first
+    failures = 0
+    while True:
+        asked = offset is None
+        if offset is None or offset >= size:
+            chunk, content_range = b"", f"bytes */{size}"
+        else:
+            length = min(CHUNK_SIZE, size - offset)
+            chunk = await asyncio.to_thread(_read_at, file, offset, length)
+            if len(chunk) != length:
+                raise PermanentError(f"the file changed while {what} was under way: try again")
+            content_range = f"bytes {offset}-{offset + length - 1}/{size}"
+        try:
+            resp = await account.request(
+                "PUT",
+                session,
+                headers={"Content-Range": content_range},
+                data=chunk,
+                timeout=REQUEST_TIMEOUT,
+                check=False,
+            )
+        except TransientError as exc:
+            problem, offset = str(exc), None
+        else:
+            if resp.status in (200, 201):
+                data = resp.json()
+                if not isinstance(data, dict):
+                    raise PermanentError(f"Google Drive answered {what} with something unexpected")
+                return data
+            if resp.status in (404, 410):
+                raise _SessionGone
+            if resp.status == 308:
+                offset = _received(resp, size, what)
+                if offset > best:
+                    best, failures = offset, 0
+                    continue
+                if asked:
+                    continue  # the answer to our question; not a step back
+                problem = "Google Drive kept none of the last chunk"
+            elif resp.status >= 500 or resp.status == 429:
+                problem, offset = f"HTTP {resp.status}", None
+            else:
+                _check(resp, what)
+                raise PermanentError(f"Google Drive answered {what} with HTTP {resp.status}")
+        failures += 1
+        if failures > MAX_RESUMES:
+            raise TransientError(
+                f"{what} was interrupted {MAX_RESUMES + 1} times in a row ({problem}): "
+                "try again later"
+            )
+        delay = RESUME_DELAY * 2 ** (failures - 1)
+        ctx.log.warning("%s was interrupted (%s); resuming in %g s", what, problem, delay)
+        await asyncio.sleep(delay)
 
 
 @service.reaction(
     "upload_file",
     "Upload a file",
-    "Uploads a file from this computer to Google Drive (up to 5 MB).",
+    "Uploads a file from this computer to Google Drive (up to 5 TB). A file over "
+    f"{MULTIPART_LIMIT // 2**20} MB goes up in {CHUNK_SIZE // 2**20} MB pieces, and an upload "
+    "cut off by a dropped connection or a server error goes on from where it stopped. An "
+    f"upload may take up to {UPLOAD_TIMEOUT // 3600} hours.",
     params=[
         Param(
             "file",
@@ -385,14 +504,36 @@ def _read_upload(path: Path) -> tuple[Path, bytes]:
         ),
     ],
     fields=_FIELDS,
-    timeout=300,
+    timeout=UPLOAD_TIMEOUT,
     retry=False,
 )
 async def upload_file(ctx: ReactionContext) -> Mapping[str, Any]:
-    local, content = await asyncio.to_thread(_read_upload, Path(str(ctx.params["file"])))
+    local, size = await asyncio.to_thread(_local_file, Path(str(ctx.params["file"])))
     name = str(ctx.params.get("name") or local.name).strip()
     mime = mimetypes.guess_type(local.name)[0] or "application/octet-stream"
-    return await _upload(ctx, _metadata(ctx, name), content, mime, f"the upload of {name}")
+    metadata, what = _metadata(ctx, name), f"the upload of {name}"
+    if size <= MULTIPART_LIMIT:
+        content = await asyncio.to_thread(local.read_bytes)
+        return await _upload(ctx, metadata, content, mime, what)
+    file = await asyncio.to_thread(local.open, "rb")
+    try:
+        session = await _open_session(ctx, metadata, size, mime, what)
+        try:
+            data = await _send_chunks(ctx, session, file, size, what)
+        except _SessionGone:
+            # Sessions last about a week; one that vanished mid-upload is started afresh once.
+            ctx.log.warning("Google Drive forgot the session of %s; starting it again", what)
+            session = await _open_session(ctx, metadata, size, mime, what)
+            try:
+                data = await _send_chunks(ctx, session, file, size, what)
+            except _SessionGone:
+                raise PermanentError(
+                    f"Google Drive dropped the upload session of {name} twice (HTTP 404): "
+                    "try again later"
+                ) from None
+    finally:
+        file.close()
+    return _file(data)
 
 
 @service.reaction(

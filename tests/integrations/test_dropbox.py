@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from engine import AuthError, OAuthClient, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import dropbox
-from tests.integrations.provider import FakeProvider, Reply, load_fixture, serve
+from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, serve
 
 TOKEN = "sl.u.AF8kXq2yZ-test-token"
 FOLDER = "/Camera Uploads"
@@ -245,6 +247,239 @@ async def test_upload_refuses_a_missing_file_and_reports_a_conflict(
     with pytest.raises(PermanentError, match=r"refused the request for the upload to /a.txt"):
         await react("upload_file", {"file": str(local), "destination": "/"}, http, account)
     assert json.loads(dbx.seen[0].headers["Dropbox-API-Arg"])["path"] == "/a.txt"
+
+
+# ---------------------------------------------------------------------- upload sessions
+
+KIB = 1024
+CHUNK = 256 * KIB  # stands in for Dropbox's 4 MiB multiples
+LIMIT = 1024 * KIB
+SIZE = LIMIT + 300 * KIB + 7  # four whole chunks, one more, and a short last one
+SESSION = "/2/files/upload_session/"
+
+
+class SessionDropbox(FakeProvider):
+    """The fake Dropbox, plus upload sessions kept as Dropbox keeps them.
+
+    ``start`` opens a session with the first chunk and answers its ``session_id``;
+    ``append_v2`` adds a chunk at the cursor's offset (answer: ``null``); ``finish`` adds
+    the last and answers the saved file's metadata. A cursor whose offset is not where the
+    session's data ends gets 409 ``incorrect_offset`` with the correct offset; a chunk that
+    is not the last and not a multiple of ``CHUNK`` is refused (400).
+
+    ``faults[offset]`` lists, in turn, how requests whose chunk starts at ``offset`` fail:
+    ``("5xx", took)`` answers 503 and ``("drop", took)`` drops the connection, after
+    taking the chunk (the answer was lost on the way) when ``took``; ``("gone", False)``
+    answers that the session does not exist (it expired).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(not_found=Reply("Unknown API function", status=404))
+        self.sessions: dict[str, bytearray] = {}
+        self.committed: set[str] = set()
+        self.faults: dict[int, list[tuple[str, bool]]] = {}
+
+    async def handle(self, request: web.Request) -> web.Response:
+        step = request.path.removeprefix(SESSION)
+        if step == request.path:
+            return await super().handle(request)
+        raw = await request.read()
+        headers = dict(request.headers)
+        self.seen.append(Seen(request.method, request.path, dict(request.query), headers, raw))
+        arg = json.loads(headers["Dropbox-API-Arg"])
+        if step == "start":
+            session_id, offset = f"1234faaf0678bcd{len(self.sessions)}", 0
+            self.sessions[session_id] = bytearray()
+        else:
+            session_id, offset = arg["cursor"]["session_id"], arg["cursor"]["offset"]
+        have = self.sessions[session_id]
+        lookup = "lookup_failed/" if step == "finish" else ""
+        faults = self.faults.get(offset)
+        kind, took = faults.pop(0) if faults else ("", True)
+        if kind == "gone":
+            return self.error(lookup, {".tag": "not_found"})
+        if session_id in self.committed:
+            return self.error(lookup, {".tag": "closed"})
+        if offset != len(have):
+            return self.error(lookup, {".tag": "incorrect_offset", "correct_offset": len(have)})
+        if step != "finish" and len(raw) % CHUNK:
+            return web.Response(status=400, text="Error in call to API function: chunk size")
+        if took:
+            have += raw
+            if step == "finish":
+                self.committed.add(session_id)
+        if kind == "drop":
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+        if kind == "5xx":
+            return web.Response(status=503, text="")
+        if step == "start":
+            return web.json_response({"session_id": session_id})
+        if step == "finish":
+            return web.json_response({**fixture("upload.json"), "size": len(have)})
+        return web.json_response(None)
+
+    @staticmethod
+    def error(lookup: str, error: dict[str, Any]) -> web.Response:
+        """A 409 with Dropbox's error shape; finish wraps it in ``lookup_failed``."""
+        summary = f"{lookup}{error['.tag']}/.."
+        if lookup:
+            error = {".tag": "lookup_failed", "lookup_failed": error}
+        return web.json_response({"error_summary": summary, "error": error}, status=409)
+
+
+@pytest.fixture
+async def sessions(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SessionDropbox]:
+    """The fake Dropbox with small limits: files over 1 MiB go in 256 KiB chunks."""
+    fake = SessionDropbox()
+    async with serve(fake.handle, client_max_size=2 * LIMIT) as fake.base:
+        monkeypatch.setattr(dropbox.service, "api_base_url", fake.base)
+        monkeypatch.setattr(dropbox, "CONTENT_URL", fake.base)
+        monkeypatch.setattr(dropbox, "SINGLE_UPLOAD_LIMIT", LIMIT)
+        monkeypatch.setattr(dropbox, "CHUNK_SIZE", CHUNK)
+        monkeypatch.setattr(dropbox, "RESUME_DELAY", 0)
+        yield fake
+
+
+def large_file(tmp_path: Path, size: int = SIZE) -> Path:
+    local = tmp_path / "2025-03-14.pdf"
+    local.write_bytes(random.Random(size).randbytes(size))  # noqa: S311 - test data
+    return local
+
+
+def steps(fake: FakeProvider) -> list[tuple[str, int]]:
+    """Each session call as (step, offset of its chunk)."""
+    calls = []
+    for seen in fake.seen:
+        arg = json.loads(seen.headers["Dropbox-API-Arg"])
+        calls.append((seen.path.removeprefix(SESSION), arg.get("cursor", {}).get("offset", 0)))
+    return calls
+
+
+def in_order(start: int = CHUNK, size: int = SIZE) -> list[tuple[str, int]]:
+    """The appends from ``start`` on and the finish of a file."""
+    offsets = list(range(start, size, CHUNK))
+    return [*(("append_v2", o) for o in offsets[:-1]), ("finish", offsets[-1])]
+
+
+async def test_a_large_file_goes_up_in_an_upload_session(
+    sessions: SessionDropbox, http: HttpClient, account: AccountSession, tmp_path: Path
+) -> None:
+    local = large_file(tmp_path)
+
+    out = await react(
+        "upload_file", {"file": str(local), "destination": "/Reports/"}, http, account
+    )
+
+    assert steps(sessions) == [("start", 0), *in_order()]
+    for seen in sessions.seen:
+        assert seen.method == "POST"
+        assert seen.headers["Authorization"] == f"Bearer {TOKEN}"
+        assert seen.headers["Content-Type"] == "application/octet-stream"
+    start, *appends, finish = sessions.seen
+    assert json.loads(start.headers["Dropbox-API-Arg"]) == {"close": False}
+    assert json.loads(appends[0].headers["Dropbox-API-Arg"]) == {
+        "cursor": {"session_id": "1234faaf0678bcd0", "offset": CHUNK},
+        "close": False,
+    }
+    assert json.loads(finish.headers["Dropbox-API-Arg"]) == {
+        "cursor": {"session_id": "1234faaf0678bcd0", "offset": 5 * CHUNK},
+        "commit": {
+            "path": "/Reports/2025-03-14.pdf",
+            "mode": "add",
+            "autorename": True,
+            "mute": False,
+        },
+    }
+    assert [len(s.body) for s in sessions.seen] == [CHUNK] * 5 + [SIZE - 5 * CHUNK]
+    assert sessions.sessions["1234faaf0678bcd0"] == local.read_bytes()
+    assert sessions.committed == {"1234faaf0678bcd0"}
+    assert out == {
+        "name": "2025-03-14.pdf",
+        "path": "/Reports/2025-03-14.pdf",
+        "id": "id:a4ayc_80_OEAAAAAAAAAYc",
+        "rev": "a1c10ce0dd7c",
+        "size": SIZE,
+    }
+
+
+async def test_a_file_at_the_limit_still_goes_in_one_request(
+    sessions: SessionDropbox, http: HttpClient, account: AccountSession, tmp_path: Path
+) -> None:
+    local = large_file(tmp_path, LIMIT)
+    sessions.on("POST", "/2/files/upload", Reply(fixture("upload.json")))
+    await react("upload_file", {"file": str(local), "destination": "/Reports/"}, http, account)
+    [seen] = sessions.seen
+    assert seen.path == "/2/files/upload"
+    assert seen.body == local.read_bytes()
+
+
+async def test_a_lost_answer_is_resumed_at_the_correct_offset(
+    sessions: SessionDropbox, http: HttpClient, account: AccountSession, tmp_path: Path
+) -> None:
+    local = large_file(tmp_path)
+    sessions.faults = {2 * CHUNK: [("5xx", True)]}  # Dropbox took the chunk, then failed
+
+    out = await react("upload_file", {"file": str(local), "destination": "/"}, http, account)
+
+    assert steps(sessions) == [
+        ("start", 0),
+        ("append_v2", CHUNK),
+        ("append_v2", 2 * CHUNK),  # 503
+        ("append_v2", 2 * CHUNK),  # 409 incorrect_offset, correct_offset 3 * CHUNK
+        *in_order(3 * CHUNK),
+    ]
+    assert sessions.sessions["1234faaf0678bcd0"] == local.read_bytes()
+    assert out["size"] == SIZE
+
+
+async def test_a_dropped_connection_mid_upload_is_resumed(
+    sessions: SessionDropbox, http: HttpClient, account: AccountSession, tmp_path: Path
+) -> None:
+    local = large_file(tmp_path)
+    sessions.faults = {CHUNK: [("drop", False)], 3 * CHUNK: [("drop", True)]}
+
+    out = await react("upload_file", {"file": str(local), "destination": "/"}, http, account)
+
+    calls = steps(sessions)
+    assert calls[:3] == [("start", 0), ("append_v2", CHUNK), ("append_v2", CHUNK)]
+    after = calls.index(("append_v2", 4 * CHUNK))
+    assert set(calls[3:after]) == {("append_v2", 2 * CHUNK), ("append_v2", 3 * CHUNK)}
+    assert calls[after:] == in_order(4 * CHUNK)
+    assert sessions.sessions["1234faaf0678bcd0"] == local.read_bytes()
+    assert out["size"] == SIZE
+
+
+async def test_an_expired_session_and_an_interrupted_finish_fail_clearly(
+    sessions: SessionDropbox, http: HttpClient, account: AccountSession, tmp_path: Path
+) -> None:
+    local = large_file(tmp_path)
+    sessions.faults = {2 * CHUNK: [("gone", False)]}
+    with pytest.raises(PermanentError, match=r"no longer knows the upload session .* 7 days"):
+        await react("upload_file", {"file": str(local), "destination": "/"}, http, account)
+
+    sessions.seen.clear()
+    sessions.faults = {5 * CHUNK: [("5xx", True)]}  # saved, but the answer was lost
+    with pytest.raises(PermanentError, match=r"Dropbox may have saved the file then .*closed"):
+        await react("upload_file", {"file": str(local), "destination": "/"}, http, account)
+    assert steps(sessions)[-2:] == [("finish", 5 * CHUNK)] * 2
+    assert sessions.committed == {"1234faaf0678bcd1"}
+
+
+async def test_an_upload_session_gives_up_after_errors_in_a_row(
+    sessions: SessionDropbox,
+    http: HttpClient,
+    account: AccountSession,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dropbox, "MAX_RESUMES", 2)
+    local = large_file(tmp_path)
+    sessions.faults = {CHUNK: [("5xx", False)] * 5}
+    with pytest.raises(TransientError, match=r"interrupted 3 times in a row \(HTTP 503\)"):
+        await react("upload_file", {"file": str(local), "destination": "/"}, http, account)
+    assert steps(sessions).count(("append_v2", CHUNK)) == 3
 
 
 async def test_create_shared_link(

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from engine import AuthError, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import gdrive
-from tests.integrations.provider import FakeProvider, Reply, load_fixture, serve
+from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, serve
 
 TOKEN = "ya29.a0AfB_byC-test-token"
 FOLDER_ID = "1dyUEebJaFnWa3Z4n0BFMVAXQ7mfUH11g"
@@ -171,21 +174,236 @@ async def test_upload_file_is_a_multipart_upload(
     assert gdrive.service.reactions["upload_file"].retry is False
 
 
-async def test_upload_refuses_missing_and_large_files(
-    drive: FakeProvider,
+async def test_upload_refuses_a_missing_file(
+    drive: FakeProvider, http: HttpClient, account: AccountSession, tmp_path: Path
+) -> None:
+    with pytest.raises(PermanentError, match="is not a file on this computer"):
+        await react("upload_file", {"file": str(tmp_path / "none.pdf")}, http, account)
+    assert drive.seen == []
+
+
+# ---------------------------------------------------------------------- resumable uploads
+
+KIB = 1024
+CHUNK = 256 * KIB
+LIMIT = 1024 * KIB
+SIZE = LIMIT + 300 * KIB + 7  # four whole chunks, one more, and a short last one
+
+
+class ResumableDrive(FakeProvider):
+    """The fake Drive, plus resumable upload sessions kept as Google keeps them.
+
+    A session (``PUT /upload/drive/v3/files?uploadType=resumable&upload_id=…``) takes a
+    chunk that starts where its bytes end, answers 308 Resume Incomplete with
+    ``Range: bytes=0-N`` (no Range while it has nothing) until it has every byte, then
+    200 with the file resource; ``Content-Range: bytes */total`` asks what it has. A
+    chunk that is not the last and not a multiple of 256 KiB is refused (400).
+
+    ``faults[offset]`` lists, in turn, how chunks starting at ``offset`` fail:
+    ``("5xx", kept)`` keeps their first ``kept`` bytes and answers 503;
+    ``("drop", kept)`` keeps them and drops the connection, as it does every chunk until
+    the client asks what the session has; ``("gone", 0)`` answers 404, the session expired.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(not_found=Reply(fixture("error_not_found.json"), status=404))
+        self.sessions: dict[str, bytearray] = {}
+        self.faults: dict[int, list[tuple[str, int]]] = {}
+        self.outage = False
+
+    def session(self, upload_id: str) -> str:
+        """The address Google's ``Location`` gives for a session."""
+        return f"{self.base}{UPLOAD}?uploadType=resumable&upload_id={upload_id}"
+
+    def opens(self, *upload_ids: str) -> None:
+        """The initiating POSTs open these sessions in turn."""
+        self.on("POST", UPLOAD, *(Reply(headers={"Location": self.session(u)}) for u in upload_ids))
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.method != "PUT" or request.path != UPLOAD:
+            return await super().handle(request)
+        raw = await request.read()
+        headers = dict(request.headers)
+        self.seen.append(Seen(request.method, request.path, dict(request.query), headers, raw))
+        have = self.sessions.setdefault(request.query["upload_id"], bytearray())
+        asked = re.fullmatch(r"bytes \*/(\d+)", headers["Content-Range"])
+        sent = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", headers["Content-Range"])
+        if asked:
+            self.outage = False
+            total = int(asked[1])
+        else:
+            assert sent, headers["Content-Range"]
+            start, end, total = (int(x) for x in sent.groups())
+            last = end + 1 == total
+            if start != len(have) or len(raw) != end - start + 1 or (not last and len(raw) % CHUNK):
+                return web.Response(status=400, text=f"Invalid request: {sent[0]}")
+            fault = self.faults.get(start, []).pop(0) if self.faults.get(start) else None
+            if self.outage:
+                fault = ("drop", 0)
+            if fault is None:
+                have += raw
+            else:
+                kind, kept = fault
+                have += raw[:kept]
+                if kind == "drop":
+                    self.outage = True
+                    assert request.transport is not None
+                    request.transport.close()
+                    return web.Response()
+                if kind == "gone":
+                    return web.Response(status=404, text="Not Found")
+                return web.json_response(fixture("error_backend.json"), status=503)
+        if len(have) == total:
+            return web.json_response({**fixture("file_created.json"), "size": str(total)})
+        return web.Response(
+            status=308, headers={"Range": f"bytes=0-{len(have) - 1}"} if have else {}
+        )
+
+
+@pytest.fixture
+async def resumable(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ResumableDrive]:
+    """The fake Drive with small limits: files over 1 MiB go in 256 KiB chunks."""
+    fake = ResumableDrive()
+    async with serve(fake.handle, client_max_size=2 * LIMIT) as fake.base:
+        monkeypatch.setattr(gdrive.service, "api_base_url", fake.base)
+        monkeypatch.setattr(gdrive, "MULTIPART_LIMIT", LIMIT)
+        monkeypatch.setattr(gdrive, "CHUNK_SIZE", CHUNK)
+        monkeypatch.setattr(gdrive, "RESUME_DELAY", 0)
+        yield fake
+
+
+def large_file(tmp_path: Path, size: int = SIZE) -> Path:
+    local = tmp_path / "Scan 2025-03-14.pdf"
+    local.write_bytes(random.Random(size).randbytes(size))  # noqa: S311 - test data
+    return local
+
+
+def chunk_ranges(start: int, size: int = SIZE) -> list[str]:
+    """The Content-Range of each chunk of a file from ``start`` to its end."""
+    return [f"bytes {a}-{min(a + CHUNK, size) - 1}/{size}" for a in range(start, size, CHUNK)]
+
+
+def puts(fake: FakeProvider) -> list[str]:
+    return [s.headers["Content-Range"] for s in fake.seen if s.method == "PUT"]
+
+
+async def test_a_large_file_goes_up_in_a_resumable_upload(
+    resumable: ResumableDrive, http: HttpClient, account: AccountSession, tmp_path: Path
+) -> None:
+    local = large_file(tmp_path)
+    resumable.opens("ADPycdvajyoK8ZpJYAs1vQ")
+
+    out = await react("upload_file", {"file": str(local), "folder": FOLDER_URL}, http, account)
+
+    start, *chunks = resumable.seen
+    assert (start.method, start.path) == ("POST", UPLOAD)
+    assert start.query == {
+        "uploadType": "resumable",
+        "fields": gdrive._FILE_FIELDS,
+        "supportsAllDrives": "true",
+    }
+    assert start.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert start.headers["Content-Type"] == "application/json; charset=UTF-8"
+    assert start.headers["X-Upload-Content-Type"] == "application/pdf"
+    assert start.headers["X-Upload-Content-Length"] == str(SIZE)
+    assert start.json() == {"name": "Scan 2025-03-14.pdf", "parents": [FOLDER_ID]}
+    assert puts(resumable) == chunk_ranges(0)
+    assert len(chunks) == 6
+    for seen in chunks:
+        assert seen.query == {"uploadType": "resumable", "upload_id": "ADPycdvajyoK8ZpJYAs1vQ"}
+        assert seen.headers["Authorization"] == f"Bearer {TOKEN}"
+        assert seen.headers["Content-Length"] == str(len(seen.body))
+    assert [len(s.body) for s in chunks] == [CHUNK] * 5 + [SIZE - 5 * CHUNK]
+    assert resumable.sessions["ADPycdvajyoK8ZpJYAs1vQ"] == local.read_bytes()
+    assert out["id"] == "1Wq2Er3Ty4Ui5Op6As7Df8Gh9Jk0Lz1Xc"
+    assert out["size"] == SIZE
+
+
+async def test_a_file_at_the_limit_still_goes_in_one_request(
+    resumable: ResumableDrive, http: HttpClient, account: AccountSession, tmp_path: Path
+) -> None:
+    local = large_file(tmp_path, LIMIT)
+    resumable.on("POST", UPLOAD, Reply(fixture("file_created.json")))
+    await react("upload_file", {"file": str(local)}, http, account)
+    [seen] = resumable.seen
+    assert seen.query["uploadType"] == "multipart"
+    assert seen.parts()[1].get_payload(decode=True) == local.read_bytes()
+
+
+async def test_a_server_error_mid_upload_resumes_from_what_google_has(
+    resumable: ResumableDrive, http: HttpClient, account: AccountSession, tmp_path: Path
+) -> None:
+    local = large_file(tmp_path)
+    resumable.opens("ADPycdvajyoK8ZpJYAs1vQ")
+    resumable.faults = {2 * CHUNK: [("5xx", 100 * KIB)]}  # Google kept part of the chunk
+
+    out = await react("upload_file", {"file": str(local)}, http, account)
+
+    kept = 2 * CHUNK + 100 * KIB
+    assert puts(resumable) == [*chunk_ranges(0)[:3], f"bytes */{SIZE}", *chunk_ranges(kept)]
+    [status] = [s for s in resumable.seen if s.headers.get("Content-Range") == f"bytes */{SIZE}"]
+    assert status.body == b"" and status.headers["Content-Length"] == "0"
+    assert resumable.sessions["ADPycdvajyoK8ZpJYAs1vQ"] == local.read_bytes()
+    assert out["size"] == SIZE
+
+
+async def test_a_dropped_connection_mid_upload_is_resumed(
+    resumable: ResumableDrive, http: HttpClient, account: AccountSession, tmp_path: Path
+) -> None:
+    local = large_file(tmp_path)
+    resumable.opens("ADPycdvajyoK8ZpJYAs1vQ")
+    resumable.faults = {CHUNK: [("drop", 0)]}
+
+    out = await react("upload_file", {"file": str(local)}, http, account)
+
+    ranges = puts(resumable)
+    asked = ranges.index(f"bytes */{SIZE}")
+    assert set(ranges[1:asked]) == {chunk_ranges(0)[1]}  # the dropped chunk, maybe resent
+    assert ranges[asked + 1 :] == chunk_ranges(CHUNK)
+    assert resumable.sessions["ADPycdvajyoK8ZpJYAs1vQ"] == local.read_bytes()
+    assert out["size"] == SIZE
+
+
+async def test_an_expired_session_is_started_again_once(
+    resumable: ResumableDrive, http: HttpClient, account: AccountSession, tmp_path: Path
+) -> None:
+    local = large_file(tmp_path)
+    resumable.opens("ADPycdvajyoK8ZpJYAs1vQ", "ADPycdsZ3VfdNxrCkPyGtw")
+    resumable.faults = {3 * CHUNK: [("gone", 0)]}
+
+    out = await react("upload_file", {"file": str(local)}, http, account)
+
+    assert [s.method for s in resumable.seen].count("POST") == 2
+    assert puts(resumable) == [*chunk_ranges(0)[:4], *chunk_ranges(0)]
+    assert resumable.sessions["ADPycdsZ3VfdNxrCkPyGtw"] == local.read_bytes()
+    assert out["size"] == SIZE
+
+
+async def test_a_session_that_expires_twice_fails_clearly(
+    resumable: ResumableDrive, http: HttpClient, account: AccountSession, tmp_path: Path
+) -> None:
+    local = large_file(tmp_path)
+    resumable.opens("ADPycdvajyoK8ZpJYAs1vQ", "ADPycdsZ3VfdNxrCkPyGtw")
+    resumable.faults = {CHUNK: [("gone", 0), ("gone", 0)]}
+    with pytest.raises(PermanentError, match=r"dropped the upload session of Scan .* twice"):
+        await react("upload_file", {"file": str(local)}, http, account)
+    assert [s.method for s in resumable.seen].count("POST") == 2
+
+
+async def test_a_resumable_upload_gives_up_after_errors_in_a_row(
+    resumable: ResumableDrive,
     http: HttpClient,
     account: AccountSession,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with pytest.raises(PermanentError, match="is not a file on this computer"):
-        await react("upload_file", {"file": str(tmp_path / "none.pdf")}, http, account)
-    monkeypatch.setattr(gdrive, "MAX_UPLOAD", 4)
-    big = tmp_path / "big.bin"
-    big.write_bytes(b"12345")
-    with pytest.raises(PermanentError, match="uploads files up to 5 MB"):
-        await react("upload_file", {"file": str(big)}, http, account)
-    assert drive.seen == []
+    monkeypatch.setattr(gdrive, "MAX_RESUMES", 2)
+    local = large_file(tmp_path)
+    resumable.opens("ADPycdvajyoK8ZpJYAs1vQ")
+    resumable.faults = {CHUNK: [("5xx", 0)] * 5}
+    with pytest.raises(TransientError, match=r"interrupted 3 times in a row \(HTTP 503\)"):
+        await react("upload_file", {"file": str(local)}, http, account)
+    assert puts(resumable).count(chunk_ranges(0)[1]) == 3
 
 
 async def test_create_text_file_as_a_google_doc_at_the_top(
