@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from engine import templates
-from engine.catalog.params import Param
+from engine.catalog.params import Param, parse_duration
 from engine.catalog.service import ReactionSpec, Service, TriggerKind, TriggerSpec
 from engine.errors import CatalogError, ValidationError
 from engine.registry import Registry
@@ -74,6 +74,11 @@ class AreaSpec:
             raise ValidationError("reactions", "give a list with at least one reaction")
         steps = [_step(r, "reaction", f"reactions[{i}]") for i, r in enumerate(reactions)]
         interval = data.get("interval")
+        if interval not in (None, ""):
+            try:
+                interval = parse_duration(interval)
+            except ValueError as exc:
+                raise ValidationError("interval", f"how often to poll: {exc}") from None
         return cls(
             name=str(data.get("name") or "").strip(),
             trigger=_step(trig, "trigger", "trigger"),
@@ -82,7 +87,7 @@ class AreaSpec:
                        else None),
             enabled=bool(data.get("enabled", True)),
             catch_up=str(data.get("catch_up", "skip")),
-            interval=float(interval) if interval not in (None, "") else None,
+            interval=interval if interval not in (None, "") else None,
         )
 
     def to_dict(self, registry: Registry | None = None,

@@ -51,6 +51,10 @@ _EMAIL_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 _TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
+#: Longer durations are refused: dates and schedules this far out overflow.
+MAX_DURATION = 100 * 365 * 86400.0
+
+
 def parse_duration(value: Any) -> float:
     """Seconds from ``90``, ``"90"``, ``"1h30m"``, ``"5m"``, ``"2d"``, ``"45s"``."""
     if isinstance(value, bool):
@@ -71,6 +75,8 @@ def parse_duration(value: Any) -> float:
             seconds = d * 86400 + h * 3600 + m * 60 + s
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError("a duration must be zero or more seconds")
+    if seconds > MAX_DURATION:
+        raise ValueError("a duration must be under 100 years")
     return seconds
 
 

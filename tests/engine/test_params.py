@@ -29,6 +29,7 @@ def test_duration_round_trips_to_short_text() -> None:
         (ParamType.CRON, "* * *", "needs 5 fields"),
         (ParamType.CRON, "61 * * * *", "not a valid cron"),
         (ParamType.DURATION, "soon", "is not a duration"),
+        (ParamType.DURATION, 10**40, "under 100 years"),  # a schedule would overflow
         (ParamType.INTEGER, "1.5", "whole number"),
         (ParamType.BOOL, "maybe", "yes or no"),
     ],

@@ -125,6 +125,18 @@ async def test_unknown_service_and_param_name_the_place(engine: Engine) -> None:
     assert "Did you mean 'text'" in caught.value.problem
 
 
+def test_a_poll_interval_is_read_as_a_duration_or_refused_by_name() -> None:
+    assert AreaSpec.from_dict({**area().to_dict(), "interval": "10m"}).interval == 600.0
+    assert AreaSpec.from_dict({**area().to_dict(), "interval": 90}).interval == 90.0
+    for bad, problem in (("soon", "'soon' is not a duration"), ({"every": 5}, "not a duration"),
+                         (10**40, "under 100 years")):
+        with pytest.raises(ValidationError) as caught:
+            AreaSpec.from_dict({**area().to_dict(), "interval": bad})
+        assert caught.value.where == "interval"
+        assert caught.value.problem.startswith("how often to poll: ")
+        assert problem in caught.value.problem
+
+
 async def test_dry_run_shows_what_would_be_sent_and_runs_nothing(engine: Engine) -> None:
     spec = area(reactions=[{"service": "probe", "reaction": "record",
                             "params": {"text": "Hi {{ trigger.title }}", "token": "s3cret"}}])
