@@ -881,9 +881,18 @@ def _date(header: str, internaldate: str) -> str:
 
 
 def _preview(header_bytes: bytes, text: bytes) -> str:
-    """The start of a message's readable text, from its first bytes (best effort)."""
+    """The start of a message's readable text, from its first bytes (best effort: a
+    message too broken to read has no preview, and still fires)."""
     if not text:
         return ""
+    try:
+        return _read_preview(header_bytes, text)
+    except (email.errors.MessageError, ValueError, LookupError, TypeError, AttributeError,
+            IndexError):
+        return ""
+
+
+def _read_preview(header_bytes: bytes, text: bytes) -> str:
     message = _HEADER_PARSER.parsebytes(header_bytes.rstrip(b"\r\n") + b"\r\n\r\n" + text)
     assert isinstance(message, EmailMessage)
     part = message.get_body(preferencelist=("plain", "html"))
@@ -893,7 +902,7 @@ def _preview(header_bytes: bytes, text: bytes) -> str:
     charset = part.get_content_charset() or "utf-8"
     try:
         decoded = payload.decode(charset, "replace")
-    except LookupError:
+    except (LookupError, ValueError):  # an unknown charset, or one with a NUL in its name
         decoded = payload.decode("utf-8", "replace")
     if part.get_content_subtype() == "html":
         decoded = html_to_text(decoded)

@@ -412,6 +412,17 @@ async def test_preview_of_base64_cut_off_mid_group(
     assert item.data["preview"] == text[: email_module.PREVIEW_CHARS - 1].strip() + "…"
 
 
+def test_a_preview_never_fails_the_poll() -> None:
+    # Dovecot turns NULs into other bytes, but a server that passed one in a charset name
+    # made the preview raise: the poll would then fail on every try, and no later message
+    # would fire. The text is read as UTF-8 instead; deeper breakage gives no preview.
+    head = b'From: a@example.org\r\nContent-Type: text/plain; charset="utf-\x008"\r\n'
+    assert email_module._preview(head, b"Hello\r\n") == "Hello"
+    head = b'From: a@b\r\nContent-Type: text/plain; charset="utf-\x008"\r\n' \
+           b"Content-Transfer-Encoding: base64\r\n"
+    assert email_module._preview(head, b"--b1\r\nHello ther\xff\r\n--") == ""
+
+
 async def test_watches_another_mailbox_by_its_display_name(
     imap_account: ImapAccount, trust_test_ca: Path, http: HttpClient
 ) -> None:
