@@ -42,7 +42,8 @@ def configure(data_dir: Path | None, level: str, *, console: bool = True) -> Pat
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             handler: logging.Handler = RotatingFileHandler(
-                path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
+                path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8",
+                errors="backslashreplace")  # a file name that is not UTF-8 stays readable
         except OSError as exc:
             print(f"hookline: cannot write the log file {path}: {exc.strerror}",
                   file=sys.stderr)

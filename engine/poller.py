@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -82,19 +82,28 @@ class Poller:
             log.exception("poll of %s crashed", spec.qualified)
             self._failed(area, exc, interval)
             return 0
-        self._recovered(area)
         if result.not_modified and primed:
+            self._recovered(area)
             return 0
         items = _unique(result.items)
         keys = [i.key for i in items if i.key is not None]
-        seen = await self._seen(area.id, keys)
-        fresh = [i for i in items if i.key is not None and i.key not in seen]
-        # Items come newest first; fire the oldest first.
-        new_events = ([NewEvent(area.id, "poll", dict(i.data)) for i in reversed(fresh)]
-                      if primed else [])
-        journaled = await self.journal.append(
-            new_events, self.journal.poll_statements(area.id, [i.key for i in fresh
-                                                               if i.key], state))
+        try:
+            seen = await self._seen(area.id, keys)
+            fresh = [i for i in items if i.key is not None and i.key not in seen]
+            # Items come newest first; fire the oldest first.
+            new_events = ([NewEvent(area.id, "poll", dict(i.data)) for i in reversed(fresh)]
+                          if primed else [])
+            journaled = await self.journal.append(
+                new_events, self.journal.poll_statements(area.id, [i.key for i in fresh
+                                                                   if i.key], state))
+        except HooklineError as exc:  # a full disk: this poll's items come again next time
+            self._failed(area, exc, interval)
+            return 0
+        except Exception as exc:
+            log.exception("saving what the trigger of %s found failed", spec.qualified)
+            self._failed(area, exc, interval)
+            return 0
+        self._recovered(area)
         log.debug("polled %s in %.2fs: %d items, %d new, primed=%s", area.id,
                   time.monotonic() - started, len(items), len(fresh), primed)
         self._dispatch(journaled)
@@ -146,8 +155,22 @@ def _unique(items: list[Item]) -> list[Item]:
     out = []
     for item in items:
         if item.key is not None:
-            if item.key in seen:
+            key = _storable(item.key)
+            if key in seen:
                 continue
-            seen.add(item.key)
+            seen.add(key)
+            if key is not item.key:
+                item = replace(item, key=key)
         out.append(item)
     return out
+
+
+def _storable(key: str) -> str:
+    """``key`` as text the database takes: a lone surrogate (a file name that is not
+    UTF-8, decoded by the OS with surrogateescape) is spelled as escaped bytes, so the
+    key stays the same at every poll and distinct from its neighbours."""
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return key.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace")
+    return key

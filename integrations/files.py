@@ -326,6 +326,12 @@ CREATE_FOLDERS = Param(
 )
 
 
+def _utf8(text: str) -> bytes:
+    """UTF-8, with a file name that is not UTF-8 (read by the OS with surrogateescape,
+    as in {{ trigger.name }}) written as its own bytes."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 @service.reaction(
     "write_text",
     "Write a text file",
@@ -354,7 +360,7 @@ CREATE_FOLDERS = Param(
 )
 async def write_text(ctx: ReactionContext) -> Mapping[str, Any]:
     path = full_path(ctx.params["path"], "File")
-    data = (ctx.params["text"] or "").encode("utf-8")
+    data = _utf8(ctx.params["text"] or "")
     try:
         size = await asyncio.to_thread(
             _write_atomically, path, data, bool(ctx.params["create_folders"])
@@ -405,7 +411,7 @@ async def append_text(ctx: ReactionContext) -> Mapping[str, Any]:
         text += "\n"
     try:
         size = await asyncio.to_thread(
-            _append, path, text.encode("utf-8"), bool(ctx.params["create_folders"])
+            _append, path, _utf8(text), bool(ctx.params["create_folders"])
         )
     except OSError as exc:
         raise _failed(exc, f"add to {path}") from None

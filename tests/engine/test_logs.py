@@ -34,6 +34,15 @@ def test_records_at_the_chosen_level_go_to_the_file_in_the_data_folder(tmp_path:
     assert "polled fine" not in text
 
 
+def test_a_file_name_that_is_not_utf8_is_logged_not_dropped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = logs.configure(tmp_path, "INFO", console=False)
+    assert path is not None
+    logging.getLogger("integrations.files").warning("could not copy %s", "/in/caf\udce9.txt")
+    assert "could not copy /in/caf\\udce9.txt" in path.read_text(encoding="utf-8")
+    assert "Logging error" not in capsys.readouterr().err
+
+
 def test_changing_the_setting_changes_what_is_written(tmp_path: Path) -> None:
     path = logs.configure(tmp_path, "ERROR", console=False)
     assert path is not None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from engine.app import Engine
 from engine.areas import AreaSpec
 from engine.catalog.service import Item
-from engine.errors import RateLimited, TransientError
+from engine.errors import RateLimited, StorageError, TransientError
 from tests.engine import probe
 from tests.engine.conftest import EngineFactory
 
@@ -95,4 +97,38 @@ async def test_failures_are_reported_once_per_streak_and_back_off(engine: Engine
     probe.controls.poll_error = None
     await poll(engine, area.id)
     assert recovered == [area.id]
+    assert engine.poller.failing(area.id) is None
+
+
+async def test_a_key_that_is_not_utf8_fires_once_and_holds_nothing_up(engine: Engine) -> None:
+    # A file name that is not UTF-8 reaches Python with lone surrogates; as a key it made
+    # every poll of the area fail before anything was saved, the other items included.
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    await poll(engine, area.id)  # primes over nothing
+    probe.controls.items = [Item("caf\udce9.txt", {"title": "odd"}),
+                            Item("cafe.txt", {"title": "plain"})]
+    assert await poll(engine, area.id) == 2
+    assert await poll(engine, area.id) == 0  # the same key at the next poll
+    await engine.wait_idle()
+    assert sorted(r["text"] for r in probe.controls.received) == ["odd", "plain"]
+    assert engine.poller.failing(area.id) is None
+
+
+async def test_an_item_that_cannot_be_saved_is_a_reported_failure_and_comes_again(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    failing: list[str] = []
+    engine.bus.subscribe("poll.failing", lambda m: failing.append(m.data["error"]))
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    await poll(engine, area.id)
+    probe.controls.items = items(2)
+    real_append = engine.journal.append
+
+    async def full_disk(*args: object, **kwargs: object) -> object:
+        raise StorageError("could not save to the database: database or disk is full")
+
+    monkeypatch.setattr(engine.journal, "append", full_disk)
+    assert await poll(engine, area.id) == 0
+    assert failing == ["could not save to the database: database or disk is full"]
+    monkeypatch.setattr(engine.journal, "append", real_append)
+    assert await poll(engine, area.id) == 2  # nothing was lost: both fire now
     assert engine.poller.failing(area.id) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -287,6 +288,23 @@ async def test_append_text_adds_lines(http: HttpClient, tmp_path: Path) -> None:
     assert first == {"path": str(log), "size": 4}
     assert second == {"path": str(log), "size": 8}
     assert service.reactions["append_text"].retry is False
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="names there are Unicode")
+async def test_a_file_name_that_is_not_utf8_is_seen_and_written_back_as_its_bytes(
+    http: HttpClient, watched: Path, tmp_path: Path
+) -> None:
+    raw = os.fsencode(watched) + b"/caf\xe9.txt"  # Latin-1, as an old archive may hold
+    os.close(os.open(raw, os.O_CREAT | os.O_WRONLY))
+    result = await poll(http, "file_created", {"folder": str(watched), "pattern": "caf*"})
+    [item] = result.items
+    assert os.fsencode(item.data["path"]) == raw
+    log = tmp_path / "names.txt"
+    await react(http, "append_text", {"path": str(log), "text": item.data["name"]})
+    await react(http, "write_text", {"path": str(tmp_path / "one.txt"),
+                                     "text": item.data["name"]})
+    assert log.read_bytes() == b"caf\xe9.txt\n"
+    assert (tmp_path / "one.txt").read_bytes() == b"caf\xe9.txt"
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
