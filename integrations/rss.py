@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import re
 from calendar import timegm
 from datetime import UTC, datetime
 from typing import Any
@@ -107,7 +108,28 @@ def _parse(resp: HttpResponse) -> Any:
     ctype = resp.header("Content-Type")
     if ctype:
         headers["content-type"] = ctype
-    return feedparser.parse(io.BytesIO(resp.body), response_headers=headers)
+    body = _CHARREF.sub(_valid_charref, resp.body)
+    try:
+        return feedparser.parse(io.BytesIO(body), response_headers=headers)
+    except Exception as exc:  # feedparser's lenient parser trips over some broken feeds
+        raise PermanentError(
+            f"the feed at {redact_url(resp.url)} is too broken to read ({type(exc).__name__}: "
+            f"{exc}); check it with a feed validator, or ask its publisher"
+        ) from None
+
+
+#: A numeric character reference, e.g. ``&#233;`` or ``&#xE9;``.
+_CHARREF = re.compile(rb"&#(x[0-9a-fA-F]{1,8}|[0-9]{1,10});")
+
+
+def _valid_charref(match: re.Match[bytes]) -> bytes:
+    """One that names no character (a surrogate, NUL, past U+10FFFF) as U+FFFD: for
+    those feedparser's lenient parser raised and the whole feed was lost."""
+    ref = match[1]
+    code = int(ref[1:], 16) if ref[:1] == b"x" else int(ref)
+    if code == 0 or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+        return b"&#xFFFD;"
+    return match[0]
 
 
 def _entry_data(entry: Any, feed_title: str, feed_author: str) -> dict[str, str]:

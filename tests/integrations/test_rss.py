@@ -193,6 +193,32 @@ async def test_a_body_that_is_no_feed_at_all(feeds: FeedServer, http: HttpClient
         await poll(http, url=feeds.url())
 
 
+async def test_a_character_reference_to_no_character_costs_one_character_not_the_feed(
+    feeds: FeedServer, http: HttpClient
+) -> None:
+    # &#xD800; (half of a UTF-16 pair, as some CMSs write emoji) made feedparser's
+    # lenient parser raise, and the whole feed failed at every poll.
+    feeds.serve(
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>Blog</title>'
+        b"<item><title>Party &#xD83C;&#xDF89; tonight</title><guid>p1</guid></item>"
+        b"<item><title>Caf&#233; &#1114112;</title><guid>p2</guid></item>"
+        b"</channel></rss>",
+        "application/rss+xml",
+    )
+    result = await poll(http, url=feeds.url())
+    assert [i.data["title"] for i in result.items] == [
+        "Party \ufffd\ufffd tonight", "Caf\u00e9 \ufffd"]
+
+
+async def test_a_feed_too_broken_for_the_parser_is_a_clear_error(
+    feeds: FeedServer, http: HttpClient
+) -> None:
+    feeds.serve(b"<item<category</item>></category>", "application/rss+xml")
+    with pytest.raises(PermanentError, match=r"^the feed at .* is too broken to read "
+                                             r"\(KeyError: 'tags'\); check it with a feed"):
+        await poll(http, url=feeds.url())
+
+
 async def test_an_empty_feed_is_fine(feeds: FeedServer, http: HttpClient) -> None:
     feeds.serve(
         b'<?xml version="1.0"?><rss version="2.0"><channel><title>Quiet</title>'
