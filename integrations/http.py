@@ -274,7 +274,7 @@ def _maybe_json(body: bytes) -> Any:
         return None
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         return None
 
 
@@ -333,6 +333,10 @@ async def json_value_changed(ctx: PollContext) -> PollResult:
     except ValueError as exc:
         raise PermanentError(
             f"{redact_url(url)} did not answer with JSON ({exc}); check the address"
+        ) from None
+    except RecursionError:
+        raise PermanentError(
+            f"{redact_url(url)} answered with JSON nested too deeply to read"
         ) from None
     value = resolve_path(document, steps, path)
     serialized = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -419,7 +423,8 @@ def _track(state: dict[str, Any], serialized: str) -> tuple[str, bool]:
 
     The counter grows on every change, so a value that goes A→B→A fires twice.
     """
-    digest = hashlib.sha256(serialized.encode("utf-8")).hexdigest()[:16]
+    # surrogatepass: JSON may spell half of a UTF-16 pair ("\\ud83c") on its own.
+    digest = hashlib.sha256(serialized.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     counter = int(state.get("counter") or 0)
     changed = state.get("hash") is not None and state["hash"] != digest
     if changed:

@@ -376,6 +376,25 @@ async def test_json_poll_of_a_page_that_is_not_json(site: Site, http: HttpClient
         await poll("json_value_changed", http, {}, url=site.url("/d?token=s3cr3t"), path="a")
 
 
+async def test_json_values_no_parser_or_hash_can_take_are_clear(
+    site: Site, http: HttpClient
+) -> None:
+    # Half of a UTF-16 pair on its own is valid JSON; hashing it made every poll crash.
+    site.handler = answer(lambda: web.Response(text='{"name": "Party \\ud83c"}',
+                                               content_type="application/json"))
+    [item] = (await poll("json_value_changed", http, {}, url=site.url("/d"), path="name")).items
+    assert item.data["value"] == "Party \ud83c"
+    site.handler = answer(lambda: web.Response(text="[" * 100_000,
+                                               content_type="application/json"))
+    with pytest.raises(PermanentError, match=r"/d answered with JSON nested too deeply"):
+        await poll("json_value_changed", http, {}, url=site.url("/d"), path="a")
+    # Calling such an address still works: its answer is kept as text, not as JSON.
+    site.handler = answer(lambda: web.Response(text="[" * 60_000 + "]" * 60_000,
+                                               content_type="application/json"))
+    out = await send(http, method="GET", url=site.url("/d"))
+    assert out["json"] is None and out["body"].startswith("[[[")
+
+
 async def test_json_poll_maps_rate_limits(site: Site, http: HttpClient) -> None:
     site.handler = answer(lambda: web.Response(status=429, headers={"Retry-After": "30"}))
     with pytest.raises(RateLimited) as caught:
