@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -39,6 +40,16 @@ _ENV = _BoundedEnvironment(
     autoescape=False,
     keep_trailing_newline=True,
 )
+
+
+#: Half of a UTF-16 pair on its own, as JSON may spell one ("\\ud83c"): no encoder can
+#: write it. U+DC80..U+DCFF are left alone: they carry the bytes of a file name that is
+#: not UTF-8 (Python's surrogateescape), which the files reactions write back as bytes.
+_STRAY_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+
+
+def _no_stray_surrogates(text: str) -> str:
+    return _STRAY_SURROGATE.sub("\ufffd", text) if _STRAY_SURROGATE.search(text) else text
 
 
 def is_template(text: str) -> bool:
@@ -129,7 +140,7 @@ def render(source: str, context: Mapping[str, Any], *, where: str = "",
                 raise TemplateError(where, f"template output is larger than {limit // 1024} KiB;"
                                            " shorten it (e.g. {{ text | truncate(1000) }})")
             parts.append(chunk)
-        return "".join(parts)
+        return _no_stray_surrogates("".join(parts))
     except TemplateError:
         raise
     except jinja2.UndefinedError as exc:

@@ -103,6 +103,17 @@ async def test_bad_templates_are_refused_before_save(engine: Engine, text: str,
     assert engine.areas() == []
 
 
+async def test_a_stray_utf16_half_from_a_payload_reaches_reactions_as_a_replacement(
+        engine: Engine) -> None:
+    # JSON may spell half of a UTF-16 pair on its own ("\\ud83c"): no encoder can write
+    # it, so a reaction writing the text to a file or a message would fail. The bytes of
+    # a file name that is not UTF-8 (U+DC80..U+DCFF) are kept for the files reactions.
+    saved = await engine.create_area(area())
+    await engine.run_now(saved.id, {"title": "Party \ud83c! caf\udce9.txt", "n": 1})
+    await engine.wait_idle()
+    assert probe.controls.received[0]["text"] == "Party \ufffd! caf\udce9.txt"
+
+
 async def test_huge_template_output_fails_the_run_not_the_engine(engine: Engine) -> None:
     saved = await engine.create_area(area(reactions=[
         {"service": "probe", "reaction": "record",
