@@ -30,7 +30,7 @@ from engine.catalog.context import PollContext, TriggerContext
 from engine.catalog.service import Item, PollResult, TriggerKind, TriggerSpec
 from engine.control import ControlServer
 from engine.dispatcher import Dispatcher
-from engine.errors import ConfigError, HooklineError
+from engine.errors import ConfigError, HooklineError, StorageError
 from engine.http import HttpClient, OutboundGuard
 from engine.journal import Journal, Journaled, NewEvent, RunRecord
 from engine.listener import Listener, Route, token_hash
@@ -94,6 +94,7 @@ class Engine:
         self.restored: Path | None = None
         self.control: ControlServer | None = None
         self.started = False
+        self._timers_failing = False  # a timer could not be journaled; said once
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -540,10 +541,30 @@ class Engine:
         payload = {"scheduled_for": scheduled.isoformat(), "fired_at": utcnow().isoformat(),
                    "catch_up": catch_up, "missed": missed}
         await self.dispatcher.room()
-        events = await self.journal.append(
-            [NewEvent(a, "schedule", payload) for a in area_ids],
-            [self.journal.fired_statement(a, scheduled) for a in area_ids])
+        try:
+            events = await self.journal.append(
+                [NewEvent(a, "schedule", payload) for a in area_ids],
+                [self.journal.fired_statement(a, scheduled) for a in area_ids])
+        except StorageError as exc:
+            self._timer_not_saved(area_ids, exc)
+            return
+        if self._timers_failing:
+            self._timers_failing = False
+            log.info("timers are saved again")
         self._dispatch(events)
+
+    def _timer_not_saved(self, area_ids: list[str], exc: StorageError) -> None:
+        """A timer that cannot be journaled (a full disk) does not run: said once per
+        streak, loudly. The next start records the runs it missed (catch-up policy)."""
+        names = ", ".join(f"“{self._areas[a].name}”" for a in area_ids[:3])
+        more = f" and {len(area_ids) - 3} more" if len(area_ids) > 3 else ""
+        if self._timers_failing:
+            log.debug("a timer of %s%s was not saved either: %s", names, more, exc)
+            return
+        self._timers_failing = True
+        log.error("a timer of %s%s did not run: %s", names, more, exc)
+        self.bus.publish(topics.NOTIFICATION, title="Timers are not running",
+                         body=f"{names}{more} did not run: {exc}", level="error")
 
     async def _missed_schedule(self, area_id: str, trigger: Any) -> None:
         """Runs missed while the app was closed or the machine slept: record them, and

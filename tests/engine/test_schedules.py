@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
+
 from engine.app import Engine
 from engine.areas import AreaSpec
-from engine.bus import RUN_FINISHED
+from engine.bus import NOTIFICATION, RUN_FINISHED
+from engine.errors import StorageError
 from engine.storage.db import open_sync
 from engine.storage.schema import trigger_state, utcnow
 from tests.engine.conftest import EngineFactory, next_message
@@ -120,3 +123,30 @@ async def test_every_area_of_a_shared_schedule_fires_with_its_own_run(
         state = await engine.store.trigger_state(area.id)
         assert state is not None and state["last_fired_at"] is not None
     assert len({r["event_id"] for a in areas for r in await engine.store.runs(a.id)}) == 3
+
+
+async def test_a_timer_that_cannot_be_saved_is_said_once_and_runs_again_later(
+        make_engine: EngineFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = await make_engine()
+    area = await engine.create_area(AreaSpec.from_dict({
+        "name": "Noon",
+        "trigger": {"service": "timer", "trigger": "daily_at", "params": {"time": "12:00"}},
+        "reactions": [{"service": "notify", "reaction": "notify", "params": {"title": "noon"}}],
+    }))
+    [job] = [j for j in engine.scheduler._aps.get_jobs() if j.id.startswith("fire:")]
+    notices: list[dict[str, object]] = []
+    engine.bus.subscribe(NOTIFICATION, lambda m: notices.append(m.data))
+    real_append = engine.journal.append
+
+    async def full_disk(*args: object, **kwargs: object) -> object:
+        raise StorageError("could not save to the database: database or disk is full")
+
+    monkeypatch.setattr(engine.journal, "append", full_disk)
+    await job.func()  # due while the disk is full: no run, no traceback, one notice
+    await job.func()
+    assert [(n["title"], n["level"]) for n in notices] == [("Timers are not running", "error")]
+    assert "“Noon” did not run: could not save" in str(notices[0]["body"])
+    monkeypatch.setattr(engine.journal, "append", real_append)
+    await job.func()
+    await engine.wait_idle()
+    assert [r["status"] for r in await engine.store.runs(area.id)] == ["succeeded"]
