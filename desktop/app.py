@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine import logs
 from engine.app import Engine
 from engine.control import ControlClient
-from engine.errors import EngineLocked, HooklineError
+from engine.errors import HooklineError
 from engine.lock import DataDirLock
 from engine.memory import settle_after_start
 
@@ -31,6 +32,13 @@ def hand_off(data_dir: Path) -> bool:
         log.warning("Hookline seems to run already but did not answer: %s", exc)
         return False
     return True
+
+
+def cannot_start(message: str) -> None:
+    """Say why in a window: started from a menu, the app has no console to print to."""
+    box = QMessageBox(QMessageBox.Icon.Critical, "Hookline could not start", message)
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    box.exec()
 
 
 class _Window(Protocol):
@@ -63,8 +71,9 @@ async def run(app: QApplication, data_dir: Path) -> int:
     logs.configure(data_dir, engine.settings.log_level)
     try:
         await engine.start()
-    except EngineLocked as exc:
+    except HooklineError as exc:  # locked by another copy, a damaged database...
         print(f"hookline: {exc}", file=sys.stderr)
+        cannot_start(str(exc))
         return 1
     bridge = EngineBridge(engine)
     window = MainWindow(bridge)

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -105,7 +106,10 @@ async def backup_before_migration(url: str, data_dir: Path) -> Path | None:
         return None
 
     def run() -> Path | None:
-        current = _revision(db_path)
+        try:
+            current = _revision(db_path)
+        except sqlite3.DatabaseError:  # damaged: the migration says so, and what to do
+            return None
         if current == head_revision():
             return None
         prefix = f"hookline-before-migration-{current or 'none'}"
@@ -184,7 +188,11 @@ def _replace(backup_path: Path, db_path: Path, data_dir: Path) -> Path | None:
     staged.unlink(missing_ok=True)
     _sqlite_copy(backup_path, staged)
     before = None
-    if db_path.exists():
+    if db_path.exists() and _damaged(db_path):
+        # SQLite cannot read it to copy it: its bytes are kept as they are instead.
+        Ledger.set_aside(Ledger(data_dir / LEDGER_DIR).segments())
+        before = _move_aside(db_path, backup_dir(data_dir), "hookline-damaged")
+    elif db_path.exists():
         _fold_ledger(data_dir, db_path)
         before = _copy(db_path, backup_dir(data_dir), "hookline-before-restore", None)
         _checkpoint(db_path)
@@ -258,6 +266,30 @@ def _sqlite_copy(source: Path, target: Path) -> None:
         dst.execute("PRAGMA journal_mode=DELETE")
     with open(target, "rb") as handle:
         os.fsync(handle.fileno())
+
+
+def _damaged(db_path: Path) -> bool:
+    """Whether SQLite refuses to read the file at all (not a database, broken pages)."""
+    try:
+        with contextlib.closing(_connect(db_path)) as conn:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError:
+        return True
+    return False
+
+
+def _move_aside(db_path: Path, dest_dir: Path, prefix: str) -> Path:
+    """Move the database file (with its WAL) into ``dest_dir`` as it is."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / f"{prefix}-{datetime.now().strftime(_STAMP)}.db"
+    try:
+        shutil.move(db_path, target)
+        wal = db_path.with_name(db_path.name + "-wal")
+        if wal.exists():
+            shutil.move(wal, target.with_name(target.name + "-wal"))
+    except OSError as exc:
+        raise BackupError(f"Cannot move the damaged {db_path} aside: {exc.strerror}") from None
+    return target
 
 
 def _copy(db_path: Path, dest_dir: Path, prefix: str, now: datetime | None) -> Path:

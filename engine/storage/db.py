@@ -113,6 +113,10 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+#: What SQLite says of a file that is no database, or one whose pages are broken.
+_DAMAGED = ("file is not a database", "database disk image is malformed")
+
+
 def migrate_sync(url: str) -> None:
     """Bring the schema to the newest revision (creates the database if needed)."""
     parsed = make_url(url)
@@ -129,8 +133,16 @@ def migrate_sync(url: str) -> None:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
     except Exception as exc:
-        raise ConfigError(f"Cannot prepare the database at {parsed.render_as_string()}: {exc}"
-                          ) from exc
+        reason = str(getattr(exc, "orig", None) or exc)  # without SQLAlchemy's link
+        if any(sign in reason for sign in _DAMAGED):
+            raise ConfigError(
+                f"The database {parsed.database} is damaged ({reason}). Hookline keeps a "
+                "copy from each day: see them with `hookline backup list` and put one back "
+                "with `hookline backup restore NAME`; or move the file away to start with "
+                "an empty database."
+            ) from exc
+        raise ConfigError(f"Cannot prepare the database at {parsed.render_as_string()}: "
+                          f"{reason}") from exc
     finally:
         engine.dispose()
 

@@ -25,6 +25,7 @@ from engine.backup import (
     restore,
 )
 from engine.cli import main
+from engine.errors import ConfigError
 from engine.storage.db import DB_FILE, alembic_config, database_url, migrate, open_sync
 from engine.storage.ledger import LEDGER_DIR, Ledger
 from tests.engine.conftest import EngineFactory, fail_run_records
@@ -72,6 +73,28 @@ async def test_restore_brings_back_a_removed_area(make_engine: EngineFactory,
     assert again.area(area.id).name == AREA["name"]
     assert [a.id for a in again.areas()] == [area.id]
     assert other.id not in {a.id for a in again.areas()}
+
+
+async def test_a_damaged_database_is_explained_and_a_backup_brings_it_back(
+        make_engine: EngineFactory, data_dir: Path) -> None:
+    engine = await make_engine()
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    db = data_dir / DB_FILE
+    saved = backup(db, backup_dir(data_dir))
+    await engine.aclose()
+    broken = b"SQLite format 3\x00" + b"\xff" * 4000  # a header, then noise
+    db.write_bytes(broken)
+    db.with_name(DB_FILE + "-wal").unlink(missing_ok=True)
+
+    with pytest.raises(ConfigError, match=r"is damaged \(file is not a database\)\. "
+                                          r"Hookline keeps a copy from each day"):
+        await make_engine()
+    before = restore(saved, db)  # SQLite cannot copy it: its bytes are kept as they are
+
+    assert before is not None and before.name.startswith("hookline-damaged-")
+    assert before.read_bytes() == broken
+    again = await make_engine()
+    assert [a.id for a in again.areas()] == [area.id]
 
 
 def test_keeps_the_newest_n(tmp_path: Path) -> None:
