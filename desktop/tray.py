@@ -34,6 +34,16 @@ REFRESH_DELAY_MS = 500
 #: The same notification twice within this many seconds is shown once (an area that
 #: pauses itself is announced both as "area paused" and as a notification).
 REPEAT_WINDOW = 5.0
+#: At most BURST notifications go up per BURST_WINDOW seconds; the rest are summed up.
+BURST = 3
+BURST_WINDOW = 10.0
+#: A notification bubble shows a line or two: longer text is cut (Activity has it all).
+MAX_TITLE = 100
+MAX_BODY = 300
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 class TrayWindow(Protocol):
@@ -110,6 +120,11 @@ class Tray(QObject):
         self.messages: list[tuple[str, str, str]] = []
         self._status = "running"
         self._last_message: tuple[str, str, float] | None = None
+        self._shown_at: list[float] = []  # when the last notifications went up
+        self._held: list[str] = []  # levels of those held back in this burst
+        self._release = QTimer(self)
+        self._release.setSingleShot(True)
+        self._release.timeout.connect(self._sum_up_held)
         self.tasks = WidgetTasks(self)
         self._recent: list[dict[str, Any]] = []
 
@@ -256,12 +271,36 @@ class Tray(QObject):
     # ----------------------------------------------------------------- messages
 
     def notify(self, title: str, body: str, level: str = "info") -> None:
-        """Show a desktop notification (once, if the same one just came)."""
+        """Show a desktop notification (once, if the same one just came). A burst (a
+        webhook storm into a Notify area, many areas pausing at once) shows its first
+        BURST, then one line that sums up the rest."""
         now = time.monotonic()
         last = self._last_message
         if last is not None and last[:2] == (title, body) and now - last[2] < REPEAT_WINDOW:
             return
         self._last_message = (title, body, now)
+        self._shown_at = [t for t in self._shown_at if now - t < BURST_WINDOW]
+        if len(self._shown_at) >= BURST:
+            self._held.append(level)
+            if not self._release.isActive():
+                wait = BURST_WINDOW - (now - self._shown_at[0])
+                self._release.start(max(0, int(wait * 1000)))
+            return
+        self._shown_at.append(now)
+        self._show(title, body, level)
+
+    def _sum_up_held(self) -> None:
+        held, self._held = self._held, []
+        if not held:
+            return
+        worst = next((lv for lv in ("error", "warning") if lv in held), "info")
+        count = f"{len(held)} more notification{'s' if len(held) > 1 else ''}"
+        self._shown_at.append(time.monotonic())
+        self._show(count, "Hookline held them back so as not to flood your screen; "
+                          "each run is in Activity.", worst)
+
+    def _show(self, title: str, body: str, level: str) -> None:
+        title, body = _cut(title, MAX_TITLE), _cut(body, MAX_BODY)
         self.messages.append((title, body, level))
         del self.messages[:-50]
         icon = {"error": QSystemTrayIcon.MessageIcon.Critical,

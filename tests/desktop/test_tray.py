@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
+from desktop import tray as tray_module
 from desktop.bridge import EngineBridge
 from desktop.state import DesktopState
 from desktop.tray import Tray, badged_icon
@@ -177,6 +178,28 @@ async def test_notify_reactions_become_desktop_notifications(tray: Tray,
     await bridge.run_now(hello.id)
     await shown
     assert tray.state()["messages"] == [("Hello says hi", "From Hookline", "warning")]
+
+
+async def test_a_burst_of_notifications_shows_a_few_then_sums_up_the_rest(
+        tray: Tray, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A webhook storm into a Notify area must not flood the screen with bubbles.
+    monkeypatch.setattr(tray_module, "BURST_WINDOW", 0.3)
+    for build in range(10):
+        tray.notify(f"Build {build} finished", "all green")
+    tray.notify("“Deploy” paused", "3 runs in a row failed", "error")
+    assert [m[0] for m in tray.state()["messages"]] == [
+        "Build 0 finished", "Build 1 finished", "Build 2 finished"]
+    await until(lambda: len(tray.state()["messages"]) == 4)
+    title, body, level = tray.state()["messages"][-1]
+    assert (title, level) == ("8 more notifications", "error")
+    assert "each run is in Activity" in body
+
+
+async def test_a_long_notification_is_cut_for_the_bubble(tray: Tray) -> None:
+    tray.notify("x" * 500, "word " * 500)
+    [(title, body, _level)] = tray.state()["messages"]
+    assert len(title) == tray_module.MAX_TITLE and title.endswith("…")
+    assert len(body) <= tray_module.MAX_BODY and body.endswith("…")
 
 
 async def test_quit_quits_the_application(tray: Tray, monkeypatch: pytest.MonkeyPatch) -> None:
