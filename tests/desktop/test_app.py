@@ -9,6 +9,7 @@ import pytest
 from PySide6.QtWidgets import QApplication
 
 from desktop import app as desktop_app
+from integrations import machine
 
 
 async def test_a_damaged_database_is_explained_with_what_to_do(
@@ -18,6 +19,8 @@ async def test_a_damaged_database_is_explained_with_what_to_do(
     (data_dir / "hookline.db").write_bytes(b"this is no SQLite file" * 50)
     said: list[str] = []
     monkeypatch.setattr(desktop_app, "cannot_start", said.append)
+    # run() gives the engine Qt's clipboard reader: keep that out of later tests.
+    monkeypatch.setattr(machine, "readers", dict(machine.readers))
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:
