@@ -20,6 +20,31 @@ from engine.app import Engine
 from engine.settings import Settings
 
 
+class _RunningTimer(qasync._SimpleTimer):  # type: ignore[misc]
+    """qasync's timer (it runs every callback of the loop), running each one with its
+    loop marked as the running loop.
+
+    qasync's run_until_complete delivers the Qt events still pending once more after
+    its loop has stopped, and pytest-qt delivers them between a test's phases: a task
+    step among them found no running loop (``asyncio.create_task`` in SQLAlchemy
+    raised), and the widget task it belonged to failed at random.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._loop = loop
+
+    def timerEvent(self, event: Any) -> None:
+        if asyncio.events._get_running_loop() is not None:
+            super().timerEvent(event)
+            return
+        asyncio.events._set_running_loop(self._loop)
+        try:
+            super().timerEvent(event)
+        finally:
+            asyncio.events._set_running_loop(None)
+
+
 class _TestLoop(qasync.QEventLoop):  # type: ignore[misc]
     """qasync's loop, whose Qt timer object is destroyed on the GUI thread when it closes.
 
@@ -29,6 +54,11 @@ class _TestLoop(qasync.QEventLoop):  # type: ignore[misc]
     thread (a migration, aiosqlite), the QObject would be destroyed there, Qt could not
     stop its timers, and the next one to fire crashed the process in a later test.
     """
+
+    def __init__(self, app: QApplication) -> None:
+        super().__init__(app)
+        plain, self._timer = self._timer, _RunningTimer(self)
+        shiboken6.delete(plain)  # on this (the GUI) thread, before it holds any timer
 
     def close(self) -> None:
         closing = not self.is_closed()
