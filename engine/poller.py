@@ -17,7 +17,7 @@ from engine.areas import Area
 from engine.bus import Bus
 from engine.catalog.context import PollContext
 from engine.catalog.service import Item, TriggerSpec
-from engine.errors import HooklineError, RateLimited, TransientError
+from engine.errors import HooklineError, PermanentError, RateLimited, TransientError
 from engine.http import HttpClient
 from engine.journal import Journal, Journaled, NewEvent
 from engine.settings import Settings
@@ -80,7 +80,7 @@ class Poller:
             return 0
         except Exception as exc:
             log.exception("poll of %s crashed", spec.qualified)
-            self._failed(area, exc, interval)
+            self._failed(area, _internal(spec.qualified, exc), interval)
             return 0
         if result.not_modified and primed:
             self._recovered(area)
@@ -101,7 +101,7 @@ class Poller:
             return 0
         except Exception as exc:
             log.exception("saving what the trigger of %s found failed", spec.qualified)
-            self._failed(area, exc, interval)
+            self._failed(area, _internal(spec.qualified, exc), interval)
             return 0
         self._recovered(area)
         log.debug("polled %s in %.2fs: %d items, %d new, primed=%s", area.id,
@@ -148,6 +148,13 @@ class Poller:
 
     def forget(self, area_id: str) -> None:
         self._streaks.pop(area_id, None)
+
+
+def _internal(where: str, exc: Exception) -> PermanentError:
+    """A crash, worded for the user: which trigger, what broke, where the details are
+    (a bare KeyError would only say 'login')."""
+    return PermanentError(f"internal error in {where}: {type(exc).__name__}: {exc} "
+                          "(the details are in Hookline's log)")
 
 
 def _unique(items: list[Item]) -> list[Item]:

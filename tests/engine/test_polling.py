@@ -132,3 +132,14 @@ async def test_an_item_that_cannot_be_saved_is_a_reported_failure_and_comes_agai
     monkeypatch.setattr(engine.journal, "append", real_append)
     assert await poll(engine, area.id) == 2  # nothing was lost: both fire now
     assert engine.poller.failing(area.id) is None
+
+
+async def test_a_trigger_that_crashes_is_reported_by_name_not_as_a_bare_key(
+        engine: Engine) -> None:
+    failing: list[str] = []
+    engine.bus.subscribe("poll.failing", lambda m: failing.append(m.data["error"]))
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    probe.controls.poll_error = KeyError("login")  # a provider answered another shape
+    await poll(engine, area.id)
+    assert failing == ["internal error in probe.items: KeyError: 'login' (the details are in "
+                       "Hookline's log)"]
