@@ -556,7 +556,8 @@ class Engine:
     def _timer_not_saved(self, area_ids: list[str], exc: StorageError) -> None:
         """A timer that cannot be journaled (a full disk) does not run: said once per
         streak, loudly. The next start records the runs it missed (catch-up policy)."""
-        names = ", ".join(f"“{self._areas[a].name}”" for a in area_ids[:3])
+        names = ", ".join(f"“{area.name}”" for a in area_ids[:3]  # removed meanwhile: skipped
+                          if (area := self._areas.get(a)) is not None) or "an area"
         more = f" and {len(area_ids) - 3} more" if len(area_ids) > 3 else ""
         if self._timers_failing:
             log.debug("a timer of %s%s was not saved either: %s", names, more, exc)

@@ -31,7 +31,8 @@ def _client_error(record: logging.LogRecord) -> bool:
     error = record.exc_info[1] if record.exc_info else None
     if isinstance(error, HttpProcessingError | RequestPayloadError):
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        record.msg = f"{record.msg}: {str(error).strip().splitlines()[-1].strip()}"
+        said = str(error).strip().splitlines()[-1].strip().replace("%", "%%")  # msg % args
+        record.msg = f"{record.msg}: {said}"
         record.exc_info = record.exc_text = None
         return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
     return True
