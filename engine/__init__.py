@@ -40,6 +40,7 @@ from engine.errors import (
 from engine.http import HttpClient, HttpResponse, OutboundGuard, raise_for_provider
 from engine.settings import Settings
 from engine.text import html_to_text, redact_url
+from engine.uploads import local_file, read_chunk
 
 __version__ = "0.1.0"
 
@@ -85,7 +86,9 @@ __all__ = [
     "__version__",
     "format_duration",
     "html_to_text",
+    "local_file",
     "parse_duration",
     "raise_for_provider",
+    "read_chunk",
     "redact_url",
 ]

@@ -27,6 +27,8 @@ from engine import (
     ReactionContext,
     Service,
     TransientError,
+    local_file,
+    read_chunk,
 )
 
 #: Where file contents go up and down (the RPC calls go to ``service.api_base_url``);
@@ -328,18 +330,19 @@ async def file_changed(ctx: PollContext) -> PollResult:
 # ---------------------------------------------------------------------- reactions
 
 
-def _local_file(path: Path) -> tuple[Path, int]:
-    """The file's full path and size, checked (run in a thread: it touches the disk)."""
-    local = path.expanduser()
-    if not local.is_file():
-        raise PermanentError(f"{local} is not a file on this computer: check the path")
-    return local, local.stat().st_size
-
-
-def _read_at(file: BinaryIO, offset: int, size: int) -> bytes:
-    """``size`` bytes of ``file`` from ``offset`` (run in a thread)."""
-    file.seek(offset)
-    return file.read(size)
+async def _send_content(
+    account: AccountSession, path: str, arg: Mapping[str, Any], data: bytes
+) -> HttpResponse:
+    """POST bytes to a content endpoint, its arguments in the Dropbox-API-Arg header
+    (json.dumps escapes non-ASCII as \\uXXXX, as Dropbox wants in a header)."""
+    return await account.request(
+        "POST",
+        CONTENT_URL.rstrip("/") + path,
+        headers={"Dropbox-API-Arg": json.dumps(arg), "Content-Type": "application/octet-stream"},
+        data=data,
+        timeout=REQUEST_TIMEOUT,
+        check=False,
+    )
 
 
 def _correct_offset(resp: HttpResponse) -> int | None:
@@ -373,9 +376,7 @@ async def _upload_session(
     finish_interrupted = False
     while True:
         length = min(CHUNK_SIZE, size - offset)
-        chunk = await asyncio.to_thread(_read_at, file, offset, length)
-        if len(chunk) != length:
-            raise PermanentError(f"the file changed while {what} was under way: try again")
+        chunk = await read_chunk(file, offset, length, what)
         cursor = {"session_id": session_id, "offset": offset}
         finishing = session_id is not None and offset + length >= size
         arg: dict[str, Any]
@@ -386,17 +387,7 @@ async def _upload_session(
         else:
             step, arg = "append_v2", {"cursor": cursor, "close": False}
         try:
-            resp = await account.request(
-                "POST",
-                f"{CONTENT_URL.rstrip('/')}/2/files/upload_session/{step}",
-                headers={
-                    "Dropbox-API-Arg": json.dumps(arg),
-                    "Content-Type": "application/octet-stream",
-                },
-                data=chunk,
-                timeout=REQUEST_TIMEOUT,
-                check=False,
-            )
+            resp = await _send_content(account, f"/2/files/upload_session/{step}", arg, chunk)
         except TransientError as exc:
             problem, wait = str(exc), 0.0
         else:
@@ -497,7 +488,7 @@ async def _upload_session(
 )
 async def upload_file(ctx: ReactionContext) -> Mapping[str, Any]:
     local = Path(str(ctx.params["file"]))
-    local, size = await asyncio.to_thread(_local_file, local)
+    local, size = await local_file(local)
     destination = str(ctx.params["destination"]).strip()
     target = _dropbox_path(destination, "destination")
     if destination.endswith(("/", "\\")) or not target:
@@ -513,18 +504,7 @@ async def upload_file(ctx: ReactionContext) -> Mapping[str, Any]:
             file.close()
     else:
         content = await asyncio.to_thread(local.read_bytes)
-        resp = await ctx.require_account(service).request(
-            "POST",
-            CONTENT_URL.rstrip("/") + "/2/files/upload",
-            # json.dumps escapes non-ASCII as \uXXXX, as Dropbox wants in a header.
-            headers={
-                "Dropbox-API-Arg": json.dumps(arg),
-                "Content-Type": "application/octet-stream",
-            },
-            data=content,
-            timeout=REQUEST_TIMEOUT,
-            check=False,
-        )
+        resp = await _send_content(ctx.require_account(service), "/2/files/upload", arg, content)
         _check(resp, what)
         data = _object(resp, "the upload")
     return {

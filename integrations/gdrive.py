@@ -29,6 +29,8 @@ from engine import (
     ReactionContext,
     Service,
     TransientError,
+    local_file,
+    read_chunk,
 )
 
 SCOPE_READ = "https://www.googleapis.com/auth/drive.readonly"
@@ -359,20 +361,6 @@ def _metadata(ctx: ReactionContext, name: str) -> dict[str, Any]:
     return metadata
 
 
-def _local_file(path: Path) -> tuple[Path, int]:
-    """The file's full path and size, checked (run in a thread: it touches the disk)."""
-    local = path.expanduser()
-    if not local.is_file():
-        raise PermanentError(f"{local} is not a file on this computer: check the path")
-    return local, local.stat().st_size
-
-
-def _read_at(file: BinaryIO, offset: int, size: int) -> bytes:
-    """``size`` bytes of ``file`` from ``offset`` (run in a thread)."""
-    file.seek(offset)
-    return file.read(size)
-
-
 class _SessionGone(Exception):
     """Google no longer knows the upload session (404/410): it expired."""
 
@@ -430,9 +418,7 @@ async def _send_chunks(
             chunk, content_range = b"", f"bytes */{size}"
         else:
             length = min(CHUNK_SIZE, size - offset)
-            chunk = await asyncio.to_thread(_read_at, file, offset, length)
-            if len(chunk) != length:
-                raise PermanentError(f"the file changed while {what} was under way: try again")
+            chunk = await read_chunk(file, offset, length, what)
             content_range = f"bytes {offset}-{offset + length - 1}/{size}"
         try:
             resp = await account.request(
@@ -508,7 +494,7 @@ async def _send_chunks(
     retry=False,
 )
 async def upload_file(ctx: ReactionContext) -> Mapping[str, Any]:
-    local, size = await asyncio.to_thread(_local_file, Path(str(ctx.params["file"])))
+    local, size = await local_file(Path(str(ctx.params["file"])))
     name = str(ctx.params.get("name") or local.name).strip()
     mime = mimetypes.guess_type(local.name)[0] or "application/octet-stream"
     metadata, what = _metadata(ctx, name), f"the upload of {name}"

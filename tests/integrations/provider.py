@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email
 import json
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,6 +25,12 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def random_file(path: Path, size: int) -> Path:
+    """A file of ``size`` bytes that are the same at every run (a large upload's source)."""
+    path.write_bytes(random.Random(size).randbytes(size))  # noqa: S311 - test data
+    return path
 
 
 def load_fixture(service: str, name: str) -> Any:

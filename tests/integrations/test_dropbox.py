@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import dropbox
-from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, serve
+from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, random_file, serve
 
 TOKEN = "sl.u.AF8kXq2yZ-test-token"
 FOLDER = "/Camera Uploads"
@@ -343,9 +342,7 @@ async def sessions(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SessionDrop
 
 
 def large_file(tmp_path: Path, size: int = SIZE) -> Path:
-    local = tmp_path / "2025-03-14.pdf"
-    local.write_bytes(random.Random(size).randbytes(size))  # noqa: S311 - test data
-    return local
+    return random_file(tmp_path / "2025-03-14.pdf", size)
 
 
 def steps(fake: FakeProvider) -> list[tuple[str, int]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
 from integrations import gdrive
-from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, serve
+from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, random_file, serve
 
 TOKEN = "ya29.a0AfB_byC-test-token"
 FOLDER_ID = "1dyUEebJaFnWa3Z4n0BFMVAXQ7mfUH11g"
@@ -273,9 +272,7 @@ async def resumable(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ResumableD
 
 
 def large_file(tmp_path: Path, size: int = SIZE) -> Path:
-    local = tmp_path / "Scan 2025-03-14.pdf"
-    local.write_bytes(random.Random(size).randbytes(size))  # noqa: S311 - test data
-    return local
+    return random_file(tmp_path / "Scan 2025-03-14.pdf", size)
 
 
 def chunk_ranges(start: int, size: int = SIZE) -> list[str]:
