@@ -5,8 +5,9 @@ Integrations import from here only; everything else in ``engine`` is private.
 
 from __future__ import annotations
 
-from engine.auth.oauth import OAuthClient
-from engine.auth.session import AccountSession
+import importlib
+from typing import TYPE_CHECKING
+
 from engine.bus import Bus, Message
 from engine.catalog.auth import ApiKeySpec, OAuth2Spec
 from engine.catalog.context import PollContext, PushRequest, ReactionContext, TriggerContext
@@ -37,10 +38,42 @@ from engine.errors import (
     ValidationError,
     WaitUntil,
 )
-from engine.http import HttpClient, HttpResponse, OutboundGuard, raise_for_provider
 from engine.settings import Settings
 from engine.text import html_to_text, redact_url
-from engine.uploads import local_file, read_chunk
+
+if TYPE_CHECKING:
+    from engine.auth.oauth import OAuthClient
+    from engine.auth.session import AccountSession
+    from engine.http import HttpClient, HttpResponse, OutboundGuard, raise_for_provider
+    from engine.uploads import local_file, read_chunk
+
+#: The names above that load aiohttp or asyncio, by module: imported on first use, so
+#: that a command which only reads the catalog (``hookline services``) starts quickly.
+#: Keep it in step with the ``TYPE_CHECKING`` imports (tests/engine/test_cli.py checks).
+_DEFERRED: dict[str, str] = {
+    "OAuthClient": "engine.auth.oauth",
+    "AccountSession": "engine.auth.session",
+    "HttpClient": "engine.http",
+    "HttpResponse": "engine.http",
+    "OutboundGuard": "engine.http",
+    "raise_for_provider": "engine.http",
+    "local_file": "engine.uploads",
+    "read_chunk": "engine.uploads",
+}
+
+if not TYPE_CHECKING:  # hidden from mypy, so that `from engine import Typo` stays an error
+
+    def __getattr__(name: str) -> object:
+        module = _DEFERRED.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *_DEFERRED})
+
 
 __version__ = "0.1.0"
 

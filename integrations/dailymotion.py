@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from engine import (
@@ -12,8 +12,6 @@ from engine import (
     AuthError,
     AuthKind,
     Field,
-    HttpClient,
-    HttpResponse,
     Item,
     OAuth2Spec,
     Param,
@@ -26,6 +24,9 @@ from engine import (
     Service,
     TransientError,
 )
+
+if TYPE_CHECKING:
+    from engine import HttpClient, HttpResponse
 
 LIMIT = 30
 VIDEO_FIELDS = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from engine import (
@@ -13,8 +13,6 @@ from engine import (
     AuthError,
     AuthKind,
     Field,
-    HttpClient,
-    HttpResponse,
     Item,
     Param,
     ParamType,
@@ -27,6 +25,9 @@ from engine import (
     ServiceError,
     TransientError,
 )
+
+if TYPE_CHECKING:
+    from engine import HttpClient, HttpResponse
 
 #: Messages read per poll (the API's maximum is 100).
 MESSAGE_LIMIT = 50

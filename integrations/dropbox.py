@@ -6,18 +6,14 @@ import asyncio
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from engine import (
-    AccountSession,
     AuthError,
     AuthKind,
     Field,
-    HttpClient,
-    HttpResponse,
     Item,
     OAuth2Spec,
-    OAuthClient,
     Param,
     ParamType,
     PermanentError,
@@ -30,6 +26,9 @@ from engine import (
     local_file,
     read_chunk,
 )
+
+if TYPE_CHECKING:
+    from engine import AccountSession, HttpClient, HttpResponse, OAuthClient
 
 #: Where file contents go up and down (the RPC calls go to ``service.api_base_url``);
 #: tests point both at a local server.

@@ -9,15 +9,13 @@ import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 from engine import (
     AuthError,
     AuthKind,
     Field,
-    HttpClient,
-    HttpResponse,
     Item,
     OAuth2Spec,
     Param,
@@ -32,6 +30,9 @@ from engine import (
     local_file,
     read_chunk,
 )
+
+if TYPE_CHECKING:
+    from engine import HttpClient, HttpResponse
 
 SCOPE_READ = "https://www.googleapis.com/auth/drive.readonly"
 SCOPE_FILE = "https://www.googleapis.com/auth/drive.file"

@@ -5,20 +5,16 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from engine import (
-    AccountSession,
     ApiKeySpec,
     AuthError,
     AuthKind,
     Field,
-    HttpClient,
-    HttpResponse,
     Item,
     OAuth2Spec,
-    OAuthClient,
     Param,
     ParamType,
     PermanentError,
@@ -29,6 +25,9 @@ from engine import (
     Service,
     TransientError,
 )
+
+if TYPE_CHECKING:
+    from engine import AccountSession, HttpClient, HttpResponse, OAuthClient
 
 ACCEPT = "application/vnd.github+json"
 #: The stargazers list with the time of each star.

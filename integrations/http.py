@@ -7,12 +7,11 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from engine import (
     Field,
-    HttpResponse,
     Item,
     Param,
     ParamType,
@@ -24,6 +23,9 @@ from engine import (
     html_to_text,
     redact_url,
 )
+
+if TYPE_CHECKING:
+    from engine import HttpResponse
 
 service = Service(
     "http",

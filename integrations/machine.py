@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import psutil
-
 from engine import (
     Field,
     Item,
@@ -141,6 +139,8 @@ class NetworkState:
 def network_state() -> NetworkState:
     """Interfaces that are up (loopback aside), their addresses, and the Wi-Fi name when
     the OS tells it."""
+    import psutil  # here, not at the top: listing the catalog need not load it
+
     stats = psutil.net_if_stats()
     addresses: list[str] = []
     for name, addrs in psutil.net_if_addrs().items():

@@ -15,14 +15,13 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
 from engine import (
     AuthError,
     Field,
-    HttpClient,
     Item,
     Param,
     ParamType,
@@ -35,6 +34,9 @@ from engine import (
     ServiceError,
     TransientError,
 )
+
+if TYPE_CHECKING:
+    from engine import HttpClient
 
 #: Messages kept per area between two checks; past it the oldest are dropped.
 BUFFER_LIMIT = 1000

@@ -5,19 +5,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import (
-    AccountSession,
     ApiKeySpec,
     AuthError,
     AuthKind,
     Field,
-    HttpClient,
-    HttpResponse,
     Item,
     OAuth2Spec,
-    OAuthClient,
     Param,
     ParamType,
     PermanentError,
@@ -28,6 +24,9 @@ from engine import (
     Service,
     TransientError,
 )
+
+if TYPE_CHECKING:
+    from engine import AccountSession, HttpClient, HttpResponse, OAuthClient
 
 NOTION_VERSION = "2022-06-28"
 HEADERS = {"Notion-Version": NOTION_VERSION, "Accept": "application/json"}

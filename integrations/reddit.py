@@ -5,15 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from engine import (
     AuthError,
     AuthKind,
     Field,
-    HttpClient,
-    HttpResponse,
     Item,
     OAuth2Spec,
     Param,
@@ -26,6 +24,9 @@ from engine import (
     Service,
     TransientError,
 )
+
+if TYPE_CHECKING:
+    from engine import HttpClient, HttpResponse
 
 #: Reddit asks every client for a unique, descriptive User-Agent.
 USER_AGENT = "desktop:org.hookline.app:1 (Hookline personal automation)"

@@ -8,13 +8,10 @@ import io
 import re
 from calendar import timegm
 from datetime import UTC, datetime
-from typing import Any
-
-import feedparser
+from typing import TYPE_CHECKING, Any
 
 from engine import (
     Field,
-    HttpResponse,
     Item,
     Param,
     ParamType,
@@ -25,6 +22,9 @@ from engine import (
     html_to_text,
     redact_url,
 )
+
+if TYPE_CHECKING:
+    from engine import HttpResponse
 
 service = Service(
     "rss",
@@ -103,6 +103,8 @@ async def new_item(ctx: PollContext) -> PollResult:
 
 
 def _parse(resp: HttpResponse) -> Any:
+    import feedparser  # here, not at the top: listing the catalog need not load it
+
     # A stream, never bytes: feedparser treats a bytes value that names a file as a path.
     headers = {"content-location": resp.url}
     ctype = resp.header("Content-Type")

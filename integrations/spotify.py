@@ -6,15 +6,13 @@ import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from engine import (
     AuthError,
     AuthKind,
     Field,
-    HttpClient,
-    HttpResponse,
     Item,
     OAuth2Spec,
     Param,
@@ -27,6 +25,9 @@ from engine import (
     Service,
     TransientError,
 )
+
+if TYPE_CHECKING:
+    from engine import HttpClient, HttpResponse
 
 PAGE = 50
 PLAYLIST_PAGE = 100

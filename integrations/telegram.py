@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import (
     ApiKeySpec,
     AuthError,
     AuthKind,
     Field,
-    HttpClient,
-    HttpResponse,
     Item,
     Param,
     ParamType,
@@ -26,6 +24,9 @@ from engine import (
     ServiceError,
     TransientError,
 )
+
+if TYPE_CHECKING:
+    from engine import HttpClient, HttpResponse
 
 #: Updates asked for per poll (the Bot API's maximum).
 LIMIT = 100

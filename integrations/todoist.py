@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from engine import (
     ApiKeySpec,
     AuthKind,
     Field,
-    HttpClient,
-    HttpResponse,
     Item,
     Param,
     ParamType,
@@ -20,8 +18,10 @@ from engine import (
     PollResult,
     ReactionContext,
     Service,
-    raise_for_provider,
 )
+
+if TYPE_CHECKING:
+    from engine import HttpClient, HttpResponse
 
 REST = "/rest/v2"
 SYNC = "/sync/v9"
@@ -90,6 +90,8 @@ def _url(path: str) -> str:
 
 def _check(resp: HttpResponse, what: str) -> None:
     """Raise the engine error for a Todoist answer that is not a success."""
+    from engine import raise_for_provider  # loads aiohttp: not when the catalog is read
+
     raise_for_provider(
         resp, "Todoist", what, not_found_hint="check the id",
         unauthorized="Todoist refused the API token: copy it again from Settings → "

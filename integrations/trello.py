@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from engine import (
@@ -12,8 +12,6 @@ from engine import (
     AuthError,
     AuthKind,
     Field,
-    HttpClient,
-    HttpResponse,
     Item,
     Param,
     ParamType,
@@ -22,8 +20,10 @@ from engine import (
     PollResult,
     ReactionContext,
     Service,
-    raise_for_provider,
 )
+
+if TYPE_CHECKING:
+    from engine import HttpClient, HttpResponse
 
 ACTIONS_LIMIT = 50
 TEXT_LENGTH = 10_000
@@ -138,6 +138,8 @@ def _message(resp: HttpResponse) -> str:
 
 def _check(resp: HttpResponse, what: str) -> None:
     """Raise the engine error for a Trello answer that is not a success."""
+    from engine import raise_for_provider  # loads aiohttp: not when the catalog is read
+
     raise_for_provider(
         resp, "Trello", what, rate_scope="token", detail=_message,
         unauthorized="Trello refused the key or token for {what}{said}: check that the "

@@ -6,7 +6,7 @@ import hashlib
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from engine import (
@@ -14,8 +14,6 @@ from engine import (
     AuthError,
     AuthKind,
     Field,
-    HttpClient,
-    HttpResponse,
     Item,
     OAuth2Spec,
     Param,
@@ -27,6 +25,9 @@ from engine import (
     Service,
     TransientError,
 )
+
+if TYPE_CHECKING:
+    from engine import HttpClient, HttpResponse
 
 #: Tells which OAuth app (Client-Id) a token belongs to, and whose it is.
 VALIDATE_URL = "https://id.twitch.tv/oauth2/validate"

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from engine import (
     Field,
-    HttpResponse,
     Item,
     Param,
     ParamType,
@@ -20,6 +19,9 @@ from engine import (
     Service,
     TransientError,
 )
+
+if TYPE_CHECKING:
+    from engine import HttpResponse
 
 #: Where a place name is turned into coordinates (tests point it at a local server).
 GEOCODING_BASE_URL = "https://geocoding-api.open-meteo.com"
