@@ -19,9 +19,9 @@ def has_display() -> bool:
                 or os.environ.get("QT_QPA_PLATFORM"))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(quick: bool = False) -> argparse.ArgumentParser:
     """The engine's command line plus the options only the app has."""
-    parser = cli.build_parser()
+    parser = cli.build_parser(quick)
     parser.add_argument("--self-test", action="store_true",
                         help="check that this installation works (a temporary engine, a "
                              "timer and a webhook run, the window offscreen), then exit")
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    parsed = build_parser().parse_args(args)
+    parsed = cli.parse_args(args, build_parser)
     if parsed.self_test:
         from desktop.selftest import main as self_test
 

@@ -1,41 +1,32 @@
-"""The ``hookline`` command: serve headless, inspect services, manage areas and runs."""
+"""The ``hookline`` command: serve headless, inspect services, manage areas and runs.
+
+Each command imports the machinery it needs when it runs, so that ``hookline --version``
+loads none of aiohttp, the database layer, the scheduler or Qt, and ``hookline services``
+only the catalog of services (tests/engine/test_cli.py holds them to it).
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import getpass
 import json
 import logging
-import signal
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import yaml
-
-from engine import __version__, folder, logs
+from engine import __version__
 from engine import bus as topics
-from engine.app import Engine, secret_ref
-from engine.areas import AreaSpec
-from engine.auth import cli as accounts_cli
-from engine.auth.accounts import AccountStore
-from engine.backup import add_parser as add_backup_parser
-from engine.backup import cmd_backup
 from engine.bus import Message
-from engine.control import ControlClient
 from engine.errors import HooklineError, ValidationError
-from engine.lock import DataDirLock
-from engine.memory import settle_after_start
 from engine.paths import data_dir as resolve_data_dir
-from engine.registry import Registry
-from engine.secrets import SecretStore
 from engine.settings import Settings, load_settings, save_settings
-from engine.storage.db import database_url, migrate, open_async
-from engine.store import Store
+
+if TYPE_CHECKING:
+    from engine.app import Engine
+    from engine.control import ControlClient
 
 log = logging.getLogger("hookline")
 
@@ -61,6 +52,8 @@ def _print_json(value: Any) -> None:
 
 def _load_area_file(path: str) -> list[dict[str, Any]]:
     """Areas from a YAML or JSON file: one mapping, a list, or {areas: [...]}."""
+    import yaml
+
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -89,6 +82,13 @@ class Session:
 
     @contextlib.asynccontextmanager
     async def open(self) -> AsyncIterator[Session]:
+        from engine.app import Engine
+        from engine.control import ControlClient
+        from engine.lock import DataDirLock
+        from engine.registry import Registry
+        from engine.storage.db import database_url, open_async
+        from engine.store import Store
+
         lock = DataDirLock(self.data_dir)
         if lock.held_elsewhere() and ControlClient.available(self.data_dir):
             self.remote = ControlClient(self.data_dir)
@@ -115,12 +115,16 @@ class Session:
         return (await self.store.area(ref)).id
 
     async def create(self, data: dict[str, Any]) -> str:
+        from engine.areas import AreaSpec
+
         if self.remote:
             return str((await self.remote.call("POST", "/areas", data))["id"])
         assert self.local
         return (await self.local.create_area(AreaSpec.from_dict(data))).id
 
     async def update(self, area_id: str, data: dict[str, Any]) -> None:
+        from engine.areas import AreaSpec
+
         if self.remote:
             await self.remote.call("PUT", f"/areas/{area_id}", data)
         else:
@@ -147,6 +151,8 @@ class Session:
         return None
 
     async def test(self, data: dict[str, Any], payload: Any) -> dict[str, Any]:
+        from engine.areas import AreaSpec
+
         if self.remote:
             return await self.remote.call("POST", "/test",  # type: ignore[no-any-return]
                                           {"area": data, "payload": payload})
@@ -166,6 +172,14 @@ class Session:
 
 
 async def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
+    import asyncio
+    import signal
+
+    from engine import logs
+    from engine.app import Engine
+    from engine.areas import AreaSpec
+    from engine.memory import settle_after_start
+
     settings = load_settings(data_dir)
     overrides: dict[str, Any] = {}
     if args.port is not None:
@@ -221,6 +235,8 @@ def _log_message(message: Message) -> None:
 
 
 def cmd_services(args: argparse.Namespace, _data_dir: Path) -> int:
+    from engine.registry import Registry
+
     registry = Registry.load()
     services = list(registry)
     if args.service:
@@ -258,6 +274,15 @@ def _print_params(params: Sequence[Any]) -> None:
 
 
 async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
+    import getpass
+
+    import yaml
+
+    from engine import folder
+    from engine.app import secret_ref
+    from engine.auth.accounts import AccountStore
+    from engine.secrets import SecretStore
+
     async with Session(data_dir).open() as s:
         action = args.action
         if action == "list":
@@ -394,6 +419,9 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 async def cmd_runs(args: argparse.Namespace, data_dir: Path) -> int:
+    from engine.storage.db import database_url, migrate, open_async
+    from engine.store import Store
+
     settings = load_settings(data_dir)
     url = database_url(data_dir, settings.database_url)
     await migrate(url)
@@ -426,6 +454,12 @@ async def cmd_runs(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 async def cmd_doctor(_args: argparse.Namespace, data_dir: Path) -> int:
+    from engine import logs
+    from engine.lock import DataDirLock
+    from engine.registry import Registry
+    from engine.secrets import SecretStore
+    from engine.storage.db import database_url, migrate
+
     problems = 0
 
     def line(ok: bool, what: str, detail: str) -> None:
@@ -497,8 +531,30 @@ def cmd_settings(args: argparse.Namespace, data_dir: Path) -> int:
 # ---------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _AskTheFullParser(Exception):
+    """The quick parser cannot answer this command line as the full one would."""
+
+
+class _QuickParser(argparse.ArgumentParser):
+    """The command line without ``accounts`` and ``backup``, whose arguments are declared
+    beside their machinery (aiohttp, the database) and take half a second to import.
+
+    It answers what needs neither (``--version``, ``services``, ``areas`` ...) and hands
+    help, errors and the commands it leaves out to the full parser, so that whatever is
+    printed is the full parser's.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        raise _AskTheFullParser(message)
+
+    def print_help(self, file: Any = None) -> None:
+        raise _AskTheFullParser("help")
+
+
+def build_parser(quick: bool = False) -> argparse.ArgumentParser:
+    """The ``hookline`` command line; ``quick``: without the commands that are costly to
+    declare (see ``_QuickParser``)."""
+    parser = (_QuickParser if quick else argparse.ArgumentParser)(
         prog="hookline", description="Personal automation on your own machine.")
     parser.add_argument("--version", action="version", version=f"hookline {__version__}")
     parser.add_argument("--data-dir", help="data folder (default: $HOOKLINE_DATA_DIR or the "
@@ -556,8 +612,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="check the data folder, database, keyring and port")
 
-    accounts_cli.add_parser(sub)
-    add_backup_parser(sub)
+    if not quick:
+        from engine.auth import cli as accounts_cli
+        from engine.backup import add_parser as add_backup_parser
+
+        accounts_cli.add_parser(sub)
+        add_backup_parser(sub)
 
     st = sub.add_parser("settings", help="show or change settings")
     ssub = st.add_subparsers(dest="action", metavar="ACTION")
@@ -568,16 +628,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None,
+               build: Callable[[bool], argparse.ArgumentParser] = build_parser,
+               ) -> argparse.Namespace:
+    """``argv`` parsed by the quick parser, or by the full one where the quick one cannot
+    answer; ``build`` makes either (the launcher adds its own options)."""
+    try:
+        return build(True).parse_args(argv)
+    except _AskTheFullParser:
+        return build(False).parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("aiohttp.access", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command is None:
         # Until the desktop app lands, no command means: the engine, with a demo.
-        args = parser.parse_args([*(argv or sys.argv[1:]), "serve", "--demo"])
+        args = parse_args([*(argv or sys.argv[1:]), "serve", "--demo"])
     data_dir = resolve_data_dir(args.data_dir)
     try:
         if args.command == "services":
@@ -587,9 +657,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.action, args.json = "list", False
             return cmd_settings(args, data_dir)
         if args.command == "backup":
+            from engine.backup import cmd_backup
+
             return cmd_backup(args, data_dir)
+        import asyncio
+
+        if args.command == "accounts":
+            from engine.auth import cli as accounts_cli
+
+            return asyncio.run(accounts_cli.cmd_accounts(args, data_dir))
         handler = {"serve": cmd_serve, "areas": cmd_areas, "runs": cmd_runs,
-                   "doctor": cmd_doctor, "accounts": accounts_cli.cmd_accounts}[args.command]
+                   "doctor": cmd_doctor}[args.command]
         return asyncio.run(handler(args, data_dir))
     except HooklineError as exc:
         print(f"hookline: {exc}", file=sys.stderr)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
+import ast
 import json
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from engine.cli import main
+import engine
+from engine.cli import build_parser, main, parse_args
+
+ROOT = Path(__file__).resolve().parents[2]
 
 AREA = {
     "name": "Notes from a hook",
@@ -139,3 +147,93 @@ def test_doctor_reports_each_part(capsys: pytest.CaptureFixture[str]) -> None:
     for part in ("data folder", "database", "keyring", "engine", "services"):
         assert part in out
     assert code == 0, out
+
+
+# ---------------------------------------------------------------- start-up stays light
+
+#: Runs the ``hookline`` command in a fresh interpreter, then reports on stderr which of
+#: the libraries that make a start slow it loaded.
+_LOADED = """
+import json, sys
+from desktop.launcher import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+heavy = ("aiohttp", "sqlalchemy", "alembic", "PySide6", "qasync", "apscheduler", "jinja2",
+         "keyring", "cryptography", "engine.app", "engine.storage", "integrations")
+print("LOADED " + json.dumps({"code": code,
+                              "loaded": [m for m in heavy if m in sys.modules]}),
+      file=sys.stderr)
+"""
+
+
+def loaded_by(*args: str) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", _LOADED, *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("LOADED "), done.stderr
+    report = json.loads(last.removeprefix("LOADED "))
+    assert report["code"] in (0, None), done.stderr
+    return list(report["loaded"])
+
+
+def test_version_loads_no_engine_machinery() -> None:
+    assert loaded_by("--version") == []
+
+
+@pytest.mark.parametrize("args", [("services",), ("services", "--json"),
+                                  ("services", "github")])
+def test_services_loads_the_catalog_only(args: tuple[str, ...]) -> None:
+    # the integrations and the timer's scheduler triggers are the catalog; the rest is not
+    assert set(loaded_by(*args)) <= {"integrations", "apscheduler"}
+
+
+@pytest.mark.parametrize("argv", [
+    [], ["--version"], ["-v", "--data-dir", "/tmp/x", "services", "rss", "--json"],
+    ["serve", "--port", "0", "--demo"], ["areas", "export", "--folder", "f"],
+    ["runs", "12"], ["runs", "--status", "failed", "--limit", "5"], ["doctor"],
+    ["settings"], ["settings", "set", "log_level", "DEBUG"], ["accounts", "list", "--json"],
+    ["backup", "create", "--keep", "3"], ["--help"], ["services", "-h"], ["areas"],
+    ["nope"], ["runs", "--limit", "many"], ["--ver"],
+])
+def test_the_quick_parser_answers_as_the_full_one(
+        argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    def outcome(parse: Callable[[], argparse.Namespace]) -> tuple[object, str, str]:
+        try:
+            result: object = parse()
+        except SystemExit as exc:
+            result = exc.code
+        out = capsys.readouterr()
+        return result, out.out, out.err
+
+    assert outcome(lambda: parse_args(argv)) == outcome(lambda: build_parser().parse_args(argv))
+
+
+def test_help_and_errors_name_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    with pytest.raises(SystemExit):
+        main(["acounts"])
+    out = capsys.readouterr()
+    assert "accounts" in out.out and "backup" in out.out
+    assert "'accounts'" in out.err and "'backup'" in out.err
+
+
+def test_every_public_name_of_the_engine_resolves() -> None:
+    for name in engine.__all__:
+        assert getattr(engine, name) is not None, name
+    assert set(engine.__all__) <= set(dir(engine))
+    with pytest.raises(ImportError):
+        exec("from engine import HttpKlient", {})  # noqa: S102
+
+
+def test_deferred_names_match_the_type_checking_imports() -> None:
+    """``engine._DEFERRED`` lists, by module, what mypy sees imported under TYPE_CHECKING."""
+    tree = ast.parse(Path(engine.__file__).read_text(encoding="utf-8"))
+    typed = {alias.name: node.module
+             for block in tree.body
+             if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+             for node in block.body if isinstance(node, ast.ImportFrom)
+             for alias in node.names}
+    assert typed == engine._DEFERRED
