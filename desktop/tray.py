@@ -181,7 +181,9 @@ class Tray(QObject):
         }
 
     def schedule_refresh(self, *_args: object) -> None:
-        self._refresh_timer.start()
+        """Refresh soon: at most once per REFRESH_DELAY_MS, however busy the engine."""
+        if not self._refresh_timer.isActive():
+            self._refresh_timer.start()
 
     async def refresh(self) -> None:
         """Recompute the state badge and the recent runs from the engine."""

@@ -254,8 +254,10 @@ class AutomationsPage(QWidget):
     # ------------------------------------------------------------------ data
 
     def schedule_refresh(self, *_args: Any) -> None:
-        """Refresh soon; a burst of engine signals causes one refresh."""
-        self._refresh_timer.start()
+        """Refresh soon: at most once per REFRESH_DELAY_MS however many runs finish (a
+        restart of the timer at each signal would never refresh under a steady stream)."""
+        if not self._refresh_timer.isActive():
+            self._refresh_timer.start()
 
     async def refresh(self) -> None:
         """Read the rows again, keeping the selection."""
