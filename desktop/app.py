@@ -1,4 +1,4 @@
-"""Starting the desktop app: one QApplication on a qasync loop shared with the engine."""
+"""Starting the desktop app: the window on a qasync loop, the engine on a thread of its own."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -18,6 +18,10 @@ from engine.control import ControlClient
 from engine.errors import HooklineError
 from engine.lock import DataDirLock
 from engine.memory import settle_after_start
+
+if TYPE_CHECKING:
+    from desktop.bridge import EngineBridge
+    from desktop.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -41,67 +45,95 @@ def cannot_start(message: str) -> None:
     box.exec()
 
 
-class _Window(Protocol):
-    def bring_forward(self) -> None: ...
-
-
-def answer_hand_offs(engine: Engine, window: _Window) -> None:
+def answer_hand_offs(bridge: EngineBridge, window: MainWindow) -> None:
     """Let a second launch on the same data folder bring ``window`` forward (the
     control channel's "show" command, which :func:`hand_off` sends)."""
+    bridge.accept_hand_offs()
+    bridge.showRequested.connect(window.bring_forward)
 
-    async def show(_body: dict[str, object]) -> str:
-        window.bring_forward()
-        return "shown"
 
-    if engine.control is not None:
-        engine.control.commands["show"] = show
+class Clipboard(QObject):
+    """The clipboard's text for the engine's clipboard trigger, kept current here (Qt's
+    clipboard may be read on the window's thread only; the engine reads the copy).
+
+    Args:
+        parent: the owner (the clipboard is followed while it lives).
+    """
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._board = QGuiApplication.clipboard()
+        self.text = self._board.text()
+        self._board.dataChanged.connect(self._changed)
+
+    def _changed(self) -> None:
+        self.text = self._board.text()
+
+    def read(self) -> str:
+        """For any thread: the text last copied."""
+        return self.text
 
 
 async def run(app: QApplication, data_dir: Path) -> int:
-    """Start the engine, show the window and the tray, run until Quit."""
+    """Start the engine on its thread, show the window and the tray, run until Quit
+    (the tray's, the window's, logout, SIGTERM or SIGINT)."""
     from desktop.bridge import EngineBridge
+    from desktop.engine_thread import EngineThread
     from desktop.main_window import MainWindow
+    from desktop.os_signals import QuitOnSignals
     from desktop.tasks import WidgetTasks
     from desktop.tray import Tray
     from integrations import machine
 
-    # The clipboard trigger reads through Qt, on this loop's thread.
-    machine.readers["clipboard"] = lambda: QGuiApplication.clipboard().text()
+    quitting = asyncio.Event()
+    app.aboutToQuit.connect(quitting.set)
+    # Quit asked for before the window exists (a signal during start) is kept too.
+    def quit_now() -> None:
+        quitting.set()
+        app.quit()
+
+    signals = QuitOnSignals(quit_now)
+    clipboard = Clipboard(app)
+    machine.readers["clipboard"] = clipboard.read
     engine = Engine(data_dir)
     logs.configure(data_dir, engine.settings.log_level)
+    thread = EngineThread(engine)
     try:
-        await engine.start()
+        await thread.start()
     except HooklineError as exc:  # locked by another copy, a damaged database...
+        signals.close()
         print(f"hookline: {exc}", file=sys.stderr)
         cannot_start(str(exc))
         return 1
-    bridge = EngineBridge(engine)
+    bridge = EngineBridge(engine, thread)
     window = MainWindow(bridge)
     tray = Tray(bridge, window)
-    quitting = asyncio.Event()
-    app.aboutToQuit.connect(quitting.set)
+    answer_hand_offs(bridge, window)
+    # Logout: the session manager asks the app to save its state, then ends it.
+    app.commitDataRequest.connect(lambda _manager: app.quit())
 
     def last_window_closed() -> None:
         # Closing the window quits, unless it went to the tray (no tray: it always quits).
-        if not (window.tray_available and engine.settings.close_to_tray):
+        if not (window.tray_available and bridge.settings.close_to_tray):
             app.quit()
 
     app.lastWindowClosed.connect(last_window_closed)
-
-    answer_hand_offs(engine, window)
-    window.show()
-    # After the first paint: a full collection now would delay it.
-    asyncio.get_running_loop().call_later(2.0, settle_after_start)
+    if not quitting.is_set():
+        window.show()
+        # After the first paint: a full collection now would delay it.
+        asyncio.get_running_loop().call_later(2.0, settle_after_start)
     try:
         await quitting.wait()
     finally:
+        log.info("quitting: stopping the engine")
         tray.close()
         # Destroy the window while the loop runs: its screens cancel their tasks then.
         window.hide()
         window.deleteLater()
         await WidgetTasks.cancel_all()
         bridge.close()
-        await engine.aclose()
+        await thread.stop()
+        signals.close()
     return 0
 
 

@@ -1,25 +1,34 @@
-"""The one bridge between Qt and the engine: engine bus -> Qt signals, engine calls
-for the views (all on the shared qasync loop, no threads)."""
+"""The one crossing between the window's thread and the engine's: engine bus -> Qt
+signals, engine calls for the views (run on the engine's thread, awaited on Qt's)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import functools
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 
+from desktop.engine_thread import EngineThread
 from desktop.state import PAUSED_AREAS, DesktopState
 from engine import bus as topics
 from engine.app import Engine, secret_ref
 from engine.areas import Area, AreaSpec
+from engine.auth.accounts import Removal
+from engine.auth.session import Account
 from engine.bus import Message
+from engine.catalog.service import Service
 from engine.errors import CatalogError
 from engine.journal import Journaled
 from engine.registry import Registry
 from engine.settings import Settings, save_settings
+
+T = TypeVar("T")
 
 #: Health of an area, as the automations list shows it.
 HEALTHS = ("working", "waiting", "failing", "paused", "off", "needs account")
@@ -52,8 +61,16 @@ class AreaRow:
 class EngineBridge(QObject):
     """Publishes the engine's happenings as Qt signals and offers its calls to views.
 
+    The engine runs on its own thread (:class:`EngineThread`). Every engine call a view
+    makes is carried out there and awaited here; the engine's bus messages are queued
+    and handed to this (the window's) thread in batches, one wake-up per batch, so a
+    storm of runs costs the engine a list append each and the window one wake-up per
+    turn of its loop. Views read settled state (the areas, the settings, the catalog)
+    directly: whole objects the engine replaces, never changes in place.
+
     Args:
-        engine: a started engine.
+        engine: the engine, started on ``thread``.
+        thread: the engine's thread.
 
     Signals:
         runStarted(dict): a run began (run_id, area_id, event_id).
@@ -66,7 +83,8 @@ class EngineBridge(QObject):
         accountChanged(str): an account was connected, reconnected, removed or needs
             reconnecting.
         pausedAllChanged(bool): "Pause all" took effect (True) or was undone (False).
-        settingsChanged(): new settings were saved and applied (``engine.settings``).
+        settingsChanged(): new settings were saved and applied (``settings``).
+        showRequested(): a second launch asked this app to show its window.
     """
 
     runStarted = Signal(dict)
@@ -78,20 +96,73 @@ class EngineBridge(QObject):
     accountChanged = Signal(str)
     pausedAllChanged = Signal(bool)
     settingsChanged = Signal()
+    showRequested = Signal()
+    #: Internal: the engine's thread has queued messages (emitted there, queued here).
+    _wake = Signal()
+    #: Internal: a function to call on this thread (from the engine's).
+    _invoke = Signal(object)
 
-    def __init__(self, engine: Engine, parent: QObject | None = None) -> None:
+    def __init__(self, engine: Engine, thread: EngineThread,
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.engine = engine
+        self.engine_thread = thread
         #: Small things the app remembers between runs (paused-all areas, tray hint).
         self.state = DesktopState(engine.data_dir)
+        self._inbox: deque[Message] = deque()
+        self._wake_pending = False
+        self._wake.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+        self._invoke.connect(self._call_here, Qt.ConnectionType.QueuedConnection)
         self._unsubscribe: list[Callable[[], None]] = [engine.bus.subscribe("*", self._relay)]
 
     def close(self) -> None:
         for stop in self._unsubscribe:
             stop()
         self._unsubscribe.clear()
+        if self.engine.control is not None:
+            self.engine.control.commands.pop("show", None)
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        """Run ``coro`` (an engine coroutine) on the engine's thread; await it here."""
+        return self.engine_thread.call(coro)
+
+    def in_window(self, function: Callable[..., Any]) -> Callable[..., None]:
+        """``function`` made safe to call from the engine's thread: it runs here."""
+
+        def queued(*args: Any) -> None:
+            self._invoke.emit(functools.partial(function, *args))
+
+        return queued
+
+    def _call_here(self, function: Callable[[], Any]) -> None:
+        function()
+
+    def accept_hand_offs(self) -> None:
+        """Answer a second launch's "show" (control channel) with :attr:`showRequested`."""
+        if self.engine.control is not None:
+            self.engine.control.commands["show"] = self._show_requested
+
+    async def _show_requested(self, _body: dict[str, object]) -> str:
+        self.showRequested.emit()  # queued to the window's thread
+        return "shown"
+
+    # ----------------------------------------------------------------- bus
 
     def _relay(self, message: Message) -> None:
+        """On the engine's thread: queue, and wake the window's thread once."""
+        self._inbox.append(message)
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._wake.emit()
+
+    def _deliver(self) -> None:
+        """On the window's thread: turn every queued message into its signal."""
+        self._wake_pending = False
+        inbox = self._inbox
+        while inbox:
+            self._emit(inbox.popleft())
+
+    def _emit(self, message: Message) -> None:
         data = message.data
         topic = message.topic
         if topic == topics.RUN_STARTED:
@@ -113,6 +184,28 @@ class EngineBridge(QObject):
             self.accountChanged.emit(str(data.get("account_id", "")))
 
     # ----------------------------------------------------------------- reads
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force (replaced whole when new ones are saved)."""
+        return self.engine.settings
+
+    @property
+    def data_dir(self) -> Path:
+        return self.engine.data_dir
+
+    @property
+    def registry(self) -> Registry:
+        """The catalog of services (read-only use: forms, pickers, labels)."""
+        return self.engine.registry
+
+    def webhook_base(self) -> str | None:
+        """The base of every webhook address, ``http://host:port/hooks/`` (None: the
+        listener is off)."""
+        listener = self.engine.listener
+        if listener is None or listener.port is None:
+            return None
+        return listener.url_for("")
 
     def label(self, service_id: str, action: str, reaction: bool) -> str:
         registry = self.engine.registry
@@ -138,6 +231,10 @@ class EngineBridge(QObject):
         return "working" if last_status else "waiting"
 
     async def area_rows(self) -> list[AreaRow]:
+        """Every area as the automations list shows it (read on the engine's thread)."""
+        return await self.call(self._area_rows())
+
+    async def _area_rows(self) -> list[AreaRow]:
         last = await self.engine.store.last_runs()
         reconnect = frozenset(a.id for a in await self.engine.accounts.accounts()
                               if a.status != "ok")
@@ -163,15 +260,14 @@ class EngineBridge(QObject):
             ))
         return rows
 
+    def areas(self) -> list[Area]:
+        """Every area as the engine holds it now."""
+        return self.engine.areas()
+
     def area_names(self) -> list[tuple[str, str]]:
         """(id, name) of every area, by name (filter menus; no database round trip)."""
         return sorted(((a.id, a.name) for a in self.engine.areas()),
                       key=lambda pair: pair[1].lower())
-
-    @property
-    def registry(self) -> Registry:
-        """The catalog of services (read-only use: forms, pickers, labels)."""
-        return self.engine.registry
 
     def area(self, area_id: str) -> Area:
         """A saved area as the engine holds it (raises NotFound)."""
@@ -179,10 +275,7 @@ class EngineBridge(QObject):
 
     async def account_choices(self, service_id: str) -> list[tuple[str, str]]:
         """(id, name) of the service's connected accounts, for the editor's picker."""
-        accounts = getattr(self.engine, "accounts", None)
-        if accounts is None:
-            return []
-        return [(a.id, a.name) for a in await accounts.accounts(service_id)]
+        return [(a.id, a.name) for a in await self.accounts(service_id)]
 
     async def saved_secrets(self, area_id: str) -> set[tuple[str, str]]:
         """(slot, param name) of the area's secret parameters set in the keyring; the
@@ -207,33 +300,74 @@ class EngineBridge(QObject):
 
     async def runs(self, area_id: str | None = None, status: str | None = None,
                    limit: int = 200) -> list[dict[str, Any]]:
-        return await self.engine.store.runs(area_id, limit, status)
+        return await self.call(self.engine.store.runs(area_id, limit, status))
+
+    async def journaled_event(self, event_id: int) -> dict[str, Any]:
+        """A journaled event (its payload, source and time)."""
+        return await self.call(self.engine.store.event(event_id))
 
     # ----------------------------------------------------------------- actions
 
     async def save_area(self, spec: AreaSpec, area_id: str | None = None) -> Area:
         if area_id is None:
-            return await self.engine.create_area(spec)
-        return await self.engine.update_area(area_id, spec)
+            return await self.call(self.engine.create_area(spec))
+        return await self.call(self.engine.update_area(area_id, spec))
 
     async def remove_area(self, area_id: str) -> None:
-        await self.engine.remove_area(area_id)
+        await self.call(self.engine.remove_area(area_id))
 
     async def set_enabled(self, area_id: str, enabled: bool) -> Area:
-        return await self.engine.set_enabled(area_id, enabled)
+        return await self.call(self.engine.set_enabled(area_id, enabled))
 
     async def run_now(self, area_id: str) -> list[Journaled]:
-        return await self.engine.run_now(area_id)
+        return await self.call(self.engine.run_now(area_id))
 
     async def test_area(self, spec: AreaSpec, payload: Mapping[str, Any] | None = None,
                         area_id: str | None = None, live: bool = False) -> dict[str, Any]:
-        return await self.engine.test_area(spec, payload, area_id, live=live)
+        return await self.call(self.engine.test_area(spec, payload, area_id, live=live))
 
     async def replay(self, event_id: int, area_id: str | None = None) -> list[Journaled]:
-        return await self.engine.replay(event_id, area_id)
+        return await self.call(self.engine.replay(event_id, area_id))
 
     async def webhook_url(self, area_id: str) -> str | None:
-        return await self.engine.webhook_url(area_id)
+        return await self.call(self.engine.webhook_url(area_id))
+
+    # ----------------------------------------------------------------- accounts
+
+    async def accounts(self, service_id: str | None = None) -> list[Account]:
+        """The connected accounts (of ``service_id``), newest state from the store."""
+        return await self.call(self.engine.accounts.accounts(service_id))
+
+    def client_missing(self, service: Service) -> str:
+        """What to do before ``service`` can sign in (its own OAuth app)."""
+        return self.engine.accounts.client_missing(service)
+
+    async def has_oauth_client(self, service_id: str) -> bool:
+        from engine.errors import HooklineError
+
+        try:
+            await self.call(self.engine.accounts.oauth_client(service_id))
+        except HooklineError:
+            return False
+        return True
+
+    async def set_oauth_client(self, service_id: str, client_id: str,
+                               client_secret: str | None = None) -> None:
+        await self.call(self.engine.accounts.set_client(service_id, client_id, client_secret))
+
+    async def connect_account(self, service_id: str,
+                              show: Callable[[str, str], None] | None = None) -> Account:
+        """Sign in through the browser; ``show(url, redirect)`` is called here (on the
+        window's thread) with the address to open if the browser did not."""
+        return await self.call(self.engine.accounts.connect(
+            service_id, show=self.in_window(show) if show is not None else None))
+
+    async def add_token(self, service_id: str, token: str, name: str | None = None
+                        ) -> Account:
+        return await self.call(self.engine.accounts.add_token(service_id, token, name))
+
+    async def remove_account(self, account_id: str) -> Removal:
+        return await self.call(self.engine.accounts.remove(account_id))
 
     # ----------------------------------------------------------------- pause all
 
@@ -248,29 +382,38 @@ class EngineBridge(QObject):
         remembered = list(dict.fromkeys([*(self.state.get(PAUSED_AREAS) or []), *on]))
         # Remember first: if the app stops half-way, resume still knows every one.
         await asyncio.to_thread(self.state.set, PAUSED_AREAS, remembered)
-        for area_id in on:
-            await self.engine.set_enabled(area_id, False)
+        await self.call(self._set_enabled_all(on, False))
         self.pausedAllChanged.emit(True)
         return remembered
 
     async def resume_all(self) -> list[str]:
         """Turn back on the areas "Pause all" turned off (those that still exist)."""
         remembered = self.state.get(PAUSED_AREAS) or []
-        resumed = []
-        for area_id in remembered:
-            area = next((a for a in self.engine.areas() if a.id == area_id), None)
-            if area is not None:
-                if not area.spec.enabled:
-                    await self.engine.set_enabled(area_id, True)
-                resumed.append(area_id)
+        resumed = await self.call(self._set_enabled_all(remembered, True))
         await asyncio.to_thread(self.state.set, PAUSED_AREAS, None)
         self.pausedAllChanged.emit(False)
         return resumed
+
+    async def _set_enabled_all(self, area_ids: list[str], enabled: bool) -> list[str]:
+        """On the engine's thread: switch each area that still exists; their ids."""
+        done = []
+        for area_id in area_ids:
+            area = next((a for a in self.engine.areas() if a.id == area_id), None)
+            if area is None:
+                continue
+            if area.spec.enabled != enabled:
+                await self.engine.set_enabled(area_id, enabled)
+            done.append(area_id)
+        return done
 
     # ----------------------------------------------------------------- settings
 
     async def save_settings(self, settings: Settings) -> None:
         """Write ``settings`` to the data folder and apply what can change at once."""
         await asyncio.to_thread(save_settings, self.engine.data_dir, settings)
-        self.engine.apply_settings(settings)
+        await self.apply_settings(settings)
+
+    async def apply_settings(self, settings: Settings) -> None:
+        """Use ``settings`` from now on (on the engine's thread), without saving them."""
+        await self.engine_thread.run(self.engine.apply_settings, settings)
         self.settingsChanged.emit()

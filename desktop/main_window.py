@@ -102,7 +102,7 @@ class MainWindow(QMainWindow):
         self.activateWindow()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.tray_available and self.bridge.engine.settings.close_to_tray:
+        if self.tray_available and self.bridge.settings.close_to_tray:
             event.ignore()
             self.hide()
             self.hiddenToTray.emit()

@@ -130,15 +130,17 @@ async def populate(bridge: Any, folder: Path) -> dict[str, str]:
     from engine.auth.session import Account
 
     store = bridge.engine.accounts.store  # sample accounts: no provider to sign in to
-    await store.save(Account("sample-gh", "github", "oauth2", "octocat", ["repo", "gist"]))
-    await store.save(Account("sample-tg", "telegram", "api_key", "@home_bot", [],
-                             status="needs_reconnect", last_error="the bot token was revoked"))
+    await bridge.call(store.save(Account("sample-gh", "github", "oauth2", "octocat",
+                                         ["repo", "gist"])))
+    await bridge.call(store.save(Account("sample-tg", "telegram", "api_key", "@home_bot", [],
+                                         status="needs_reconnect",
+                                         last_error="the bot token was revoked")))
     runs = ["Hourly heartbeat", "Morning briefing", "Weekend reminder", "Hourly heartbeat",
             "Ping the home server"]
     for name in runs:
         if name in ids:
             await bridge.run_now(ids[name])
-            await bridge.engine.wait_idle()
+            await bridge.call(bridge.engine.wait_idle())
     return ids
 
 
@@ -161,6 +163,7 @@ def _page_classes() -> dict[str, Callable[..., QWidget]]:
 
 async def render(outdir: Path, size: QSize) -> list[Path]:
     from desktop.bridge import EngineBridge
+    from desktop.engine_thread import EngineThread
     from engine.app import Engine
     from engine.secrets import MemorySecretStore
     from engine.settings import Settings
@@ -173,8 +176,9 @@ async def render(outdir: Path, size: QSize) -> list[Path]:
         settings = Settings.from_mapping({"listener_port": port, "retry_delay": 0.01,
                                           "reaction_attempts": 2})
         engine = Engine(data, settings=settings, secrets=MemorySecretStore())
-        await engine.start()
-        bridge = EngineBridge(engine)
+        thread = EngineThread(engine)
+        await thread.start()
+        bridge = EngineBridge(engine, thread)
         try:
             ids = await populate(bridge, Path(tmp))
             try:
@@ -187,7 +191,7 @@ async def render(outdir: Path, size: QSize) -> list[Path]:
                                                 size)
         finally:
             bridge.close()
-            await engine.aclose()
+            await thread.stop()
     return written
 
 

@@ -30,6 +30,7 @@ class SelfTest:
         self.folder = folder
         self.results: list[tuple[str, bool]] = []
         self.engine: Any = None
+        self.thread: Any = None  # the engine's thread, as in the app
         self.finished: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     async def step(self, name: str, action: Callable[[], Awaitable[str | None]]) -> bool:
@@ -52,6 +53,7 @@ class SelfTest:
     # ------------------------------------------------------------------ the steps
 
     async def start_engine(self) -> str:
+        from desktop.engine_thread import EngineThread
         from engine.app import Engine
         from engine.bus import RUN_FINISHED, Message
         from engine.secrets import MemorySecretStore
@@ -62,15 +64,26 @@ class SelfTest:
         self.engine = Engine(self.folder / "data", settings=settings,
                              secrets=MemorySecretStore())
 
-        def on_finished(message: Message) -> None:
-            future = self.finished.get(str(message.data.get("area_id")))
-            if future is not None and not future.done():
-                future.set_result(message.data)
+        loop = asyncio.get_running_loop()
+
+        def finished(area_id: str, data: dict[str, Any]) -> None:
+            future = self.finished.setdefault(area_id, loop.create_future())
+            if not future.done():
+                future.set_result(data)
+
+        def on_finished(message: Message) -> None:  # on the engine's thread
+            loop.call_soon_threadsafe(finished, str(message.data.get("area_id")),
+                                      message.data)
 
         self.engine.bus.subscribe(RUN_FINISHED, on_finished)
-        await self.engine.start()
-        async with self.engine.db.connect() as conn:
-            revision = await conn.run_sync(current_revision)
+        self.thread = EngineThread(self.engine)
+        await self.thread.start()
+
+        async def read_revision() -> str | None:
+            async with self.engine.db.connect() as conn:
+                return await conn.run_sync(current_revision)  # type: ignore[no-any-return]
+
+        revision = await self.thread.call(read_revision())
         if revision != head_revision():
             raise RuntimeError(f"database at revision {revision}, expected {head_revision()}")
         port = self.engine.listener.port if self.engine.listener else None
@@ -85,8 +98,9 @@ class SelfTest:
             "reactions": [{"service": "files", "reaction": "append_text",
                            "params": {"path": str(out), "text": text}}],
         })
-        area = await self.engine.create_area(spec)
-        self.finished[area.id] = asyncio.get_running_loop().create_future()
+        area = await self.thread.call(self.engine.create_area(spec))
+        # setdefault: its first run may have finished already (the engine does not wait)
+        self.finished.setdefault(area.id, asyncio.get_running_loop().create_future())
         return str(area.id)
 
     async def _finished(self, area_id: str, out: Path, expected: str) -> None:
@@ -116,7 +130,7 @@ class SelfTest:
         area_id = await self._area(
             {"service": "webhook", "trigger": "incoming", "params": {}},
             out, "hook {{ trigger.body.greeting }}\n")
-        url = await self.engine.webhook_url(area_id)
+        url = await self.thread.call(self.engine.webhook_url(area_id))
         if not url:
             raise RuntimeError("the area got no webhook address")
         timeout = aiohttp.ClientTimeout(total=STEP_TIMEOUT)
@@ -132,7 +146,7 @@ class SelfTest:
         from desktop.main_window import MainWindow
         from desktop.tasks import WidgetTasks
 
-        bridge = EngineBridge(self.engine)
+        bridge = EngineBridge(self.engine, self.thread)
         try:
             window = MainWindow(bridge)
             window.show()
@@ -146,9 +160,10 @@ class SelfTest:
         return f"{screens} screens"
 
     async def stop_engine(self) -> None:
-        engine, self.engine = self.engine, None
-        if engine is not None:
-            await engine.aclose()
+        thread, self.thread = self.thread, None
+        self.engine = None
+        if thread is not None:
+            await thread.stop()
 
     async def run(self) -> bool:
         if await self.step("engine starts, database migrated", self.start_engine):

@@ -98,10 +98,10 @@ class AccountsPage(QWidget):
         return menu
 
     async def refresh(self) -> None:
-        self.accounts = await self.bridge.engine.accounts.accounts()
+        self.accounts = await self.bridge.accounts()
         selected = self.selected()
         used: dict[str, list[str]] = {}
-        for area in self.bridge.engine.areas():
+        for area in self.bridge.areas():
             for step, _ in area.spec.steps():
                 if step.account:
                     used.setdefault(step.account, []).append(area.name)
@@ -155,7 +155,7 @@ class AccountsPage(QWidget):
     def ask_client(self, service: Service) -> tuple[str, str | None] | None:
         """The user's own OAuth app: client ID (and secret where the provider wants it)."""
         assert service.oauth is not None
-        message = self.bridge.engine.accounts.client_missing(service).split(", then")[0]
+        message = self.bridge.client_missing(service).split(", then")[0]
         client_id, ok = QInputDialog.getText(self, f"{service.name}: your OAuth app",
                                              f"{message}.\n\nClient ID:")
         if not ok or not client_id.strip():
@@ -172,30 +172,28 @@ class AccountsPage(QWidget):
     async def connect_service(self, service: Service) -> Account | None:
         """Connect (or reconnect) an account of ``service``: a pasted token where the
         service takes one, else the browser sign-in."""
-        accounts = self.bridge.engine.accounts
+        bridge = self.bridge
         try:
             if service.api_key is not None and (service.oauth is None or self._prefer_token(
                     service)):
                 token = self.ask_token(service)
                 if token is None:
                     return None
-                account = await accounts.add_token(service.id, token, service.name)
+                account = await bridge.add_token(service.id, token, service.name)
             else:
                 assert service.oauth is not None
-                try:
-                    await accounts.oauth_client(service.id)
-                except HooklineError:
+                if not await bridge.has_oauth_client(service.id):
                     client = self.ask_client(service)
                     if client is None:
                         return None
-                    await accounts.set_client(service.id, *client)
+                    await bridge.set_oauth_client(service.id, *client)
                 self.status.setText(f"Finish signing in to {service.name} in your browser…")
 
                 def show(url: str, _redirect: str) -> None:
                     self.status.setText(f"Finish signing in to {service.name} in your "
                                         f"browser. If it did not open, visit: {url}")
 
-                account = await accounts.connect(service.id, show=show)
+                account = await bridge.connect_account(service.id, show=show)
         except HooklineError as exc:
             self.status.setText("")
             QMessageBox.warning(self, f"{service.name} not connected", str(exc))
@@ -231,7 +229,7 @@ class AccountsPage(QWidget):
             self.tasks.spawn(self._do_remove(account))
 
     async def _do_remove(self, account: Account) -> None:
-        removal = await self.bridge.engine.accounts.remove(account.id)
+        removal = await self.bridge.remove_account(account.id)
         self.status.setText(f"Removed {account.name}. {removal.note}".strip())
         await self.refresh()
 

@@ -336,7 +336,7 @@ class ServicesPage(QWidget):
         detail: QWidget
         if service_id is not None:
             service_detail = ServiceDetail(registry.service(service_id),
-                                           self.bridge.engine.settings)
+                                           self.bridge.settings)
             for card in service_detail.cards:
                 card.useRequested.connect(self.use)
             detail = service_detail

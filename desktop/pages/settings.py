@@ -223,9 +223,9 @@ class SettingsPage(QWidget):
     def __init__(self, bridge: EngineBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.bridge = bridge
-        self._saved: Settings = bridge.engine.settings
+        self._saved: Settings = bridge.settings
         #: What the running engine started with (for "needs a restart").
-        self._running: Settings = bridge.engine.settings
+        self._running: Settings = bridge.settings
         self.tasks = WidgetTasks(self)
         self._loading = False
         #: The open non-modal dialog, if any (confirmation, file picker, report).
@@ -360,7 +360,7 @@ class SettingsPage(QWidget):
         self._show_webhook_base()
 
     def _data_rows(self, form: QFormLayout) -> None:
-        folder = QLabel(str(self.bridge.engine.data_dir))
+        folder = QLabel(str(self.bridge.data_dir))
         folder.setObjectName("dataFolder")
         folder.setWordWrap(True)
         folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -407,7 +407,7 @@ class SettingsPage(QWidget):
         self.version_label = QLabel(f"Hookline {engine.__version__}")
         self.version_label.setObjectName("version")
         form.addRow("Version:", self.version_label)
-        folder = QLabel(str(self.bridge.engine.data_dir))
+        folder = QLabel(str(self.bridge.data_dir))
         folder.setWordWrap(True)
         folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow("Data folder:", folder)
@@ -454,7 +454,7 @@ class SettingsPage(QWidget):
     def _settings_changed(self) -> None:
         """Settings were saved (here or elsewhere): show them, keeping unsaved edits."""
         self._show_webhook_base()
-        current = self.bridge.engine.settings
+        current = self.bridge.settings
         if current is self._saved:
             return
         edits = self.changes()
@@ -563,10 +563,7 @@ class SettingsPage(QWidget):
 
     def webhook_base(self) -> str | None:
         """The base of every webhook address, ``http://host:port/hooks/``."""
-        listener = self.bridge.engine.listener
-        if listener is None or listener.port is None:
-            return None
-        return listener.url_for("")
+        return self.bridge.webhook_base()
 
     def _show_webhook_base(self) -> None:
         base = self.webhook_base()
@@ -587,7 +584,7 @@ class SettingsPage(QWidget):
     # ----------------------------------------------------------------- data
 
     def open_data_folder(self) -> None:
-        folder = self.bridge.engine.data_dir
+        folder = self.bridge.data_dir
         if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
             self._say(f"Could not open {folder}: open it from your file manager.", "error")
 
@@ -611,7 +608,7 @@ class SettingsPage(QWidget):
 
     def choose_backup(self) -> None:
         """Pick one of the daily backups, then confirm restoring it."""
-        folder = backup_dir(self.bridge.engine.data_dir)
+        folder = backup_dir(self.bridge.data_dir)
         found = list_backups(folder)
         if not found:
             self._say("No backups yet: Hookline makes one each day and before every "
@@ -637,7 +634,7 @@ class SettingsPage(QWidget):
     def _confirm_restore(self, chosen: Path) -> None:
         def restore_and_quit() -> None:
             try:
-                request_restore(chosen, self.bridge.engine.data_dir)
+                request_restore(chosen, self.bridge.data_dir)
             except BackupError as exc:
                 self._say(str(exc), "error")
                 return
@@ -660,8 +657,8 @@ class SettingsPage(QWidget):
 
     async def export_to(self, path: Path) -> int:
         """Write every automation to ``path`` as YAML (secrets left out)."""
-        registry = self.bridge.engine.registry
-        areas = [a.spec.to_dict(registry) for a in self.bridge.engine.areas()]
+        registry = self.bridge.registry
+        areas = [a.spec.to_dict(registry) for a in self.bridge.areas()]
         text = yaml.safe_dump({"areas": areas}, sort_keys=False, allow_unicode=True)
         try:
             await asyncio.to_thread(path.write_text, text, encoding="utf-8")

@@ -1,4 +1,5 @@
-"""Desktop fixtures: a real engine and real widgets on the qasync loop (offscreen)."""
+"""Desktop fixtures: a real engine on its own thread, real widgets on the qasync loop
+(offscreen), as in the app."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from PySide6.QtCore import SignalInstance
 from PySide6.QtWidgets import QApplication
 
 from desktop.bridge import EngineBridge
+from desktop.engine_thread import EngineThread
 from desktop.tasks import WidgetTasks
 from engine.app import Engine
 from engine.settings import Settings
@@ -93,18 +95,29 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item
 
 
 @pytest.fixture
-async def engine(data_dir: Path) -> AsyncIterator[Engine]:
+async def engine_thread(data_dir: Path) -> AsyncIterator[EngineThread]:
+    """A started engine on its own thread; an error on its loop fails the test."""
     settings = Settings.from_mapping({"listener_port": 0, "retry_delay": 0.01})
-    engine = Engine(data_dir, settings=settings)
-    await engine.start()
-    yield engine
-    await engine.aclose()
+    errors: list[dict[str, Any]] = []
+    thread = EngineThread(Engine(data_dir, settings=settings),
+                          on_error=lambda _loop, context: errors.append(context))
+    await thread.start()
+    yield thread
+    await thread.stop()
+    assert not thread.running
+    assert not errors, f"background task failed on the engine's loop: {errors}"
 
 
 @pytest.fixture
-async def bridge(engine: Engine) -> AsyncIterator[EngineBridge]:
+def engine(engine_thread: EngineThread) -> Engine:
+    """The engine (runs on its own thread: call its coroutines through the thread)."""
+    return engine_thread.engine
+
+
+@pytest.fixture
+async def bridge(engine_thread: EngineThread) -> AsyncIterator[EngineBridge]:
     WidgetTasks.resume()
-    bridge = EngineBridge(engine)
+    bridge = EngineBridge(engine_thread.engine, engine_thread)
     yield bridge
     await WidgetTasks.cancel_all()  # no screen refresh may outlive the engine
     bridge.close()

@@ -58,6 +58,7 @@ async def test_connecting_a_token_service_asks_for_the_token(
     added: list[tuple[str, str]] = []
 
     async def add_token(service_id: str, token: str, name: str | None = None) -> Any:
+        # called on the engine's thread, as the real one is
         added.append((service_id, token))
         return await bridge.engine.accounts.store.save(
             Account("acc-2", service_id, "api_key", "@mybot", []))

@@ -165,7 +165,7 @@ async def test_replay_sends_the_event_again_as_a_new_run(
     await until(lambda: page.model.rowCount() == 2)
     assert page.detail.message.isVisible()
     assert page.detail.message.text().startswith("Sent again to Hello as event #")
-    event = await bridge.engine.store.event(page.model.run(0)["event_id"])
+    event = await bridge.journaled_event(page.model.run(0)["event_id"])
     assert event["source"] == "replay"
     assert event["payload"] == page.model.run(1)["trigger_payload"]
 

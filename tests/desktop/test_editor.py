@@ -352,8 +352,8 @@ async def test_a_service_that_acts_as_an_account_asks_which_one(
     assert picker.account_note.text().startswith("No GitHub account is connected yet")
     assert "account" not in editor.spec_dict()["reactions"][0]
 
-    await bridge.engine.accounts.store.save(
-        Account("acc-1", "github", "api_key", "octocat", []))
+    await bridge.call(bridge.engine.accounts.store.save(
+        Account("acc-1", "github", "api_key", "octocat", [])))
     choose(picker.service_combo, "notify")
     assert not picker.account_row.isVisible()
     choose(picker.service_combo, "github")

@@ -23,7 +23,7 @@ async def test_second_launch_brings_the_running_window_forward(
         engine: Engine, bridge: EngineBridge, data_dir: Path, qtbot: QtBot) -> None:
     window = MainWindow(bridge)
     qtbot.addWidget(window)
-    answer_hand_offs(engine, window)
+    answer_hand_offs(bridge, window)
     window.showMinimized()
     window.hide()  # closed to the tray
     assert not window.isVisible()
@@ -31,7 +31,8 @@ async def test_second_launch_brings_the_running_window_forward(
     # what the second process does before it would start an engine of its own
     assert await asyncio.to_thread(hand_off, data_dir) is True
 
-    assert window.isVisible() and not window.isMinimized()
+    await until(window.isVisible)  # the engine's "show" reaches the window's thread
+    assert not window.isMinimized()
     # let the list it shows finish loading before the engine stops
     await until(lambda: getattr(window.pages["automations"], "loaded", True))
 

@@ -14,9 +14,9 @@ from pytestqt.qtbot import QtBot
 
 from desktop import tray as tray_module
 from desktop.bridge import EngineBridge
+from desktop.engine_thread import EngineThread
 from desktop.state import DesktopState
 from desktop.tray import Tray, badged_icon
-from engine.app import Engine
 from engine.areas import AreaSpec
 from tests.desktop.conftest import signal_once, until
 
@@ -120,13 +120,14 @@ async def test_pause_all_and_resume_exactly_those(tray: Tray, bridge: EngineBrid
 
 
 async def test_pause_all_is_remembered_across_a_restart(data_dir: Path, qtbot: QtBot,
-                                                        engine: Engine) -> None:
-    first = EngineBridge(engine)
+                                                        engine_thread: EngineThread) -> None:
+    engine = engine_thread.engine
+    first = EngineBridge(engine, engine_thread)
     kept = await first.save_area(area("Kept"))
     await first.pause_all()
     first.close()
     # a later start of the app (a new bridge and tray on the same data folder)
-    second = EngineBridge(engine)
+    second = EngineBridge(engine, engine_thread)
     tray = Tray(second, WindowStub())
     try:
         assert tray.state()["pause_action"] == "Resume all"
@@ -156,9 +157,8 @@ async def test_recent_activity_opens_the_area_on_the_activity_screen(
 
 async def test_a_failing_area_turns_the_badge_red_and_notifies_once_when_paused(
         tray: Tray, bridge: EngineBridge, unused_tcp_port: int) -> None:
-    engine = bridge.engine
-    engine.apply_settings(engine.settings.replace(pause_after_failures=1,
-                                                  reaction_attempts=1))
+    await bridge.apply_settings(bridge.settings.replace(pause_after_failures=1,
+                                                        reaction_attempts=1))
     bad = await bridge.save_area(failing_area(unused_tcp_port))
     paused = signal_once(bridge.areaPaused)
     await bridge.run_now(bad.id)
@@ -249,7 +249,7 @@ async def test_closing_the_window_hides_it_to_the_tray(bridge: EngineBridge,
         assert len(tray.state()["messages"]) == 1  # said once
 
         # with "keep running in the tray" off, closing closes
-        bridge.engine.apply_settings(bridge.engine.settings.replace(close_to_tray=False))
+        await bridge.apply_settings(bridge.settings.replace(close_to_tray=False))
         window.show()
         assert window.close() and not window.isVisible()
         await until(lambda: getattr(window.pages["automations"], "loaded", True))

@@ -1,0 +1,151 @@
+"""The engine's own thread: a standard asyncio loop that nothing the window does can stop."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from engine.app import Engine
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: How long a clean stop may take: runs under way get the dispatcher's grace (5 s) to
+#: finish, then the journal settles and the database closes.
+STOP_TIMEOUT = 20.0
+
+ErrorHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]
+
+
+class EngineThread:
+    """One engine on a thread of its own, with a standard asyncio event loop: the same
+    code and loop as ``hookline serve``. The window's thread (qasync) reaches it only
+    through :meth:`call` and :meth:`call_soon`; a modal dialog, a slow paint or a nested
+    Qt loop there cannot stop, slow or re-enter the engine.
+
+    Args:
+        engine: an engine not yet started; :meth:`start` starts it on the thread.
+        on_error: the loop's exception handler (default: log the error); tests make a
+            background failure on the engine's loop fail the test with it.
+
+    Attributes:
+        loop: the engine's event loop (runs on the thread from :meth:`start` on).
+    """
+
+    def __init__(self, engine: Engine, on_error: ErrorHandler | None = None) -> None:
+        self.engine = engine
+        self.loop = asyncio.new_event_loop()
+        self.loop.set_exception_handler(on_error or _log_error)
+        self._thread = threading.Thread(target=self._main, name="hookline-engine",
+                                        daemon=True)
+        self._closed = False
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    async def start(self) -> None:
+        """Start the thread, then the engine on it (raises what ``Engine.start`` raises,
+        after which the thread has ended again)."""
+        self._thread.start()
+        try:
+            await self.call(self.engine.start())
+        except BaseException:
+            await self._end_thread()
+            raise
+
+    async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Close the engine cleanly (runs under way finish or stay journaled) and end
+        the thread. Past ``timeout`` the thread is left to die with the process: every
+        accepted event is journaled, so the next start resumes what was cut short."""
+        if self._closed or not self.running:
+            return
+        self._closed = True
+        try:
+            await asyncio.wait_for(self.call(self.engine.aclose()), timeout)
+        except TimeoutError:
+            log.error("the engine did not stop within %.0f s; leaving it to the exit "
+                      "(what it had accepted stays journaled for the next start)", timeout)
+            return
+        except Exception:
+            log.exception("the engine did not close cleanly")
+        await self._end_thread()
+
+    def stop_blocking(self, timeout: float = STOP_TIMEOUT) -> None:
+        """:meth:`stop` for callers with no running loop of their own (exit paths)."""
+        if self._closed or not self.running:
+            return
+        self._closed = True
+        future = asyncio.run_coroutine_threadsafe(self.engine.aclose(), self.loop)
+        try:
+            future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            log.error("the engine did not stop within %.0f s", timeout)
+            return
+        except Exception:
+            log.exception("the engine did not close cleanly")
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+
+    async def _end_thread(self) -> None:
+        if self.running:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            await asyncio.to_thread(self._thread.join, STOP_TIMEOUT)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            try:
+                _cancel_leftovers(self.loop)
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+                self.loop.run_until_complete(self.loop.shutdown_default_executor())
+            finally:
+                self.loop.close()
+
+    # ----------------------------------------------------------------- crossing
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        """Run ``coro`` on the engine's loop; returns an awaitable on the caller's loop.
+        Cancelling it cancels the work on the engine's side too."""
+        if not self.running:
+            coro.close()
+            raise RuntimeError("the engine is not running")
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    def run(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Call a plain ``function(*args)`` on the engine's thread (for engine state that
+        only its own thread may change); an awaitable of its result."""
+
+        async def call() -> T:
+            return function(*args)
+
+        return self.call(call())
+
+    def call_soon(self, function: Callable[..., Any], *args: Any) -> None:
+        """Queue ``function(*args)`` on the engine's thread, without waiting."""
+        if self.running:
+            self.loop.call_soon_threadsafe(function, *args)
+
+
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+def _log_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    exception = context.get("exception")
+    log.error("engine: %s", context.get("message", "unexpected error"),
+              exc_info=(type(exception), exception, exception.__traceback__)
+              if isinstance(exception, BaseException) else None)
