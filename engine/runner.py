@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from engine import bus as topics
-from engine import templates
+from engine import dispatcher, templates
 from engine.areas import Area, Step
 from engine.bus import Bus
 from engine.catalog.context import ReactionContext
@@ -259,6 +259,12 @@ class Runner:
         record.setdefault("attempts", [])
         if run_id is not None and self.journal is not None:
             self.journal.checkpoint()  # the run's start (and the last finish) survive a kill
+        # The area's next run may start once this reaction's effect is queued in order
+        # (next_run_may_start) only when nothing of this run can act after it: the
+        # area's one reaction, never tried again. Then its call stops counting against
+        # the service's limit too: it only waits.
+        handoff = (dispatcher.handoff() if run_id is not None and attempts == 1
+                   and len(area.spec.reactions) == 1 else None)
         for attempt in range(1, attempts + 1):
             started = time.time()
             entry: dict[str, Any] = {"started_at": utcnow().isoformat()}
@@ -267,7 +273,8 @@ class Runner:
             try:
                 # asyncio.timeout runs the reaction in this task (wait_for would wrap it
                 # in a new task: one more turn of the loop per reaction).
-                async with self._limit(spec.service_id), asyncio.timeout(timeout):
+                async with _Call(self._limit(spec.service_id), handoff), \
+                        asyncio.timeout(timeout):
                     result = await spec.run(ctx)
             except (TransientError, TimeoutError) as exc:
                 message = (str(exc) if isinstance(exc, TransientError)
@@ -335,6 +342,40 @@ class Runner:
                 raise TemplateError(where, exc.problem) from None
             shown[param.name] = params[param.name]
         return params, json_safe(shown)
+
+
+class _Call:
+    """A reaction's call: holds a place in its service's limit, and lends the run's
+    handoff (or none) to the reaction; a handoff taken gives the place back."""
+
+    __slots__ = ("_handoff", "_held", "_limit", "_token")
+
+    def __init__(self, limit: asyncio.Semaphore,
+                 handoff: Callable[[], bool] | None) -> None:
+        self._limit = limit
+        self._handoff = handoff
+        self._held = False
+
+    def _hand_on(self) -> bool:
+        assert self._handoff is not None
+        if not self._handoff():
+            return False
+        if self._held:
+            self._held = False
+            self._limit.release()
+        return True
+
+    async def __aenter__(self) -> None:
+        await self._limit.acquire()
+        self._held = True
+        self._token = dispatcher.lend_handoff(
+            self._hand_on if self._handoff is not None else None)
+
+    async def __aexit__(self, *_exc: object) -> None:
+        dispatcher.restore_handoff(self._token)
+        if self._held:
+            self._held = False
+            self._limit.release()
 
 
 class _Stopped(Exception):

@@ -7,9 +7,11 @@ import contextlib
 import errno
 import fnmatch
 import os
+import queue
 import secrets
 import shutil
 import stat
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +29,7 @@ from engine import (
     ReactionContext,
     Service,
 )
+from engine.dispatcher import next_run_may_start
 
 service = Service(
     "files",
@@ -302,15 +305,196 @@ def _write_atomically(path: Path, data: bytes, create_folders: bool) -> int:
     return len(data)
 
 
-def _append(path: Path, data: bytes, create_folders: bool) -> int:
-    _prepare_folder(path.parent, create_folders, "Create missing folders")
-    if path.is_dir():
-        raise PermanentError(
-            f"{path} is a folder: give the path of a file, like {path / 'log.txt'}"
-        )
-    with open(path, "ab") as out:
-        out.write(data)
-        return out.tell()
+_APPEND_FLAGS = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+                 | getattr(os, "O_CLOEXEC", 0))
+#: A file's writer thread ends after this long without lines to write.
+APPEND_IDLE = 5.0
+
+
+def _folder_refused(path: Path) -> PermanentError:
+    return PermanentError(f"{path} is a folder: give the path of a file, like {path / 'log.txt'}")
+
+
+def _open_for_append(path: Path, create_folders: bool) -> int:
+    """The file opened for appending (created if missing); its folder is looked at only
+    when the file cannot be opened."""
+    for attempt in (1, 2):
+        try:
+            return os.open(path, _APPEND_FLAGS, 0o666)
+        except IsADirectoryError:
+            raise _folder_refused(path) from None
+        except PermissionError:
+            if path.is_dir():  # Windows says "permission denied" for a folder
+                raise _folder_refused(path) from None
+            raise
+        except (FileNotFoundError, NotADirectoryError):
+            if attempt == 2:
+                raise
+            _prepare_folder(path.parent, create_folders, "Create missing folders")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _write_all(fd: int, data: bytes) -> int:
+    """Write ``data`` at the end of the file; returns the file's size after it."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    try:
+        return os.lseek(fd, 0, os.SEEK_CUR)  # O_APPEND: the end, just after our bytes
+    except OSError:  # a pipe or a device has no size
+        return len(data)
+
+
+@dataclass(eq=False)
+class _Line:
+    """One run's text for a file, and where its outcome goes."""
+
+    data: bytes
+    create_folders: bool
+    future: asyncio.Future[int]
+    appender: _Appender
+    taken: bool = False
+
+
+def _append_lines(path: Path, batch: list[_Line]) -> list[int | Exception]:
+    """Append each line in order, opening the file once (blocking: the file's thread).
+    Each line gets its own outcome: its file's size after it, or its error."""
+    outcomes: list[int | Exception] = []
+    fd: int | None = None
+    try:
+        for line in batch:
+            try:
+                if fd is None:
+                    fd = _open_for_append(path, line.create_folders)
+                outcomes.append(_write_all(fd, line.data))
+            except PermanentError as exc:
+                outcomes.append(exc)
+            except OSError as exc:
+                outcomes.append(_failed(exc, f"add to {path}"))
+    finally:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    return outcomes
+
+
+class _Appender:
+    """Appends to one file in the order they were asked for, on a thread of its own.
+
+    Lines that arrive while the thread writes go together in its next batch (one
+    thread hop for many runs); each waiter still gets its own line's outcome. A file
+    on a hung share holds only its own thread and the runs waiting for that file.
+    The thread ends after :data:`APPEND_IDLE` seconds without work.
+    """
+
+    def __init__(self, path: Path, loop: asyncio.AbstractEventLoop) -> None:
+        self.path = path
+        self.loop = loop
+        self._pending: list[_Line] = []
+        self._busy = False  # a batch is with the thread
+        self._sending = False  # a send is scheduled for the end of this turn
+        self._batches: queue.SimpleQueue[list[_Line]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def idle(self) -> bool:
+        return not self._busy and not self._pending and not self._sending
+
+    def add(self, data: bytes, create_folders: bool) -> _Line:
+        line = _Line(data, create_folders, self.loop.create_future(), self)
+        self._pending.append(line)
+        if not self._busy and not self._sending:
+            self._sending = True  # at the end of this turn: its other lines join
+            self.loop.call_soon(self._send)
+        return line
+
+    def drop(self, line: _Line) -> None:
+        """Forget a line its run no longer waits for, unless it is being written."""
+        if not line.taken:
+            with contextlib.suppress(ValueError):
+                self._pending.remove(line)
+
+    def _send(self) -> None:
+        self._sending = False
+        if self._busy or not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        for line in batch:
+            line.taken = True
+        self._busy = True
+        with self._lock:
+            self._batches.put(batch)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._work, name="hookline-append", daemon=True)
+                self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                batch = self._batches.get(timeout=APPEND_IDLE)
+            except queue.Empty:
+                with self._lock:
+                    if self._batches.empty():
+                        self._thread = None
+                        break
+                continue
+            outcomes = _append_lines(self.path, batch)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self.loop.call_soon_threadsafe(self._done, batch, outcomes)
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self._forget)
+
+    def _done(self, batch: list[_Line], outcomes: list[int | Exception]) -> None:
+        self._busy = False
+        for line, outcome in zip(batch, outcomes, strict=True):
+            if line.future.done():  # its run stopped waiting (a timeout)
+                continue
+            if isinstance(outcome, Exception):
+                line.future.set_exception(outcome)
+            else:
+                line.future.set_result(outcome)
+        if self._pending:
+            self._send()
+
+    def _forget(self) -> None:
+        if _appenders.get(self.path) is self and self.idle and self._thread is None:
+            del _appenders[self.path]
+
+
+#: The writer of each file being appended to.
+_appenders: dict[Path, _Appender] = {}
+#: Each area's last line still being written: its next line, for another file, waits
+#: for it (an area's lines are written in the order of its runs).
+_last_line: dict[str, _Line] = {}
+
+
+def _appender(path: Path) -> _Appender:
+    loop = asyncio.get_running_loop()
+    appender = _appenders.get(path)
+    if appender is None or appender.loop is not loop:
+        appender = _appenders[path] = _Appender(path, loop)
+    return appender
+
+
+async def _append(area_id: str, path: Path, data: bytes, create_folders: bool) -> int:
+    """Append ``data`` to ``path`` after every line this area asked for before."""
+    appender = _appender(path)
+    last = _last_line.get(area_id)
+    if last is not None and last.appender is not appender and not last.future.done():
+        await asyncio.wait([last.future])  # its outcome is its own run's
+    line = appender.add(data, create_folders)
+    _last_line[area_id] = line
+    next_run_may_start()  # the line is queued in order: the area's next run may begin
+    try:
+        return await line.future
+    except asyncio.CancelledError:
+        appender.drop(line)
+        raise
+    finally:
+        if _last_line.get(area_id) is line:
+            del _last_line[area_id]
 
 
 PATH_OUTPUT = Field("path", "Full path of the file", "/home/ana/notes/today.txt")
@@ -409,12 +593,7 @@ async def append_text(ctx: ReactionContext) -> Mapping[str, Any]:
     text = ctx.params["text"] or ""
     if ctx.params["add_newline"] and not text.endswith("\n"):
         text += "\n"
-    try:
-        size = await asyncio.to_thread(
-            _append, path, _utf8(text), bool(ctx.params["create_folders"])
-        )
-    except OSError as exc:
-        raise _failed(exc, f"add to {path}") from None
+    size = await _append(ctx.area_id, path, _utf8(text), bool(ctx.params["create_folders"]))
     return {"path": str(path), "size": size}
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from engine.app import Engine
 from engine.areas import AreaSpec
 from engine.bus import AREA_PAUSED, RUN_FINISHED
 from engine.errors import PermanentError, TemplateError, ValidationError
+from integrations import files
 from tests.engine import probe
-from tests.engine.conftest import next_message
+from tests.engine.conftest import EngineFactory, next_message
 
 
 def area(**overrides: object) -> AreaSpec:
@@ -195,3 +201,66 @@ async def test_live_test_sends_for_real_but_records_nothing(engine: Engine) -> N
     assert [r["text"] for r in probe.controls.received] == ["live now"]
     assert engine.areas() == []
     assert await engine.store.runs() == []
+
+
+# --- runs of one area overlapping while their line is written ----------------------------
+
+
+def appending(path: Path, name: str = "Log") -> AreaSpec:
+    return AreaSpec.from_dict({
+        "name": name,
+        "trigger": {"service": "probe", "trigger": "hook"},
+        "reactions": [{"service": "files", "reaction": "append_text",
+                       "params": {"path": str(path), "text": "{{ trigger.n }}"}}],
+    })
+
+
+async def test_an_appending_area_writes_every_event_in_order(
+    engine: Engine, tmp_path: Path
+) -> None:
+    log = tmp_path / "log.txt"
+    saved = await engine.create_area(appending(log))
+    for n in range(200):
+        await engine.run_now(saved.id, {"title": "t", "n": n})
+    await engine.wait_idle()
+    assert log.read_text().splitlines() == [str(n) for n in range(200)]
+    runs = await engine.store.runs(saved.id, limit=500)
+    assert len(runs) == 200
+    assert {r["status"] for r in runs} == {"succeeded"}
+    sizes = sorted(r["steps"][0]["output"]["size"] for r in runs)
+    assert sizes[-1] == log.stat().st_size
+    assert len(set(sizes)) == 200  # each run got its own line's outcome
+
+
+async def test_a_hung_file_stalls_neither_other_areas_nor_the_service(
+    make_engine: EngineFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = await make_engine(service_concurrency=1)
+    share, local = tmp_path / "share.txt", tmp_path / "local.txt"
+    gate, inside = threading.Lock(), threading.Event()
+    gate.acquire()
+    real = files._append_lines
+
+    def append_lines(path: Path, batch: list[Any]) -> list[Any]:
+        if path == share:
+            inside.set()
+            with gate:  # a network share that stopped answering
+                pass
+        return real(path, batch)
+
+    monkeypatch.setattr(files, "_append_lines", append_lines)
+    stuck = await engine.create_area(appending(share, "Share"))
+    fine = await engine.create_area(appending(local, "Local"))
+    for n in range(3):
+        await engine.run_now(stuck.id, {"title": "t", "n": n})
+    assert await asyncio.to_thread(inside.wait, 5)
+    for n in range(3):  # one call of the service at a time, yet these are not held up
+        finished = next_message(engine, RUN_FINISHED, lambda m: m.data["area_id"] == fine.id)
+        await engine.run_now(fine.id, {"title": "t", "n": n})
+        assert (await finished).data["status"] == "succeeded"
+    assert local.read_text() == "0\n1\n2\n"
+    gate.release()
+    await engine.wait_idle()
+    assert share.read_text() == "0\n1\n2\n"
+    runs = await engine.store.runs(stuck.id)
+    assert [r["status"] for r in runs] == ["succeeded"] * 3

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import sys
+import threading
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -312,6 +314,156 @@ async def test_a_full_disk_is_a_permanent_error_with_the_reason(http: HttpClient
     with pytest.raises(PermanentError) as caught:
         await react(http, "append_text", {"path": "/dev/full", "text": "x"})
     assert str(caught.value) == "Could not add to /dev/full: No space left on device"
+
+
+async def test_append_text_without_creating_folders_says_what_to_do(
+    http: HttpClient, tmp_path: Path
+) -> None:
+    target = tmp_path / "missing" / "log.txt"
+    params = {"path": str(target), "text": "x", "create_folders": False}
+    with pytest.raises(PermanentError) as caught:
+        await react(http, "append_text", params)
+    assert str(caught.value) == (
+        f"The folder {target.parent} does not exist: create it, or turn on 'Create missing folders'"
+    )
+    with pytest.raises(PermanentError, match="is a folder: give the path of a file"):
+        await react(http, "append_text", {"path": str(tmp_path), "text": "x"})
+
+
+# --- appends: one writer per file -----------------------------------------------------------
+
+
+async def append_as(http: HttpClient, area: str, path: Path, text: str) -> Any:
+    spec = service.reactions["append_text"]
+    return await spec.run(reaction_context(spec, {"path": str(path), "text": text}, http,
+                                           area_id=area))
+
+
+class HungFiles:
+    """Makes writes to chosen files block (as on a network share that stopped
+    answering) until the test lets them go; counts the batches written."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.hung: dict[Path, threading.Lock] = {}
+        self.batches: list[tuple[Path, int]] = []
+        self.entered: dict[Path, threading.Event] = {}
+        real = files._append_lines
+
+        def append_lines(path: Path, batch: list[Any]) -> list[Any]:
+            self.batches.append((path, len(batch)))
+            lock = self.hung.get(path)
+            if lock is not None:
+                self.entered[path].set()
+                with lock:  # blocks until released
+                    pass
+            return real(path, batch)
+
+        monkeypatch.setattr(files, "_append_lines", append_lines)
+
+    def hang(self, path: Path) -> None:
+        lock = threading.Lock()
+        lock.acquire()
+        self.hung[path] = lock
+        self.entered[path] = threading.Event()
+
+    async def writing(self, path: Path) -> None:
+        """Until the file's thread is inside its (hung) write."""
+        assert await asyncio.to_thread(self.entered[path].wait, 5)
+
+    def release(self, path: Path) -> None:
+        self.hung.pop(path).release()
+
+
+@pytest.fixture
+def hung(monkeypatch: pytest.MonkeyPatch) -> HungFiles:
+    return HungFiles(monkeypatch)
+
+
+async def test_appends_waiting_together_go_in_one_batch_each_with_its_own_size(
+    http: HttpClient, tmp_path: Path, hung: HungFiles
+) -> None:
+    log = tmp_path / "log.txt"
+    texts = [f"line {n:02d}" for n in range(30)]
+    results = await asyncio.gather(*(append_as(http, "area", log, t) for t in texts))
+    assert log.read_text().splitlines() == texts  # the order they were asked in
+    assert [r["size"] for r in results] == [8 * n for n in range(1, 31)]
+    assert hung.batches == [(log, 30)]  # one thread hop for all of them
+
+
+async def test_a_hung_file_does_not_hold_up_appends_to_another(
+    http: HttpClient, tmp_path: Path, hung: HungFiles
+) -> None:
+    stuck, fine = tmp_path / "share.txt", tmp_path / "local.txt"
+    hung.hang(stuck)
+    waiting = asyncio.ensure_future(append_as(http, "area 1", stuck, "first"))
+    await hung.writing(stuck)
+    later = asyncio.ensure_future(append_as(http, "area 1", stuck, "second"))
+    for n in range(3):  # another area, another file: written while the share hangs
+        assert (await append_as(http, "area 2", fine, f"ok {n}"))["size"] == 5 * (n + 1)
+    assert not waiting.done() and not later.done()
+    hung.release(stuck)
+    assert (await waiting)["size"] == 6
+    assert (await later)["size"] == 13
+    assert stuck.read_text() == "first\nsecond\n"
+
+
+async def test_an_area_s_lines_keep_their_order_across_files(
+    http: HttpClient, tmp_path: Path, hung: HungFiles
+) -> None:
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    hung.hang(first)
+    done: list[str] = []
+
+    async def append(area: str, path: Path, text: str) -> None:
+        await append_as(http, area, path, text)
+        done.append(text)
+
+    one = asyncio.ensure_future(append("area", first, "one"))
+    await hung.writing(first)
+    two = asyncio.ensure_future(append("area", second, "two"))
+    await append("other area", second, "other")  # the file's writer is free
+    assert done == ["other"]  # "two" waits for the area's line before it
+    hung.release(first)
+    await asyncio.gather(one, two)
+    assert done == ["other", "one", "two"]
+    assert second.read_text() == "other\ntwo\n"
+
+
+async def test_a_run_that_stops_waiting_takes_back_its_line_not_yet_written(
+    http: HttpClient, tmp_path: Path, hung: HungFiles
+) -> None:
+    log = tmp_path / "log.txt"
+    hung.hang(log)
+    first = asyncio.ensure_future(append_as(http, "area", log, "first"))
+    await hung.writing(log)
+    second = asyncio.ensure_future(append_as(http, "area", log, "second"))
+    await asyncio.sleep(0)
+    second.cancel()  # its run timed out before the file's thread took the line
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    hung.release(log)
+    await first
+    assert log.read_text() == "first\n"
+
+
+async def test_each_append_of_a_batch_gets_its_own_error(
+    http: HttpClient, tmp_path: Path
+) -> None:
+    log = tmp_path / "logs" / "log.txt"
+    spec = service.reactions["append_text"]
+
+    def call(text: str, create: bool) -> Any:
+        params = {"path": str(log), "text": text, "create_folders": create}
+        return spec.run(reaction_context(spec, params, http, area_id=text))
+
+    refused, made, after = await asyncio.gather(
+        call("refused", False), call("made", True), call("after", False),
+        return_exceptions=True)
+    assert isinstance(refused, PermanentError)
+    assert "does not exist" in str(refused)
+    assert made == {"path": str(log), "size": 5}
+    assert after == {"path": str(log), "size": 11}
+    assert log.read_text() == "made\nafter\n"
 
 
 # --- copy_file / move_file ----------------------------------------------------------------
