@@ -20,8 +20,8 @@ Work = tuple["Journaled", list[dict[str, Any]] | None]
 #: A worker whose runs finish without waiting (a quick reaction) lets the loop serve
 #: others after this long.
 SLICE = 0.002
-#: Runs of one area still waiting for an effect they queued in order (see
-#: :func:`next_run_may_start`) beyond which the area's next run waits as usual.
+#: Runs of one area under way at once (only runs that handed on with
+#: :func:`next_run_may_start` overlap; the next event waits until one finishes).
 MAX_OVERLAP = 64
 
 #: Set by the dispatcher (and narrowed by the runner) while a run's reaction acts.
@@ -31,9 +31,9 @@ _handoff: ContextVar[Callable[[], bool] | None] = ContextVar("hookline_handoff",
 def next_run_may_start() -> bool:
     """Called by a reaction once its effect is queued in the order it was asked for
     (a line given to the file's writer): the area's next run may start while this one
-    waits for the effect to happen. Returns whether it was allowed; it is only for the
-    last reaction of a run that is not retried (the runner decides), and never past
-    :data:`MAX_OVERLAP` waiting runs per area. Outside a run it does nothing."""
+    waits for the effect to happen. Returns whether it was allowed: it is only for the
+    last reaction of a run that is not retried (the runner decides). At most
+    :data:`MAX_OVERLAP` runs of an area are under way. Outside a run it does nothing."""
     handoff = _handoff.get()
     if handoff is None:
         return False
@@ -56,6 +56,47 @@ def restore_handoff(token: Token[Callable[[], bool] | None]) -> None:
     _handoff.reset(token)
 
 
+class _Area:
+    """One area's waiting events and the order its runs start in: every run has a
+    ticket, and ticket ``n`` starts once run ``n - 1`` has finished or handed on."""
+
+    __slots__ = ("opened", "queue", "skipped", "slice_began", "tasks", "tickets", "waiters")
+
+    def __init__(self) -> None:
+        self.queue: deque[Work] = deque()
+        #: tasks running (or waiting to start) this area's runs, oldest first
+        self.tasks: dict[asyncio.Task[None], None] = {}
+        self.tickets = 0  # tickets given out
+        self.opened = 0  # the ticket whose turn it is
+        self.skipped: set[int] = set()  # tickets given up before their turn (closing)
+        self.waiters: list[asyncio.Future[None]] = []
+        self.slice_began: float | None = None
+
+    async def turn(self, ticket: int) -> None:
+        """Wait until run ``ticket`` may start."""
+        loop = asyncio.get_running_loop()
+        while self.opened != ticket:
+            waiter = loop.create_future()
+            self.waiters.append(waiter)
+            await waiter
+
+    def open(self) -> None:
+        """The run whose turn it was finished or handed on: the next may start. Every
+        waiting run is woken together, in ticket order, so a row of runs that each hand
+        on at once all start in the same turn of the loop."""
+        self.opened += 1
+        while self.opened in self.skipped:
+            self.skipped.discard(self.opened)
+            self.opened += 1
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def end_slice(self) -> None:
+        self.slice_began = None
+
+
 class Dispatcher:
     """Hands committed events to ``process``, in order per area.
 
@@ -73,11 +114,7 @@ class Dispatcher:
                  max_runs: int = 64, max_backlog: int = 5000) -> None:
         self._process = process
         self._runs = asyncio.Semaphore(max_runs)
-        self._queues: dict[str, deque[Work]] = {}
-        #: the task starting an area's runs (one per area)
-        self._workers: dict[str, asyncio.Task[None]] = {}
-        #: tasks finishing runs that handed their area on to a new worker
-        self._trailing: dict[str, set[asyncio.Task[None]]] = {}
+        self._areas: dict[str, _Area] = {}
         self._max_backlog = max_backlog
         self.backlog = 0
         self._room = asyncio.Event()
@@ -89,17 +126,27 @@ class Dispatcher:
     def submit(self, event: Journaled, carried: list[dict[str, Any]] | None = None) -> None:
         if self._closed:
             return  # journaled: the next start picks it up
-        self._queues.setdefault(event.area_id, deque()).append((event, carried))
+        area = self._areas.get(event.area_id)
+        if area is None:
+            area = self._areas[event.area_id] = _Area()
+        area.queue.append((event, carried))
         self.backlog += 1
         self._idle.clear()
         if self.backlog >= self._max_backlog:
             self._room.clear()
-        if event.area_id not in self._workers:
-            self._start_worker(event.area_id)
+        if area.opened == area.tickets:  # no run of the area holds it: none would take it
+            self._spawn(event.area_id, area, 1)
 
-    def _start_worker(self, area_id: str) -> None:
-        self._workers[area_id] = asyncio.create_task(
-            self._drain(area_id), name=f"area-{area_id[:8]}")
+    def _spawn(self, area_id: str, area: _Area, most: int) -> None:
+        """Start up to ``most`` runs of the area's waiting events, each on its own task
+        (each waits for its turn)."""
+        while area.queue and most > 0 and len(area.tasks) < MAX_OVERLAP and not self._closed:
+            event, carried = area.queue.popleft()
+            task = asyncio.create_task(self._run(area_id, area, area.tickets, event, carried),
+                                       name=f"area-{area_id[:8]}")
+            area.tickets += 1
+            area.tasks[task] = None
+            most -= 1
 
     async def room(self) -> None:
         """Wait until the backlog is below its bound (sources call this first)."""
@@ -109,76 +156,94 @@ class Dispatcher:
         """Wait until every submitted event has been processed."""
         await self._idle.wait()
 
-    async def _drain(self, area_id: str) -> None:
-        queue = self._queues[area_id]
+    def _over_slice(self, area: _Area) -> bool:
+        """Whether this area's runs have had the loop for :data:`SLICE` this turn."""
+        now = time.monotonic()
+        if area.slice_began is None:
+            area.slice_began = now
+            asyncio.get_running_loop().call_soon(area.end_slice)  # the next turn: anew
+            return False
+        return now - area.slice_began > SLICE
+
+    async def _run(self, area_id: str, area: _Area, ticket: int, event: Journaled,
+                   carried: list[dict[str, Any]] | None) -> None:
+        """Run ``event`` when its turn comes; the area's newest run goes on with the
+        next waiting event itself (one task for runs that finish one after another)."""
         me = asyncio.current_task()
         assert me is not None
-        began = time.monotonic()
-        handed_on = False
         try:
-            while queue and not self._closed:
-                event, carried = queue.popleft()
-                held = False
-
-                def hand_on() -> bool:
-                    """The run's effect is queued in order: a new worker starts the
-                    area's next run while this task waits for the effect."""
-                    nonlocal handed_on, held
-                    trailing = self._trailing.setdefault(area_id, set())
-                    if handed_on or self._closed or len(trailing) >= MAX_OVERLAP:
-                        return False
-                    handed_on = True
-                    trailing.add(me)
-                    if held:
-                        held = False
-                        self._runs.release()
-                    if queue:
-                        self._start_worker(area_id)
-                    else:
-                        del self._workers[area_id]
-                    return True
-
-                token = _handoff.set(hand_on)
-                try:
-                    await self._runs.acquire()
-                    held = True
-                    await self._process(event, carried)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("processing event %s failed; it stays journaled and is "
-                                  "retried at the next start", event.id)
-                finally:
-                    _handoff.reset(token)
-                    if held:
-                        self._runs.release()
-                    self.backlog -= 1
-                    if self.backlog < self._max_backlog:
-                        self._room.set()
-                if handed_on:
+            while True:
+                if not await self._run_one(area_id, area, ticket, event, carried):
                     return
-                if time.monotonic() - began > SLICE:
-                    await asyncio.sleep(0)
-                    began = time.monotonic()
+                if not area.queue or area.tickets != ticket + 1 or self._closed:
+                    return
+                event, carried = area.queue.popleft()
+                ticket = area.tickets
+                area.tickets += 1
         finally:
-            if handed_on:
-                trailing = self._trailing[area_id]
-                trailing.discard(me)
-                if not trailing:
-                    del self._trailing[area_id]
-            elif self._workers.get(area_id) is me:
-                del self._workers[area_id]
-            if area_id not in self._workers and area_id not in self._trailing:
-                if not queue:
-                    self._queues.pop(area_id, None)
-                if not self._workers and not self._trailing:
+            del area.tasks[me]
+            if area.queue and not self._closed:
+                self._spawn(area_id, area, MAX_OVERLAP)
+            elif not area.tasks and not area.queue:
+                self._areas.pop(area_id, None)
+                if not self._areas:
                     self._idle.set()
+
+    async def _run_one(self, area_id: str, area: _Area, ticket: int, event: Journaled,
+                       carried: list[dict[str, Any]] | None) -> bool:
+        """One run; returns whether its task may go on with the next one (it did not
+        hand on)."""
+        opened = handed_on = held = False
+
+        def hand_on() -> bool:
+            """The run's effect is queued in order: the next runs may start."""
+            nonlocal opened, handed_on, held
+            if opened or self._closed:
+                return False
+            opened = handed_on = True
+            if held:
+                held = False
+                self._runs.release()
+            area.open()
+            self._spawn(area_id, area, MAX_OVERLAP)
+            return True
+
+        try:
+            try:
+                await area.turn(ticket)
+            except asyncio.CancelledError:
+                area.skipped.add(ticket)
+                opened = True
+                raise
+            if self._over_slice(area):
+                await asyncio.sleep(0)  # others get the loop; its followers wait for it
+            await self._runs.acquire()
+            held = True
+            token = _handoff.set(hand_on)
+            try:
+                await self._process(event, carried)
+            finally:
+                _handoff.reset(token)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("processing event %s failed; it stays journaled and is "
+                          "retried at the next start", event.id)
+        finally:
+            if held:
+                self._runs.release()
+            if not opened:
+                area.open()
+            self.backlog -= 1
+            if self.backlog < self._max_backlog:
+                self._room.set()
+        return not handed_on
 
     async def aclose(self, grace: float = 5.0) -> None:
         """Stop: runs under way get ``grace`` seconds to finish, then are cancelled;
         events not yet run stay journaled and run at the next start."""
         self._closed = True
-        workers = [*self._workers.values(), *(t for s in self._trailing.values() for t in s)]
+        workers = [task for area in self._areas.values() for task in area.tasks]
         if workers:
             _done, late = await asyncio.wait(workers, timeout=grace)
             for task in late:

@@ -92,7 +92,7 @@ async def test_outside_a_run_next_run_may_start_does_nothing() -> None:
     assert next_run_may_start() is False
 
 
-async def test_only_so_many_runs_of_an_area_wait_for_their_effect(
+async def test_only_so_many_runs_of_an_area_are_under_way(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(dispatching, "MAX_OVERLAP", 2)
@@ -100,18 +100,35 @@ async def test_only_so_many_runs_of_an_area_wait_for_their_effect(
     dispatch = Dispatcher(runs.process)
     for number in range(1, 6):
         dispatch.submit(event(number))
+    await runs.until_started(2)
+    await settle()
+    assert runs.started == [1, 2]  # both wait for their effect; the third waits
+    runs.gate(2).set()  # finishing out of order still frees a place
     await runs.until_started(3)
     await settle()
-    # two wait having handed on; the third waits as a run always did
     assert runs.started == [1, 2, 3]
-    assert runs.handed_on == {1: True, 2: True, 3: False}
-    runs.gate(1).set()  # one place frees: the third finishing lets the fourth start
-    runs.gate(3).set()
-    await runs.until_started(4)
     for number in range(1, 6):
         runs.gate(number).set()
     await asyncio.wait_for(dispatch.idle(), 5)
+    assert runs.started == [1, 2, 3, 4, 5]
     assert sorted(runs.finished) == [1, 2, 3, 4, 5]
+
+
+async def test_a_row_of_runs_that_hand_on_start_in_one_turn_of_the_loop() -> None:
+    runs = Runs(hand_on=True)
+    dispatch = Dispatcher(runs.process)
+    dispatch.submit(event(1))
+    await runs.until_started(1)
+    await settle()
+    assert runs.handed_on == {1: True}  # waiting for its effect
+    for number in range(2, 12):
+        dispatch.submit(event(number))
+    for _ in range(3):  # the second starts, hands on, and its followers start together
+        await asyncio.sleep(0)
+    assert runs.started == list(range(1, 12))
+    for number in range(1, 12):
+        runs.gate(number).set()
+    await asyncio.wait_for(dispatch.idle(), 5)
 
 
 async def test_a_run_that_handed_on_no_longer_holds_a_place_among_all_runs() -> None:
