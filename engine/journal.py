@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.errors import StorageError
-from engine.storage.db import RawJSON, to_json
+from engine.storage.db import RawJSON
 from engine.storage.ledger import Ledger, apply, fold, read_entries
 from engine.storage.schema import events, runs, seen_keys, trigger_state, utcnow
 from engine.storage.writer import Statement, Writer
@@ -26,6 +27,15 @@ log = logging.getLogger(__name__)
 _NO_STATE: dict[str, Any] = {}
 #: Run-record statements sent but not committed beyond which runs wait for the writer.
 MAX_INFLIGHT = 50_000
+#: A run still under way this long after its start gets its database row (as
+#: ``running``); one that ends sooner is inserted finished, in one write.
+HOLD_RUNNING = 0.5
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
+def _to_json(value: Any) -> RawJSON:
+    """``storage.db.to_json`` with one encoder for the journal's life, not one a call."""
+    return RawJSON(_encode(value))
 
 
 class NewEvent(NamedTuple):
@@ -47,6 +57,14 @@ class RunRecord:
     steps: RawJSON
     statements: list[Statement] = field(default_factory=list)
     after: list[Callable[[], None]] = field(default_factory=list)
+
+
+class _Unsent(NamedTuple):
+    """A started run's insert, held back (:meth:`Journal.start_run`)."""
+
+    params: dict[str, Any]
+    after: list[Callable[[], None]]
+    since: float  # loop time of its start
 
 
 class Journaled(NamedTuple):
@@ -77,8 +95,9 @@ class Journal:
         self._batch: list[Statement] = []
         self._batch_after: list[Callable[[], None]] = []
         self._flush_handle: asyncio.Handle | None = None
-        #: run id -> its insert's parameters while still in the batch (updated in place)
-        self._unsent: dict[int, dict[str, Any]] = {}
+        #: run id -> its insert, held back while the run is young (oldest first)
+        self._unsent: dict[int, _Unsent] = {}
+        self._unsent_handle: asyncio.TimerHandle | None = None
         self._ledger_failing = False
         ins: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
         self._insert_event = ins(events).on_conflict_do_nothing(
@@ -188,15 +207,32 @@ class Journal:
         """Make every record so far safe against a kill: called before a reaction acts."""
         self.ledger.flush()
 
-    def _flush(self) -> None:
+    def _release_unsent(self, everything: bool) -> None:
+        """Send the inserts of runs still under way after :data:`HOLD_RUNNING` seconds
+        (or all of them), with their steps as they are now."""
+        if not self._unsent:
+            return
+        young = asyncio.get_running_loop().time() - HOLD_RUNNING
+        while self._unsent:
+            run_id = next(iter(self._unsent))
+            unsent = self._unsent[run_id]
+            if not everything and unsent.since > young:
+                break
+            del self._unsent[run_id]
+            params = unsent.params
+            if not isinstance(params["steps"], RawJSON):
+                params["steps"] = _to_json(params["steps"])
+            self._batch.append(Statement(2, self._insert_run, params))
+            self._batch_after.extend(unsent.after)
+
+    def _release_held(self) -> None:
+        self._unsent_handle = None
+        if self._flush_handle is None:
+            self._flush()
+
+    def _flush(self, everything: bool = False) -> None:
         """One ledger write and one writer submission for this turn's run records."""
         self._flush_handle = None
-        statements, after = self._batch, self._batch_after
-        self._batch, self._batch_after = [], []
-        for params in self._unsent.values():  # still running: the steps as they are now
-            if not isinstance(params["steps"], RawJSON):
-                params["steps"] = to_json(params["steps"])
-        self._unsent.clear()
         try:
             self.ledger.flush()
         except StorageError as exc:  # the database still gets them; runs stop before acting
@@ -207,13 +243,21 @@ class Journal:
             if self._ledger_failing:
                 log.warning("the run ledger can be written again")
             self._ledger_failing = False
+        rotate = self.ledger.rotate_due() and not self._ledger_failing
+        # A segment goes once what was written to it is committed: held rows go first.
+        self._release_unsent(everything or rotate)
+        if self._unsent and self._unsent_handle is None:
+            self._unsent_handle = asyncio.get_running_loop().call_later(
+                HOLD_RUNNING, self._release_held)
+        statements, after = self._batch, self._batch_after
+        self._batch, self._batch_after = [], []
         if not statements and not after:
             return
         future = self.writer.submit(statements)
         self._inflight.add(future)
         self._inflight_statements += len(statements)
         future.add_done_callback(partial(self._committed, after, len(statements)))
-        if self.ledger.rotate_due() and not self._ledger_failing:
+        if rotate:
             closed = self.ledger.rotate()
             barrier = self.writer.submit()  # commits after everything written to `closed`
             self._inflight.add(barrier)
@@ -243,7 +287,8 @@ class Journal:
         """Wait until every run record so far has committed."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
-            self._flush()
+        if self._flush_handle is not None or self._unsent:
+            self._flush(everything=True)
         while self._inflight:
             await asyncio.wait(list(self._inflight))
 
@@ -254,7 +299,11 @@ class Journal:
 
     def close(self) -> None:
         """Close the ledger; it is removed when every record reached the database."""
-        self.ledger.close(remove=not self.dirty and not self._inflight and not self._batch)
+        if self._unsent_handle is not None:
+            self._unsent_handle.cancel()
+            self._unsent_handle = None
+        self.ledger.close(remove=not self.dirty and not self._inflight and not self._batch
+                          and not self._unsent)
 
     def start_run(self, run_id: int, event: Journaled, *, resumed: bool,
                   steps: list[dict[str, Any]], status: str = "running",
@@ -262,25 +311,26 @@ class Journal:
         """Record the run as started (safe against a kill after :meth:`checkpoint`).
 
         A fresh run's steps are not serialised now: a replay restarts them from the
-        area (an empty list), and the database row gets them at the end of the turn —
-        usually the finished ones, when the run ends in the same turn."""
+        area (an empty list). Its database row is held back while the run is young
+        (:data:`HOLD_RUNNING`): a run that ends by then is inserted finished, one row
+        written once; ``after`` runs when the row is committed."""
         now = utcnow()
         params = {"id": run_id, "event_id": event.id, "area_id": event.area_id,
                   "status": status, "resumed": resumed, "trigger_payload": event.payload,
                   "condition": None, "steps": steps, "error": None, "started_at": now,
                   "finished_at": None}
-        self._unsent[run_id] = params
+        self._unsent[run_id] = _Unsent(params, list(after),
+                                       asyncio.get_running_loop().time())
         self._record(
             {"run": run_id, "event": event.id, "area": event.area_id, "resumed": resumed,
              "started_status": status, "started": now.isoformat()},
-            {"steps": to_json(steps)} if resumed else {},
-            [Statement(2, self._insert_run, params)], after)
+            {"steps": _to_json(steps)} if resumed else {})
 
     def save_steps(self, run_id: int, steps: list[dict[str, Any]]) -> None:
-        steps_json = to_json(steps)
+        steps_json = _to_json(steps)
         unsent = self._unsent.get(run_id)
-        if unsent is not None:  # its insert is still in this turn's batch
-            unsent["steps"] = steps_json
+        if unsent is not None:  # its insert is still held back
+            unsent.params["steps"] = steps_json
             self._record({"run": run_id}, {"steps": steps_json})
             return
         self._record({"run": run_id}, {"steps": steps_json},
@@ -293,25 +343,28 @@ class Journal:
         now = utcnow()
         return RunRecord({"run": run_id, "event": event_id, "status": status, "error": error,
                           "condition": condition, "finished": now.isoformat()},
-                         now, to_json(steps))
+                         now, _to_json(steps))
 
     def save(self, record: RunRecord) -> None:
         """Record a finished run (safe against a kill after :meth:`checkpoint`): when its
-        start is still in this turn's batch, the run is inserted finished."""
+        insert is still held back, the run is inserted finished."""
         entry, at, steps = record.entry, record.at, record.steps
         run_id, event_id = entry["run"], entry["event"]
         statements = list(record.statements)
+        after: Sequence[Callable[[], None]] = record.after
         unsent = self._unsent.pop(run_id, None)
         if unsent is not None:
-            unsent.update(status=entry["status"], steps=steps, error=entry["error"],
-                          condition=entry["condition"], finished_at=at)
+            unsent.params.update(status=entry["status"], steps=steps, error=entry["error"],
+                                 condition=entry["condition"], finished_at=at)
+            statements.append(Statement(2, self._insert_run, unsent.params))
+            after = [*unsent.after, *record.after]
         else:
             statements.append(Statement(4, self._finish_run, {
                 "rid": run_id, "status": entry["status"], "steps": steps,
                 "error": entry["error"], "cond": entry["condition"], "at": at}))
         if event_id is not None:
             statements.append(Statement(5, self._finish_event, {"eid": event_id, "at": at}))
-        self._record(entry, {"steps": steps}, statements, record.after)
+        self._record(entry, {"steps": steps}, statements, after)
 
     def finish_run(self, run_id: int, event_id: int | None, *, status: str,
                    steps: list[dict[str, Any]], error: str | None,

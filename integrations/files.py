@@ -45,8 +45,26 @@ MAX_FILES = 10_000
 _MAX_RENAMES = 9_999
 
 
+#: Paths already checked that expand to themselves (no ``~``, no variables): a busy
+#: area's path is checked once, not once a run.
+_PLAIN_PATHS: dict[str, Path] = {}
+_PLAIN_PATHS_MAX = 1024
+
+
 def full_path(raw: str, label: str) -> Path:
     """``raw`` with ``~`` and environment variables expanded; relative paths are refused."""
+    known = _PLAIN_PATHS.get(raw) if type(raw) is str else None
+    if known is not None:
+        return known
+    path = _full_path(raw, label)
+    if type(raw) is str and not any(c in raw for c in "~$%"):
+        if len(_PLAIN_PATHS) >= _PLAIN_PATHS_MAX:
+            _PLAIN_PATHS.clear()
+        _PLAIN_PATHS[raw] = path
+    return path
+
+
+def _full_path(raw: str, label: str) -> Path:
     text = os.path.expanduser(os.path.expandvars(str(raw).strip()))
     if not text:
         raise PermanentError(f"{label}: no path given: use a full path like ~/notes.txt")
@@ -459,12 +477,13 @@ class _Appender:
             self._send()
 
     def _forget(self) -> None:
-        if _appenders.get(self.path) is self and self.idle and self._thread is None:
-            del _appenders[self.path]
+        key = str(self.path)
+        if _appenders.get(key) is self and self.idle and self._thread is None:
+            del _appenders[key]
 
 
-#: The writer of each file being appended to.
-_appenders: dict[Path, _Appender] = {}
+#: The writer of each file being appended to, by path.
+_appenders: dict[str, _Appender] = {}
 #: Each area's last line still being written: its next line, for another file, waits
 #: for it (an area's lines are written in the order of its runs).
 _last_line: dict[str, _Line] = {}
@@ -472,9 +491,10 @@ _last_line: dict[str, _Line] = {}
 
 def _appender(path: Path) -> _Appender:
     loop = asyncio.get_running_loop()
-    appender = _appenders.get(path)
+    key = str(path)  # a str hashes at once; a Path builds its text to hash it
+    appender = _appenders.get(key)
     if appender is None or appender.loop is not loop:
-        appender = _appenders[path] = _Appender(path, loop)
+        appender = _appenders[key] = _Appender(path, loop)
     return appender
 
 

@@ -43,6 +43,8 @@ LEDGER_DIR = "ledger"
 #: A segment this large is closed and a new one started.
 SEGMENT_BYTES = 4 * 1024 * 1024
 _PREFIX = "runs-"
+#: One encoder for every line (``json.dumps`` with options builds one per call).
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
 _SUFFIX = ".ledger"
 
 
@@ -100,9 +102,9 @@ class Ledger:
 
     def append(self, entry: dict[str, Any], raw: dict[str, str] | None = None) -> None:
         """Buffer one entry (``raw``: more fields, already JSON) for :meth:`flush`."""
-        line = json.dumps(entry, separators=(",", ":"), default=str)
+        line = _encode(entry)
         if raw:
-            line = line[:-1] + "".join(f",{json.dumps(k)}:{v}" for k, v in raw.items()) + "}"
+            line = line[:-1] + "".join(f",{_encode(k)}:{v}" for k, v in raw.items()) + "}"
         self._buffer.append(line)
 
     def flush(self) -> None:

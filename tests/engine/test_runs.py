@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from engine import journal
 from engine.app import Engine
 from engine.areas import AreaSpec
 from engine.bus import AREA_PAUSED, RUN_FINISHED
@@ -264,3 +265,48 @@ async def test_a_hung_file_stalls_neither_other_areas_nor_the_service(
     assert share.read_text() == "0\n1\n2\n"
     runs = await engine.store.runs(stuck.id)
     assert [r["status"] for r in runs] == ["succeeded"] * 3
+
+
+async def test_a_quick_run_is_written_once_a_long_one_shows_as_running(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submitted: list[Any] = []
+    submit = engine.writer.submit
+
+    def spy(statements: Any = (), *args: Any, **kwargs: Any) -> Any:
+        submitted.extend(statements)
+        return submit(statements, *args, **kwargs)
+
+    monkeypatch.setattr(engine.writer, "submit", spy)
+    quick = await engine.create_area(area())
+    await engine.run_now(quick.id, {"title": "t", "n": 1})
+    await engine.wait_idle()
+    assert [r["status"] for r in await engine.store.runs(quick.id)] == ["succeeded"]
+    run_writes = (engine.journal._insert_run, engine.journal._update_steps,
+                  engine.journal._finish_run)
+    written = [(s.stmt, s.params.get("status")) for s in submitted if s.stmt in run_writes]
+    assert written == [(engine.journal._insert_run, "succeeded")]  # one row, written once
+
+    monkeypatch.setattr(journal, "HOLD_RUNNING", 0.01)
+    share = tmp_path / "share.txt"
+    gate = threading.Lock()
+    gate.acquire()
+    real = files._append_lines
+
+    def append_lines(path: Path, batch: list[Any]) -> list[Any]:
+        with gate:
+            pass
+        return real(path, batch)
+
+    monkeypatch.setattr(files, "_append_lines", append_lines)
+    slow = await engine.create_area(appending(share, "Slow"))
+    await engine.run_now(slow.id, {"title": "t", "n": 1})
+    for _ in range(500):  # the row appears once the run has been under way a while
+        if [r["status"] for r in await engine.store.runs(slow.id)] == ["running"]:
+            break
+        await asyncio.sleep(0.01)
+    else:
+        pytest.fail("the run under way never showed as running")
+    gate.release()
+    await engine.wait_idle()
+    assert [r["status"] for r in await engine.store.runs(slow.id)] == ["succeeded"]
