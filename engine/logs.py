@@ -5,7 +5,9 @@ at the level of the ``log_level`` setting."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
@@ -20,6 +22,61 @@ QUIET = ("aiohttp.access", "apscheduler", "alembic", "asyncio")
 _OURS = "_hookline_handler"
 _FILE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
+
+
+class _Formatter(logging.Formatter):
+    """Writes the time of day once a second, not once a record (``strftime`` was a
+    good part of a line's cost when every run logs one)."""
+
+    def __init__(self, fmt: str, datefmt: str | None = None) -> None:
+        super().__init__(fmt, datefmt)
+        self._second = -1
+        self._text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._text = time.strftime(datefmt or self.default_time_format,
+                                       self.converter(second))
+            self._second = second
+        msec_format = self.default_msec_format
+        if datefmt or not msec_format:
+            return self._text
+        return msec_format % (self._text, record.msecs)
+
+
+class _LogFile(RotatingFileHandler):
+    """A rotating log file that formats each record once and counts the file's size
+    itself (the standard one formats every record twice, and looks at the path and
+    seeks the file for each)."""
+
+    def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
+        super().__init__(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8",
+                         errors="backslashreplace")  # a file name not UTF-8 stays readable
+        self._size: int | None = None  # counted from the first record on
+        self._rotates = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record) + self.terminator
+            if self.stream is None:
+                self.stream = self._open()
+            if self._size is None:
+                self._size = self.stream.seek(0, 2)
+                # only a regular file is rotated (not /dev/null: bpo-45401)
+                self._rotates = os.path.isfile(self.baseFilename)
+            if (self.maxBytes > 0 and self._rotates and self._size
+                    and self._size + len(text) >= self.maxBytes):
+                self.doRollover()
+                self._size = None if self.stream is None else 0
+            self.stream.write(text)
+            self.flush()
+            if self._size is not None:
+                self._size += len(text)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
 
 
 def log_file(data_dir: Path) -> Path:
@@ -41,20 +98,18 @@ def configure(data_dir: Path | None, level: str, *, console: bool = True) -> Pat
         path = log_file(data_dir)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            handler: logging.Handler = RotatingFileHandler(
-                path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8",
-                errors="backslashreplace")  # a file name that is not UTF-8 stays readable
+            handler: logging.Handler = _LogFile(path, MAX_BYTES, BACKUPS)
         except OSError as exc:
             print(f"hookline: cannot write the log file {path}: {exc.strerror}",
                   file=sys.stderr)
             path = None
         else:
-            handler.setFormatter(logging.Formatter(_FILE_FORMAT))
+            handler.setFormatter(_Formatter(_FILE_FORMAT))
             setattr(handler, _OURS, True)
             root.addHandler(handler)
     if console or path is None:
         stream = logging.StreamHandler()
-        stream.setFormatter(logging.Formatter(_CONSOLE_FORMAT, datefmt="%H:%M:%S"))
+        stream.setFormatter(_Formatter(_CONSOLE_FORMAT, datefmt="%H:%M:%S"))
         setattr(stream, _OURS, True)
         root.addHandler(stream)
     set_level(level)

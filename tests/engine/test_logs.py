@@ -66,3 +66,32 @@ def test_an_unwritable_folder_falls_back_to_the_console(
     assert logs.configure(blocked, "INFO", console=False) is None
     assert "cannot write the log file" in capsys.readouterr().err
     assert any(type(h) is logging.StreamHandler for h in logging.getLogger().handlers)
+
+
+def test_the_file_is_rotated_at_its_size_and_lines_read_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logs, "MAX_BYTES", 2000)
+    path = logs.configure(tmp_path, "INFO", console=False)
+    assert path is not None
+    log = logging.getLogger("engine.cli")
+    for n in range(200):
+        log.info("run #%d of area %s: succeeded", n, "abcdef01")
+    files = sorted(p.name for p in path.parent.iterdir())
+    assert files == ["hookline.log", *(f"hookline.log.{n}" for n in range(1, logs.BACKUPS + 1))]
+    assert all(p.stat().st_size < 2000 for p in path.parent.iterdir())
+    last = path.read_text().splitlines()[-1]
+    record = logging.LogRecord("engine.cli", logging.INFO, "", 0,
+                               "run #%d of area %s: succeeded", (199, "abcdef01"), None)
+    stock = logging.Formatter(logs._FILE_FORMAT).format(record)
+    assert last.split(" ", 2)[2] == stock.split(" ", 2)[2]  # after the date and time
+    assert len(last) == len(stock)  # same shape of date and time, milliseconds included
+
+
+def test_the_time_of_day_is_written_as_the_standard_formatter_does() -> None:
+    for fmt, datefmt in ((logs._FILE_FORMAT, None), (logs._CONSOLE_FORMAT, "%H:%M:%S")):
+        ours = logs._Formatter(fmt, datefmt)
+        for created in (1_700_000_000.25, 1_700_000_000.75, 1_700_000_001.5):
+            record = logging.LogRecord("x", logging.INFO, "", 0, "m", None, None)
+            record.created, record.msecs = created, (created % 1) * 1000
+            assert ours.format(record) == logging.Formatter(fmt, datefmt).format(record)
