@@ -3,6 +3,9 @@
 # would: clone the commit under test, then the README's two commands. Writes its logs and
 # the screenshot to /fresh-io (the host's output folder).
 #   inside.sh COMMIT
+# The two runs of Hookline happen offline (inside.sh COMMIT --offline): in a network
+# namespace of their own with only loopback, so that their webhook port (8787) and X
+# display cannot meet whatever the host runs; they need no network.
 set -euo pipefail
 commit="$1"
 io=/fresh-io
@@ -19,6 +22,15 @@ phase() {  # phase KEY [WHAT]: the time the previous phase took goes to the timi
   [ -z "${2:-}" ] || say "$2"
 }
 
+# Brings up loopback in a new network namespace (no iproute2 on a fresh machine), then
+# runs the command: SIOCGIFFLAGS, SIOCSIFFLAGS with IFF_UP.
+LOOPBACK_UP='import fcntl, os, socket, struct, sys
+sock = socket.socket()
+ifreq = fcntl.ioctl(sock, 0x8913, struct.pack("16sH22x", b"lo", 0))
+flags = struct.unpack("16sH22x", ifreq)[1]
+fcntl.ioctl(sock, 0x8914, struct.pack("16sH22x", b"lo", flags | 1))
+os.execvp(sys.argv[1], sys.argv[1:])'
+
 stop_group() {  # SIGINT (Hookline's Ctrl+C), then SIGKILL, to a process group
   local pgid="$1" waited=0
   kill -INT -- "-$pgid" 2>/dev/null || return 0
@@ -26,13 +38,24 @@ stop_group() {  # SIGINT (Hookline's Ctrl+C), then SIGKILL, to a process group
   kill -KILL -- "-$pgid" 2>/dev/null || true
 }
 
-phase clone "git clone of $commit"
-git clone -q --no-checkout /src/hookline.git "$project"
-git -C "$project" -c advice.detachedHead=false checkout -q --detach "$commit"
-cd "$project"
+if [ "${2:-}" != --offline ]; then
+  phase clone "git clone of $commit"
+  git clone -q --no-checkout /src/hookline.git "$project"
+  git -C "$project" -c advice.detachedHead=false checkout -q --detach "$commit"
+  cd "$project"
 
-phase test "scripts/dev test (the README's test command)"
-scripts/dev test 2>&1 | tee "$io/test.log" || fail "scripts/dev test (log: test.log)"
+  phase test "scripts/dev test (the README's test command)"
+  scripts/dev test 2>&1 | tee "$io/test.log" || fail "scripts/dev test (log: test.log)"
+
+  phase xvfb "apt-get install xvfb (this check's own tool)"
+  # Installed after scripts/dev, so it cannot supply what the app lacks: xvfb brings no
+  # libxcb-* utility library that Qt's xcb platform needs.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends xvfb >"$io/xvfb-install.log" 2>&1 ||
+    { cat "$io/xvfb-install.log"; fail "apt-get install xvfb"; }
+  phase ""
+  exec unshare --net -- python3 -c "$LOOPBACK_UP" /bin/bash "$0" "$commit" --offline
+fi
+cd "$project"
 
 phase run "scripts/dev run, headless (the README's run command)"
 data=/root/hookline-headless
@@ -49,10 +72,6 @@ stop_group "$run_pid"
 wait "$run_pid" 2>/dev/null || true
 
 phase window "scripts/dev run with a display (Xvfb): the window, and a screenshot"
-# The check's own tool, installed after scripts/dev so it cannot supply what the app lacks
-# (xvfb brings no libxcb-* utility library that Qt's xcb platform needs).
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends xvfb >"$io/xvfb-install.log" 2>&1 ||
-  { cat "$io/xvfb-install.log"; fail "apt-get install xvfb"; }
 mkdir -p /tmp/fb
 rm -f /tmp/displayfd
 setsid Xvfb -displayfd 3 -screen 0 1280x800x24 -fbdir /tmp/fb -nolisten tcp -br 3>/tmp/displayfd \
