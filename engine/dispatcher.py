@@ -211,8 +211,11 @@ class Dispatcher:
         try:
             try:
                 await area.turn(ticket)
-            except asyncio.CancelledError:
-                area.skipped.add(ticket)
+            except asyncio.CancelledError:  # closing: its followers must not wait for it
+                if area.opened == ticket:
+                    area.open()
+                else:
+                    area.skipped.add(ticket)
                 opened = True
                 raise
             if self._over_slice(area):
