@@ -127,10 +127,11 @@ async def run(app: QApplication, data_dir: Path) -> int:
     finally:
         log.info("quitting: stopping the engine")
         tray.close()
-        # Destroy the window while the loop runs: its screens cancel their tasks then.
         window.hide()
-        window.deleteLater()
+        # End the screens' tasks before their widgets go: a refresh whose answer from
+        # the engine is already on its way would otherwise wake up to deleted widgets.
         await WidgetTasks.cancel_all()
+        window.deleteLater()
         bridge.close()
         await thread.stop()
         signals.close()

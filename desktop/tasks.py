@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Coroutine
 from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject
+
+log = logging.getLogger(__name__)
+
+#: How long Quit waits for the screens' tasks to end.
+CANCEL_TIMEOUT = 2.0
 
 
 class WidgetTasks:
@@ -49,16 +55,26 @@ class WidgetTasks:
         _cancel(self._tasks, keep)
 
     @classmethod
-    async def cancel_all(cls) -> None:
+    async def cancel_all(cls, timeout: float = CANCEL_TIMEOUT) -> None:
         """Cancel every widget's tasks and wait until they have ended (before the
-        engine closes, so none wakes up to find it gone)."""
+        engine closes, so none wakes up to find it gone), ``timeout`` seconds at most.
+
+        A task can be left unable to end: a modal dialog's nested Qt loop, run inside
+        another task, makes qasync start task steps while that task is current, which
+        asyncio refuses; the refused task never runs again. Waiting for it would keep
+        Quit from ever finishing."""
         WidgetTasks._stopped = True
         current = asyncio.current_task()
         tasks = [t for t in {*cls._pending, *(t for o in list(cls._live) for t in o._tasks)}
-                 if t is not current]
+                 if t is not current and not t.done()]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if not tasks:
+            return
+        _done, stuck = await asyncio.wait(tasks, timeout=timeout)
+        if stuck:
+            log.warning("%d screen task(s) did not end; leaving them", len(stuck))
+            cls._pending.difference_update(stuck)
 
     @classmethod
     def settle(cls) -> None:

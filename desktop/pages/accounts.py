@@ -10,9 +10,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
-    QInputDialog,
     QLabel,
-    QLineEdit,
     QMenu,
     QMessageBox,
     QPushButton,
@@ -22,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import dialogs
 from desktop.bridge import EngineBridge
 from desktop.icons import service_icon
 from desktop.models import when
@@ -144,28 +143,26 @@ class AccountsPage(QWidget):
         self.reconnect_button.setEnabled(chosen)
         self.remove_button.setEnabled(chosen)
 
-    def ask_token(self, service: Service) -> str | None:
+    async def ask_token(self, service: Service) -> str | None:
         """The pasted personal token (None: cancelled)."""
         assert service.api_key is not None
-        text, ok = QInputDialog.getText(
-            self, f"Connect {service.name}", f"{service.api_key.label}:",
-            QLineEdit.EchoMode.Password)
-        return text if ok and text.strip() else None
+        token = await dialogs.text(self, f"Connect {service.name}",
+                                   f"{service.api_key.label}:", secret=True)
+        return token if token and token.strip() else None
 
-    def ask_client(self, service: Service) -> tuple[str, str | None] | None:
+    async def ask_client(self, service: Service) -> tuple[str, str | None] | None:
         """The user's own OAuth app: client ID (and secret where the provider wants it)."""
         assert service.oauth is not None
         message = self.bridge.client_missing(service).split(", then")[0]
-        client_id, ok = QInputDialog.getText(self, f"{service.name}: your OAuth app",
-                                             f"{message}.\n\nClient ID:")
-        if not ok or not client_id.strip():
+        title = f"{service.name}: your OAuth app"
+        client_id = await dialogs.text(self, title, f"{message}.\n\nClient ID:")
+        if not client_id or not client_id.strip():
             return None
         secret = None
         if service.oauth.client_secret_required:
-            secret, ok = QInputDialog.getText(self, f"{service.name}: your OAuth app",
-                                              "Client secret (kept in your OS keyring):",
-                                              QLineEdit.EchoMode.Password)
-            if not ok:
+            secret = await dialogs.text(self, title, "Client secret (kept in your OS keyring):",
+                                        secret=True)
+            if secret is None:
                 return None
         return client_id.strip(), secret
 
@@ -174,16 +171,16 @@ class AccountsPage(QWidget):
         service takes one, else the browser sign-in."""
         bridge = self.bridge
         try:
-            if service.api_key is not None and (service.oauth is None or self._prefer_token(
+            if service.api_key is not None and (service.oauth is None or await self._prefer_token(
                     service)):
-                token = self.ask_token(service)
+                token = await self.ask_token(service)
                 if token is None:
                     return None
                 account = await bridge.add_token(service.id, token, service.name)
             else:
                 assert service.oauth is not None
                 if not await bridge.has_oauth_client(service.id):
-                    client = self.ask_client(service)
+                    client = await self.ask_client(service)
                     if client is None:
                         return None
                     await bridge.set_oauth_client(service.id, *client)
@@ -196,14 +193,14 @@ class AccountsPage(QWidget):
                 account = await bridge.connect_account(service.id, show=show)
         except HooklineError as exc:
             self.status.setText("")
-            QMessageBox.warning(self, f"{service.name} not connected", str(exc))
+            await dialogs.warning(self, f"{service.name} not connected", str(exc))
             return None
         self.status.setText(f"Connected {service.name} as {account.name}.")
         await self.refresh()
         return account
 
-    def _prefer_token(self, service: Service) -> bool:
-        answer = QMessageBox.question(
+    async def _prefer_token(self, service: Service) -> bool:
+        answer = await dialogs.question(
             self, f"Connect {service.name}",
             f"Sign in to {service.name} in the browser (Yes), or paste a personal token "
             "(No)?")

@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 from desktop.bridge import EngineBridge
 from desktop.models import STATUS_COLOR, RunsModel
 from desktop.pages.common import empty_state, heading, monospace, muted
+from desktop.tasks import WidgetTasks
 
 log = logging.getLogger(__name__)
 
@@ -440,7 +441,8 @@ class ActivityPage(QWidget):
     def __init__(self, bridge: EngineBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.bridge = bridge
-        self._tasks: set[asyncio.Task[Any]] = set()
+        #: Cancelled with the page (and before the app closes the engine).
+        self.tasks = WidgetTasks(self)
         self._refreshing = asyncio.Lock()
         self._selected_id: int | None = None
 
@@ -612,15 +614,7 @@ class ActivityPage(QWidget):
     # ----------------------------------------------------------------- internals
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("activity task failed", exc_info=task.exception())
+        return self.tasks.spawn(coro)
 
     def _count_text(self, count: int) -> str:
         if count >= self.LIMIT:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QInputDialog, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from desktop.bridge import EngineBridge
+from desktop.main_window import MainWindow
 from desktop.pages.accounts import AccountsPage
 from engine.areas import AreaSpec
 from engine.auth.session import Account
 from tests.desktop.conftest import until
+
+T = TypeVar("T", bound=QWidget)
 
 
 async def test_accounts_show_their_state_and_can_be_removed(
@@ -64,10 +67,56 @@ async def test_connecting_a_token_service_asks_for_the_token(
             Account("acc-2", service_id, "api_key", "@mybot", []))
 
     monkeypatch.setattr(bridge.engine.accounts, "add_token", add_token)
-    monkeypatch.setattr(page, "ask_token", lambda service: "123:abc")
+
+    async def ask_token(_service: Any) -> str:
+        return "123:abc"
+
+    monkeypatch.setattr(page, "ask_token", ask_token)
     telegram = bridge.registry.service("telegram")
     account = await page.connect_service(telegram)
     assert account is not None and account.name == "@mybot"
     assert added == [("telegram", "123:abc")]
     assert page.status.text() == "Connected Telegram as @mybot."
     assert page.state()["rows"] == [("@mybot", "Working")]
+
+
+async def test_the_oauth_app_dialog_stops_no_other_screen(qtbot: QtBot,
+                                                          bridge: EngineBridge) -> None:
+    """Accounts → Connect → GitHub asks for the OAuth app in a dialog; while it waits for
+    the user, the other screens go on (a nested Qt loop inside the sign-in's task would
+    have stopped them for good)."""
+    window = MainWindow(bridge)
+    qtbot.addWidget(window)
+    window.show()
+    page = window.show_screen("accounts")
+    assert isinstance(page, AccountsPage)
+    connecting = page.tasks.spawn(page.connect_service(bridge.registry.service("github")))
+    # GitHub takes a browser sign-in or a pasted token: the browser, then the app's ID
+    question = await shown(QMessageBox)
+    question.button(QMessageBox.StandardButton.Yes).click()
+    dialog = await shown(QInputDialog)
+    assert "GitHub has no OAuth app set up yet" in dialog.labelText()
+    area = await bridge.save_area(AreaSpec.from_dict({
+        "name": "Hello", "trigger": {"service": "timer", "trigger": "every",
+                                     "params": {"interval": "1h"}},
+        "reactions": [{"service": "notify", "reaction": "notify",
+                       "params": {"title": "Hello"}}]}))
+    await bridge.run_now(area.id)
+    activity = window.pages["activity"]
+    await until(lambda: activity.model.rowCount() == 1)  # type: ignore[attr-defined]
+    assert dialog.isVisible()  # still waiting for the user meanwhile
+    dialog.reject()
+    assert await connecting is None
+
+
+async def shown(kind: type[T]) -> T:
+    """The dialog of ``kind`` once it shows."""
+    found: list[T] = []
+
+    def visible() -> bool:
+        found[:] = [w for w in QApplication.topLevelWidgets()
+                    if isinstance(w, kind) and w.isVisible()]
+        return bool(found)
+
+    await until(visible)
+    return found[0]

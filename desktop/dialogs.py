@@ -1,0 +1,62 @@
+"""Dialogs a screen's async work can wait for without a nested Qt event loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from PySide6.QtWidgets import QDialog, QInputDialog, QLineEdit, QMessageBox, QWidget
+
+
+async def finished(dialog: QDialog) -> int:
+    """Open ``dialog`` window-modal and wait until it closes; its result code.
+
+    ``exec()`` and the static ``QMessageBox``/``QInputDialog`` helpers run a nested Qt
+    loop; inside an asyncio task that loop makes qasync start other tasks' steps while
+    this task is current, which asyncio refuses, and those tasks never run again (a
+    screen that stops refreshing, a Quit that waits for them). ``open()`` has no nested
+    loop: the task simply awaits the dialog's ``finished`` signal.
+    """
+    future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def done(result: int) -> None:
+        if not future.done():
+            future.set_result(result)
+
+    dialog.finished.connect(done)
+    dialog.open()
+    try:
+        return await future
+    finally:
+        dialog.finished.disconnect(done)
+        if dialog.isVisible():  # the task was cancelled: the dialog goes with it
+            dialog.reject()
+        dialog.deleteLater()
+
+
+async def text(parent: QWidget, title: str, label: str, *, secret: bool = False
+               ) -> str | None:
+    """One line of text from the user (None: cancelled)."""
+    dialog = QInputDialog(parent)
+    dialog.setWindowTitle(title)
+    dialog.setLabelText(label)
+    dialog.setTextEchoMode(QLineEdit.EchoMode.Password if secret
+                           else QLineEdit.EchoMode.Normal)
+    accepted = await finished(dialog) == QDialog.DialogCode.Accepted
+    return dialog.textValue() if accepted else None
+
+
+async def question(parent: QWidget, title: str, text: str,
+                   buttons: QMessageBox.StandardButton = (QMessageBox.StandardButton.Yes
+                                                          | QMessageBox.StandardButton.No)
+                   ) -> QMessageBox.StandardButton:
+    """The button the user chose (Escape: the box's escape button)."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, buttons, parent)
+    await finished(box)
+    return box.standardButton(box.clickedButton())
+
+
+async def warning(parent: QWidget, title: str, text: str) -> None:
+    """Tell the user something went wrong; returns once they closed the box."""
+    box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok,
+                      parent)
+    await finished(box)
