@@ -22,6 +22,7 @@ from engine.catalog.service import (
     TriggerKind,
     TriggerSpec,
 )
+from engine.dispatcher import next_run_may_start
 from engine.errors import (
     AuthError,
     CatalogError,
@@ -120,6 +121,7 @@ __all__ = [
     "format_duration",
     "html_to_text",
     "local_file",
+    "next_run_may_start",
     "parse_duration",
     "raise_for_provider",
     "read_chunk",

@@ -28,8 +28,8 @@ from engine import (
     PollResult,
     ReactionContext,
     Service,
+    next_run_may_start,
 )
-from engine.dispatcher import next_run_may_start
 
 service = Service(
     "files",
