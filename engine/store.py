@@ -177,9 +177,14 @@ class Store:
 
     async def last_runs(self) -> dict[str, dict[str, Any]]:
         """Each area's newest run (for lists: last run time and result)."""
-        newest = select(func.max(runs.c.id)).group_by(runs.c.area_id).scalar_subquery()
+        # One index lookup per area (ix_runs_area_started), not a pass over every run:
+        # the lists ask for this several times a second while runs stream in.
+        newest = (select(runs.c.id).where(runs.c.area_id == areas.c.id)
+                  .order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(1)
+                  .correlate(areas).scalar_subquery())
+        query = select(runs).select_from(areas).join(runs, runs.c.id == newest)
         async with self.db.connect() as conn:
-            rows = await conn.execute(select(runs).where(runs.c.id.in_(newest)))
+            rows = await conn.execute(query)
             return {r.area_id: dict(r._mapping) for r in rows}
 
     async def prune(self, keep_ok_days: int, keep_failed_days: int, per_area: int,

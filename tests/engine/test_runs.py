@@ -41,6 +41,23 @@ async def test_false_condition_skips_and_records_why(engine: Engine) -> None:
     assert [r["text"] for r in probe.controls.received] == ["New Release 2.0"]
 
 
+async def test_each_areas_last_run_is_its_newest(engine: Engine) -> None:
+    """What the lists show as "last run": the newest of each area's runs, found by one
+    index lookup per area (a never-run area has none)."""
+    gate = await engine.create_area(area(name="Gate", condition="{{ trigger.n > 1 }}"))
+    other = await engine.create_area(area(name="Other"))
+    never = await engine.create_area(area(name="Never"))
+    for n in (2, 1, 3, 1):  # succeeded, skipped, succeeded, skipped
+        await engine.run_now(gate.id, {"title": "t", "n": n})
+    await engine.run_now(other.id, {"title": "t", "n": 5})
+    await engine.wait_idle()
+    last = await engine.store.last_runs()
+    newest = (await engine.store.runs(gate.id))[0]
+    assert set(last) == {gate.id, other.id} and never.id not in last
+    assert last[gate.id]["id"] == newest["id"] and last[gate.id]["status"] == "skipped"
+    assert last[other.id]["status"] == "succeeded"
+
+
 async def test_second_reaction_uses_first_ones_output(engine: Engine) -> None:
     saved = await engine.create_area(area(reactions=[
         {"service": "probe", "reaction": "record", "params": {"text": "a {{ trigger.n }}"}},
