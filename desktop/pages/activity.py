@@ -9,7 +9,7 @@ from collections.abc import Coroutine
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QKeySequence,
@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.bridge import EngineBridge
+from desktop.live_refresh import LiveRefresh
 from desktop.models import STATUS_COLOR, RunsModel
 from desktop.pages.common import empty_state, heading, monospace, muted
 from desktop.tasks import WidgetTasks
@@ -533,13 +534,11 @@ class ActivityPage(QWidget):
         QShortcut(QKeySequence(QKeySequence.StandardKey.Refresh), self,
                   lambda: self._spawn(self.refresh()))
 
-        self._refresh_timer = QTimer(self)
-        self._refresh_timer.setSingleShot(True)
-        self._refresh_timer.setInterval(self.REFRESH_DELAY_MS)
-        self._refresh_timer.timeout.connect(lambda: self._spawn(self.refresh()))
+        self.live = LiveRefresh(self, lambda: self._spawn(self.refresh()),
+                                self.REFRESH_DELAY_MS)
         bridge.runFinished.connect(self._run_finished)
         bridge.areaChanged.connect(self._area_changed)
-        self._refresh_timer.start()
+        self.live.now()
 
     # ----------------------------------------------------------------- public
 
@@ -664,10 +663,9 @@ class ActivityPage(QWidget):
         self._spawn(self.refresh())
 
     def _run_finished(self, _run: dict[str, Any]) -> None:
-        if not self._refresh_timer.isActive():
-            self._refresh_timer.start()
+        self.live.request()
 
     def _area_changed(self, _area_id: str, change: str) -> None:
         self._fill_area_filter()
         if change in ("updated", "removed"):
-            self._refresh_timer.start()  # names changed or runs went with the area
+            self.live.request()  # names changed or runs went with the area

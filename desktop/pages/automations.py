@@ -17,7 +17,6 @@ from PySide6.QtCore import (
     QSize,
     QSortFilterProxyModel,
     Qt,
-    QTimer,
 )
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -38,6 +37,7 @@ from PySide6.QtWidgets import (
 from desktop.bridge import AreaRow, EngineBridge
 from desktop.editor import AreaEditor
 from desktop.forms import error_color, small_label
+from desktop.live_refresh import LiveRefresh
 from desktop.models import FLOW_SLOTS, AreasModel
 from desktop.tasks import WidgetTasks
 from engine.errors import HooklineError
@@ -191,17 +191,14 @@ class AutomationsPage(QWidget):
         delete.setContext(Qt.ShortcutContext.WidgetShortcut)
         delete.activated.connect(self.delete_selected)
 
-        self._refresh_timer = QTimer(self)
-        self._refresh_timer.setSingleShot(True)
-        self._refresh_timer.setInterval(REFRESH_DELAY_MS)
-        self._refresh_timer.timeout.connect(lambda: self._spawn(self.refresh()))
+        self.live = LiveRefresh(self, lambda: self._spawn(self.refresh()), REFRESH_DELAY_MS)
         bridge.areaChanged.connect(self.schedule_refresh)
         bridge.runFinished.connect(self.schedule_refresh)
         bridge.areaPaused.connect(self.schedule_refresh)
         bridge.triggerHealth.connect(self.schedule_refresh)
         self._update_buttons()
         self._show_state()
-        self._refresh_timer.start(0)
+        self.live.now()
 
     # ------------------------------------------------------------------ building
 
@@ -254,10 +251,9 @@ class AutomationsPage(QWidget):
     # ------------------------------------------------------------------ data
 
     def schedule_refresh(self, *_args: Any) -> None:
-        """Refresh soon: at most once per REFRESH_DELAY_MS however many runs finish (a
-        restart of the timer at each signal would never refresh under a steady stream)."""
-        if not self._refresh_timer.isActive():
-            self._refresh_timer.start()
+        """Refresh soon: at most once per REFRESH_DELAY_MS however many runs finish, and
+        only while the list can be seen (else when it shows again)."""
+        self.live.request()
 
     async def refresh(self) -> None:
         """Read the rows again, keeping the selection."""

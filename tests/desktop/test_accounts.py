@@ -102,7 +102,7 @@ async def test_the_oauth_app_dialog_stops_no_other_screen(qtbot: QtBot,
         "reactions": [{"service": "notify", "reaction": "notify",
                        "params": {"title": "Hello"}}]}))
     await bridge.run_now(area.id)
-    activity = window.pages["activity"]
+    activity = window.show_screen("activity")  # behind the dialog, the window goes on
     await until(lambda: activity.model.rowCount() == 1)  # type: ignore[attr-defined]
     assert dialog.isVisible()  # still waiting for the user meanwhile
     dialog.reject()

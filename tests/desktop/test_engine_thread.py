@@ -174,3 +174,29 @@ async def test_engine_calls_run_on_the_engine_thread(engine_thread: EngineThread
     assert threading.current_thread().name != "hookline-engine"
     assert await engine_thread.run(lambda: threading.current_thread().name) == (
         "hookline-engine")
+
+
+async def test_screens_nobody_looks_at_wait_to_refresh_until_shown(
+        bridge: EngineBridge, qtbot: QtBot) -> None:
+    window = MainWindow(bridge)
+    qtbot.addWidget(window)
+    window.show()
+    automations = window.pages["automations"]
+    activity = window.pages["activity"]
+    await until(lambda: not activity.live.pending())  # type: ignore[attr-defined]
+    area = await bridge.save_area(AreaSpec.from_dict({
+        "name": "Hello", "trigger": {"service": "timer", "trigger": "every",
+                                     "params": {"interval": "1h"}},
+        "reactions": [{"service": "notify", "reaction": "notify",
+                       "params": {"title": "Hello"}}]}))
+    for _ in range(3):
+        await bridge.run_now(area.id)
+    await bridge.call(bridge.engine.wait_idle())
+    # the list in view follows the runs...
+    await until(lambda: automations.model.rowCount() == 1  # type: ignore[attr-defined]
+                and automations.model.row(0).last_status == "succeeded")  # type: ignore[attr-defined]
+    # ...while Activity, behind it, only noted that it is out of date
+    assert activity.model.rowCount() == 0  # type: ignore[attr-defined]
+    assert activity.live.pending()  # type: ignore[attr-defined]
+    window.show_screen("activity")
+    await until(lambda: activity.model.rowCount() == 3)  # type: ignore[attr-defined]
