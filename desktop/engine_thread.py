@@ -51,6 +51,11 @@ class EngineThread:
     def running(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def ident(self) -> int | None:
+        """The thread's identifier (None before it starts)."""
+        return self._thread.ident
+
     async def start(self) -> None:
         """Start the thread, then the engine on it (raises what ``Engine.start`` raises,
         after which the thread has ended again)."""

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from desktop.bridge import EngineBridge
+from engine import bus as topics
 from engine.areas import AreaSpec
-from tests.desktop.conftest import signal_once
+from tests.desktop.conftest import signal_once, until
 
 AREA = {
     "name": "Hello",
@@ -46,3 +50,26 @@ async def test_an_area_whose_account_must_reconnect_says_so(bridge: EngineBridge
     area = Area("a1", spec)
     assert bridge.health(area, "succeeded", frozenset({"acc-1"})) == "needs account"
     assert bridge.health(area, "succeeded", frozenset()) == "working"
+
+
+async def test_a_stream_of_runs_wakes_the_window_in_batches(bridge: EngineBridge) -> None:
+    """1,000 runs finishing over about half a second reach the views one by one and in
+    order, but wake the window's thread about 20 times a second, not once per run."""
+    wakes: list[float] = []
+    bridge._wake.connect(lambda: wakes.append(time.monotonic()))
+    got: list[int] = []
+    bridge.runFinished.connect(lambda run: got.append(run["run_id"]))
+
+    async def stream() -> float:
+        began = time.monotonic()
+        for n in range(1000):
+            bridge.engine.bus.publish(topics.RUN_FINISHED, run_id=n, area_id="a",
+                                      status="succeeded", error=None)
+            if n % 20 == 0:
+                await asyncio.sleep(0.01)
+        return time.monotonic() - began
+
+    took = await bridge.call(stream())
+    await until(lambda: len(got) == 1000)
+    assert got == list(range(1000))
+    assert len(wakes) <= took / 0.05 + 3, (len(wakes), took)
