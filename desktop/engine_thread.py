@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import threading
 from collections.abc import Callable, Coroutine
@@ -25,7 +24,7 @@ ErrorHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]
 class EngineThread:
     """One engine on a thread of its own, with a standard asyncio event loop: the same
     code and loop as ``hookline serve``. The window's thread (qasync) reaches it only
-    through :meth:`call` and :meth:`call_soon`; a modal dialog, a slow paint or a nested
+    through :meth:`call` and :meth:`run`; a modal dialog, a slow paint or a nested
     Qt loop there cannot stop, slow or re-enter the engine.
 
     Args:
@@ -83,22 +82,6 @@ class EngineThread:
             log.exception("the engine did not close cleanly")
         await self._end_thread()
 
-    def stop_blocking(self, timeout: float = STOP_TIMEOUT) -> None:
-        """:meth:`stop` for callers with no running loop of their own (exit paths)."""
-        if self._closed or not self.running:
-            return
-        self._closed = True
-        future = asyncio.run_coroutine_threadsafe(self.engine.aclose(), self.loop)
-        try:
-            future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            log.error("the engine did not stop within %.0f s", timeout)
-            return
-        except Exception:
-            log.exception("the engine did not close cleanly")
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout)
-
     async def _end_thread(self) -> None:
         if self.running:
             self.loop.call_soon_threadsafe(self.loop.stop)
@@ -134,11 +117,6 @@ class EngineThread:
             return function(*args)
 
         return self.call(call())
-
-    def call_soon(self, function: Callable[..., Any], *args: Any) -> None:
-        """Queue ``function(*args)`` on the engine's thread, without waiting."""
-        if self.running:
-            self.loop.call_soon_threadsafe(function, *args)
 
 
 def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
