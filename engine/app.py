@@ -137,6 +137,10 @@ class Engine:
                 for area in self._areas.values():
                     if area.active:
                         await self._activate(area, starting=True)
+                    elif self.listener and area.webhook_hash:
+                        self.listener.dormant[area.webhook_hash] = area.id
+                if self.listener is not None:
+                    self.listener.ready = True  # from now on an unknown address is dead
                 self.scheduler.add_job(self._prune, RETENTION_EVERY, "retention")
                 self.scheduler.add_job(self._backup, BACKUP_CHECK_EVERY, "backup")
                 self.control = ControlServer(self)
@@ -247,6 +251,8 @@ class Engine:
         self._areas[area.id] = area
         if area.active:
             await self._activate(area)
+        elif self.listener and area.webhook_hash:
+            self.listener.dormant[area.webhook_hash] = area.id
         self.bus.publish(topics.AREA_CHANGED, area_id=area.id, change="created")
         return area
 
@@ -268,8 +274,12 @@ class Engine:
             area = await self.store.area(area_id)
         self._forget_secrets(area_id)
         self._areas[area_id] = area
+        if self.listener and old.webhook_hash and old.webhook_hash != area.webhook_hash:
+            self.listener.dormant.pop(old.webhook_hash, None)
         if area.active:
             await self._activate(area)
+        elif self.listener and area.webhook_hash:
+            self.listener.dormant[area.webhook_hash] = area.id
         self.bus.publish(topics.AREA_CHANGED, area_id=area_id, change="updated")
         return area
 
@@ -455,6 +465,8 @@ class Engine:
     async def _activate(self, area: Area, starting: bool = False) -> None:
         if self.offline:
             return
+        if self.listener and area.webhook_hash:
+            self.listener.dormant.pop(area.webhook_hash, None)
         spec = self.registry.trigger(area.spec.trigger.service, area.spec.trigger.action)
         params = await self._trigger_params(area, spec)
         if spec.kind is TriggerKind.SCHEDULE:
@@ -523,6 +535,10 @@ class Engine:
         self.poller.forget(area.id)
         if self.listener and area.webhook_hash:
             self.listener.routes.pop(area.webhook_hash, None)
+            if forget:
+                self.listener.dormant.pop(area.webhook_hash, None)
+            else:  # off or paused: its senders hear so (409), not "no such address"
+                self.listener.dormant[area.webhook_hash] = area.id
         service = self.registry.services.get(area.spec.trigger.service)
         if service is not None and service.on_area_stop is not None and not self.offline:
             try:

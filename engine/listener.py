@@ -71,6 +71,10 @@ class Listener:
 
     Attributes:
         routes: token hash -> Route, kept current by the engine.
+        dormant: token hash -> area id, for areas that are off or paused: their
+            senders are told so (409), not that the address is dead (404).
+        ready: False while the engine is still putting up its routes (at start): an
+            address it does not know yet gets 503 and Retry-After, not 404.
         port: the bound port once started.
     """
 
@@ -78,6 +82,8 @@ class Listener:
                  paused: Callable[[str], str | None]) -> None:
         self.settings = settings
         self.routes: dict[str, Route] = {}
+        self.dormant: dict[str, str] = {}
+        self.ready = False
         self._ingest = ingest
         self._paused = paused
         self._runner: web.AppRunner | None = None
@@ -131,6 +137,19 @@ class Listener:
             await self._runner.cleanup()
             self._runner = None
 
+    def _no_route(self, hashed: str) -> web.Response:
+        area_id = self.dormant.get(hashed)
+        reason = self._paused(area_id) if area_id is not None else None
+        if reason is not None and reason != "removed":
+            return _refuse(409, f"the area is off ({reason}); turn it on in Hookline, then "
+                                "send again")
+        if not self.ready or area_id is not None:  # starting, or being switched on now
+            return _refuse(503, "this address is not ready yet (Hookline is starting, or "
+                                "the area is being switched on); send again in a second",
+                           {"Retry-After": "1"})
+        return _refuse(404, "no area has this webhook address (it may have been removed "
+                            "or given a new address)")
+
     async def _unknown(self, request: web.Request) -> web.Response:
         return _refuse(404, "not a Hookline webhook address (they look like /hooks/<token>)")
 
@@ -140,10 +159,10 @@ class Listener:
                                 "forwards here, set its address as the public URL")
         if request.method not in ("POST", "PUT"):
             return _refuse(405, "use POST to deliver to this webhook", {"Allow": "POST, PUT"})
-        route = self.routes.get(token_hash(request.match_info["token"]))
+        hashed = token_hash(request.match_info["token"])
+        route = self.routes.get(hashed)
         if route is None:
-            return _refuse(404, "no area has this webhook address (it may have been removed "
-                                "or given a new address)")
+            return self._no_route(hashed)
         paused = self._paused(route.area.id)
         if paused:
             return _refuse(409, f"the area is off ({paused}); turn it on in Hookline")

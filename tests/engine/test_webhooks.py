@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -11,9 +12,9 @@ import pytest
 
 from engine.app import Engine
 from engine.areas import AreaSpec
-from engine.bus import RUN_FINISHED
+from engine.bus import AREA_PAUSED, RUN_FINISHED
 from tests.engine import probe
-from tests.engine.conftest import next_message
+from tests.engine.conftest import EngineFactory, next_message
 
 AREA = {
     "name": "Hook to record",
@@ -119,13 +120,83 @@ async def test_a_refusal_closes_the_connection_and_the_sender_is_told(
     assert [r.message for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
-async def test_turned_off_area_refuses_deliveries(engine: Engine) -> None:
+async def test_turned_off_area_refuses_deliveries_and_says_so(engine: Engine) -> None:
     area_id, url = await _area(engine)
     await engine.set_enabled(area_id, False)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, json={}) as resp:
+            # 409, not 404: the address is alive, the area is off (a sender may retry)
+            assert resp.status == 409
+            assert (await resp.json())["error"] == (
+                "the area is off (turned off); turn it on in Hookline, then send again")
+        assert await engine.store.runs(area_id) == []
+        await engine.set_enabled(area_id, True)
+        async with session.post(url, json={"title": "back"}) as resp:
+            assert resp.status == 202
+
+
+async def test_a_paused_area_answers_409_with_why(make_engine: EngineFactory) -> None:
+    engine = await make_engine(pause_after_failures=1)
+    area = await engine.create_area(AreaSpec.from_dict({
+        **AREA, "reactions": [{"service": "probe", "reaction": "fail", "params": {}}]}))
+    url = await engine.webhook_url(area.id)
+    assert url is not None
+    paused = next_message(engine, AREA_PAUSED)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, json={"title": "fails"}) as resp:
+            assert resp.status == 202
+        await paused
+        async with session.post(url, json={"title": "again"}) as resp:
+            assert resp.status == 409
+            error = (await resp.json())["error"]
+    assert error.startswith("the area is off (paused: 1 runs in a row failed")
+
+
+async def test_an_area_off_before_a_restart_still_answers_409(
+        make_engine: EngineFactory) -> None:
+    engine = await make_engine()
+    area_id, url = await _area(engine)
+    await engine.set_enabled(area_id, False)
+    await engine.aclose()
+    engine = await make_engine(listener_port=int(url.split(":")[2].split("/")[0]))
     async with aiohttp.ClientSession() as session, session.post(url, json={}) as resp:
-        # A disabled area has no route any more: the sender learns the address is dead.
-        assert resp.status == 404
-    assert await engine.store.runs(area_id) == []
+        assert resp.status == 409
+
+
+async def test_valid_addresses_never_get_404_across_restarts(
+        make_engine: EngineFactory) -> None:
+    """20 restarts while 8 senders keep posting: a sender hears 202, or 503 with
+    Retry-After while the engine starts (or no answer while it is down), never 404."""
+    engine = await make_engine()
+    _area_id, url = await _area(engine)
+    port = int(url.split(":")[2].split("/")[0])
+    statuses: list[int] = []
+    stop = asyncio.Event()
+
+    async def send(session: aiohttp.ClientSession) -> None:
+        while not stop.is_set():
+            try:
+                async with session.post(url, json={"title": "x"}) as resp:
+                    statuses.append(resp.status)
+                    if resp.status == 503:
+                        assert resp.headers["Retry-After"] == "1"
+            except (aiohttp.ClientError, OSError):
+                await asyncio.sleep(0.001)  # down between two starts
+
+    async with aiohttp.ClientSession() as session:
+        senders = [asyncio.create_task(send(session)) for _ in range(8)]
+        try:
+            for _ in range(20):
+                await engine.aclose()
+                engine = await make_engine(listener_port=port)
+                seen = len(statuses)
+                while len(statuses) < seen + 8:  # answered after this start
+                    await asyncio.sleep(0.005)
+        finally:
+            stop.set()
+            await asyncio.gather(*senders)
+    assert 404 not in statuses
+    assert statuses.count(202) > 0
 
 
 async def test_webhook_token_is_kept_out_of_the_database(engine: Engine, data_dir) -> None:
