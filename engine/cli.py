@@ -567,6 +567,9 @@ def build_parser(quick: bool = False) -> argparse.ArgumentParser:
     serve.add_argument("--host", help="webhook listener address (overrides settings)")
     serve.add_argument("--demo", action="store_true",
                        help="create a demo area first if there are none")
+    # also after the command, as README writes it; SUPPRESS keeps a -v given before it
+    serve.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="debug logging (Hookline's own; the database layer stays quiet)")
 
     services = sub.add_parser("services", help="list services, their triggers and reactions")
     services.add_argument("service", nargs="?", help="one service, with its parameters")

@@ -16,8 +16,9 @@ LOG_FILE = "hookline.log"
 #: The file is rotated at this size; this many older files are kept.
 MAX_BYTES = 1024 * 1024
 BACKUPS = 5
-#: Libraries that say too much at INFO.
-QUIET = ("aiohttp.access", "apscheduler", "alembic", "asyncio")
+#: Libraries that say too much at INFO, or at DEBUG (``--verbose``): SQLAlchemy and
+#: aiosqlite log every statement, which filled the 1 MiB log in a minute.
+QUIET = ("aiohttp.access", "apscheduler", "alembic", "asyncio", "sqlalchemy", "aiosqlite")
 
 _OURS = "_hookline_handler"
 _FILE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"

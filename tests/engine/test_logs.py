@@ -95,3 +95,37 @@ def test_the_time_of_day_is_written_as_the_standard_formatter_does() -> None:
             record = logging.LogRecord("x", logging.INFO, "", 0, "m", None, None)
             record.created, record.msecs = created, (created % 1) * 1000
             assert ours.format(record) == logging.Formatter(fmt, datefmt).format(record)
+
+
+async def test_verbose_logging_keeps_the_database_layer_quiet(tmp_path: Path) -> None:
+    """`hookline serve --verbose` logs Hookline's own debug lines, not every SQL statement
+    (they filled the 1 MiB log in a minute)."""
+    from engine.app import Engine
+    from engine.areas import AreaSpec
+    from engine.settings import Settings
+
+    path = logs.configure(tmp_path, "DEBUG", console=False)
+    assert path is not None
+    engine = Engine(tmp_path, settings=Settings.from_mapping({"listener_enabled": False}))
+    await engine.start()
+    try:
+        await engine.create_area(AreaSpec.from_dict({
+            "name": "Tick", "trigger": {"service": "timer", "trigger": "every",
+                                        "params": {"interval": "1h"}},
+            "reactions": [{"service": "notify", "reaction": "notify",
+                           "params": {"title": "tick"}}]}))
+        logging.getLogger("engine.poller").debug("one of ours")
+    finally:
+        await engine.aclose()
+    text = path.read_text(encoding="utf-8")
+    assert "one of ours" in text
+    assert " sqlalchemy." not in text and " aiosqlite" not in text
+
+
+@pytest.mark.parametrize("argv", [["serve", "--verbose"], ["serve", "-v"], ["-v", "serve"],
+                                  ["--verbose", "serve", "--demo"]])
+def test_serve_takes_verbose_before_or_after_the_command(argv: list[str]) -> None:
+    from engine.cli import parse_args
+
+    assert parse_args(argv).verbose is True
+    assert parse_args(["serve"]).verbose is False
