@@ -113,7 +113,9 @@ def _scalar(value: Any) -> str:
 def format_test_result(result: Mapping[str, Any], titles: Sequence[str], *,
                        live: bool) -> str:
     """A test's outcome as the result pane shows it."""
-    lines = ["Sample event from the trigger:"]
+    note = result.get("note")
+    lines = ([f"{note}.", "Example event (not from the trigger):"] if note
+             else ["Sample event from the trigger:"])
     lines += [f"    {line}" for line in pretty(result.get("trigger") or {})]
     condition = result.get("condition")
     if condition is not None:

@@ -339,12 +339,16 @@ class Engine:
 
     async def run_now(self, area_id: str, payload: Mapping[str, Any] | None = None
                       ) -> list[Journaled]:
-        """Fire the area once, now: a poll trigger fires its newest item, others a
+        """Fire the area once, now: a poll trigger fires its newest item (and refuses
+        when it finds none: example values would reach real reactions), others a
         sample payload (or ``payload``)."""
         area = self.area(area_id)
         spec = self.registry.trigger(area.spec.trigger.service, area.spec.trigger.action)
         if payload is None:
-            payload = await self._sample_payload(area, spec)
+            payload, nothing = await self._sample_payload(area, spec)
+            if nothing is not None:
+                raise HooklineError(f"nothing to run: {nothing}; Run now sends the newest "
+                                    "item, so try again once there is one")
         events = await self.journal.append([NewEvent(area.id, "manual", dict(payload))])
         self._dispatch(events)
         return events
@@ -365,10 +369,13 @@ class Engine:
         when the reactions run for real (still nothing recorded)."""
         checked = await self.check(spec, area_id)
         area = Area(area_id or "draft", checked.spec)
+        nothing = None
         if payload is None:
-            payload = await self._sample_payload(area, checked.trigger, draft=checked)
+            payload, nothing = await self._sample_payload(area, checked.trigger, draft=checked)
         outputs: list[Any] = []
         result: dict[str, Any] = {"trigger": dict(payload), "condition": None, "reactions": []}
+        if nothing is not None:  # said, so the examples are not taken for real data
+            result["note"] = f"{nothing}: the trigger's example values stand in for an item"
         if spec.condition:
             from engine import templates
 
@@ -413,8 +420,12 @@ class Engine:
 
         return resolve
 
-    async def _sample_payload(self, area: Area, spec: TriggerSpec,
-                              draft: Checked | None = None) -> dict[str, Any]:
+    async def _sample_payload(self, area: Area, spec: TriggerSpec, draft: Checked | None = None
+                              ) -> tuple[dict[str, Any], str | None]:
+        """An event to try the area with: a poll trigger's newest item, a timer's firing
+        now, or the trigger's example values; and, when a poll trigger found nothing,
+        what to tell the user (the examples then stand in)."""
+        examples = {f.name: f.example for f in spec.fields}
         if spec.kind is TriggerKind.POLL and spec.poll is not None:
             from engine.catalog.context import PollContext
 
@@ -424,11 +435,14 @@ class Engine:
                               account=await self._account(area.spec.trigger), dry_run=True)
             result = await spec.poll(ctx)
             if result.items:
-                return dict(result.items[0].data)
+                return dict(result.items[0].data), None
+            service = self.registry.services.get(area.spec.trigger.service)
+            name = service.name if service is not None else area.spec.trigger.service
+            return examples, f"{name}: “{spec.name}” found nothing right now"
         if spec.kind is TriggerKind.SCHEDULE:
             now = utcnow().isoformat()
-            return {"scheduled_for": now, "fired_at": now, "catch_up": False, "missed": 0}
-        return {f.name: f.example for f in spec.fields}
+            return {"scheduled_for": now, "fired_at": now, "catch_up": False, "missed": 0}, None
+        return examples, None
 
     async def _trigger_params(self, area: Area, spec: TriggerSpec,
                               draft: Checked | None = None) -> dict[str, Any]:

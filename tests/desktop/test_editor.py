@@ -311,6 +311,19 @@ async def test_use_this_reaction_starts_from_a_partial_spec(
     assert editor.first_blank() is field(editor.name_form, "name")
 
 
+def test_format_test_result_says_when_the_values_are_examples() -> None:
+    text = format_test_result({
+        "trigger": {"title": "hello"},
+        "note": "RSS: “New item” found nothing right now: the trigger's example values "
+                "stand in for an item",
+        "reactions": [{"would_send": {"title": "hello"}}]}, ["Notify"], live=False)
+    assert text.splitlines()[:3] == [
+        "RSS: “New item” found nothing right now: the trigger's example values stand in "
+        "for an item.",
+        "Example event (not from the trigger):",
+        "    title: hello"]
+
+
 def test_format_test_result_for_a_live_run() -> None:
     text = format_test_result({
         "trigger": {"n": 1},

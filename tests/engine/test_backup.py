@@ -265,7 +265,7 @@ async def test_runs_known_only_to_the_run_ledger_stay_with_the_database_they_bel
     area = await engine.create_area(AreaSpec.from_dict(AREA))
     saved = backup(data_dir / DB_FILE, backup_dir(data_dir))
     fail_run_records(engine)  # as if killed before the run records were committed
-    await engine.run_now(area.id)
+    await engine.run_now(area.id, {"title": "t", "n": 1})
     await engine.wait_idle()
     await engine.aclose()
     assert Ledger(data_dir / LEDGER_DIR).segments()

@@ -13,7 +13,8 @@ from engine import journal
 from engine.app import Engine
 from engine.areas import AreaSpec
 from engine.bus import AREA_PAUSED, RUN_FINISHED
-from engine.errors import PermanentError, TemplateError, ValidationError
+from engine.catalog.service import Item
+from engine.errors import HooklineError, PermanentError, TemplateError, ValidationError
 from integrations import files
 from tests.engine import probe
 from tests.engine.conftest import EngineFactory, next_message
@@ -180,6 +181,23 @@ async def test_dry_run_shows_what_would_be_sent_and_runs_nothing(engine: Engine)
     assert result["reactions"][0]["would_send"]["token"] == "••••••"
     assert probe.controls.received == []
     assert engine.areas() == []
+
+
+async def test_a_poll_that_finds_nothing_is_not_passed_off_as_data(engine: Engine) -> None:
+    """A dry run of a feed with no items says the values are examples; Run now refuses
+    rather than send example values to real reactions."""
+    spec = area(trigger={"service": "probe", "trigger": "items"})
+    result = await engine.test_area(spec)
+    assert result["note"] == ("Probe: “Items” found nothing right now: the trigger's "
+                              "example values stand in for an item")
+    assert result["trigger"] == {"title": "hello", "n": 1}
+    saved = await engine.create_area(spec)
+    with pytest.raises(HooklineError, match="nothing to run: Probe: “Items” found nothing"):
+        await engine.run_now(saved.id)
+    assert await engine.store.runs(saved.id) == []
+    probe.controls.items = [Item("k1", {"title": "real", "n": 2})]
+    result = await engine.test_area(spec)
+    assert "note" not in result and result["trigger"] == {"title": "real", "n": 2}
 
 
 async def test_replay_sends_a_past_event_into_the_current_area(engine: Engine) -> None:
