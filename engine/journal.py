@@ -102,7 +102,10 @@ class Journal:
         ins: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
         self._insert_event = ins(events).on_conflict_do_nothing(
             index_elements=["area_id", "dedup_key"])
-        self._insert_seen = ins(seen_keys).on_conflict_do_nothing()
+        seen_ins = ins(seen_keys)
+        # a key seen again is touched: the cleanup keeps what the source still shows
+        self._upsert_seen = seen_ins.on_conflict_do_update(
+            index_elements=["area_id", "key"], set_={"seen_at": seen_ins.excluded.seen_at})
         poll_ins = ins(trigger_state)
         self._upsert_poll = poll_ins.on_conflict_do_update(
             index_elements=["area_id"],
@@ -156,9 +159,11 @@ class Journal:
 
     def poll_statements(self, area_id: str, keys: Sequence[str], state: dict[str, Any]
                         ) -> list[Statement]:
-        """Remember ``keys`` as seen and save the poll's state — with its events."""
+        """Remember ``keys`` (every key the poll returned, new or not) as seen now, and
+        save the poll's state — with its events. Every key the source still shows thus
+        carries the latest poll's time, which the seen-key cleanup never deletes."""
         now = utcnow()
-        out = [Statement(0, self._insert_seen, {"area_id": area_id, "key": k, "seen_at": now})
+        out = [Statement(0, self._upsert_seen, {"area_id": area_id, "key": k, "seen_at": now})
                for k in keys]
         out.append(Statement(1, self._upsert_poll, {
             "area_id": area_id, "state": state, "primed": True, "last_check_at": now,

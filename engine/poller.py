@@ -94,8 +94,7 @@ class Poller:
             new_events = ([NewEvent(area.id, "poll", dict(i.data)) for i in reversed(fresh)]
                           if primed else [])
             journaled = await self.journal.append(
-                new_events, self.journal.poll_statements(area.id, [i.key for i in fresh
-                                                                   if i.key], state))
+                new_events, self.journal.poll_statements(area.id, keys, state))
         except HooklineError as exc:  # a full disk: this poll's items come again next time
             self._failed(area, exc, interval)
             return 0

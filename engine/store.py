@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from engine.areas import Area, AreaSpec, Step
 from engine.errors import CatalogError, HooklineError
@@ -201,15 +201,31 @@ class Store:
             result = await conn.execute(delete(runs).where(runs.c.started_at < bad_cut))
             removed += result.rowcount or 0
             for (area_id,) in (await conn.execute(select(areas.c.id))).all():
-                for table, order, bound in ((runs, runs.c.id, per_area),
-                                            (seen_keys, seen_keys.c.seen_at, seen_per_area)):
-                    cutoff = (await conn.execute(
-                        select(order).where(table.c.area_id == area_id)
-                        .order_by(order.desc()).offset(bound).limit(1))).scalar()
-                    if cutoff is not None:
-                        result = await conn.execute(delete(table).where(
-                            table.c.area_id == area_id, order <= cutoff))
-                        removed += result.rowcount or 0
+                cutoff = (await conn.execute(
+                    select(runs.c.id).where(runs.c.area_id == area_id)
+                    .order_by(runs.c.id.desc()).offset(per_area).limit(1))).scalar()
+                if cutoff is not None:
+                    result = await conn.execute(delete(runs).where(
+                        runs.c.area_id == area_id, runs.c.id <= cutoff))
+                    removed += result.rowcount or 0
+                removed += await _prune_seen(conn, area_id, seen_per_area)
             await conn.execute(delete(events).where(
                 events.c.status == "done", events.c.received_at < bad_cut))
         return removed
+
+
+async def _prune_seen(conn: AsyncConnection, area_id: str, bound: int) -> int:
+    """Forget the oldest seen keys past ``bound``, but never one the source still shows:
+    each poll touches every key it returned, so those carry the newest time, and keys
+    at the cut-off's own time stay (a folder of 10,000 files primed in one poll has
+    10,000 keys of one time: deleting "at or before" the cut-off forgot them all, and
+    the next poll fired 10,000 runs). Past the bound by what the source shows."""
+    seen_at = seen_keys.c.seen_at
+    cutoff = (await conn.execute(
+        select(seen_at).where(seen_keys.c.area_id == area_id)
+        .order_by(seen_at.desc()).offset(bound).limit(1))).scalar()
+    if cutoff is None:
+        return 0
+    result = await conn.execute(delete(seen_keys).where(
+        seen_keys.c.area_id == area_id, seen_at < cutoff))
+    return result.rowcount or 0

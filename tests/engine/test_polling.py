@@ -51,6 +51,27 @@ async def test_new_items_fire_once_oldest_first(engine: Engine) -> None:
     assert [r["text"] for r in probe.controls.received] == ["item 3", "item 4"]
 
 
+async def test_the_seen_key_cleanup_never_refires_what_the_source_still_shows(
+        engine: Engine) -> None:
+    """A folder of 5,100 files primes 5,100 keys of one time; the cleanup (keep 5,000)
+    forgot all of them and the next poll fired 5,100 runs. Keys the source still shows
+    are kept, past the bound; the ones it no longer shows are what goes."""
+    probe.controls.items = items(5100)
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    await poll(engine, area.id)
+    await engine.store.prune(14, 90, 1000, seen_per_area=5000)
+    assert await poll(engine, area.id) == 0
+    assert await engine.store.seen_count(area.id) == 5100
+    # the folder moves on: 200 new files, the old ones gone
+    probe.controls.items = items(200, start=10_000)
+    assert await poll(engine, area.id) == 200
+    await engine.store.prune(14, 90, 1000, seen_per_area=150)
+    assert await engine.store.seen_count(area.id) == 200  # all shown: kept past the bound
+    assert await poll(engine, area.id) == 0
+    await engine.wait_idle()
+    assert len(await engine.store.runs(area.id, limit=1000)) == 200
+
+
 async def test_restart_with_1000_seen_items_refires_none(make_engine: EngineFactory) -> None:
     engine = await make_engine()
     probe.controls.items = items(1000)
