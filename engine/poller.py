@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -90,8 +91,7 @@ class Poller:
         try:
             seen = await self._seen(area.id, keys)
             fresh = [i for i in items if i.key is not None and i.key not in seen]
-            # Items come newest first; fire the oldest first.
-            new_events = ([NewEvent(area.id, "poll", dict(i.data)) for i in reversed(fresh)]
+            new_events = ([NewEvent(area.id, "poll", dict(i.data)) for i in oldest_first(fresh)]
                           if primed else [])
             journaled = await self.journal.append(
                 new_events, self.journal.poll_statements(area.id, keys, state))
@@ -147,6 +147,20 @@ class Poller:
 
     def forget(self, area_id: str) -> None:
         self._streaks.pop(area_id, None)
+
+
+def oldest_first(items: list[Item]) -> list[Item]:
+    """New items in the order they fire: by their own time where every one has one (the
+    source's order kept among equal times), else the source's order reversed (feeds and
+    APIs list newest first)."""
+    if items and all(i.at is not None for i in items):
+        return sorted(items, key=lambda i: _utc(i.at))
+    return items[::-1]
+
+
+def _utc(at: datetime | None) -> datetime:
+    assert at is not None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _internal(where: str, exc: Exception) -> PermanentError:

@@ -240,7 +240,11 @@ async def _poll(ctx: PollContext, key: Callable[[FoundFile], str]) -> PollResult
     found = await asyncio.to_thread(
         scan, folder, ctx.params["pattern"] or "*", bool(ctx.params["recursive"])
     )
-    return PollResult([Item(key(f), _data(f)) for f in found])
+    # In name order, each with its time: new files fire oldest first, by name among
+    # files of the same time (a folder lists them in no particular order).
+    found.sort(key=lambda f: f.relative)
+    return PollResult([Item(key(f), _data(f), at=datetime.fromtimestamp(f.stat.st_mtime, UTC))
+                       for f in found])
 
 
 @service.poll_trigger(

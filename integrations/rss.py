@@ -98,7 +98,7 @@ async def new_item(ctx: PollContext) -> PollResult:
         data = _entry_data(entry, feed_title, feed_author)
         if wanted and wanted not in f"{data['title']}\n{data['summary']}".casefold():
             continue
-        items.append(Item(key=_entry_key(entry, data), data=data))
+        items.append(Item(key=_entry_key(entry, data), data=data, at=_time(entry)))
     return PollResult(items=items)
 
 
@@ -166,14 +166,25 @@ def _plain(detail: Any, value: Any) -> str:
     return " ".join(text.split())
 
 
+def _time(entry: Any) -> datetime | None:
+    """The entry's own time (published, else updated), for firing oldest first."""
+    return _utc(entry.get("published_parsed") or entry.get("updated_parsed"))
+
+
+def _utc(parsed: Any) -> datetime | None:
+    """feedparser's UTC ``struct_time`` as a datetime (None: none, or out of range)."""
+    if not parsed:
+        return None
+    try:
+        return datetime.fromtimestamp(timegm(parsed), UTC)
+    except (OverflowError, ValueError, TypeError):
+        return None
+
+
 def _iso(parsed: Any) -> str:
     """An ISO 8601 UTC time from feedparser's UTC ``struct_time``, or ``""``."""
-    if not parsed:
-        return ""
-    try:
-        return datetime.fromtimestamp(timegm(parsed), UTC).isoformat()
-    except (OverflowError, ValueError, TypeError):
-        return ""
+    when = _utc(parsed)
+    return when.isoformat() if when is not None else ""
 
 
 def _not_a_feed(url: str, resp: HttpResponse, parsed: Any) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -51,10 +52,14 @@ class Item:
     Attributes:
         key: stable identity used to fire once per item (``None``: never deduplicated).
         data: the payload, available to templates as ``trigger.<field>``.
+        at: the item's own time (published, created, modified), where it has one: new
+            items fire oldest first by it, whatever order the source lists them in.
+            Without it, the source is taken to list newest first (as feeds and APIs do).
     """
 
     key: str | None
     data: Mapping[str, Any]
+    at: datetime | None = None
 
 
 @dataclass

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from engine.app import Engine
 from engine.areas import AreaSpec
 from engine.catalog.service import Item
 from engine.errors import RateLimited, StorageError, TransientError
+from engine.poller import oldest_first
 from tests.engine import probe
 from tests.engine.conftest import EngineFactory
 
@@ -70,6 +73,31 @@ async def test_the_seen_key_cleanup_never_refires_what_the_source_still_shows(
     assert await poll(engine, area.id) == 0
     await engine.wait_idle()
     assert len(await engine.store.runs(area.id, limit=1000)) == 200
+
+
+async def test_new_items_fire_by_their_own_time_whatever_the_listing_order(
+        engine: Engine) -> None:
+    """A feed that lists oldest first fired F before E (the poller reversed whatever it
+    got); items that carry their time fire by it, ties in the source's order."""
+    day = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def item(name: str, hours: int) -> Item:
+        return Item(name, {"title": name, "n": hours}, at=day + timedelta(hours=hours))
+
+    probe.controls.items = [item("A", 0)]
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    await poll(engine, area.id)
+    probe.controls.items = [item("A", 0), item("E", 4), item("F", 5), item("D", 3),
+                            item("G1", 6), item("G2", 6)]
+    assert await poll(engine, area.id) == 5
+    await engine.wait_idle()
+    assert [r["text"] for r in probe.controls.received] == ["D", "E", "F", "G1", "G2"]
+
+
+def test_items_without_a_time_are_taken_as_listed_newest_first() -> None:
+    listed = items(3)  # k2, k1, k0
+    assert [i.key for i in oldest_first(listed)] == ["k0", "k1", "k2"]
+    assert oldest_first([]) == []
 
 
 async def test_restart_with_1000_seen_items_refires_none(make_engine: EngineFactory) -> None:

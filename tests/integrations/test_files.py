@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from engine import HttpClient, PermanentError, PollResult
+from engine.poller import oldest_first
 from engine.testing import poll_context, reaction_context
 from integrations import files
 from integrations.files import service
@@ -54,6 +55,21 @@ def watched(tmp_path: Path) -> Path:
 
 
 # --- file_created / file_modified ----------------------------------------------------------
+
+
+async def test_new_files_fire_oldest_first_by_name_among_equal_times(
+        http: HttpClient, tmp_path: Path) -> None:
+    """Files fired in reverse name order (the poller reversed the listing); they carry
+    their modification time now, and a folder is listed by name."""
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    for name, at in (("c.txt", 100), ("a.txt", 300), ("b.txt", 200), ("d1.txt", 400),
+                     ("d0.txt", 400)):
+        (folder / name).write_text(name)
+        os.utime(folder / name, (1_700_000_000 + at, 1_700_000_000 + at))
+    result = await poll(http, "file_created", {"folder": str(folder)})
+    assert [i.data["name"] for i in oldest_first(result.items)] == [
+        "c.txt", "b.txt", "a.txt", "d0.txt", "d1.txt"]
 
 
 async def test_new_file_lists_visible_files_with_their_details(

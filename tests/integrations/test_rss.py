@@ -88,6 +88,10 @@ async def test_rss2_items(feeds: FeedServer, http: HttpClient) -> None:
     }
     assert result.items[2].data["author"] == ""
     assert result.items[2].data["id"] == ""
+    # each carries its own time, so the engine fires them oldest first
+    assert [i.at.isoformat() if i.at else None for i in result.items] == [
+        i.data["published"] or None for i in result.items]
+    assert result.items[0].at is not None
 
 
 async def test_atom_entries(feeds: FeedServer, http: HttpClient) -> None:
