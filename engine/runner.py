@@ -17,6 +17,7 @@ from engine import dispatcher, templates
 from engine.areas import Area, Step
 from engine.bus import Bus
 from engine.catalog.context import ReactionContext
+from engine.catalog.params import Param
 from engine.catalog.service import ReactionSpec
 from engine.errors import (
     CatalogError,
@@ -335,13 +336,23 @@ class Runner:
                 shown[param.name] = REDACTED if value else None
                 continue
             if param.may_template(True) and isinstance(value, str):
-                value = templates.render(value, context, where=where)
+                value = templates.render(value, context, where=where,
+                                         html=_is_html(param, step.params, spec))
             try:
                 params[param.name] = param.validate(value)
             except ValidationError as exc:
                 raise TemplateError(where, exc.problem) from None
             shown[param.name] = params[param.name]
         return params, json_safe(shown)
+
+
+def _is_html(param: Param, given: Mapping[str, Any], spec: ReactionSpec) -> bool:
+    """Whether ``param``'s output is HTML in this step (its ``html_when`` holds)."""
+    if param.html_when is None:
+        return False
+    name, value = param.html_when
+    other = next((p for p in spec.params if p.name == name), None)
+    return bool(given.get(name, other.default if other is not None else None) == value)
 
 
 class _Call:

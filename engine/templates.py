@@ -40,6 +40,12 @@ _ENV = _BoundedEnvironment(
     autoescape=False,
     keep_trailing_newline=True,
 )
+#: The same, for templates whose output is HTML: inserted values are escaped.
+_HTML_ENV = _BoundedEnvironment(
+    undefined=jinja2.StrictUndefined,
+    autoescape=True,
+    keep_trailing_newline=True,
+)
 
 
 #: Half of a UTF-16 pair on its own, as JSON may spell one ("\\ud83c"): no encoder can
@@ -119,19 +125,20 @@ def _unknown_field(owner: str, name: str, fields: Sequence[str]) -> str:
 
 
 @functools.lru_cache(maxsize=2048)
-def _compiled(source: str) -> jinja2.Template:
+def _compiled(source: str, html: bool = False) -> jinja2.Template:
     """Compiling costs far more than rendering: each distinct template compiles once."""
-    return _ENV.from_string(source)
+    return (_HTML_ENV if html else _ENV).from_string(source)
 
 
 def render(source: str, context: Mapping[str, Any], *, where: str = "",
-           limit: int = MAX_OUTPUT) -> str:
+           limit: int = MAX_OUTPUT, html: bool = False) -> str:
     """Render ``source``; a missing value, an escape attempt or output over ``limit``
-    characters is a TemplateError that names ``where``."""
+    characters is a TemplateError that names ``where``. With ``html`` the output is
+    HTML: inserted values are escaped (``| safe`` marks a value as markup)."""
     if not is_template(source):
         return source
     try:
-        template = _compiled(source)
+        template = _compiled(source, html)
         size = 0
         parts: list[str] = []
         for chunk in template.generate(**context):

@@ -161,8 +161,10 @@ _IMAP_SECURITY = (
             "body",
             ParamType.MULTILINE,
             "Body",
-            help="The message. With the HTML format, write HTML: a plain-text copy is "
-            "made for mail programs that do not show HTML.",
+            help="The message. With the HTML format, write HTML: the values a template "
+            "inserts are escaped (a title with < or & shows as written), and a plain-text "
+            "copy is made for mail programs that do not show HTML.",
+            html_when=("format", "html"),
             example="Hello,\n\n{{ trigger.title }} was just published: {{ trigger.link }}",
         ),
         Param(

@@ -109,6 +109,9 @@ class Param:
         example: a working example value (docs, presets, placeholders).
         templated: whether a reaction's value may use ``{{ ... }}``;
             ``None`` means "yes for string types in reactions".
+        html_when: ``(param, value)``: when that other parameter has that value, this
+            one is HTML, and the values its template inserts are escaped (a file named
+            ``a&b <c>.txt``, a feed's title) instead of read as markup.
     """
 
     name: str
@@ -122,6 +125,7 @@ class Param:
     maximum: float | None = None
     example: Any = None
     templated: bool | None = None
+    html_when: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.type is ParamType.CHOICE and not self.choices:

@@ -121,6 +121,38 @@ async def test_send_html_as_multipart_alternative_with_a_plain_copy(
     assert html.get_content().rstrip("\n") == body
 
 
+async def test_html_bodies_escape_what_templates_insert(
+    smtp_server: SmtpServer, trust_test_ca: Path, tmp_path: Path
+) -> None:
+    """A file named ``a&b <c>.txt`` (or a feed's title) went into an HTML body raw: the
+    ``<c>`` became a tag. Values a template inserts into HTML are escaped now, the plain
+    copy reads as written, and the subject (not HTML) is left alone."""
+    from engine.app import Engine
+    from engine.areas import AreaSpec
+    from engine.secrets import MemorySecretStore
+    from engine.settings import Settings
+
+    engine = Engine(tmp_path / "data", settings=Settings.from_mapping(
+        {"listener_enabled": False}), secrets=MemorySecretStore())
+    await engine.start()
+    try:
+        spec = AreaSpec.from_dict({
+            "name": "Mail a new file",
+            "trigger": {"service": "webhook", "trigger": "incoming"},
+            "reactions": [{"service": "email", "reaction": "send", "params": smtp_server.params(
+                subject="New: {{ trigger.body.name }}",
+                body="<p>New file: <b>{{ trigger.body.name }}</b></p>", format="html")}]})
+        result = await engine.test_area(spec, {"body": {"name": "a&b <c>.txt"}}, live=True)
+    finally:
+        await engine.aclose()
+    assert result["reactions"][0]["status"] == "succeeded", result
+    message = smtp_server.received[0].message
+    plain, html = message.iter_parts()
+    assert html.get_content().rstrip("\n") == "<p>New file: <b>a&amp;b &lt;c&gt;.txt</b></p>"
+    assert plain.get_content() == "New file: a&b <c>.txt\n"
+    assert message["Subject"] == "New: a&b <c>.txt"
+
+
 async def test_send_over_implicit_tls(
     start_smtp_server: StartSmtp, trust_test_ca: Path, http: HttpClient
 ) -> None:
