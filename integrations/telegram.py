@@ -317,8 +317,10 @@ async def command_received(ctx: PollContext) -> PollResult:
             ParamType.TEMPLATE,
             "Text",
             help="The message, up to 4096 characters; templates such as "
-            "{{ trigger.title }} are filled in.",
+            "{{ trigger.title }} are filled in (with HTML formatting, what they insert is "
+            "escaped, so a title with < or & shows as written).",
             example="New post: {{ trigger.title }}",
+            html_when=("parse_mode", "html"),
         ),
         Param(
             "parse_mode",

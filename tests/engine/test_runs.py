@@ -200,6 +200,21 @@ async def test_a_poll_that_finds_nothing_is_not_passed_off_as_data(engine: Engin
     assert "note" not in result and result["trigger"] == {"title": "real", "n": 2}
 
 
+@pytest.mark.parametrize(("fmt", "body"), [
+    ("html", "<p>Tom &amp; Jerry &lt;3</p>"), ("text", "<p>Tom & Jerry <3</p>")])
+async def test_values_inserted_into_html_are_escaped_and_into_text_are_not(
+        engine: Engine, fmt: str, body: str) -> None:
+    spec = area(trigger={"service": "webhook", "trigger": "incoming"}, reactions=[{
+        "service": "email", "reaction": "send", "params": {
+            "host": "mail.example.org", "from_address": "a@example.org",
+            "to": "b@example.org", "subject": "{{ trigger.body.t }}",
+            "body": "<p>{{ trigger.body.t }}</p>", "format": fmt}}])
+    result = await engine.test_area(spec, {"body": {"t": "Tom & Jerry <3"}})
+    sent = result["reactions"][0]["would_send"]
+    assert sent["body"] == body
+    assert sent["subject"] == "Tom & Jerry <3"
+
+
 async def test_replay_sends_a_past_event_into_the_current_area(engine: Engine) -> None:
     saved = await engine.create_area(area())
     [event] = await engine.run_now(saved.id, {"title": "first", "n": 1})
