@@ -336,6 +336,10 @@ class EngineBridge(QObject):
             return await self.call(self.engine.create_area(spec))
         return await self.call(self.engine.update_area(area_id, spec))
 
+    async def import_areas(self, items: list[Any]) -> list[Area]:
+        """Every area of an areas file, or none (ImportRefused lists what is wrong)."""
+        return await self.call(self.engine.import_areas(items))
+
     async def remove_area(self, area_id: str) -> None:
         await self.call(self.engine.remove_area(area_id))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets as _secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +30,7 @@ from engine.catalog.context import PollContext, TriggerContext
 from engine.catalog.service import Item, PollResult, TriggerKind, TriggerSpec
 from engine.control import ControlServer
 from engine.dispatcher import Dispatcher
-from engine.errors import ConfigError, HooklineError, StorageError
+from engine.errors import ConfigError, HooklineError, ImportRefused, StorageError
 from engine.http import HttpClient, OutboundGuard
 from engine.journal import Journal, Journaled, NewEvent, RunRecord
 from engine.listener import Listener, Route, token_hash
@@ -255,6 +255,37 @@ class Engine:
             self.listener.dormant[area.webhook_hash] = area.id
         self.bus.publish(topics.AREA_CHANGED, area_id=area.id, change="created")
         return area
+
+    async def import_areas(self, items: Sequence[Any]) -> list[Area]:
+        """Create an area for each of ``items`` (as read from an areas file), or none:
+        every one is checked first and every problem is said at once (ImportRefused);
+        one that still fails while being created takes away those made before it."""
+        failures: list[tuple[str, str]] = []
+        specs: list[AreaSpec] = []
+        for number, item in enumerate(items, 1):
+            name = item.get("name") if isinstance(item, dict) else None
+            which = f"“{name}”" if isinstance(name, str) and name.strip() else f"area {number}"
+            try:
+                spec = AreaSpec.from_dict(item)
+                await self.check(spec)
+            except HooklineError as exc:
+                failures.append((which, str(exc)))
+                continue
+            specs.append(spec)
+        if failures:
+            raise ImportRefused(failures, len(items))
+        created: list[Area] = []
+        try:
+            for spec in specs:
+                created.append(await self.create_area(spec))
+        except BaseException:
+            for area in created:
+                try:
+                    await self.remove_area(area.id)
+                except HooklineError:
+                    log.exception("could not take back the imported area %s", area.id)
+            raise
+        return created
 
     async def update_area(self, area_id: str, spec: AreaSpec) -> Area:
         old = self.area(area_id)

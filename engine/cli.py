@@ -50,27 +50,6 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str, ensure_ascii=False))
 
 
-def _load_area_file(path: str) -> list[dict[str, Any]]:
-    """Areas from a YAML or JSON file: one mapping, a list, or {areas: [...]}."""
-    import yaml
-
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise HooklineError(f"Cannot read {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise HooklineError(f"{path} is not valid YAML or JSON: {exc}") from None
-    if isinstance(data, dict) and "areas" in data:
-        data = data["areas"]
-    if isinstance(data, dict):
-        data = [data]
-    if not isinstance(data, list) or not data:
-        raise HooklineError(f"{path} holds no areas: give a mapping or a list of them")
-    return data
-
-
 class Session:
     """What a command works on: the running engine (through its control channel)
     or, when none runs, an engine opened offline in this process."""
@@ -121,6 +100,14 @@ class Session:
             return str((await self.remote.call("POST", "/areas", data))["id"])
         assert self.local
         return (await self.local.create_area(AreaSpec.from_dict(data))).id
+
+    async def import_areas(self, items: list[Any]) -> list[str]:
+        """Every area of an areas file, or none (ImportRefused says why)."""
+        if self.remote:
+            return [str(i) for i in (await self.remote.call(
+                "POST", "/areas/import", {"areas": items}))["ids"]]
+        assert self.local
+        return [a.id for a in await self.local.import_areas(items)]
 
     async def update(self, area_id: str, data: dict[str, Any]) -> None:
         from engine.areas import AreaSpec
@@ -310,13 +297,10 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
                       f"{r['trigger']} -> {', '.join(r['reactions'])}  ({last_run})")
             return 0
         if action == "import":
-            created = []
-            for i, data in enumerate(_load_area_file(args.file)):
-                try:
-                    created.append(await s.create(data))
-                except ValidationError as exc:
-                    name = data.get("name", f"area {i + 1}") if isinstance(data, dict) else i
-                    raise HooklineError(f"{args.file}: “{name}”: {exc}") from None
+            from engine.area_files import read_area_file
+
+            created = await s.import_areas(read_area_file(args.file))
+            print(f"imported {len(created)} area(s) from {args.file}:")
             for area_id in created:
                 area = await s.store.area(area_id)
                 print(f"imported {area_id[:8]}  {area.name}")
@@ -371,7 +355,9 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
         if action == "test":
             path = Path(args.area)
             if path.exists():
-                data = _load_area_file(args.area)[0]
+                from engine.area_files import read_area_file
+
+                data = read_area_file(args.area)[0]
             else:
                 data = (await s.store.area(args.area)).spec.to_dict(s.registry)
             payload = json.loads(args.payload) if args.payload else None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
+from engine import area_files
 from engine.areas import AreaSpec
 from engine.errors import HooklineError, ValidationError
 from engine.store import NotFound
@@ -38,6 +39,7 @@ class ControlServer:
         app = web.Application(middlewares=[self._auth], client_max_size=4 * 1024 * 1024)
         r = app.router
         r.add_post("/areas", self._create)
+        r.add_post("/areas/import", self._import)
         r.add_put("/areas/{id}", self._update)
         r.add_delete("/areas/{id}", self._remove)
         r.add_post("/areas/{id}/enable", self._enable)
@@ -88,6 +90,16 @@ class ControlServer:
     async def _create(self, request: web.Request) -> web.Response:
         area = await self.engine.create_area(AreaSpec.from_dict(await request.json()))
         return web.json_response({"id": area.id})
+
+    async def _import(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        items = body.get("areas") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise ValidationError("", "give {\"areas\": [...]}")
+        # the same bound as a file read here: a client cannot send more than a file holds
+        area_files.bounded(items, "the import")
+        areas = await self.engine.import_areas(items)
+        return web.json_response({"ids": [a.id for a in areas]})
 
     async def _update(self, request: web.Request) -> web.Response:
         area_id = await self._area_id(request)

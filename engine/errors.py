@@ -6,6 +6,7 @@
      ├── CatalogError           unknown service / trigger / reaction
      ├── ValidationError        an area or a parameter is wrong (names which one)
      │    └── TemplateError     a template does not compile, escapes, or is too big
+     ├── ImportRefused          an import in which some areas are wrong: none was made
      ├── SecretError            the OS keyring is missing or refused
      ├── StorageError           a write could not be made durable
      ├── StopRun                a reaction says the rest of the run should not happen
@@ -70,6 +71,25 @@ class ValidationError(HooklineError):
 
 class TemplateError(ValidationError):
     """A template that does not compile, uses unknown names, escapes, or is too big."""
+
+
+class ImportRefused(HooklineError):
+    """An import where some areas are wrong: none was imported (all or nothing).
+
+    Attributes:
+        failures: (which area, what is wrong) for each area refused.
+        total: how many areas the import held.
+    """
+
+    def __init__(self, failures: list[tuple[str, str]], total: int) -> None:
+        self.failures = failures
+        self.total = total
+        noun = "area" if total == 1 else "areas"
+        verb = "has" if len(failures) == 1 else "have"
+        lines = [f"nothing imported: {len(failures)} of {total} {noun} {verb} a problem "
+                 "(fix them and import the file again):"]
+        lines += [f"  {which}: {why}" for which, why in failures]
+        super().__init__("\n".join(lines))
 
 
 class SecretError(HooklineError):

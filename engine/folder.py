@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from engine.area_files import read_area_file
 from engine.errors import HooklineError
 
 ID_KEY = "id"
@@ -84,10 +85,9 @@ def plan(folder: Path, current: Mapping[str, Mapping[str, Any]]) -> list[Change]
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise HooklineError(f"Cannot read {path}: {exc}") from None
-    if not isinstance(data, dict):
+    """One area file of the folder, read as an import reads (bounded, strict)."""
+    items = read_area_file(path)
+    if len(items) != 1 or not isinstance(items[0], dict):
         raise HooklineError(f"{path} does not hold one area (a mapping)")
+    data: dict[str, Any] = items[0]
     return data

@@ -43,10 +43,10 @@ from desktop.forms import error_color
 from desktop.pages.common import heading, muted
 from desktop.tasks import WidgetTasks
 from engine import logs
-from engine.areas import AreaSpec
+from engine.area_files import read_area_file
 from engine.backup import BackupError, backup_dir, list_backups, request_restore, taken_at
 from engine.catalog.params import Param, ParamType
-from engine.errors import ConfigError, HooklineError, ValidationError
+from engine.errors import ConfigError, HooklineError, ImportRefused, ValidationError
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -168,37 +168,21 @@ class SettingField:
 
 @dataclass
 class ImportReport:
-    """What an import did: names imported, and (which, why) for each one refused."""
+    """What an import did: all of a file's automations, or none of them. Names imported,
+    or (which, why) for each one refused (the file itself when it cannot be read)."""
 
     imported: list[str] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    total: int = 0
 
     def summary(self) -> str:
-        total = len(self.imported) + len(self.failures)
-        noun = "automation" if total == 1 else "automations"
+        noun = "automation" if self.total == 1 else "automations"
         if not self.failures:
             return f"Imported {len(self.imported)} {noun}."
-        return (f"Imported {len(self.imported)} of {total} {noun}; "
-                f"{len(self.failures)} could not be imported.")
-
-
-def read_areas(path: Path) -> list[Any]:
-    """The areas in an export file: ``{areas: [...]}``, a list, or one area (YAML or
-    JSON). Raises ValidationError when the file is not one of those."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationError("", f"cannot read {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ValidationError("", f"{path.name} is not YAML or JSON: {exc}") from None
-    if isinstance(data, dict) and "areas" in data:
-        data = data["areas"]
-    elif isinstance(data, dict):
-        data = [data]
-    if not isinstance(data, list):
-        raise ValidationError("", f"{path.name} holds no automations: expected "
-                                  "{areas: [...]}, a list of areas or one area")
-    return data
+        if not self.total:
+            return "Nothing was imported: the file could not be read."
+        return (f"Nothing was imported: {len(self.failures)} of {self.total} {noun} "
+                "could not be; fix them and import the file again.")
 
 
 class SettingsPage(QWidget):
@@ -671,24 +655,21 @@ class SettingsPage(QWidget):
         return len(areas)
 
     async def import_from(self, path: Path) -> ImportReport:
-        """Create an automation for each area in ``path``; report what failed and why."""
+        """Create an automation for each area in ``path``, or none (every problem is
+        reported at once)."""
         report = ImportReport()
         try:
-            items = await asyncio.to_thread(read_areas, path)
-        except ValidationError as exc:
-            report.failures.append((path.name, exc.problem))
-            items = []
-        for number, item in enumerate(items, 1):
-            name = (str(item.get("name") or "").strip() if isinstance(item, dict) else "")
-            which = f"“{name}”" if name else f"Automation {number}"
-            try:
-                area = await self.bridge.save_area(AreaSpec.from_dict(item))
-            except ValidationError as exc:
-                report.failures.append((which, str(exc)))
-            except HooklineError as exc:
-                report.failures.append((which, str(exc)))
-            else:
-                report.imported.append(area.name)
+            items = await asyncio.to_thread(read_area_file, path)
+            report.total = len(items)
+            areas = await self.bridge.import_areas(items)
+        except ImportRefused as exc:
+            report.failures = list(exc.failures)
+        except HooklineError as exc:
+            where = exc.where if isinstance(exc, ValidationError) else ""
+            problem = exc.problem if isinstance(exc, ValidationError) else str(exc)
+            report.failures.append((where or path.name, problem))
+        else:
+            report.imported = [a.name for a in areas]
         self._show_report(report)
         self.imported.emit(report)
         return report

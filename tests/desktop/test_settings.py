@@ -210,14 +210,15 @@ async def test_export_leaves_secrets_out_and_imports_back(page: SettingsPage,
     assert "Exported 2 automations" in page.status.text()
 
     report = await page.import_from(target)
-    # the webhook secret is not in the file: that one is refused, saying why
-    assert report.imported == ["Hello"]
+    # the webhook secret is not in the file: that one is refused, saying why, and
+    # (all or nothing) the other is not imported either
+    assert report.imported == []
     [(which, why)] = report.failures
     assert which == "“Issues to a note”" and "trigger.params.secret" in why
-    assert len(bridge.engine.areas()) == 3
+    assert len(bridge.engine.areas()) == 2
 
 
-async def test_import_through_the_file_dialog_reports_each_failure(
+async def test_import_through_the_file_dialog_reports_every_failure_and_imports_none(
         page: SettingsPage, bridge: EngineBridge, tmp_path: Path) -> None:
     source = tmp_path / "some.json"
     broken = {**NOTE, "name": "Broken", "reactions": [
@@ -232,15 +233,22 @@ async def test_import_through_the_file_dialog_reports_each_failure(
     dialog.accept()
     (report,) = await done
     assert isinstance(report, ImportReport)
-    assert report.imported == ["Hello"]
+    assert report.imported == []
     assert [w for w, _ in report.failures] == ["“Broken”", "“No trigger”"]
     assert "nope" in report.failures[0][1]
     assert report.failures[1][1].startswith("trigger: missing")
     box = page.dialog
     assert isinstance(box, QMessageBox) and box.isVisible()
-    assert box.text() == "Imported 1 of 3 automations; 2 could not be imported."
+    assert box.text() == ("Nothing was imported: 2 of 3 automations could not be; fix them "
+                          "and import the file again.")
     assert "“Broken”" in box.informativeText()
-    assert [a.name for a in bridge.engine.areas()] == ["Hello"]
+    assert bridge.engine.areas() == []
+    # fixed, the same file imports all three... here the two good ones
+    source.write_text(yaml.safe_dump({"areas": [NOTE, {**broken, "reactions": NOTE[
+        "reactions"]}]}), encoding="utf-8")
+    report = await page.import_from(source)
+    assert report.imported == ["Hello", "Broken"] and report.failures == []
+    assert page.status.text() == "Imported 2 automations."
 
 
 async def test_import_of_a_file_that_is_not_automations(page: SettingsPage,
@@ -248,7 +256,10 @@ async def test_import_of_a_file_that_is_not_automations(page: SettingsPage,
     source = tmp_path / "notes.yaml"
     source.write_text("just: [some, text", encoding="utf-8")
     report = await page.import_from(source)
-    assert report.imported == [] and "not YAML or JSON" in report.failures[0][1]
+    assert report.imported == []
+    assert report.failures == [("notes.yaml", "not valid YAML or JSON (line 1): expected "
+                                              "',' or ']', but got '<stream end>'")]
+    assert report.summary() == "Nothing was imported: the file could not be read."
 
 
 async def test_settings_saved_elsewhere_show_up_and_keep_unsaved_edits(

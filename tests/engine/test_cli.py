@@ -73,7 +73,7 @@ def test_import_error_names_the_area_and_the_place(
 def test_unreadable_file_and_unknown_area_say_what_to_do(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "areas", "import", str(tmp_path / "missing.yaml"))
-    assert code == 2 and "Cannot read" in err
+    assert code == 2 and "missing.yaml: cannot read it" in err
     (tmp_path / "x.yaml").write_text("name: [unclosed")
     code, _, err = run(capsys, "areas", "import", str(tmp_path / "x.yaml"))
     assert code == 2 and "not valid YAML" in err
