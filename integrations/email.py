@@ -418,12 +418,23 @@ async def new_message(ctx: PollContext) -> PollResult:
     async with _imap_session(params, where) as imap:
         box = await _examine(imap, mailbox, where)
         floor = _floor(ctx, mailbox, box)
-        window = await _fetch_headers(imap, box.exists, where)
+        if floor:
+            # Everything that arrived since the last check, oldest first, a page at a
+            # time: more than a page waits for the next check, never dropped.
+            arrived = await _uids_from(imap, floor, where)
+            page = arrived[:NEWEST_MESSAGES]
+            if len(arrived) > len(page):
+                ctx.log.info("%d new messages in %s: the oldest %d now, the rest at the "
+                             "next checks", len(arrived), mailbox, len(page))
+            window = await _fetch_headers_by_uid(imap, page, where)
+            next_floor = page[-1] + 1 if page else floor
+        else:  # a first look: the newest messages, remembered as already there
+            window = await _fetch_headers(imap, box.exists, where)
+            next_floor = max([box.uidnext or 1, *(m.uid + 1 for m in window)])
         wanted = [m for m in window if m.uid >= floor and _matches(m, params)]
         previews = await _fetch_previews(imap, [m.uid for m in wanted], where)
-    if window:
-        floor = max(floor, min(m.uid for m in window))
-    ctx.state.update({"mailbox": mailbox, "uidvalidity": box.uidvalidity, "floor": floor})
+    ctx.state.update({"mailbox": mailbox, "uidvalidity": box.uidvalidity,
+                      "floor": next_floor})
     items = [
         Item(
             key=f"{box.uidvalidity}:{m.uid}",
@@ -471,7 +482,7 @@ _FIELDS = "FROM TO SUBJECT DATE MESSAGE-ID CONTENT-TYPE CONTENT-TRANSFER-ENCODIN
 
 
 def _floor(ctx: PollContext, mailbox: str, box: _Mailbox) -> int:
-    """The lowest UID this poll may report.
+    """The lowest UID this poll may report (0: a first look at the mailbox).
 
     Deleting or archiving messages pulls older ones into the newest-N window; they were
     never new, so they must not fire. If the server renumbered the mailbox (UIDVALIDITY
@@ -638,8 +649,12 @@ async def _fetch_headers(imap: Any, exists: int, where: str) -> list[_Headers]:
         f"{first}:{exists}", f"(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS ({_FIELDS})])"
     )
     _check(response, "FETCH", where)
+    return _headers(response.lines)
+
+
+def _headers(lines: Sequence[Any]) -> list[_Headers]:
     found: list[_Headers] = []
-    for record in _fetch_records(response.lines):
+    for record in _fetch_records(lines):
         uid = record.get("UID")
         header = _section(record, "BODY[HEADER")
         if isinstance(uid, str) and uid.isdigit():
@@ -652,6 +667,29 @@ async def _fetch_headers(imap: Any, exists: int, where: str) -> list[_Headers]:
                 )
             )
     return found
+
+
+async def _uids_from(imap: Any, floor: int, where: str) -> list[int]:
+    """The UIDs from ``floor`` on, ascending (numbers only: cheap however many)."""
+    response = await imap.uid_search(f"UID {floor}:*", charset=None)
+    _check(response, "UID SEARCH", where)
+    found: set[int] = set()
+    for line in response.lines[:-1]:  # the last line is the command's completion
+        words = bytes(line).decode("ascii", "replace").split()
+        if words[:1] == ["SEARCH"]:  # as servers send it; aioimaplib drops the word
+            words = words[1:]
+        found.update(int(word) for word in words if word.isdigit())
+    # "n:*" names the last message even when its UID is below n (RFC 3501 6.4.8)
+    return sorted(uid for uid in found if uid >= floor)
+
+
+async def _fetch_headers_by_uid(imap: Any, uids: Sequence[int], where: str) -> list[_Headers]:
+    if not uids:
+        return []
+    response = await imap.uid(
+        "fetch", _uid_set(uids), f"(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS ({_FIELDS})])")
+    _check(response, "UID FETCH", where)
+    return _headers(response.lines)
 
 
 async def _fetch_previews(imap: Any, uids: Sequence[int], where: str) -> dict[int, bytes]:
