@@ -254,7 +254,9 @@ class Runner:
                 raise _StepFailed(f"{where} {spec.name}: {exc}") from None
         ctx = ReactionContext(area.id, run_id, params, self.http, self.settings, self.bus,
                               logging.LoggerAdapter(log, {"area_id": area.id}),
-                              account=account)
+                              account=account,
+                              idempotency_key=(f"hookline-{area.id}-{event.id}-{index}"
+                                               if event is not None and event.id else None))
         attempts = self.settings.reaction_attempts if spec.retry else 1
         timeout = max(spec.timeout, float(params.get("timeout") or 0) + 5)
         record.setdefault("attempts", [])

@@ -178,8 +178,14 @@ async def request(ctx: ReactionContext) -> Mapping[str, Any]:
     data = _encode_body(params.get("body"), body_type)
     if data is not None and not any(n.lower() == "content-type" for n in headers):
         headers["Content-Type"] = _CONTENT_TYPES[body_type]
+    method = str(params.get("method") or "POST")
+    if (ctx.idempotency_key and method.upper() not in ("GET", "HEAD", "OPTIONS")
+            and not any(n.lower() == "idempotency-key" for n in headers)):
+        # the same for a retry and for the run again after a kill: a server that
+        # honours it acts once
+        headers["Idempotency-Key"] = ctx.idempotency_key
     resp = await ctx.http.request(
-        str(params.get("method") or "POST"),
+        method,
         str(params["url"]),
         headers=headers,
         data=data,

@@ -81,6 +81,10 @@ class ReactionContext(_ActsAsAccount):
         run_id: the run this call belongs to (``None`` in a dry run).
         bus: the engine's event bus, e.g. to ask the desktop for a notification.
         account: the connected account the step chose (see TriggerContext).
+        idempotency_key: the same for every attempt of this step for this event: its
+            retries, and its run again after a kill (``None`` in a test). A service
+            that can pass it on (an ``Idempotency-Key`` header) lets the far side act
+            once.
     """
 
     area_id: str
@@ -91,6 +95,7 @@ class ReactionContext(_ActsAsAccount):
     bus: Bus
     log: logging.LoggerAdapter[logging.Logger]
     account: AccountSession | None = field(default=None, kw_only=True)
+    idempotency_key: str | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -119,6 +120,35 @@ async def test_post_json_as_the_server_receives_it(site: Site, http: HttpClient)
     assert json.loads(out["body"]) == {"id": 42}
     assert out["headers"]["X-Trace"] == "t-1"
     assert out["truncated"] is False
+
+
+async def test_a_request_carries_one_idempotency_key_per_event_and_step(
+        site: Site, tmp_path: Path) -> None:
+    """A retry (and the run again after a kill) sends the same Idempotency-Key, so a
+    server that honours it acts once; another event gets another key."""
+    from engine.app import Engine
+    from engine.areas import AreaSpec
+    from engine.secrets import MemorySecretStore
+    from engine.settings import Settings
+
+    site.handler = answer(lambda: web.Response(status=503), lambda: web.Response(text="ok"))
+    engine = Engine(tmp_path / "data", secrets=MemorySecretStore(), settings=Settings.from_mapping(
+        {"listener_enabled": False, "retry_delay": 0.01}))
+    await engine.start()
+    try:
+        area = await engine.create_area(AreaSpec.from_dict({
+            "name": "Ping", "trigger": {"service": "webhook", "trigger": "incoming"},
+            "reactions": [{"service": "http", "reaction": "request",
+                           "params": {"url": site.url("/hook"), "body": "{}"}}]}))
+        await engine.run_now(area.id, {"body": {}})
+        await engine.run_now(area.id, {"body": {}})
+        await engine.wait_idle()
+    finally:
+        await engine.aclose()
+    keys = [seen.headers.get("Idempotency-Key") for seen in site.seen]
+    assert len(keys) == 3  # the first event: 503, then its retry; the second event
+    assert keys[0] is not None and keys[0] == keys[1] != keys[2]
+    assert keys[0].startswith(f"hookline-{area.id}-")
 
 
 async def test_form_body_is_url_encoded_one_field_per_line(site: Site, http: HttpClient) -> None:
