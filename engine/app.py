@@ -95,6 +95,8 @@ class Engine:
         self.control: ControlServer | None = None
         self.started = False
         self._timers_failing = False  # a timer could not be journaled; said once
+        #: why runs wait for the disk (None: they do not): the listener refuses meanwhile
+        self.disk_trouble: str | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -126,7 +128,8 @@ class Engine:
                 areas_table.c.id == bindparam("aid")).values(
                 failure_streak=bindparam("streak"), paused_reason=bindparam("reason"))
             if self._listen:
-                self.listener = Listener(self.settings, self._ingest, self._inactive_reason)
+                self.listener = Listener(self.settings, self._ingest, self._inactive_reason,
+                                         lambda: self.disk_trouble)
                 port = await self.listener.start()
                 self.http.guard.own_ports.add(port)
             for area in await self.store.areas():
@@ -704,6 +707,11 @@ class Engine:
             return
         await self.journal.room()
         outcome = await self.runner.run(area, event, carried=carried)
+        while outcome.deferred:  # the disk refused the run's record: nothing acted
+            assert outcome.record is not None
+            self.journal.save(outcome.record)  # said in Activity once the disk takes it
+            await self._until_the_disk_takes_writes(outcome.error or "")
+            outcome = await self.runner.run(area, event, carried=carried)
         record = outcome.record
         assert record is not None
         try:
@@ -715,6 +723,30 @@ class Engine:
                     "aid": area.id, "streak": 0, "reason": area.paused_reason}))
         finally:  # before the area's next run starts
             self.journal.save(record)
+
+    async def _until_the_disk_takes_writes(self, error: str) -> None:
+        """Wait (holding the area's queue, so its order is kept) until the run ledger
+        can be written again. Said once per streak, in the log and as a notification;
+        meanwhile the listener answers 503 (nothing more is accepted than can run). A
+        stop meanwhile leaves the event pending: the next start runs it."""
+        if self.disk_trouble is None:
+            self.disk_trouble = error
+            log.error("runs are waiting: %s", error)
+            self.bus.publish(topics.NOTIFICATION, title="Hookline's disk is full",
+                             body=f"Runs wait until there is space again: {error}",
+                             level="error")
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                self.journal.checkpoint()
+            except StorageError:
+                delay = min(delay * 2, 30.0)
+                continue
+            if self.disk_trouble is not None:
+                self.disk_trouble = None
+                log.warning("the disk takes writes again: waiting runs go on")
+            return
 
     async def _count_failure(self, area: Area, error: str, record: RunRecord) -> None:
         area.failure_streak += 1

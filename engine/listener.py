@@ -79,8 +79,10 @@ class Listener:
     """
 
     def __init__(self, settings: Settings, ingest: Ingest,
-                 paused: Callable[[str], str | None]) -> None:
+                 paused: Callable[[str], str | None],
+                 trouble: Callable[[], str | None] = lambda: None) -> None:
         self.settings = settings
+        self._trouble = trouble
         self.routes: dict[str, Route] = {}
         self.dormant: dict[str, str] = {}
         self.ready = False
@@ -166,6 +168,10 @@ class Listener:
         paused = self._paused(route.area.id)
         if paused:
             return _refuse(409, f"the area is off ({paused}); turn it on in Hookline")
+        trouble = self._trouble()
+        if trouble:  # accepted deliveries could not run: the sender keeps them meanwhile
+            return _refuse(503, f"Hookline cannot save runs right now ({trouble}); send "
+                                "again later", {"Retry-After": "30"})
         if request.content_length is not None and request.content_length > MAX_BODY:
             return _refuse(413, f"body larger than {MAX_BODY // 1024} KiB")
         try:

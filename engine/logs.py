@@ -56,6 +56,7 @@ class _LogFile(RotatingFileHandler):
                          errors="backslashreplace")  # a file name not UTF-8 stays readable
         self._size: int | None = None  # counted from the first record on
         self._rotates = True
+        self._failing = False  # a write failed (a full disk): said once, not per line
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -74,10 +75,25 @@ class _LogFile(RotatingFileHandler):
             self.flush()
             if self._size is not None:
                 self._size += len(text)
+            self._failing = False
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A full or failing disk: one line on stderr per streak, not a traceback per
+        record (a full disk printed over a thousand of them)."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            super().handleError(record)
+            return
+        if not self._failing:
+            self._failing = True
+            sys.stderr.write(f"hookline: cannot write the log file {self.baseFilename}: "
+                             f"{error.strerror or error}; log lines are dropped until it "
+                             "can be written again\n")
+        self._size = None  # count again from the file once it can be written
 
 
 def log_file(data_dir: Path) -> Path:

@@ -24,6 +24,7 @@ from engine.errors import (
     HooklineError,
     RateLimited,
     StopRun,
+    StorageError,
     TemplateError,
     TransientError,
     ValidationError,
@@ -59,6 +60,9 @@ class Outcome:
     steps: list[dict[str, Any]] = field(default_factory=list)
     #: the run's record, for the caller to add to and save (``Journal.save``)
     record: RunRecord | None = None
+    #: the engine could not record the run before acting (its disk refused): nothing
+    #: acted, the event stays pending, and the caller runs it again once it can
+    deferred: bool = False
 
 
 def json_safe(value: Any) -> Any:
@@ -145,6 +149,7 @@ class Runner:
                                    event_id=event.id)])
         condition: dict[str, Any] | None = None
         status, error = "succeeded", None
+        deferred = False
         outputs: list[Any] = []
         try:
             if spec.condition:
@@ -185,18 +190,24 @@ class Runner:
                     outputs.append(record["output"])
                     if index < len(spec.reactions) - 1:
                         self.journal.save_steps(run_id, steps)
+        except _DiskTrouble as trouble:
+            deferred = True
+            status, error = "failed", (f"{trouble}; it runs again once the disk takes "
+                                       "writes")
         except _StepFailed as failed:
             status, error = "failed", failed.message
         except HooklineError as exc:  # condition problems
             status, error = "failed", str(exc)
             if condition is None and spec.condition:
                 condition = {"expression": spec.condition, "error": str(exc)}
-        finished = self.journal.finished(run_id, event.id, status=status, steps=steps,
-                                       error=error, condition=condition)
+        # deferred: the event stays pending (run again now, or after a restart)
+        finished = self.journal.finished(run_id, None if deferred else event.id,
+                                         status=status, steps=steps, error=error,
+                                         condition=condition)
         finished.after.append(lambda: self.bus.publish(
             topics.RUN_FINISHED, run_id=run_id, area_id=area.id, status=status, error=error,
             event_id=event.id))
-        return Outcome(run_id, status, error, steps, finished)
+        return Outcome(run_id, status, error, steps, finished, deferred)
 
     async def _wait(self, until: datetime) -> None:
         """Sleep until ``until``; when the engine closes meanwhile, end the task (the
@@ -261,7 +272,11 @@ class Runner:
         timeout = max(spec.timeout, float(params.get("timeout") or 0) + 5)
         record.setdefault("attempts", [])
         if run_id is not None and self.journal is not None:
-            self.journal.checkpoint()  # the run's start (and the last finish) survive a kill
+            try:
+                self.journal.checkpoint()  # the run's start (and the last finish) survive a kill
+            except StorageError as exc:  # the engine's own disk, not the reaction's fault
+                record["attempts"].clear()
+                raise _DiskTrouble(str(exc)) from None
         # The area's next run may start once this reaction's effect is queued in order
         # (next_run_may_start) only when nothing of this run can act after it: the
         # area's one reaction, never tried again. Then its call stops counting against
@@ -389,6 +404,10 @@ class _Call:
         if self._held:
             self._held = False
             self._limit.release()
+
+
+class _DiskTrouble(Exception):
+    """The run could not be recorded before a reaction acted: nothing acted."""
 
 
 class _Stopped(Exception):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -108,7 +110,7 @@ def test_a_full_disk_refuses_the_run_with_a_clear_message(tmp_path: Path) -> Non
         ledger.flush()
 
 
-async def test_a_full_disk_stops_the_run_before_its_reaction_and_says_so(
+async def test_a_full_disk_holds_the_run_before_its_reaction_until_there_is_space(
         engine: Engine, data_dir: Path) -> None:
     if not Path("/dev/full").exists():
         pytest.skip("needs /dev/full")
@@ -117,12 +119,22 @@ async def test_a_full_disk_stops_the_run_before_its_reaction_and_says_so(
     nxt = ledger.folder / f"runs-{int(ledger.current.name[5:13]) + 1:08d}.ledger"
     nxt.symlink_to("/dev/full")
     ledger.rotate()
-    await engine.run_now(saved.id, {"title": "not sent"})
-    await engine.wait_idle()
+    await engine.run_now(saved.id, {"title": "sent once there is space"})
+    while engine.disk_trouble is None:
+        await asyncio.sleep(0.01)
+    assert "free some disk space" in engine.disk_trouble
     assert probe.controls.received == [], "the reaction did not act unrecorded"
-    [run] = await engine.store.runs(saved.id)
-    assert run["status"] == "failed"
-    assert "free some disk space" in run["error"]
+    # space again: the segment's descriptor now reaches an ordinary file
+    spare = os.open(ledger.folder / "space.ledger", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    assert ledger._fd is not None
+    os.dup2(spare, ledger._fd)
+    os.close(spare)
+    await engine.wait_idle()
+    assert [r["text"] for r in probe.controls.received] == ["sent once there is space"]
+    runs = await engine.store.runs(saved.id)
+    assert sorted(r["status"] for r in runs) == ["failed", "succeeded"]
+    [waited] = [r for r in runs if r["status"] == "failed"]
+    assert "it runs again once the disk takes writes" in waited["error"]
 
 
 def test_a_run_spread_over_segments_is_read_in_order(tmp_path: Path) -> None:
