@@ -77,6 +77,7 @@ class EngineThread:
         except TimeoutError:
             log.error("the engine did not stop within %.0f s; leaving it to the exit "
                       "(what it had accepted stays journaled for the next start)", timeout)
+            self.loop.call_soon_threadsafe(_log_tasks, self.loop)  # where it waits
             return
         except Exception:
             log.exception("the engine did not close cleanly")
@@ -125,6 +126,17 @@ def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
         task.cancel()
     if tasks:
         loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+def _log_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """On the engine's thread: where each of its unfinished tasks waits (a stop that
+    did not end, for the log)."""
+    import io
+
+    for task in asyncio.all_tasks(loop):
+        stack = io.StringIO()
+        task.print_stack(limit=6, file=stack)
+        log.error("still under way: %s", stack.getvalue().strip())
 
 
 def _log_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets as _secrets
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -52,6 +53,8 @@ from engine.store import NotFound, Store
 log = logging.getLogger(__name__)
 
 WEBHOOK_SLOT = "webhook"
+#: A stop slower than this says in the log where its time went.
+SLOW_STOP = 3.0
 RETENTION_EVERY = 6 * 3600.0
 BACKUP_CHECK_EVERY = 3600.0
 
@@ -156,6 +159,7 @@ class Engine:
 
     async def aclose(self) -> None:
         """Stop everything; runs under way stay journaled and resume at the next start."""
+        began = time.monotonic()
         for name in ("control", "listener"):
             part = getattr(self, name, None)
             if part is not None:
@@ -164,8 +168,10 @@ class Engine:
             await self.scheduler.aclose()
         if hasattr(self, "runner"):
             self.runner.closing.set()
+        listening = time.monotonic() - began
         if hasattr(self, "dispatcher"):
             await self.dispatcher.aclose()
+        running = time.monotonic() - began - listening
         if self.started and not self.offline:
             for service in self.registry.services.values():
                 if service.on_close is not None:
@@ -187,6 +193,11 @@ class Engine:
         await self.http.aclose()
         self._lock.release()
         self.started = False
+        took = time.monotonic() - began
+        if took > SLOW_STOP:  # says where a slow Quit went
+            log.warning("stopping took %.1f s: listeners %.1f s, runs under way %.1f s, "
+                        "the rest %.1f s", took, listening, running,
+                        took - listening - running)
 
     async def __aenter__(self) -> Engine:
         await self.start()

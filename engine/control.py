@@ -48,7 +48,8 @@ class ControlServer:
         r.add_get("/areas/{id}/webhook", self._webhook)
         r.add_post("/test", self._test)
         r.add_post("/command/{name}", self._command)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=2.0)  # a stop is not held up
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

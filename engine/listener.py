@@ -66,6 +66,10 @@ def _refuse(status: int, error: str, headers: dict[str, str] | None = None) -> w
     return response
 
 
+#: Seconds a delivery under way gets to finish when the listener stops.
+SHUTDOWN_GRACE = 2.0
+
+
 class Listener:
     """aiohttp server for webhooks.
 
@@ -107,7 +111,11 @@ class Listener:
                               handler_args={"max_field_size": 16384, "lingering_time": 0})
         app.router.add_route("*", HOOK_PREFIX + "{token}", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # At a stop, a delivery under way gets SHUTDOWN_GRACE s to be journaled and
+        # answered; after that its connection closes unanswered (the sender retries:
+        # nothing acknowledged is lost), instead of aiohttp's 60 s holding up Quit.
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=SHUTDOWN_GRACE)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.listener_host, self.settings.listener_port,
                            reuse_address=True)
