@@ -132,7 +132,7 @@ class Engine:
                 failure_streak=bindparam("streak"), paused_reason=bindparam("reason"))
             if self._listen:
                 self.listener = Listener(self.settings, self._ingest, self._inactive_reason,
-                                         lambda: self.disk_trouble)
+                                         lambda: self.disk_trouble, self._webhook_owner)
                 port = await self.listener.start()
                 self.http.guard.own_ports.add(port)
             for area in await self.store.areas():
@@ -143,8 +143,6 @@ class Engine:
                 for area in self._areas.values():
                     if area.active:
                         await self._activate(area, starting=True)
-                    elif self.listener and area.webhook_hash:
-                        self.listener.dormant[area.webhook_hash] = area.id
                 if self.listener is not None:
                     self.listener.ready = True  # from now on an unknown address is dead
                 self.scheduler.add_job(self._prune, RETENTION_EVERY, "retention")
@@ -265,8 +263,6 @@ class Engine:
         self._areas[area.id] = area
         if area.active:
             await self._activate(area)
-        elif self.listener and area.webhook_hash:
-            self.listener.dormant[area.webhook_hash] = area.id
         self.bus.publish(topics.AREA_CHANGED, area_id=area.id, change="created")
         return area
 
@@ -319,12 +315,8 @@ class Engine:
             area = await self.store.area(area_id)
         self._forget_secrets(area_id)
         self._areas[area_id] = area
-        if self.listener and old.webhook_hash and old.webhook_hash != area.webhook_hash:
-            self.listener.dormant.pop(old.webhook_hash, None)
         if area.active:
             await self._activate(area)
-        elif self.listener and area.webhook_hash:
-            self.listener.dormant[area.webhook_hash] = area.id
         self.bus.publish(topics.AREA_CHANGED, area_id=area_id, change="updated")
         return area
 
@@ -513,6 +505,11 @@ class Engine:
         for (slot, name), value in values.items():
             await asyncio.to_thread(self.secrets.set, secret_ref(area_id, slot, name), value)
 
+    def _webhook_owner(self, hashed: str) -> str | None:
+        """The area whose webhook address hashes to ``hashed`` (a refused delivery only:
+        an off or paused area answers 409, an address no area has 404)."""
+        return next((a.id for a in self._areas.values() if a.webhook_hash == hashed), None)
+
     def _inactive_reason(self, area_id: str) -> str | None:
         area = self._areas.get(area_id)
         if area is None:
@@ -524,8 +521,6 @@ class Engine:
     async def _activate(self, area: Area, starting: bool = False) -> None:
         if self.offline:
             return
-        if self.listener and area.webhook_hash:
-            self.listener.dormant.pop(area.webhook_hash, None)
         spec = self.registry.trigger(area.spec.trigger.service, area.spec.trigger.action)
         params = await self._trigger_params(area, spec)
         if spec.kind is TriggerKind.SCHEDULE:
@@ -594,10 +589,6 @@ class Engine:
         self.poller.forget(area.id)
         if self.listener and area.webhook_hash:
             self.listener.routes.pop(area.webhook_hash, None)
-            if forget:
-                self.listener.dormant.pop(area.webhook_hash, None)
-            else:  # off or paused: its senders hear so (409), not "no such address"
-                self.listener.dormant[area.webhook_hash] = area.id
         service = self.registry.services.get(area.spec.trigger.service)
         if service is not None and service.on_area_stop is not None and not self.offline:
             try:

@@ -66,6 +66,12 @@ def _refuse(status: int, error: str, headers: dict[str, str] | None = None) -> w
     return response
 
 
+def _off(reason: str) -> web.Response:
+    """409: the address is alive, its area does not take deliveries now."""
+    return _refuse(409, f"the area is off ({reason}); turn it on in Hookline, then send "
+                        "again")
+
+
 #: Seconds a delivery under way gets to finish when the listener stops.
 SHUTDOWN_GRACE = 2.0
 
@@ -75,20 +81,25 @@ class Listener:
 
     Attributes:
         routes: token hash -> Route, kept current by the engine.
-        dormant: token hash -> area id, for areas that are off or paused: their
-            senders are told so (409), not that the address is dead (404).
         ready: False while the engine is still putting up its routes (at start): an
             address it does not know yet gets 503 and Retry-After, not 404.
         port: the bound port once started.
+
+    Args:
+        paused: area id -> why it does not take deliveries (None: it does).
+        trouble: why no delivery can be taken now (None: they can).
+        owner: token hash -> the id of the area with that address, routed or not (an
+            area that is off or paused tells its senders so with 409, not 404).
     """
 
     def __init__(self, settings: Settings, ingest: Ingest,
                  paused: Callable[[str], str | None],
-                 trouble: Callable[[], str | None] = lambda: None) -> None:
+                 trouble: Callable[[], str | None] = lambda: None,
+                 owner: Callable[[str], str | None] = lambda _hash: None) -> None:
         self.settings = settings
         self._trouble = trouble
+        self._owner = owner
         self.routes: dict[str, Route] = {}
-        self.dormant: dict[str, str] = {}
         self.ready = False
         self._ingest = ingest
         self._paused = paused
@@ -148,11 +159,10 @@ class Listener:
             self._runner = None
 
     def _no_route(self, hashed: str) -> web.Response:
-        area_id = self.dormant.get(hashed)
+        area_id = self._owner(hashed)
         reason = self._paused(area_id) if area_id is not None else None
-        if reason is not None and reason != "removed":
-            return _refuse(409, f"the area is off ({reason}); turn it on in Hookline, then "
-                                "send again")
+        if reason is not None:
+            return _off(reason)
         if not self.ready or area_id is not None:  # starting, or being switched on now
             return _refuse(503, "this address is not ready yet (Hookline is starting, or "
                                 "the area is being switched on); send again in a second",
@@ -175,7 +185,7 @@ class Listener:
             return self._no_route(hashed)
         paused = self._paused(route.area.id)
         if paused:
-            return _refuse(409, f"the area is off ({paused}); turn it on in Hookline")
+            return _off(paused)
         trouble = self._trouble()
         if trouble:  # accepted deliveries could not run: the sender keeps them meanwhile
             return _refuse(503, f"Hookline cannot save runs right now ({trouble}); send "
