@@ -14,15 +14,17 @@ class LiveRefresh(QObject):
     screen can be seen. A screen behind another in the main window, or in a window
     hidden to the tray, is only marked stale, and refreshed when it shows again: a
     stream of runs costs the engine and the window nothing for screens nobody looks at.
-    A screen that is a window of its own (a test, a dialog) is refreshed all the same.
+    A screen that is a window of its own (a test, a dialog), or an owner that is no
+    widget (the tray, always in view), is refreshed all the same.
 
     Args:
-        screen: the screen (its visibility decides; its Show event catches up).
+        screen: the screen or other owner (a widget's visibility decides; its Show
+            event catches up).
         refresh: starts the refresh (e.g. spawns the screen's async refresh).
         interval_ms: the least time between two refreshes.
     """
 
-    def __init__(self, screen: QWidget, refresh: Callable[[], object], interval_ms: int
+    def __init__(self, screen: QObject, refresh: Callable[[], object], interval_ms: int
                  ) -> None:
         super().__init__(screen)
         self._screen = screen
@@ -48,9 +50,15 @@ class LiveRefresh(QObject):
     def pending(self) -> bool:
         return self._timer.isActive() or self._stale
 
+    def stop(self) -> None:
+        """Drop a refresh not yet started (the owner is closing)."""
+        self._timer.stop()
+        self._stale = False
+
     def _unseen(self) -> bool:
         screen = self._screen
-        return screen.window() is not screen and not screen.isVisible()
+        return (isinstance(screen, QWidget) and screen.window() is not screen
+                and not screen.isVisible())
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self._screen and event.type() == QEvent.Type.Show and self._stale:

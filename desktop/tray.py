@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon, QWidget
 
 from desktop.bridge import EngineBridge
 from desktop.icons import app_icon
+from desktop.live_refresh import LiveRefresh
 from desktop.state import TRAY_HINT_SHOWN
 from desktop.tasks import WidgetTasks
 
@@ -152,10 +153,7 @@ class Tray(QObject):
         if self.available:
             self.icon.show()
 
-        self._refresh_timer = QTimer(self)
-        self._refresh_timer.setSingleShot(True)
-        self._refresh_timer.setInterval(REFRESH_DELAY_MS)
-        self._refresh_timer.timeout.connect(lambda: self._spawn(self.refresh()))
+        self.live = LiveRefresh(self, lambda: self._spawn(self.refresh()), REFRESH_DELAY_MS)
         for signal in (bridge.runFinished, bridge.areaChanged, bridge.areaPaused,
                        bridge.triggerHealth, bridge.pausedAllChanged):
             signal.connect(self.schedule_refresh)
@@ -182,8 +180,7 @@ class Tray(QObject):
 
     def schedule_refresh(self, *_args: object) -> None:
         """Refresh soon: at most once per REFRESH_DELAY_MS, however busy the engine."""
-        if not self._refresh_timer.isActive():
-            self._refresh_timer.start()
+        self.live.request()
 
     async def refresh(self) -> None:
         """Recompute the state badge and the recent runs from the engine."""
@@ -253,7 +250,7 @@ class Tray(QObject):
 
     def close(self) -> None:
         """Hide the icon and stop listening (the app is quitting)."""
-        self._refresh_timer.stop()
+        self.live.stop()
         self.tasks.cancel()
         for signal, slot in ((self.bridge.runFinished, self.schedule_refresh),
                              (self.bridge.areaChanged, self.schedule_refresh),
