@@ -25,7 +25,7 @@ from engine.auth.accounts import Removal
 from engine.auth.session import Account
 from engine.bus import Message
 from engine.catalog.service import Service
-from engine.errors import CatalogError
+from engine.errors import CatalogError, HooklineError
 from engine.journal import Journaled
 from engine.registry import Registry
 from engine.settings import Settings, save_settings
@@ -370,8 +370,6 @@ class EngineBridge(QObject):
         return self.engine.accounts.client_missing(service)
 
     async def has_oauth_client(self, service_id: str) -> bool:
-        from engine.errors import HooklineError
-
         try:
             await self.call(self.engine.accounts.oauth_client(service_id))
         except HooklineError:
