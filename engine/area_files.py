@@ -4,6 +4,7 @@ the command line, the control channel and the desktop app."""
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,6 @@ _Loader.add_implicit_resolver(
 
 def read_area_file(path: Path | str) -> list[Any]:
     """The areas in the file at ``path`` ('-': standard input)."""
-    import sys
-
     name = "standard input" if str(path) == "-" else Path(path).name
     try:
         if str(path) == "-":
