@@ -42,6 +42,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REDACTED = "••••••"
+#: Whether an area's next run may start while this one's effect is queued (Files'
+#: appends). Off: with it, a kill repeated every line written but not yet recorded
+#: (7 in one kill under load, where only the one reaction under way may repeat). A
+#: reaction that hands on still gives its service's place back (a hung file holds up
+#: no other area). On again once a resumed append can tell its line is written.
+HAND_ON = False
 MAX_FIELD = 16 * 1024
 MAX_RETRY_WAIT = 3600.0
 
@@ -283,6 +289,8 @@ class Runner:
         # the service's limit too: it only waits.
         handoff = (dispatcher.handoff() if run_id is not None and attempts == 1
                    and len(area.spec.reactions) == 1 else None)
+        if handoff is not None and not HAND_ON:
+            handoff = _place_only  # the service's place goes back; the area's order waits
         for attempt in range(1, attempts + 1):
             started = time.time()
             entry: dict[str, Any] = {"started_at": utcnow().isoformat()}
@@ -404,6 +412,11 @@ class _Call:
         if self._held:
             self._held = False
             self._limit.release()
+
+
+def _place_only() -> bool:
+    """A hand-on that frees the call's place in its service's limit and nothing else."""
+    return True
 
 
 class _DiskTrouble(Exception):
