@@ -88,9 +88,11 @@ class Poller:
             return 0
         items = _unique(result.items)
         keys = [i.key for i in items if i.key is not None]
+        aliases = [a for i in items if i.key is not None for a in i.aliases]
         try:
-            seen = await self._seen(area.id, keys)
-            fresh = [i for i in items if i.key is not None and i.key not in seen]
+            seen = await self._seen(area.id, keys + aliases)
+            fresh = [i for i in items if i.key is not None and i.key not in seen
+                     and seen.isdisjoint(i.aliases)]
             new_events = ([NewEvent(area.id, "poll", dict(i.data)) for i in oldest_first(fresh)]
                           if primed else [])
             journaled = await self.journal.append(
@@ -179,8 +181,9 @@ def _unique(items: list[Item]) -> list[Item]:
             if key in seen:
                 continue
             seen.add(key)
-            if key is not item.key:
-                item = replace(item, key=key)
+            aliases = tuple(_storable(a) for a in item.aliases)
+            if key is not item.key or aliases != item.aliases:
+                item = replace(item, key=key, aliases=aliases)
         out.append(item)
     return out
 

@@ -55,11 +55,15 @@ class Item:
         at: the item's own time (published, created, modified), where it has one: new
             items fire oldest first by it, whatever order the source lists them in.
             Without it, the source is taken to list newest first (as feeds and APIs do).
+        aliases: keys the same item had before (as an earlier version of the service
+            made them): an item seen under one of them is not new. Only ``key`` is
+            remembered from then on, so a service that changes its keys fires nothing twice.
     """
 
     key: str | None
     data: Mapping[str, Any]
     at: datetime | None = None
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass

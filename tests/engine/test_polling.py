@@ -54,6 +54,25 @@ async def test_new_items_fire_once_oldest_first(engine: Engine) -> None:
     assert [r["text"] for r in probe.controls.received] == ["item 3", "item 4"]
 
 
+async def test_an_item_seen_under_an_earlier_key_does_not_fire_again(engine: Engine) -> None:
+    """A service that changes how it spells its keys (after an upgrade) names the earlier
+    spelling as an alias: what was seen under it does not fire again, what is new does,
+    and the new keys are what is remembered from then on."""
+    probe.controls.items = [Item("http://old/b", {"title": "b"}),
+                            Item("caf\udce9.txt", {"title": "odd"})]
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    await poll(engine, area.id)
+    probe.controls.items = [Item("c", {"title": "c"}, aliases=("http://old/c",)),
+                            Item("b", {"title": "b"}, aliases=("http://old/b",)),
+                            Item("café.txt", {"title": "odd"}, aliases=("caf\udce9.txt",))]
+    assert await poll(engine, area.id) == 1
+    probe.controls.items = [Item("c", {"title": "c"}), Item("b", {"title": "b"}),
+                            Item("café.txt", {"title": "odd"})]
+    assert await poll(engine, area.id) == 0
+    await engine.wait_idle()
+    assert [r["text"] for r in probe.controls.received] == ["c"]
+
+
 async def test_the_seen_key_cleanup_never_refires_what_the_source_still_shows(
         engine: Engine) -> None:
     """A folder of 5,100 files primes 5,100 keys of one time; the cleanup (keep 5,000)
