@@ -9,6 +9,7 @@ import re
 from calendar import timegm
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
 
 from engine import (
     Field,
@@ -95,10 +96,13 @@ async def new_item(ctx: PollContext) -> PollResult:
     wanted = str(ctx.params.get("contains") or "").casefold()
     items = []
     for entry in parsed.entries:
-        data = _entry_data(entry, feed_title, feed_author)
+        data = _entry_data(entry, feed_title, feed_author, resp.url)
         if wanted and wanted not in f"{data['title']}\n{data['summary']}".casefold():
             continue
-        items.append(Item(key=_entry_key(entry, data), data=data, at=_time(entry)))
+        key = _entry_key(entry, data)
+        before = _key_before(entry, data, resp.url)
+        items.append(Item(key=key, data=data, at=_time(entry),
+                          aliases=(before,) if before != key else ()))
     return PollResult(items=items)
 
 
@@ -106,7 +110,10 @@ def _parse(resp: HttpResponse) -> Any:
     import feedparser  # here, not at the top: listing the catalog need not load it
 
     # A stream, never bytes: feedparser treats a bytes value that names a file as a path.
-    headers = {"content-location": resp.url}
+    # No content-location: feedparser would resolve ids (Reddit's ``t3_1abc``) against
+    # it, and an id that changes when the feed moves fires every item again. Links are
+    # made absolute here instead (_absolute).
+    headers = {}
     ctype = resp.header("Content-Type")
     if ctype:
         headers["content-type"] = ctype
@@ -134,11 +141,11 @@ def _valid_charref(match: re.Match[bytes]) -> bytes:
     return match[0]
 
 
-def _entry_data(entry: Any, feed_title: str, feed_author: str) -> dict[str, str]:
+def _entry_data(entry: Any, feed_title: str, feed_author: str, url: str) -> dict[str, str]:
     summary = _plain(entry.get("summary_detail"), entry.get("summary", ""))
     return {
         "title": _plain(entry.get("title_detail"), entry.get("title", "")),
-        "link": str(entry.get("link", "")),
+        "link": _absolute(url, str(entry.get("link", ""))),
         "summary": summary[:SUMMARY_LENGTH],
         "author": str(entry.get("author", "") or feed_author),
         "published": _iso(entry.get("published_parsed") or entry.get("updated_parsed")),
@@ -148,13 +155,31 @@ def _entry_data(entry: Any, feed_title: str, feed_author: str) -> dict[str, str]
 
 
 def _entry_key(entry: Any, data: dict[str, str]) -> str:
-    """The guid/id, else the link, else a hash of title and date."""
-    if data["id"]:
-        return data["id"]
-    if data["link"]:
-        return data["link"]
+    """The guid/id, else the link, as the feed writes them (a relative one stays so: the
+    feed's address may change, the item does not), else a hash of title and date."""
+    return data["id"] or str(entry.get("link", "")) or _hash_key(entry, data)
+
+
+def _key_before(entry: Any, data: dict[str, str], url: str) -> str:
+    """The key earlier versions gave the entry (its id or link resolved against the
+    feed's address): items they remembered under it are not new after an upgrade."""
+    return _absolute(url, data["id"]) or data["link"] or _hash_key(entry, data)
+
+
+def _hash_key(entry: Any, data: dict[str, str]) -> str:
     stamp = str(entry.get("published", "") or entry.get("updated", ""))
     return "sha256:" + hashlib.sha256(f"{data['title']}\n{stamp}".encode()).hexdigest()
+
+
+def _absolute(base: str, uri: str) -> str:
+    """``uri`` resolved against the feed's address, as feedparser would have (``""``
+    for none, or one it cannot resolve)."""
+    if not uri:
+        return ""
+    try:
+        return urljoin(base, uri)
+    except ValueError:
+        return ""
 
 
 def _plain(detail: Any, value: Any) -> str:
@@ -194,7 +219,7 @@ def _not_a_feed(url: str, resp: HttpResponse, parsed: Any) -> str:
     if "html" in ctype or head.startswith((b"<!doctype html", b"<html")):
         advice = "use the feed's address"
         links = [
-            link.get("href")
+            _absolute(resp.url, link["href"])
             for link in parsed.feed.get("links", [])
             if link.get("rel") == "alternate"
             and link.get("type") in _FEED_TYPES
