@@ -42,12 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REDACTED = "••••••"
-#: Whether an area's next run may start while this one's effect is queued (Files'
-#: appends). Off: with it, a kill repeated every line written but not yet recorded
-#: (7 in one kill under load, where only the one reaction under way may repeat). A
-#: reaction that hands on still gives its service's place back (a hung file holds up
-#: no other area). On again once a resumed append can tell its line is written.
-HAND_ON = False
 MAX_FIELD = 16 * 1024
 MAX_RETRY_WAIT = 3600.0
 
@@ -176,7 +170,8 @@ class Runner:
                     if record.get("status") != "waiting":  # a wait resumed after a restart
                         try:
                             output = await self._react(area, event, index, step, record,
-                                                       outputs, run_id)
+                                                       outputs, run_id,
+                                                       self._noter(run_id, steps, record))
                         except _Stopped:
                             for later in steps[index + 1:]:
                                 later["status"] = "skipped"
@@ -215,6 +210,19 @@ class Runner:
             event_id=event.id))
         return Outcome(run_id, status, error, steps, finished, deferred)
 
+    def _noter(self, run_id: int, steps: list[dict[str, Any]], record: dict[str, Any]
+               ) -> Callable[[Mapping[str, Any]], None]:
+        """What a step's ``ctx.note`` does: its receipt joins the step's record, written
+        to the run ledger before the reaction acts (a resumed step gets it back)."""
+        assert self.journal is not None
+        journal = self.journal
+
+        def note(receipt: Mapping[str, Any]) -> None:
+            record["receipt"] = dict(receipt)
+            journal.save_steps(run_id, steps)
+            journal.checkpoint()
+        return note
+
     async def _wait(self, until: datetime) -> None:
         """Sleep until ``until``; when the engine closes meanwhile, end the task (the
         saved deadline resumes the run after the next start)."""
@@ -249,7 +257,8 @@ class Runner:
         return records
 
     async def _react(self, area: Area, event: Journaled | None, index: int, step: Step,
-                     record: dict[str, Any], outputs: list[Any], run_id: int | None) -> Any:
+                     record: dict[str, Any], outputs: list[Any], run_id: int | None,
+                     noter: Callable[[Mapping[str, Any]], None] | None = None) -> Any:
         where = f"reactions[{index}]"
         try:
             spec = self.registry.reaction(step.service, step.action)
@@ -273,7 +282,9 @@ class Runner:
                               logging.LoggerAdapter(log, {"area_id": area.id}),
                               account=account,
                               idempotency_key=(f"hookline-{area.id}-{event.id}-{index}"
-                                               if event is not None and event.id else None))
+                                               if event is not None and event.id else None),
+                              receipt=record.get("receipt") if record.get("interrupted")
+                              else None, noter=noter)
         attempts = self.settings.reaction_attempts if spec.retry else 1
         timeout = max(spec.timeout, float(params.get("timeout") or 0) + 5)
         record.setdefault("attempts", [])
@@ -289,8 +300,6 @@ class Runner:
         # the service's limit too: it only waits.
         handoff = (dispatcher.handoff() if run_id is not None and attempts == 1
                    and len(area.spec.reactions) == 1 else None)
-        if handoff is not None and not HAND_ON:
-            handoff = _place_only  # the service's place goes back; the area's order waits
         for attempt in range(1, attempts + 1):
             started = time.time()
             entry: dict[str, Any] = {"started_at": utcnow().isoformat()}
@@ -317,6 +326,10 @@ class Runner:
                 raise _StepFailed(f"{where} {spec.name}: {message} "
                                   f"(after {attempt} attempt{'s' if attempt > 1 else ''})"
                                   ) from None
+            except StorageError as exc:  # its ctx.note: the engine's own disk refused
+                record["attempts"].pop()
+                record["status"] = "pending"
+                raise _DiskTrouble(str(exc)) from None
             except StopRun as stop:
                 entry["seconds"] = round(time.time() - started, 3)
                 record.update(status="stopped", output={"reason": str(stop)}, error=None)
@@ -337,6 +350,7 @@ class Runner:
             entry["seconds"] = round(time.time() - started, 3)
             output = json_safe(dict(result or {}))
             record.update(status="succeeded", output=output, error=None)
+            record.pop("receipt", None)  # done: the finished record says it all
             return output
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -412,11 +426,6 @@ class _Call:
         if self._held:
             self._held = False
             self._limit.release()
-
-
-def _place_only() -> bool:
-    """A hand-on that frees the call's place in its service's limit and nothing else."""
-    return True
 
 
 class _DiskTrouble(Exception):

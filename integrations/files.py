@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import errno
 import fnmatch
+import hashlib
 import os
 import queue
 import secrets
@@ -375,19 +376,32 @@ class _Line:
     create_folders: bool
     future: asyncio.Future[int]
     appender: _Appender
+    #: the run's ``ctx.note``: where the line will be is saved before it is written
+    note: Callable[[Mapping[str, Any]], None] | None = None
     taken: bool = False
 
 
-def _append_lines(path: Path, batch: list[_Line]) -> list[int | Exception]:
+#: ``[(line, receipt)] -> {id(line): why it must not be written}`` (the loop notes them)
+_Confirm = Callable[[list[tuple[_Line, dict[str, Any]]]], dict[int, Exception]]
+
+
+def _append_lines(path: Path, batch: list[_Line], confirm: _Confirm) -> list[int | Exception]:
     """Append each line in order, opening the file once (blocking: the file's thread).
-    Each line gets its own outcome: its file's size after it, or its error."""
+    Each line gets its own outcome: its file's size after it, or its error. Where each
+    line will be is noted with its run before anything is written (:func:`_receipts`)."""
     outcomes: list[int | Exception] = []
     fd: int | None = None
+    refused: dict[int, Exception] = {}
     try:
-        for line in batch:
+        for index, line in enumerate(batch):
             try:
                 if fd is None:
                     fd = _open_for_append(path, line.create_folders)
+                    refused = confirm(_receipts(fd, path, batch[index:]))
+                problem = refused.get(id(line))
+                if problem is not None:
+                    outcomes.append(problem)
+                    continue
                 outcomes.append(_write_all(fd, line.data))
             except PermanentError as exc:
                 outcomes.append(exc)
@@ -398,6 +412,38 @@ def _append_lines(path: Path, batch: list[_Line]) -> list[int | Exception]:
             with contextlib.suppress(OSError):
                 os.close(fd)
     return outcomes
+
+
+def _receipts(fd: int, path: Path, lines: list[_Line]) -> list[tuple[_Line, dict[str, Any]]]:
+    """Where each line that a run waits for will land: after the file's current end and
+    the lines before it (O_APPEND; another program writing meanwhile moves it, and a
+    resumed run then writes its line again rather than lose it)."""
+    offset = os.fstat(fd).st_size
+    out = []
+    for line in lines:
+        if line.note is not None:
+            out.append((line, {"path": str(path), "offset": offset, "length": len(line.data),
+                               "sha256": hashlib.sha256(line.data).hexdigest()}))
+        offset += len(line.data)
+    return out
+
+
+def _already_written(path: Path, receipt: Mapping[str, Any]) -> int | None:
+    """The file's size just after the line ``receipt`` describes when that line is in
+    place (a run killed after writing it); None when it is not, or cannot be read."""
+    try:
+        offset, length = int(receipt["offset"]), int(receipt["length"])
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode) or st.st_size < offset + length:
+                return None
+            f.seek(offset)
+            written = f.read(length)
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    if hashlib.sha256(written).hexdigest() != receipt.get("sha256"):
+        return None
+    return offset + length
 
 
 class _Appender:
@@ -423,8 +469,9 @@ class _Appender:
     def idle(self) -> bool:
         return not self._busy and not self._pending and not self._sending
 
-    def add(self, data: bytes, create_folders: bool) -> _Line:
-        line = _Line(data, create_folders, self.loop.create_future(), self)
+    def add(self, data: bytes, create_folders: bool,
+            note: Callable[[Mapping[str, Any]], None] | None = None) -> _Line:
+        line = _Line(data, create_folders, self.loop.create_future(), self, note)
         self._pending.append(line)
         if not self._busy and not self._sending:
             self._sending = True  # at the end of this turn: its other lines join
@@ -462,11 +509,43 @@ class _Appender:
                         self._thread = None
                         break
                 continue
-            outcomes = _append_lines(self.path, batch)
+            outcomes = _append_lines(self.path, batch, self._confirm)
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 self.loop.call_soon_threadsafe(self._done, batch, outcomes)
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self._forget)
+
+    def _confirm(self, receipts: list[tuple[_Line, dict[str, Any]]]) -> dict[int, Exception]:
+        """Have the loop note each receipt with its run, and wait until it has (the
+        file's thread). A note refused (Hookline's disk is full) holds back its line and
+        every line after it, so the area's order is kept."""
+        refused: dict[int, Exception] = {}
+        if not receipts:
+            return refused
+        noted = threading.Event()
+
+        def note_all() -> None:
+            problem: Exception | None = None
+            try:
+                for line, receipt in receipts:
+                    if problem is None and line.note is not None and not line.future.done():
+                        try:
+                            line.note(receipt)
+                        except Exception as exc:
+                            problem = exc
+                    if problem is not None:
+                        refused[id(line)] = problem
+            finally:
+                noted.set()
+
+        try:
+            self.loop.call_soon_threadsafe(note_all)
+        except RuntimeError:  # the loop closed: nobody waits for these lines
+            return {id(line): _stopping() for line, _ in receipts}
+        while not noted.wait(1.0):
+            if self.loop.is_closed() or not self.loop.is_running():
+                return {id(line): _stopping() for line, _ in receipts}
+        return refused
 
     def _done(self, batch: list[_Line], outcomes: list[int | Exception]) -> None:
         self._busy = False
@@ -502,13 +581,18 @@ def _appender(path: Path) -> _Appender:
     return appender
 
 
-async def _append(area_id: str, path: Path, data: bytes, create_folders: bool) -> int:
+def _stopping() -> PermanentError:
+    return PermanentError("Hookline stopped before the line was written")
+
+
+async def _append(area_id: str, path: Path, data: bytes, create_folders: bool,
+                  note: Callable[[Mapping[str, Any]], None] | None = None) -> int:
     """Append ``data`` to ``path`` after every line this area asked for before."""
     appender = _appender(path)
     last = _last_line.get(area_id)
     if last is not None and last.appender is not appender and not last.future.done():
         await asyncio.wait([last.future])  # its outcome is its own run's
-    line = appender.add(data, create_folders)
+    line = appender.add(data, create_folders, note)
     _last_line[area_id] = line
     next_run_may_start()  # the line is queued in order: the area's next run may begin
     try:
@@ -581,7 +665,9 @@ async def write_text(ctx: ReactionContext) -> Mapping[str, Any]:
 @service.reaction(
     "append_text",
     "Add text to a file",
-    "Adds the text at the end of a file (UTF-8), creating the file if needed.",
+    "Adds the text at the end of a file (UTF-8), creating the file if needed. If "
+    "Hookline is stopped or killed while adding it, the run looks whether its text is "
+    "already there before adding it again.",
     params=[
         Param(
             "path",
@@ -617,7 +703,14 @@ async def append_text(ctx: ReactionContext) -> Mapping[str, Any]:
     text = ctx.params["text"] or ""
     if ctx.params["add_newline"] and not text.endswith("\n"):
         text += "\n"
-    size = await _append(ctx.area_id, path, _utf8(text), bool(ctx.params["create_folders"]))
+    if ctx.receipt is not None and ctx.receipt.get("path") == str(path):
+        # Run again after Hookline was killed while adding it: once is enough.
+        size = await asyncio.to_thread(_already_written, path, ctx.receipt)
+        if size is not None:
+            ctx.log.info("%s already had this run's text (added before a restart)", path)
+            return {"path": str(path), "size": size}
+    size = await _append(ctx.area_id, path, _utf8(text), bool(ctx.params["create_folders"]),
+                         ctx.note if ctx.noter is not None else None)
     return {"path": str(path), "size": size}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +85,10 @@ class ReactionContext(_ActsAsAccount):
             retries, and its run again after a kill (``None`` in a test). A service
             that can pass it on (an ``Idempotency-Key`` header) lets the far side act
             once.
+        receipt: what this step saved with :meth:`note` before Hookline was stopped
+            (killed) while it acted; ``None`` when it is not such a resumed step. A
+            reaction that can look whether its effect happened (a line at the offset
+            it noted) does not act twice.
     """
 
     area_id: str
@@ -96,6 +100,17 @@ class ReactionContext(_ActsAsAccount):
     log: logging.LoggerAdapter[logging.Logger]
     account: AccountSession | None = field(default=None, kw_only=True)
     idempotency_key: str | None = field(default=None, kw_only=True)
+    receipt: Mapping[str, Any] | None = field(default=None, kw_only=True)
+    noter: Callable[[Mapping[str, Any]], None] | None = field(default=None, kw_only=True,
+                                                             repr=False)
+
+    def note(self, receipt: Mapping[str, Any]) -> None:
+        """Save ``receipt`` (small, JSON-able: where the effect will be) with this step,
+        safe against a kill once this returns: call it right before acting. Raises
+        StorageError when Hookline's own disk refuses it (then do not act). Does
+        nothing outside a run (a test in the editor)."""
+        if self.noter is not None:
+            self.noter(receipt)
 
 
 @dataclass(frozen=True)

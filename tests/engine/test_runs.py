@@ -292,12 +292,12 @@ async def test_a_hung_file_stalls_neither_other_areas_nor_the_service(
     gate.acquire()
     real = files._append_lines
 
-    def append_lines(path: Path, batch: list[Any]) -> list[Any]:
+    def append_lines(path: Path, batch: list[Any], confirm: Any) -> list[Any]:
         if path == share:
             inside.set()
             with gate:  # a network share that stopped answering
                 pass
-        return real(path, batch)
+        return real(path, batch, confirm)
 
     monkeypatch.setattr(files, "_append_lines", append_lines)
     stuck = await engine.create_area(appending(share, "Share"))
@@ -343,10 +343,10 @@ async def test_a_quick_run_is_written_once_a_long_one_shows_as_running(
     gate.acquire()
     real = files._append_lines
 
-    def append_lines(path: Path, batch: list[Any]) -> list[Any]:
+    def append_lines(path: Path, batch: list[Any], confirm: Any) -> list[Any]:
         with gate:
             pass
-        return real(path, batch)
+        return real(path, batch, confirm)
 
     monkeypatch.setattr(files, "_append_lines", append_lines)
     slow = await engine.create_area(appending(share, "Slow"))

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import stat
 import sys
 import threading
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine import HttpClient, PermanentError, PollResult
+from engine import HttpClient, PermanentError, PollResult, ReactionContext
+from engine.errors import StorageError
 from engine.poller import oldest_first
 from engine.testing import poll_context, reaction_context
 from integrations import files
@@ -365,14 +368,14 @@ class HungFiles:
         self.entered: dict[Path, threading.Event] = {}
         real = files._append_lines
 
-        def append_lines(path: Path, batch: list[Any]) -> list[Any]:
+        def append_lines(path: Path, batch: list[Any], confirm: Any) -> list[Any]:
             self.batches.append((path, len(batch)))
             lock = self.hung.get(path)
             if lock is not None:
                 self.entered[path].set()
                 with lock:  # blocks until released
                     pass
-            return real(path, batch)
+            return real(path, batch, confirm)
 
         monkeypatch.setattr(files, "_append_lines", append_lines)
 
@@ -480,6 +483,89 @@ async def test_each_append_of_a_batch_gets_its_own_error(
     assert made == {"path": str(log), "size": 5}
     assert after == {"path": str(log), "size": 11}
     assert log.read_text() == "made\nafter\n"
+
+
+# --- appends after a kill: a resumed run does not add its line twice ----------------------
+
+
+def noting(ctx: ReactionContext, notes: list[tuple[dict[str, Any], int]], path: Path,
+           refuse: str | None = None) -> ReactionContext:
+    """``ctx`` inside a run: its notes are kept with the file's size at that moment."""
+
+    def noter(receipt: Mapping[str, Any]) -> None:
+        if refuse is not None and refuse in ctx.params["text"]:
+            raise StorageError("could not save to the database: database or disk is full")
+        notes.append((dict(receipt), path.stat().st_size if path.exists() else 0))
+    return replace(ctx, run_id=1, noter=noter)
+
+
+def append_ctx(http: HttpClient, path: Path, text: str, **extra: Any) -> ReactionContext:
+    spec = service.reactions["append_text"]
+    return replace(reaction_context(spec, {"path": str(path), "text": text}, http,
+                                    area_id="area"), **extra)
+
+
+async def test_where_each_line_goes_is_noted_before_anything_is_written(
+    http: HttpClient, tmp_path: Path
+) -> None:
+    log = tmp_path / "log.txt"
+    log.write_bytes(b"old\n")
+    notes: list[tuple[dict[str, Any], int]] = []
+    spec = service.reactions["append_text"]
+    await asyncio.gather(*(spec.run(noting(append_ctx(http, log, t), notes, log))
+                           for t in ("one", "two", "three")))
+    assert log.read_text() == "old\none\ntwo\nthree\n"
+    assert [size for _, size in notes] == [4, 4, 4]  # noted while nothing was written
+    data = log.read_bytes()
+    for (receipt, _), text in zip(notes, ("one", "two", "three"), strict=True):
+        start = receipt["offset"]
+        assert data[start:start + receipt["length"]] == f"{text}\n".encode()
+        assert receipt["path"] == str(log)
+
+
+async def test_a_resumed_append_whose_line_is_in_place_does_not_add_it_again(
+    http: HttpClient, tmp_path: Path
+) -> None:
+    log = tmp_path / "log.txt"
+    spec = service.reactions["append_text"]
+    notes: list[tuple[dict[str, Any], int]] = []
+    await spec.run(noting(append_ctx(http, log, "first"), notes, log))
+    await spec.run(noting(append_ctx(http, log, "second"), notes, log))
+    receipt = notes[0][0]  # "first" was written, then Hookline was killed
+    again = await spec.run(append_ctx(http, log, "first", receipt=receipt))
+    assert again == {"path": str(log), "size": 6}
+    assert log.read_text() == "first\nsecond\n"
+
+
+async def test_a_resumed_append_whose_line_is_missing_adds_it(
+    http: HttpClient, tmp_path: Path
+) -> None:
+    log = tmp_path / "log.txt"
+    log.write_text("first\n")
+    spec = service.reactions["append_text"]
+    # noted at the end of the file, then killed before writing
+    missing = {"path": str(log), "offset": 6, "length": 7,
+               "sha256": hashlib.sha256(b"second\n").hexdigest()}
+    await spec.run(append_ctx(http, log, "second", receipt=missing))
+    # noted, but another program's line landed there first
+    elsewhere = {"path": str(log), "offset": 0, "length": 6,
+                 "sha256": hashlib.sha256(b"third\n").hexdigest()}
+    await spec.run(append_ctx(http, log, "third", receipt=elsewhere))
+    assert log.read_text() == "first\nsecond\nthird\n"
+
+
+async def test_a_refused_note_holds_back_its_line_and_every_line_after_it(
+    http: HttpClient, tmp_path: Path
+) -> None:
+    log = tmp_path / "log.txt"
+    notes: list[tuple[dict[str, Any], int]] = []
+    spec = service.reactions["append_text"]
+    outcomes = await asyncio.gather(
+        *(spec.run(noting(append_ctx(http, log, t), notes, log, refuse="two"))
+          for t in ("one", "two", "three")), return_exceptions=True)
+    assert outcomes[0] == {"path": str(log), "size": 4}
+    assert all(isinstance(o, StorageError) for o in outcomes[1:])
+    assert log.read_text() == "one\n"  # the area's order kept: "three" waits too
 
 
 # --- copy_file / move_file ----------------------------------------------------------------
