@@ -42,6 +42,7 @@ from desktop.forms import (
 )
 from desktop.icons import service_icon
 from desktop.tasks import WidgetTasks
+from desktop.wheel import guard_inputs
 from engine.areas import AreaSpec
 from engine.catalog.params import Param, ParamType, format_duration, parse_duration
 from engine.catalog.service import ReactionSpec, Service, TriggerKind, TriggerSpec
@@ -220,6 +221,7 @@ class StepPicker(QWidget):
                                                Qt.ItemDataRole.ToolTipRole)
         self.service_combo.currentIndexChanged.connect(self._service_changed)
         self.action_combo.currentIndexChanged.connect(self._action_changed)
+        guard_inputs(self)
         self._service_changed()
 
     def service_id(self) -> str:

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.wheel import guard_inputs
 from engine import templates
 from engine.catalog.params import Param, ParamType, format_duration, parse_duration
 from engine.catalog.service import Field
@@ -234,6 +235,7 @@ class ParamField(QWidget):
         self._check_timer.setInterval(CHECK_DELAY_MS)
         self._check_timer.timeout.connect(self.check)
         self.apply_default()
+        guard_inputs(self)  # scrolling the form past a choice or a number leaves it be
 
     # ---------------------------------------------------------------- for subclasses
 

@@ -42,6 +42,7 @@ from desktop.bridge import EngineBridge
 from desktop.forms import error_color
 from desktop.pages.common import heading, muted
 from desktop.tasks import WidgetTasks
+from desktop.wheel import guard_inputs
 from engine import logs
 from engine.area_files import read_area_file
 from engine.backup import BackupError, backup_dir, list_backups, request_restore, taken_at
@@ -250,6 +251,7 @@ class SettingsPage(QWidget):
                 f"Runs {autostart.describe(autostart.launch_command())} when you log in")
         column.addWidget(self._about())
         column.addStretch(1)
+        guard_inputs(content)  # scrolling the page past a setting leaves it be
 
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt, QTime
+from PySide6.QtCore import QPoint, QPointF, Qt, QTime
+from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -125,6 +127,26 @@ def test_values_round_trip_in_the_import_format(qtbot: QtBot) -> None:
     assert days.text() == "mon, fri"
     form.set_values({"every": 90})  # seconds, as the engine stores them
     assert form.values()["every"] == "1m30s"
+
+
+def test_the_wheel_changes_no_choice_number_or_time_it_passes_over(qtbot: QtBot) -> None:
+    """A wheel turned over an input the user has not chosen goes to the page around it
+    (tests/desktop/test_wheel.py scrolls a real one)."""
+    form = ParamForm(EVERY_KIND)
+    qtbot.addWidget(form)
+    form.show()
+    before = form.values()
+    for name in ("ratio", "port", "level", "time"):
+        editor = field(form, name).editor
+        assert editor.focusPolicy() == Qt.FocusPolicy.StrongFocus  # nor does it focus them
+        for notches in (1, -1):
+            wheel = QWheelEvent(QPointF(editor.rect().center()), QPointF(), QPoint(),
+                                QPoint(0, 120 * notches), Qt.MouseButton.NoButton,
+                                Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase,
+                                False)
+            QApplication.sendEvent(editor, wheel)
+            assert not wheel.isAccepted()
+    assert form.values() == before
 
 
 async def test_a_bad_value_shows_its_problem_on_the_field_as_you_type(qtbot: QtBot) -> None:
