@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from PySide6.QtWidgets import QDialog, QInputDialog, QLineEdit, QMessageBox, QWidget
 
@@ -53,6 +54,22 @@ async def question(parent: QWidget, title: str, text: str,
     box = QMessageBox(QMessageBox.Icon.Question, title, text, buttons, parent)
     await finished(box)
     return box.standardButton(box.clickedButton())
+
+
+async def choose(parent: QWidget, title: str, text: str,
+                 choices: Sequence[tuple[str, QMessageBox.ButtonRole]], *, default: str
+                 ) -> str:
+    """The label of the button the user chose, among buttons that say what they do (not
+    Yes and No). Escape, or closing the box, chooses the one with RejectRole: give one."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, text,
+                      QMessageBox.StandardButton.NoButton, parent)
+    buttons = {label: box.addButton(label, role) for label, role in choices}
+    [escape] = [label for label, role in choices if role is QMessageBox.ButtonRole.RejectRole]
+    box.setEscapeButton(buttons[escape])
+    box.setDefaultButton(buttons[default])
+    await finished(box)
+    clicked = box.clickedButton()
+    return next((label for label, button in buttons.items() if button is clicked), escape)
 
 
 async def warning(parent: QWidget, title: str, text: str) -> None:

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import dialogs
 from desktop.bridge import EngineBridge
 from desktop.forms import (
     Available,
@@ -69,6 +70,8 @@ CONDITION = Param(
     templated=True,
 )
 NAME = Param("name", ParamType.TEXT, "Name", example="Morning reminder")
+#: The answers to "Discard changes?" when closing with unsaved changes.
+SAVE, DISCARD, KEEP_EDITING = "Save", "Discard", "Keep editing"
 
 
 def interval_param(trigger: TriggerSpec) -> Param:
@@ -206,6 +209,7 @@ class StepPicker(QWidget):
         self.account_combo.setAccessibleName(f"{kind} account")
         self.account_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         account_label.setBuddy(self.account_combo)
+        self.account_combo.activated.connect(self._account_chosen)
         self.account_note = small_label()
         account_layout.addWidget(account_label)
         account_layout.addWidget(self.account_combo, 0, Qt.AlignmentFlag.AlignLeft)
@@ -300,6 +304,18 @@ class StepPicker(QWidget):
         self._wanted_account = ref
         if self._accounts_loaded:
             self._select_account()
+
+    def asked_account(self) -> str | None:
+        """The account asked for (by the area opened, or chosen by the user since): what
+        the user set, unlike ``account()``, which a list still loading changes."""
+        service = self.service()
+        if service is None or not service.needs_account:
+            return None
+        return self._wanted_account
+
+    def _account_chosen(self, index: int) -> None:
+        data = self.account_combo.itemData(index)
+        self._wanted_account = str(data) if data else None
 
     def _select_account(self) -> None:
         ref = (self._wanted_account or "").casefold()
@@ -454,7 +470,8 @@ class ReactionCard(QFrame):
 
 class AreaEditor(QDialog):
     """Create or edit an area: name, trigger and its parameters, an optional condition,
-    reactions in order; test it (dry or for real) and save it.
+    reactions in order; test it (dry or for real) and save it. Closing it with changes
+    not saved asks first.
 
     Args:
         bridge: the engine bridge.
@@ -496,6 +513,9 @@ class AreaEditor(QDialog):
             start = spec_dict
             self._enabled = bool(spec_dict.get("enabled", True))
         self.set_spec_dict(start)
+        #: What the editor held when it opened (or was last saved): closing asks first
+        #: only when what it holds now differs.
+        self._opened = self._state()
         if area_id is not None:
             self._spawn(self._load_saved_state())
 
@@ -793,6 +813,16 @@ class AreaEditor(QDialog):
 
     def spec_dict(self) -> dict[str, Any]:
         """What the editor holds, in the import format."""
+        out = self._held()
+        if "interval" in out:
+            try:
+                out["interval"] = parse_duration(out["interval"])
+            except ValueError as exc:
+                raise ValidationError("interval", str(exc)) from None
+        return out
+
+    def _held(self) -> dict[str, Any]:
+        """What the editor holds, in the import format but for the interval (as typed)."""
         trigger: dict[str, Any] = {"service": self.trigger_picker.service_id(),
                                    "trigger": self.trigger_picker.action_id(),
                                    "params": self.trigger_form.values()}
@@ -813,11 +843,23 @@ class AreaEditor(QDialog):
             out["catch_up"] = self.catch_up_form.values().get("catch_up", "skip")
         interval = self.interval_form.values().get("interval")
         if spec is not None and spec.kind is TriggerKind.POLL and interval is not None:
-            try:
-                out["interval"] = parse_duration(interval)
-            except ValueError as exc:
-                raise ValidationError("interval", str(exc)) from None
+            out["interval"] = interval
         return out
+
+    def _state(self) -> dict[str, Any]:
+        """What the user has set, to compare with what the editor opened with: accounts
+        as asked for (an account list that loads later picks one by itself)."""
+        state = self._held()
+        pickers = [self.trigger_picker, *(card.picker for card in self.cards)]
+        for picker, step in zip(pickers, [state["trigger"], *state["reactions"]],
+                                strict=True):
+            step["account"] = picker.asked_account()
+        return state
+
+    def has_changes(self) -> bool:
+        """Whether the editor holds something else than it opened with (typing and
+        deleting it again is no change)."""
+        return self._state() != self._opened
 
     def spec(self) -> AreaSpec:
         """The area as an AreaSpec (structural problems are ValidationErrors)."""
@@ -924,6 +966,7 @@ class AreaEditor(QDialog):
         except ValidationError as exc:
             self.show_problem(exc, "Not saved")
             return None
+        state = self._state()
         self._busy(True)
         try:
             area = await self.bridge.save_area(spec, self.area_id)
@@ -937,6 +980,7 @@ class AreaEditor(QDialog):
             self._busy(False)
         new = self.area_id is None
         self.area_id = area.id
+        self._opened = state
         self.setWindowTitle(f"Edit “{area.name}”")
         self.saved.emit(area.id)
         spec_kind = self.trigger_spec()
@@ -1049,6 +1093,30 @@ class AreaEditor(QDialog):
         if target is not None:
             self.scroller.ensureWidgetVisible(target)
             target.focus()
+
+    # ------------------------------------------------------------------ closing
+
+    def reject(self) -> None:
+        """Esc, Cancel or the window's close button: with unsaved changes, ask first."""
+        if not self.has_changes():
+            super().reject()
+            return
+        self._spawn(self.confirm_close())
+
+    async def confirm_close(self) -> None:
+        """Ask whether to save the changes, discard them, or keep editing (the default,
+        and what Esc chooses)."""
+        name = str(self.name_form.values().get("name") or "").strip()
+        answer = await dialogs.choose(
+            self, "Discard changes?",
+            f"Your changes to “{name}” are not saved." if name else "Your changes are not saved.",
+            [(SAVE, QMessageBox.ButtonRole.AcceptRole),
+             (DISCARD, QMessageBox.ButtonRole.DestructiveRole),
+             (KEEP_EDITING, QMessageBox.ButtonRole.RejectRole)], default=KEEP_EDITING)
+        if answer == DISCARD:
+            super().reject()
+        elif answer == SAVE:
+            await self.save()
 
     def done(self, result: int) -> None:
         """Closing stops what is under way (a test, loading), not the save closing it."""

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt, SignalInstance
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QComboBox, QLineEdit, QMessageBox, QPlainTextEdit
+from PySide6.QtWidgets import QComboBox, QDialog, QLineEdit, QMessageBox, QPlainTextEdit
 from pytestqt.qtbot import QtBot
 
 from desktop.bridge import EngineBridge
@@ -380,3 +380,72 @@ async def test_a_service_that_acts_as_an_account_asks_which_one(
     assert again.spec_dict()["reactions"][0]["account"] == "OctoCat"  # not loaded yet
     await until(lambda: again.cards[0].picker.account_combo.count() == 1)
     assert again.spec_dict()["reactions"][0]["account"] == "acc-1"
+
+
+async def asked(editor: AreaEditor) -> QMessageBox:
+    """The question the editor asks, once it shows."""
+    boxes: list[QMessageBox] = []
+
+    def showing() -> bool:
+        boxes[:] = [box for box in editor.findChildren(QMessageBox) if box.isVisible()]
+        return bool(boxes)
+
+    await until(showing)
+    return boxes[0]
+
+
+def answer(box: QMessageBox, label: str) -> None:
+    [button] = [b for b in box.buttons() if b.text() == label]
+    button.click()
+
+
+async def test_closing_with_unsaved_changes_asks_first(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    area = await bridge.save_area(AreaSpec.from_dict(TIMER_NOTIFY))
+    editor = editor_for(qtbot, bridge, area_id=area.id)
+    title = line(editor.cards[0].form, "title")
+    qtbot.keyClicks(title, " now")
+    qtbot.keyClick(title, Qt.Key.Key_Escape)
+    box = await asked(editor)
+    assert box.windowTitle() == "Discard changes?"
+    assert box.text() == "Your changes to “Stretch” are not saved."
+    assert sorted(b.text() for b in box.buttons()) == ["Discard", "Keep editing", "Save"]
+    assert box.defaultButton().text() == "Keep editing"
+    qtbot.keyClick(box, Qt.Key.Key_Escape)  # Esc again: back to editing, nothing lost
+    await until(lambda: not box.isVisible())
+    assert editor.isVisible() and title.text() == "Stretch! ({{ trigger.missed }} missed) now"
+
+    qtbot.mouseClick(editor.cancel_button, Qt.MouseButton.LeftButton)
+    answer(await asked(editor), "Discard")
+    await until(lambda: not editor.isVisible())
+    assert editor.result() == QDialog.DialogCode.Rejected
+    assert bridge.area(area.id).spec.reactions[0].params["title"] == (
+        "Stretch! ({{ trigger.missed }} missed)")
+
+    again = editor_for(qtbot, bridge, area_id=area.id)
+    retype(qtbot, line(again.name_form, "name"), "Stretch more")
+    saved = expect(again.saved)
+    again.close()  # the window's close button
+    answer(await asked(again), "Save")
+    assert await saved == (area.id,)
+    await until(lambda: not again.isVisible())
+    assert bridge.area(area.id).name == "Stretch more"
+
+
+async def test_closing_without_changes_asks_nothing(qtbot: QtBot, bridge: EngineBridge) -> None:
+    await bridge.call(bridge.engine.accounts.store.save(
+        Account("acc-1", "github", "api_key", "octocat", [])))
+    spec = {**TIMER_NOTIFY, "reactions": [
+        {"service": "github", "reaction": "create_issue", "account": "OctoCat",
+         "params": {"repo": "o/r", "title": "Stretch"}}]}
+    editor = editor_for(qtbot, bridge, spec_dict=spec)
+    picker = editor.cards[0].picker
+    # The account list loads and picks octocat by itself: no change of the user's.
+    await until(lambda: picker.account_combo.count() == 1)
+    name = line(editor.name_form, "name")
+    qtbot.keyClicks(name, "!")
+    qtbot.keyClick(name, Qt.Key.Key_Backspace)  # typed and deleted again: no change
+    qtbot.keyClick(name, Qt.Key.Key_Escape)
+    assert not editor.isVisible()
+    assert editor.result() == QDialog.DialogCode.Rejected
+    assert not editor.findChildren(QMessageBox)
