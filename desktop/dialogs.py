@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from PySide6.QtWidgets import QDialog, QInputDialog, QLineEdit, QMessageBox, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialog, QInputDialog, QLabel, QLineEdit, QMessageBox, QWidget
+
+#: The widest a dialog's message is laid out (pixels): wider lines are hard to read.
+MESSAGE_WIDTH = 560
 
 
 async def finished(dialog: QDialog) -> int:
@@ -36,24 +40,25 @@ async def finished(dialog: QDialog) -> int:
 
 async def text(parent: QWidget, title: str, label: str, *, secret: bool = False
                ) -> str | None:
-    """One line of text from the user (None: cancelled)."""
+    """One line of text from the user (None: cancelled). A long ``label`` wraps, so the
+    dialog stays narrower than the screen; its text can be selected and copied."""
     dialog = QInputDialog(parent)
     dialog.setWindowTitle(title)
-    dialog.setLabelText(label)
+    dialog.setLabelText(label.replace("&", "&&"))  # the label is the input's buddy: no mnemonic
+    shown = dialog.findChild(QLabel)
+    if shown is not None:
+        shown.setWordWrap(True)
+        # As wide as its longest line, up to MESSAGE_WIDTH (a wrapped label left to
+        # itself may choose a narrow, tall column).
+        longest = max(shown.fontMetrics().horizontalAdvance(line)
+                      for line in label.splitlines() or [""])
+        shown.setMinimumWidth(min(longest, MESSAGE_WIDTH))
+        shown.setMaximumWidth(MESSAGE_WIDTH)
+        shown.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     dialog.setTextEchoMode(QLineEdit.EchoMode.Password if secret
                            else QLineEdit.EchoMode.Normal)
     accepted = await finished(dialog) == QDialog.DialogCode.Accepted
     return dialog.textValue() if accepted else None
-
-
-async def question(parent: QWidget, title: str, text: str,
-                   buttons: QMessageBox.StandardButton = (QMessageBox.StandardButton.Yes
-                                                          | QMessageBox.StandardButton.No)
-                   ) -> QMessageBox.StandardButton:
-    """The button the user chose (Escape: the box's escape button)."""
-    box = QMessageBox(QMessageBox.Icon.Question, title, text, buttons, parent)
-    await finished(box)
-    return box.standardButton(box.clickedButton())
 
 
 async def choose(parent: QWidget, title: str, text: str,

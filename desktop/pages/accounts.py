@@ -29,6 +29,9 @@ from engine.auth.session import Account
 from engine.catalog.service import Service
 from engine.errors import HooklineError
 
+#: The two ways to connect a service that takes both.
+SIGN_IN, PASTE_TOKEN = "Sign in with the browser", "Paste a token"
+
 
 class AccountsPage(QWidget):
     """Connected accounts: service, who, status, the automations that use each; connect,
@@ -153,7 +156,8 @@ class AccountsPage(QWidget):
     async def ask_client(self, service: Service) -> tuple[str, str | None] | None:
         """The user's own OAuth app: client ID (and secret where the provider wants it)."""
         assert service.oauth is not None
-        message = self.bridge.client_missing(service).split(", then")[0]
+        # Up to the command-line hint: its help may say "then" too (Dropbox's does).
+        message = self.bridge.client_missing(service).rsplit(", then", 1)[0]
         title = f"{service.name}: your OAuth app"
         client_id = await dialogs.text(self, title, f"{message}.\n\nClient ID:")
         if not client_id or not client_id.strip():
@@ -167,12 +171,14 @@ class AccountsPage(QWidget):
         return client_id.strip(), secret
 
     async def connect_service(self, service: Service) -> Account | None:
-        """Connect (or reconnect) an account of ``service``: a pasted token where the
-        service takes one, else the browser sign-in."""
+        """Connect (or reconnect) an account of ``service``: a browser sign-in or a pasted
+        token, whichever it takes (the user chooses when it takes both)."""
         bridge = self.bridge
+        how = await self.ask_how(service)
+        if how is None:
+            return None
         try:
-            if service.api_key is not None and (service.oauth is None or await self._prefer_token(
-                    service)):
+            if how == PASTE_TOKEN:
                 token = await self.ask_token(service)
                 if token is None:
                     return None
@@ -199,12 +205,22 @@ class AccountsPage(QWidget):
         await self.refresh()
         return account
 
-    async def _prefer_token(self, service: Service) -> bool:
-        answer = await dialogs.question(
+    async def ask_how(self, service: Service) -> str | None:
+        """SIGN_IN or PASTE_TOKEN: asked when ``service`` takes both (None: cancelled)."""
+        if service.api_key is None:
+            return SIGN_IN
+        if service.oauth is None:
+            return PASTE_TOKEN
+        answer = await dialogs.choose(
             self, f"Connect {service.name}",
-            f"Sign in to {service.name} in the browser (Yes), or paste a personal token "
-            "(No)?")
-        return answer == QMessageBox.StandardButton.No
+            f"How do you want to connect {service.name}?\n\n"
+            f"{SIGN_IN}: approve Hookline on {service.name}'s site (the first time, you "
+            f"register your own app there).\n{PASTE_TOKEN}: create a "
+            f"{service.api_key.label.lower()} on {service.name}'s site and paste it here.",
+            [(SIGN_IN, QMessageBox.ButtonRole.AcceptRole),
+             (PASTE_TOKEN, QMessageBox.ButtonRole.AcceptRole),
+             ("Cancel", QMessageBox.ButtonRole.RejectRole)], default=SIGN_IN)
+        return answer if answer in (SIGN_IN, PASTE_TOKEN) else None
 
     def _reconnect(self) -> None:
         account = self.selected()

@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import pytest
-from PySide6.QtWidgets import QApplication, QInputDialog, QMessageBox, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QApplication,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QWidget,
+)
 from pytestqt.qtbot import QtBot
 
 from desktop.bridge import EngineBridge
@@ -92,8 +100,7 @@ async def test_the_oauth_app_dialog_stops_no_other_screen(qtbot: QtBot,
     assert isinstance(page, AccountsPage)
     connecting = page.tasks.spawn(page.connect_service(bridge.registry.service("github")))
     # GitHub takes a browser sign-in or a pasted token: the browser, then the app's ID
-    question = await shown(QMessageBox)
-    question.button(QMessageBox.StandardButton.Yes).click()
+    click(await shown(QMessageBox), "Sign in with the browser")
     dialog = await shown(QInputDialog)
     assert "GitHub has no OAuth app set up yet" in dialog.labelText()
     area = await bridge.save_area(AreaSpec.from_dict({
@@ -107,6 +114,57 @@ async def test_the_oauth_app_dialog_stops_no_other_screen(qtbot: QtBot,
     assert dialog.isVisible()  # still waiting for the user meanwhile
     dialog.reject()
     assert await connecting is None
+
+
+async def test_a_service_with_two_ways_in_asks_which_in_plain_words(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    page = AccountsPage(bridge)
+    qtbot.addWidget(page)
+    github = bridge.registry.service("github")
+    connecting = page.tasks.spawn(page.connect_service(github))
+    question = await shown(QMessageBox)
+    assert sorted(b.text() for b in question.buttons()) == [
+        "Cancel", "Paste a token", "Sign in with the browser"]
+    assert "Paste a token: create a personal access token" in question.text()
+    qtbot.keyClick(question, Qt.Key.Key_Escape)  # Esc cancels: nothing else is asked
+    assert await connecting is None
+    assert not [w for w in QApplication.topLevelWidgets()
+                if isinstance(w, QInputDialog) and w.isVisible()]
+
+    connecting = page.tasks.spawn(page.connect_service(github))
+    click(await shown(QMessageBox), "Paste a token")
+    token = await shown(QInputDialog)
+    assert token.labelText() == "Personal access token:"
+    assert token.textEchoMode() == QLineEdit.EchoMode.Password
+    token.reject()
+    assert await connecting is None
+    assert await bridge.accounts() == []
+
+
+async def test_the_oauth_app_dialog_fits_on_the_screen(qtbot: QtBot,
+                                                       bridge: EngineBridge) -> None:
+    """Each service's instructions wrap in a dialog narrower than a laptop's screen, and
+    are shown whole."""
+    page = AccountsPage(bridge)
+    qtbot.addWidget(page)
+    services = sorted((s for s in bridge.registry if s.oauth is not None),
+                      key=lambda s: len(bridge.client_missing(s)), reverse=True)
+    assert len(bridge.client_missing(services[0])) > 600  # Google Drive's, today
+    for service in services:
+        assert service.oauth is not None
+        asking = page.tasks.spawn(page.ask_client(service))
+        dialog = await shown(QInputDialog)
+        assert dialog.width() <= 720, service.id
+        label = dialog.findChild(QLabel)
+        assert label is not None and label.width() <= 600
+        assert service.oauth.client_help.replace("&", "&&") in label.text()
+        dialog.reject()
+        assert await asking is None
+
+
+def click(box: QMessageBox, label: str) -> None:
+    [button] = [b for b in box.buttons() if b.text() == label]
+    button.click()
 
 
 async def shown(kind: type[T]) -> T:
