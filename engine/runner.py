@@ -211,16 +211,17 @@ class Runner:
         return Outcome(run_id, status, error, steps, finished, deferred)
 
     def _noter(self, run_id: int, steps: list[dict[str, Any]], record: dict[str, Any]
-               ) -> Callable[[Mapping[str, Any]], None]:
+               ) -> Callable[[Mapping[str, Any], bool], None]:
         """What a step's ``ctx.note`` does: its receipt joins the step's record, written
         to the run ledger before the reaction acts (a resumed step gets it back)."""
         assert self.journal is not None
         journal = self.journal
 
-        def note(receipt: Mapping[str, Any]) -> None:
+        def note(receipt: Mapping[str, Any], flush: bool = True) -> None:
             record["receipt"] = dict(receipt)
             journal.save_steps(run_id, steps)
-            journal.checkpoint()
+            if flush:
+                journal.checkpoint()
         return note
 
     async def _wait(self, until: datetime) -> None:
@@ -258,7 +259,7 @@ class Runner:
 
     async def _react(self, area: Area, event: Journaled | None, index: int, step: Step,
                      record: dict[str, Any], outputs: list[Any], run_id: int | None,
-                     noter: Callable[[Mapping[str, Any]], None] | None = None) -> Any:
+                     noter: Callable[[Mapping[str, Any], bool], None] | None = None) -> Any:
         where = f"reactions[{index}]"
         try:
             spec = self.registry.reaction(step.service, step.action)

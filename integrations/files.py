@@ -377,7 +377,7 @@ class _Line:
     future: asyncio.Future[int]
     appender: _Appender
     #: the run's ``ctx.note``: where the line will be is saved before it is written
-    note: Callable[[Mapping[str, Any]], None] | None = None
+    note: Callable[..., None] | None = None
     taken: bool = False
 
 
@@ -470,7 +470,7 @@ class _Appender:
         return not self._busy and not self._pending and not self._sending
 
     def add(self, data: bytes, create_folders: bool,
-            note: Callable[[Mapping[str, Any]], None] | None = None) -> _Line:
+            note: Callable[..., None] | None = None) -> _Line:
         line = _Line(data, create_folders, self.loop.create_future(), self, note)
         self._pending.append(line)
         if not self._busy and not self._sending:
@@ -525,16 +525,16 @@ class _Appender:
         noted = threading.Event()
 
         def note_all() -> None:
-            problem: Exception | None = None
+            # noted together, one write for the batch (the last note flushes); a failed
+            # write leaves none of them safe: the batch's lines wait, in order
+            waiting = [(line, receipt) for line, receipt in receipts
+                       if line.note is not None and not line.future.done()]
             try:
-                for line, receipt in receipts:
-                    if problem is None and line.note is not None and not line.future.done():
-                        try:
-                            line.note(receipt)
-                        except Exception as exc:
-                            problem = exc
-                    if problem is not None:
-                        refused[id(line)] = problem
+                for index, (line, receipt) in enumerate(waiting):
+                    assert line.note is not None
+                    line.note(receipt, flush=index == len(waiting) - 1)
+            except Exception as exc:
+                refused.update((id(line), exc) for line, _ in receipts)
             finally:
                 noted.set()
 
@@ -586,7 +586,7 @@ def _stopping() -> PermanentError:
 
 
 async def _append(area_id: str, path: Path, data: bytes, create_folders: bool,
-                  note: Callable[[Mapping[str, Any]], None] | None = None) -> int:
+                  note: Callable[..., None] | None = None) -> int:
     """Append ``data`` to ``path`` after every line this area asked for before."""
     appender = _appender(path)
     last = _last_line.get(area_id)

@@ -101,16 +101,19 @@ class ReactionContext(_ActsAsAccount):
     account: AccountSession | None = field(default=None, kw_only=True)
     idempotency_key: str | None = field(default=None, kw_only=True)
     receipt: Mapping[str, Any] | None = field(default=None, kw_only=True)
-    noter: Callable[[Mapping[str, Any]], None] | None = field(default=None, kw_only=True,
-                                                             repr=False)
+    noter: Callable[[Mapping[str, Any], bool], None] | None = field(
+        default=None, kw_only=True, repr=False)
 
-    def note(self, receipt: Mapping[str, Any]) -> None:
+    def note(self, receipt: Mapping[str, Any], *, flush: bool = True) -> None:
         """Save ``receipt`` (small, JSON-able: where the effect will be) with this step,
         safe against a kill once this returns: call it right before acting. Raises
         StorageError when Hookline's own disk refuses it (then do not act). Does
-        nothing outside a run (a test in the editor)."""
+        nothing outside a run (a test in the editor).
+
+        ``flush=False`` only queues it, for a batch noted with one write: the batch's
+        last note flushes (and only then is every note of the batch safe)."""
         if self.noter is not None:
-            self.noter(receipt)
+            self.noter(receipt, flush)
 
 
 @dataclass(frozen=True)

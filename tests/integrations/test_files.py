@@ -489,13 +489,14 @@ async def test_each_append_of_a_batch_gets_its_own_error(
 
 
 def noting(ctx: ReactionContext, notes: list[tuple[dict[str, Any], int]], path: Path,
-           refuse: str | None = None) -> ReactionContext:
-    """``ctx`` inside a run: its notes are kept with the file's size at that moment."""
+           full: bool = False) -> ReactionContext:
+    """``ctx`` inside a run: its notes are kept with the file's size at that moment
+    (``full``: writing them fails, as on a full disk)."""
 
-    def noter(receipt: Mapping[str, Any]) -> None:
-        if refuse is not None and refuse in ctx.params["text"]:
-            raise StorageError("could not save to the database: database or disk is full")
+    def noter(receipt: Mapping[str, Any], flush: bool) -> None:
         notes.append((dict(receipt), path.stat().st_size if path.exists() else 0))
+        if flush and full:
+            raise StorageError("could not record the run: No space left on device")
     return replace(ctx, run_id=1, noter=noter)
 
 
@@ -554,18 +555,19 @@ async def test_a_resumed_append_whose_line_is_missing_adds_it(
     assert log.read_text() == "first\nsecond\nthird\n"
 
 
-async def test_a_refused_note_holds_back_its_line_and_every_line_after_it(
+async def test_notes_that_cannot_be_written_hold_back_their_lines(
     http: HttpClient, tmp_path: Path
 ) -> None:
     log = tmp_path / "log.txt"
+    log.write_text("old\n")
     notes: list[tuple[dict[str, Any], int]] = []
     spec = service.reactions["append_text"]
     outcomes = await asyncio.gather(
-        *(spec.run(noting(append_ctx(http, log, t), notes, log, refuse="two"))
+        *(spec.run(noting(append_ctx(http, log, t), notes, log, full=True))
           for t in ("one", "two", "three")), return_exceptions=True)
-    assert outcomes[0] == {"path": str(log), "size": 4}
-    assert all(isinstance(o, StorageError) for o in outcomes[1:])
-    assert log.read_text() == "one\n"  # the area's order kept: "three" waits too
+    assert len(notes) == 3  # noted as one batch, whose write failed
+    assert all(isinstance(o, StorageError) for o in outcomes)
+    assert log.read_text() == "old\n"  # nothing written that a kill could repeat
 
 
 # --- copy_file / move_file ----------------------------------------------------------------
