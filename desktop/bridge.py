@@ -80,6 +80,9 @@ class EngineBridge(QObject):
     Signals:
         runStarted(dict): a run began (run_id, area_id, event_id).
         runFinished(dict): a run ended (run_id, area_id, status, error).
+        runsFinished(list): the runs that ended since the last batch (each a dict as
+            runFinished's), once per batch: what views listen to, so a storm of runs
+            costs the window one call per batch, not one per run and view.
         areaChanged(str, str): area id and what changed (created, updated, removed,
             enabled, disabled).
         areaPaused(str, str, str): area id, name and the reason it paused itself.
@@ -94,6 +97,7 @@ class EngineBridge(QObject):
 
     runStarted = Signal(dict)
     runFinished = Signal(dict)
+    runsFinished = Signal(list)
     areaChanged = Signal(str, str)
     areaPaused = Signal(str, str, str)
     notification = Signal(str, str, str)
@@ -179,10 +183,22 @@ class EngineBridge(QObject):
         """On the window's thread: turn every queued message into its signal."""
         self._wake_pending = False
         inbox = self._inbox
-        # runStarted has no listener in the app: emitting it per run would cost for nothing
+        # runStarted and runFinished have no listener in the app (views take the batch):
+        # emitting them per run would cost for nothing
         started = self.isSignalConnected(QMetaMethod.fromSignal(self.runStarted))
+        each = self.isSignalConnected(QMetaMethod.fromSignal(self.runFinished))
+        finished: list[dict[str, Any]] = []
         while inbox:
-            self._emit(inbox.popleft(), started)
+            message = inbox.popleft()
+            if message.topic == topics.RUN_FINISHED:
+                run = dict(message.data)
+                finished.append(run)
+                if each:
+                    self.runFinished.emit(run)
+            else:
+                self._emit(message, started)
+        if finished:
+            self.runsFinished.emit(finished)
 
     def _emit(self, message: Message, started: bool = True) -> None:
         data = message.data
@@ -190,8 +206,6 @@ class EngineBridge(QObject):
         if topic == topics.RUN_STARTED:
             if started:
                 self.runStarted.emit(dict(data))
-        elif topic == topics.RUN_FINISHED:
-            self.runFinished.emit(dict(data))
         elif topic == topics.AREA_CHANGED:
             self.areaChanged.emit(data["area_id"], data["change"])
         elif topic == topics.AREA_PAUSED:

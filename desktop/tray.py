@@ -154,7 +154,7 @@ class Tray(QObject):
             self.icon.show()
 
         self.live = LiveRefresh(self, lambda: self._spawn(self.refresh()), REFRESH_DELAY_MS)
-        for signal in (bridge.runFinished, bridge.areaChanged, bridge.areaPaused,
+        for signal in (bridge.runsFinished, bridge.areaChanged, bridge.areaPaused,
                        bridge.triggerHealth, bridge.pausedAllChanged):
             signal.connect(self.schedule_refresh)
         bridge.areaPaused.connect(self._area_paused)
@@ -252,7 +252,7 @@ class Tray(QObject):
         """Hide the icon and stop listening (the app is quitting)."""
         self.live.stop()
         self.tasks.cancel()
-        for signal, slot in ((self.bridge.runFinished, self.schedule_refresh),
+        for signal, slot in ((self.bridge.runsFinished, self.schedule_refresh),
                              (self.bridge.areaChanged, self.schedule_refresh),
                              (self.bridge.areaPaused, self.schedule_refresh),
                              (self.bridge.triggerHealth, self.schedule_refresh),

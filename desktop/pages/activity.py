@@ -536,7 +536,7 @@ class ActivityPage(QWidget):
 
         self.live = LiveRefresh(self, lambda: self._spawn(self.refresh()),
                                 self.REFRESH_DELAY_MS)
-        bridge.runFinished.connect(self._run_finished)
+        bridge.runsFinished.connect(self._runs_finished)
         bridge.areaChanged.connect(self._area_changed)
         self.live.now()
 
@@ -662,7 +662,7 @@ class ActivityPage(QWidget):
     def _filters_changed(self) -> None:
         self._spawn(self.refresh())
 
-    def _run_finished(self, _run: dict[str, Any]) -> None:
+    def _runs_finished(self, _runs: list[dict[str, Any]]) -> None:
         self.live.request()
 
     def _area_changed(self, _area_id: str, change: str) -> None:

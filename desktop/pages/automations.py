@@ -193,7 +193,7 @@ class AutomationsPage(QWidget):
 
         self.live = LiveRefresh(self, lambda: self._spawn(self.refresh()), REFRESH_DELAY_MS)
         bridge.areaChanged.connect(self.schedule_refresh)
-        bridge.runFinished.connect(self.schedule_refresh)
+        bridge.runsFinished.connect(self.schedule_refresh)
         bridge.areaPaused.connect(self.schedule_refresh)
         bridge.triggerHealth.connect(self.schedule_refresh)
         self._update_buttons()

@@ -73,3 +73,22 @@ async def test_a_stream_of_runs_wakes_the_window_in_batches(bridge: EngineBridge
     await until(lambda: len(got) == 1000)
     assert got == list(range(1000))
     assert len(wakes) <= took / 0.05 + 3, (len(wakes), took)
+
+
+async def test_views_get_finished_runs_a_batch_at_a_time(bridge: EngineBridge) -> None:
+    """A view listens to runsFinished: 500 runs reach it whole and in order, in a few
+    calls (one per wake-up), not 500."""
+    batches: list[list[int]] = []
+    bridge.runsFinished.connect(lambda runs: batches.append([r["run_id"] for r in runs]))
+
+    async def stream() -> None:
+        for n in range(500):
+            bridge.engine.bus.publish(topics.RUN_FINISHED, run_id=n, area_id="a",
+                                      status="succeeded", error=None)
+            if n % 20 == 0:
+                await asyncio.sleep(0.01)
+
+    await bridge.call(stream())
+    await until(lambda: sum(map(len, batches)) == 500)
+    assert [n for batch in batches for n in batch] == list(range(500))
+    assert len(batches) < 50, len(batches)
