@@ -152,18 +152,21 @@ async def _videos(ctx: PollContext, path: str, query: Mapping[str, str], what: s
     videos = data.get("list") if isinstance(data, dict) else None
     if not isinstance(videos, list):
         raise PermanentError(f"Dailymotion answered for {what} without a list of videos")
-    return PollResult(
-        [Item(str(v["id"]), _video(v)) for v in videos if isinstance(v, dict) and v.get("id")]
-    )
+    return PollResult([
+        Item(str(v["id"]), _video(v), at=_created(v))
+        for v in videos if isinstance(v, dict) and v.get("id")
+    ])
+
+
+def _created(video: Mapping[str, Any]) -> datetime | None:
+    """When the video was uploaded: ``created_time`` is in Unix seconds."""
+    created = video.get("created_time")
+    return datetime.fromtimestamp(created, UTC) if isinstance(created, int | float) else None
 
 
 def _video(video: Mapping[str, Any]) -> dict[str, Any]:
-    created = video.get("created_time")
-    when = (
-        datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        if isinstance(created, int | float)
-        else None
-    )
+    created = _created(video)
+    when = created.strftime("%Y-%m-%dT%H:%M:%SZ") if created else None
     description = str(video.get("description") or "")
     if len(description) > DESCRIPTION_LENGTH:
         description = description[:DESCRIPTION_LENGTH] + "…"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -193,6 +194,20 @@ def _message_data(message: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _time(value: Any) -> datetime | None:
+    """An ISO 8601 time as Discord writes them (``2026-11-22T03:10:11.123000+00:00``)."""
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _message_item(data: dict[str, Any]) -> Item:
+    """A message as an item: it fires in the order the messages were sent."""
+    return Item(key=data["message_id"], data=data, at=_time(data["timestamp"]))
+
+
 async def _messages(ctx: PollContext) -> list[dict[str, Any]]:
     """The channel's latest messages, newest first (bots' and webhooks' left out unless
     asked for)."""
@@ -260,7 +275,7 @@ _MESSAGE_FIELDS = [
 )
 async def new_message(ctx: PollContext) -> PollResult:
     messages = await _messages(ctx)
-    return PollResult(items=[Item(key=m["message_id"], data=m) for m in messages])
+    return PollResult(items=[_message_item(m) for m in messages])
 
 
 @service.poll_trigger(
@@ -292,7 +307,7 @@ async def message_with_keyword(ctx: PollContext) -> PollResult:
         text = message["content"].casefold()
         found = next((k for k in keywords if k.casefold() in text), None)
         if found is not None:
-            items.append(Item(key=message["message_id"], data={**message, "keyword": found}))
+            items.append(_message_item({**message, "keyword": found}))
     return PollResult(items=items)
 
 
@@ -352,8 +367,8 @@ async def new_member(ctx: PollContext) -> PollResult:
             "joined_at": str(member.get("joined_at") or ""),
             "guild_id": guild,
         }
-        items.append(Item(key=user_id, data=data))
-    # The list is by user id; newest joiners first, as the engine expects.
+        items.append(Item(key=user_id, data=data, at=_time(data["joined_at"])))
+    # The list is by user id; newest joiners first, as the engine expects without times.
     items.sort(key=lambda item: str(item.data["joined_at"]), reverse=True)
     return PollResult(items=items)
 

@@ -11,6 +11,7 @@ import pytest
 from engine import AuthError, PermanentError, RateLimited, TransientError, ValidationError
 from engine.auth import AccountSession
 from engine.http import HttpClient
+from engine.poller import oldest_first
 from engine.testing import poll_context, reaction_context
 from integrations import dailymotion
 from tests.integrations.provider import FakeProvider, Reply, load_fixture, serve
@@ -97,6 +98,16 @@ async def test_new_video_matching_search(
         "limit": "30",
     }
     assert [i.key for i in result.items] == ["x8vx1ab"]
+
+
+async def test_new_videos_fire_oldest_first_whatever_the_listing_order(
+    api: FakeProvider, http: HttpClient, account: AccountSession
+) -> None:
+    listing = fixture("user_videos.json")
+    listing["list"].reverse()  # oldest first: the upload times, not the order, decide
+    api.on("GET", "/user/marta-kowal/videos", Reply(listing))
+    result = await poll("new_video_from_channel", {"user": "marta-kowal"}, http, account)
+    assert [i.key for i in oldest_first(result.items)] == ["x8vr7zq", "x8vx1ab"]
 
 
 async def test_publish_video_by_url(

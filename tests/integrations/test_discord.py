@@ -21,6 +21,7 @@ from engine import (
 from engine.areas import Step, link_account
 from engine.auth import NEEDS_RECONNECT, AccountSession
 from engine.http import HttpClient
+from engine.poller import oldest_first
 from engine.testing import poll_context, reaction_context
 from integrations import discord
 from tests.integrations.provider import Seen, load_fixture, serve
@@ -148,6 +149,19 @@ async def test_new_message_with_bots_and_a_channel_link(
     link = f"https://discord.com/channels/{GUILD}/{CHANNEL}"
     result = await poll("new_message", {"channel_id": link, "include_bots": True}, http, account)
     assert len(result.items) == 3
+
+
+async def test_new_messages_fire_oldest_first_whatever_the_listing_order(
+    dc: FakeDiscord, http: HttpClient, account: AccountSession
+) -> None:
+    messages = fixture("messages.json")[::-1]  # oldest first: the send times decide
+    dc.on("GET", f"/api/v10/channels/{CHANNEL}/messages", messages)
+    result = await poll("new_message", {"channel_id": CHANNEL, "include_bots": True}, http, account)
+    assert [i.key for i in oldest_first(result.items)] == [
+        "1311575487921356810",
+        "1311578390443421736",
+        "1311578390443421740",
+    ]
 
 
 async def test_message_with_keyword_matches_any_keyword_ignoring_case(
