@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -196,11 +197,10 @@ def _message_data(message: Mapping[str, Any]) -> dict[str, Any]:
 
 def _time(value: Any) -> datetime | None:
     """An ISO 8601 time as Discord writes them (``2026-11-22T03:10:11.123000+00:00``)."""
-    try:
+    with suppress(ValueError):
         when = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    return None
 
 
 def _message_item(data: dict[str, Any]) -> Item:

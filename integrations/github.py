@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
+from contextlib import suppress
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -244,6 +246,14 @@ def _login(user: Any) -> str:
     return str(user.get("login") or "") if isinstance(user, dict) else ""
 
 
+def _time(value: Any) -> datetime | None:
+    """A time as GitHub writes them: ISO 8601 in UTC (``2025-03-14T09:26:53Z``)."""
+    with suppress(ValueError):
+        when = datetime.fromisoformat(str(value))
+        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    return None
+
+
 def _cut(text: Any) -> str:
     value = str(text or "")
     return value if len(value) <= BODY_LENGTH else value[:BODY_LENGTH] + "…"
@@ -318,6 +328,7 @@ async def new_issue(ctx: PollContext) -> PollResult:
                     "created_at": issue.get("created_at"),
                     "repo": f"{owner}/{name}",
                 },
+                at=_time(issue.get("created_at")),
             )
         )
     return PollResult(items)
@@ -368,6 +379,7 @@ async def new_pull_request(ctx: PollContext) -> PollResult:
                     "created_at": pull.get("created_at"),
                     "repo": f"{owner}/{name}",
                 },
+                at=_time(pull.get("created_at")),
             )
         )
     return PollResult(items)
@@ -442,6 +454,7 @@ async def new_star(ctx: PollContext) -> PollResult:
                     "starred_at": starred_at,
                     "repo": f"{owner}/{name}",
                 },
+                at=_time(starred_at),
             )
         )
     return PollResult(items)
@@ -507,6 +520,7 @@ async def new_release(ctx: PollContext) -> PollResult:
                     "published_at": release.get("published_at"),
                     "repo": f"{owner}/{name}",
                 },
+                at=_time(release.get("published_at")),  # GitHub lists them by creation
             )
         )
     return PollResult(items)
@@ -556,6 +570,9 @@ async def new_commit(ctx: PollContext) -> PollResult:
     if resp.status == 304:
         return PollResult(not_modified=True)
     items = []
+    # No time of their own here: GitHub lists commits newest first in the branch's
+    # history, which is their order; commit dates may say otherwise (a rebase gives
+    # several commits one date, a wrong clock any date).
     for entry in _list(resp, "the commits"):
         commit = entry.get("commit") or {}
         author = commit.get("author") or {}

@@ -14,6 +14,7 @@ from aiohttp import web
 from engine import AuthError, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
+from engine.poller import oldest_first
 from engine.testing import poll_context, reaction_context
 from integrations import gdrive
 from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, random_file, serve
@@ -111,6 +112,20 @@ async def test_file_changed_keys_each_modification(
     assert result.items[1].data["modified_by"] == "Jonas Eberle"
     await poll("file_changed", {"folder": "root"}, http, account)
     assert drive.seen[1].query["q"].startswith("'root' in parents and")
+
+
+async def test_new_and_changed_files_fire_oldest_first_whatever_the_listing_order(
+    drive: FakeProvider, http: HttpClient, account: AccountSession
+) -> None:
+    listing = fixture("files_in_folder.json")  # by creation, newest first
+    created_last, changed_last = (f["id"] for f in listing["files"])
+    drive.on("GET", FILES, Reply(listing))
+    changed = await poll("file_changed", {"folder": FOLDER_ID}, http, account)
+    assert [i.data["id"] for i in oldest_first(changed.items)] == [created_last, changed_last]
+    listing["files"].reverse()
+    drive.on("GET", FILES, Reply(listing))
+    created = await poll("new_file_in_folder", {"folder": FOLDER_ID}, http, account)
+    assert [i.key for i in oldest_first(created.items)] == [changed_last, created_last]
 
 
 async def test_shared_with_me(

@@ -13,6 +13,7 @@ import pytest
 from engine import AuthError, OAuthClient, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
+from engine.poller import oldest_first
 from engine.testing import poll_context, reaction_context
 from integrations import github
 from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, serve
@@ -224,6 +225,23 @@ async def test_new_release_leaves_out_drafts_and_optionally_prereleases(
     }
     stable = await poll("new_release", {"repo": REPO, "prereleases": False}, http, account)
     assert [i.data["tag"] for i in stable.items] == ["v1.4.1"]
+
+
+async def test_new_items_fire_oldest_first_whatever_the_listing_order(
+    gh: FakeProvider, http: HttpClient, account: AccountSession
+) -> None:
+    # Listed oldest first, and a release created first but published last: times decide.
+    gh.on("GET", f"{REPO_PATH}/issues", Reply(fixture("issues.json")[::-1]))
+    gh.on("GET", f"{REPO_PATH}/pulls", Reply(fixture("pulls.json")[::-1]))
+    created_last, created_first = fixture("releases.json")[1:]
+    created_first["published_at"] = "2025-03-16T09:00:00Z"
+    gh.on("GET", f"{REPO_PATH}/releases", Reply([created_last, created_first]))
+    issues = await poll("new_issue", {"repo": REPO}, http, account)
+    pulls = await poll("new_pull_request", {"repo": REPO}, http, account)
+    releases = await poll("new_release", {"repo": REPO}, http, account)
+    assert [i.data["number"] for i in oldest_first(issues.items)] == [17, 19]
+    assert [i.data["number"] for i in oldest_first(pulls.items)] == [15, 18]
+    assert [i.data["tag"] for i in oldest_first(releases.items)] == ["v1.4.1", "v1.4.0-rc.1"]
 
 
 async def test_new_commit_on_a_branch(
