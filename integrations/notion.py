@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from contextlib import suppress
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from engine import (
@@ -250,6 +252,14 @@ def _page_data(page: Mapping[str, Any], database: str) -> dict[str, Any]:
     }
 
 
+def _time(value: Any) -> datetime | None:
+    """A time as Notion writes them: ISO 8601 in UTC (``2025-03-14T09:26:00.000Z``)."""
+    with suppress(ValueError):
+        when = datetime.fromisoformat(str(value))
+        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    return None
+
+
 async def _query(ctx: PollContext, timestamp: str) -> tuple[str, list[dict[str, Any]]]:
     database = _notion_id(ctx.params["database"], "database")
     body = {"sorts": [{"timestamp": timestamp, "direction": "descending"}], "page_size": PAGE_SIZE}
@@ -292,7 +302,10 @@ _PAGE_FIELDS = [
 )
 async def new_page_in_database(ctx: PollContext) -> PollResult:
     database, pages = await _query(ctx, "created_time")
-    return PollResult([Item(str(p["id"]), _page_data(p, database)) for p in pages])
+    return PollResult([
+        Item(str(p["id"]), _page_data(p, database), at=_time(p.get("created_time")))
+        for p in pages
+    ])
 
 
 @service.poll_trigger(
@@ -321,9 +334,10 @@ async def page_property_changed(ctx: PollContext) -> PollResult:
     items = []
     for page in pages:
         data = _page_data(page, database)
+        edited = page.get("last_edited_time")
         if not wanted:
             data["value"] = ""
-            items.append(Item(f"{page['id']}@{page.get('last_edited_time')}", data))
+            items.append(Item(f"{page['id']}@{edited}", data, at=_time(edited)))
             continue
         if wanted not in data["properties"]:
             raise PermanentError(
@@ -331,7 +345,7 @@ async def page_property_changed(ctx: PollContext) -> PollResult:
                 f"header (it has: {', '.join(sorted(data['properties']))})"
             )
         data["value"] = data["properties"][wanted]
-        items.append(Item(f"{page['id']}#{wanted}={data['value']}", data))
+        items.append(Item(f"{page['id']}#{wanted}={data['value']}", data, at=_time(edited)))
     return PollResult(items)
 
 

@@ -159,10 +159,15 @@ def _cut(text: Any) -> str:
     return value if len(value) <= TEXT_LENGTH else value[:TEXT_LENGTH] + "…"
 
 
-def _when(created: Any) -> str | None:
-    if not isinstance(created, int | float):
-        return None
-    return datetime.fromtimestamp(created, UTC).isoformat()
+def _created(data: Mapping[str, Any]) -> datetime | None:
+    """When a post or comment was written: ``created_utc`` is in Unix seconds."""
+    created = data.get("created_utc")
+    return datetime.fromtimestamp(created, UTC) if isinstance(created, int | float) else None
+
+
+def _when(data: Mapping[str, Any]) -> str | None:
+    created = _created(data)
+    return created.isoformat() if created else None
 
 
 def _post(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -175,7 +180,7 @@ def _post(data: Mapping[str, Any]) -> dict[str, Any]:
         "author": data.get("author"),
         "subreddit": data.get("subreddit"),
         "url": SITE + str(data.get("permalink") or ""),
-        "created_at": _when(data.get("created_utc")),
+        "created_at": _when(data),
     }
 
 
@@ -221,7 +226,9 @@ async def _me(ctx: PollContext) -> str:
 async def new_post_in_subreddit(ctx: PollContext) -> PollResult:
     sub = _subreddit(ctx.params.get("subreddit"))
     things = await _listing(ctx, f"/r/{quote(sub)}/new", f"subreddit r/{sub}")
-    return PollResult([Item(str(d["name"]), _post(d)) for kind, d in things if kind == "t3"])
+    return PollResult(
+        [Item(str(d["name"]), _post(d), at=_created(d)) for kind, d in things if kind == "t3"]
+    )
 
 
 @service.poll_trigger(
@@ -257,8 +264,9 @@ async def new_comment_on_my_post(ctx: PollContext) -> PollResult:
                     "post_title": data.get("link_title") or "",
                     "subreddit": data.get("subreddit"),
                     "url": SITE + context,
-                    "created_at": _when(data.get("created_utc")),
+                    "created_at": _when(data),
                 },
+                at=_created(data),
             )
         )
     return PollResult(items)
@@ -284,6 +292,8 @@ async def new_saved_item(ctx: PollContext) -> PollResult:
     me = await _me(ctx)
     things = await _listing(ctx, f"/user/{quote(me)}/saved", "your saved items")
     items = []
+    # No time of their own: created_utc is when the post was written, not saved. Reddit
+    # lists saved items most recently saved first, the order the engine expects.
     for kind, data in things:
         is_post = kind == "t3"
         items.append(

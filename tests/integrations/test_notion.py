@@ -12,6 +12,7 @@ import pytest
 from engine import AuthError, OAuthClient, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
+from engine.poller import oldest_first
 from engine.testing import poll_context, reaction_context
 from integrations import notion
 from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, serve
@@ -123,6 +124,20 @@ async def test_page_property_changed_keys_on_the_chosen_value_or_on_the_edit_tim
 
     with pytest.raises(PermanentError, match=r"no property 'State'.*it has: Done, Due, Name"):
         await poll("page_property_changed", {"database": DB, "property": "State"}, http, account)
+
+
+async def test_new_and_edited_pages_fire_oldest_first_whatever_the_listing_order(
+    api: FakeProvider, http: HttpClient, account: AccountSession
+) -> None:
+    listing = fixture("query_created.json")
+    listing["results"].reverse()  # oldest first: the pages' own times decide
+    api.on("POST", f"/v1/databases/{DB}/query", Reply(listing))
+    older, newer = "59833787-2cf9-4fdf-8782-e53db20768a5", PAGE
+    created = await poll("new_page_in_database", {"database": DB}, http, account)
+    assert [i.key for i in oldest_first(created.items)] == [older, newer]
+    params = {"database": DB, "property": "Status"}
+    edited = await poll("page_property_changed", params, http, account)
+    assert [i.data["id"] for i in oldest_first(edited.items)] == [older, newer]
 
 
 # ---------------------------------------------------------------------- reactions

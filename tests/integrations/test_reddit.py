@@ -11,6 +11,7 @@ import pytest
 from engine import AuthError, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
+from engine.poller import oldest_first
 from engine.testing import poll_context, reaction_context
 from integrations import reddit
 from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, serve
@@ -125,6 +126,22 @@ async def test_new_comment_on_my_post_keeps_only_post_replies(
         "created_at": "2025-11-22T11:05:30+00:00",
     }
     assert api.seen[0].query == LISTING
+
+
+async def test_new_posts_and_replies_fire_oldest_first_whatever_the_listing_order(
+    api: FakeProvider, http: HttpClient, account: AccountSession
+) -> None:
+    posts = fixture("subreddit_new.json")
+    posts["data"]["children"].reverse()  # oldest first: the times they were written decide
+    api.on("GET", "/r/gardening/new", Reply(posts))
+    inbox = fixture("inbox.json")
+    replies = inbox["data"]["children"] = inbox["data"]["children"][1::-1]
+    replies[0]["data"]["type"] = "post_reply"
+    api.on("GET", "/message/inbox", Reply(inbox))
+    new_posts = await poll("new_post_in_subreddit", {"subreddit": "gardening"}, http, account)
+    new_replies = await poll("new_comment_on_my_post", {}, http, account)
+    assert [i.key for i in oldest_first(new_posts.items)] == ["t3_1gx4k2p", "t3_1gx4m9r"]
+    assert [i.key for i in oldest_first(new_replies.items)] == ["t1_lz9w111", "t1_lz9x0ab"]
 
 
 async def test_new_saved_item_lists_posts_and_comments(
