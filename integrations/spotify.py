@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -191,6 +192,14 @@ def _object(resp: HttpResponse, what: str) -> dict[str, Any]:
     return data
 
 
+def _time(value: Any) -> datetime | None:
+    """A time as Spotify writes them: ISO 8601 in UTC (``2025-03-14T09:26:53Z``)."""
+    with suppress(ValueError):
+        when = datetime.fromisoformat(str(value))
+        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    return None
+
+
 def _names(things: Any) -> str:
     return ", ".join(str(t.get("name")) for t in things or [] if isinstance(t, dict))
 
@@ -227,7 +236,8 @@ async def new_saved_track(ctx: PollContext) -> PollResult:
         if not isinstance(track, dict) or not track.get("id"):
             continue
         added = entry.get("added_at")
-        items.append(Item(f"{track['id']}@{added}", {**_track(track), "added_at": added}))
+        data = {**_track(track), "added_at": added}
+        items.append(Item(f"{track['id']}@{added}", data, at=_time(added)))
     return PollResult(items)
 
 
@@ -247,7 +257,8 @@ async def new_saved_track(ctx: PollContext) -> PollResult:
 )
 async def new_track_in_playlist(ctx: PollContext) -> PollResult:
     """Playlists list oldest first, so the newest tracks are on the last page: the
-    trigger remembers where that page starts and moves on when the playlist grew."""
+    trigger remembers where that page starts and moves on when the playlist grew.
+    Tracks fire by when they were added (a track may be moved anywhere)."""
     playlist = _spotify_id(ctx.params.get("playlist"), "playlist")
     path = f"/v1/playlists/{quote(playlist)}/items"
     what = f"playlist {playlist}"
@@ -285,6 +296,7 @@ async def new_track_in_playlist(ctx: PollContext) -> PollResult:
                     "added_by": adder.get("id") if isinstance(adder, dict) else None,
                     "playlist_id": playlist,
                 },
+                at=_time(added),
             )
         )
     return PollResult(items)
@@ -383,6 +395,7 @@ async def new_release_from_followed_artist(ctx: PollContext) -> PollResult:
                     },
                 )
             )
+    # Newest first by release date, which is only a day (or a month, or a year).
     items.sort(key=lambda i: str(i.data.get("release_date")), reverse=True)
     return PollResult(items)
 

@@ -12,6 +12,7 @@ import pytest
 from engine import AuthError, PermanentError, RateLimited, TransientError
 from engine.auth import AccountSession
 from engine.http import HttpClient
+from engine.poller import oldest_first
 from engine.testing import poll_context, reaction_context
 from integrations import spotify
 from tests.integrations.provider import FakeProvider, Reply, load_fixture, serve
@@ -117,6 +118,21 @@ async def test_new_track_in_playlist_reads_the_last_page(
     assert [s.query["offset"] for s in sp.seen[1:]] == ["0", "150"]
     assert state["offset"] == 150
     assert [i.data["name"] for i in later.items] == ["Cut To The Feeling", "Yellow"]
+
+
+async def test_songs_fire_in_the_order_they_were_added_whatever_the_listing_order(
+    sp: FakeProvider, http: HttpClient, account: AccountSession
+) -> None:
+    liked = fixture("saved_tracks.json")
+    liked["items"].reverse()  # oldest first
+    sp.on("GET", "/v1/me/tracks", Reply(liked))
+    playlist = fixture("playlist_items.json")
+    playlist["items"].insert(0, playlist["items"].pop())  # the newest moved to the top
+    sp.on("GET", f"/v1/playlists/{PLAYLIST}/items", Reply(playlist))
+    saved = await poll("new_saved_track", {}, http, account)
+    added = await poll("new_track_in_playlist", {"playlist": PLAYLIST}, http, account)
+    assert [i.data["name"] for i in oldest_first(saved.items)] == ["Yellow", "Cut To The Feeling"]
+    assert [i.data["name"] for i in oldest_first(added.items)] == ["Yellow", "Cut To The Feeling"]
 
 
 async def test_new_releases_look_at_followed_artists_in_turn(
