@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from engine.errors import StorageError
 from engine.storage.db import RawJSON
 from engine.storage.ledger import Ledger, apply, fold, read_entries
-from engine.storage.schema import events, runs, seen_keys, trigger_state, utcnow
+from engine.storage.schema import events, polls, runs, seen_keys, trigger_state, utcnow
 from engine.storage.writer import Statement, Writer
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ class Journal:
         self._upsert_fired = fire_ins.on_conflict_do_update(
             index_elements=["area_id"], set_={"last_fired_at": fire_ins.excluded.last_fired_at})
         self._insert_run = runs.insert()
+        self._insert_poll = polls.insert()
         self._update_steps = update(runs).where(runs.c.id == bindparam("rid")).values(
             steps=bindparam("steps"))
         self._finish_run = update(runs).where(runs.c.id == bindparam("rid")).values(
@@ -169,6 +170,17 @@ class Journal:
             "area_id": area_id, "state": state, "primed": True, "last_check_at": now,
             "last_fired_at": None, "last_error": None}))
         return out
+
+    def poll_record_statement(self, area_id: str, *, at: datetime, seconds: float,
+                              outcome: str, items: int, new: int, error: str | None,
+                              next_at: datetime | None, next_why: str | None) -> Statement:
+        """One check of a polling trigger for its history (``polls``): sent with the
+        poll's events and seen keys, so the history never says "new" for a poll whose
+        events were not saved."""
+        return Statement(1, self._insert_poll, {
+            "area_id": area_id, "at": at, "seconds": seconds, "outcome": outcome,
+            "items": items, "new": new, "error": error, "next_at": next_at,
+            "next_why": next_why})
 
     def fired_statement(self, area_id: str, at: datetime) -> Statement:
         return Statement(1, self._upsert_fired, {

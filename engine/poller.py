@@ -1,15 +1,19 @@
 """Polling: ask a service for its items, fire the unseen ones, remember them with
-the events in one transaction; back off on failure and say so once per streak."""
+the events in one transaction; back off on failure and say so once per streak. Each
+check is kept in the area's check history (``polls``), a successful one in the same
+transaction as what it found."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
@@ -22,27 +26,53 @@ from engine.errors import HooklineError, PermanentError, RateLimited, TransientE
 from engine.http import HttpClient
 from engine.journal import Journal, Journaled, NewEvent
 from engine.settings import Settings
-from engine.storage.schema import seen_keys
+from engine.storage.schema import seen_keys, utcnow
+from engine.storage.writer import Statement
 from engine.store import Store
+from engine.text import redact_url
 
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT = 120.0
 MAX_BACKOFF = 3600.0
+#: Why the next check is when it is (``polls.next_why``).
+INTERVAL, BACKOFF, RETRY_AFTER = "interval", "backoff", "retry-after"
+#: A check's error is kept in its history up to this many characters.
+MAX_ERROR = 1000
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s\"'<>]+", re.IGNORECASE)
 
 
 @dataclass
-class _Streak:
+class Streak:
+    """An area's checks failing in a row (kept in memory, like the trigger's health).
+
+    Attributes:
+        failures: how many checks in a row failed.
+        first_error: the first one's reason (what the user is told once).
+        last_error: the latest one's reason.
+        since: when the first one was made.
+        next_why: why the next check is when it is (interval, backoff, retry-after).
+    """
+
     failures: int = 0
     first_error: str = ""
+    last_error: str = ""
+    since: datetime | None = None
+    next_why: str = INTERVAL
 
 
 class Poller:
-    """Runs the polls of every polling area."""
+    """Runs the polls of every polling area.
+
+    Args:
+        delay: puts an area's next check off by some seconds (backoff, Retry-After).
+        next_due: when an area's next check is due (None: none is scheduled).
+    """
 
     def __init__(self, store: Store, journal: Journal, http: HttpClient, settings: Settings,
                  bus: Bus, dispatch: Callable[[list[Journaled]], None],
-                 delay: Callable[[str, float], None]) -> None:
+                 delay: Callable[[str, float], None],
+                 next_due: Callable[[str], datetime | None]) -> None:
         self.store = store
         self.journal = journal
         self.http = http
@@ -50,7 +80,8 @@ class Poller:
         self.bus = bus
         self._dispatch = dispatch
         self._delay = delay
-        self._streaks: dict[str, _Streak] = {}
+        self._next_due = next_due
+        self._streaks: dict[str, Streak] = {}
         self._running: set[str] = set()
 
     async def poll(self, area: Area, spec: TriggerSpec, params: Mapping[str, Any],
@@ -73,18 +104,19 @@ class Poller:
         primed = bool(row and row["primed"])
         ctx = PollContext(area.id, params, self.http, self.settings,
                           logging.LoggerAdapter(log, {"area_id": area.id}), state)
-        started = time.monotonic()
+        at, started = utcnow(), time.monotonic()
         try:
             result = await asyncio.wait_for(spec.poll(ctx), POLL_TIMEOUT)
         except (HooklineError, TimeoutError) as exc:
-            self._failed(area, exc, interval)
+            await self._failed(area, exc, interval, at, started)
             return 0
         except Exception as exc:
             log.exception("poll of %s crashed", spec.qualified)
-            self._failed(area, _internal(spec.qualified, exc), interval)
+            await self._failed(area, _internal(spec.qualified, exc), interval, at, started)
             return 0
         if result.not_modified and primed:
             self._recovered(area)
+            await self._write_record(area, self._record(area, at, started, "not modified"))
             return 0
         items = _unique(result.items)
         keys = [i.key for i in items if i.key is not None]
@@ -95,20 +127,42 @@ class Poller:
                      and seen.isdisjoint(i.aliases)]
             new_events = ([NewEvent(area.id, "poll", dict(i.data)) for i in oldest_first(fresh)]
                           if primed else [])
+            outcome = "new" if new_events else "nothing new" if primed else "primed"
+            record = self._record(area, at, started, outcome, items=len(items),
+                                  new=len(new_events))
             journaled = await self.journal.append(
-                new_events, self.journal.poll_statements(area.id, keys, state))
+                new_events, [*self.journal.poll_statements(area.id, keys, state), record])
         except HooklineError as exc:  # a full disk: this poll's items come again next time
-            self._failed(area, exc, interval)
+            await self._failed(area, exc, interval, at, started)
             return 0
         except Exception as exc:
             log.exception("saving what the trigger of %s found failed", spec.qualified)
-            self._failed(area, _internal(spec.qualified, exc), interval)
+            await self._failed(area, _internal(spec.qualified, exc), interval, at, started)
             return 0
         self._recovered(area)
         log.debug("polled %s in %.2fs: %d items, %d new, primed=%s", area.id,
                   time.monotonic() - started, len(items), len(fresh), primed)
         self._dispatch(journaled)
         return len(journaled)
+
+    def _record(self, area: Area, at: datetime, started: float, outcome: str, *,
+                items: int = 0, new: int = 0, error: str | None = None,
+                why: str = INTERVAL) -> Statement:
+        """This check's row in the area's history; the next check's time is read from
+        the scheduler (after any delay this check asked for)."""
+        next_at = self._next_due(area.id)
+        return self.journal.poll_record_statement(
+            area.id, at=at, seconds=time.monotonic() - started, outcome=outcome, items=items,
+            new=new, error=error[:MAX_ERROR] if error is not None else None,
+            next_at=next_at, next_why=why if next_at is not None else None)
+
+    async def _write_record(self, area: Area, record: Statement) -> None:
+        """A check with nothing else to save (a failure, "not modified"): its own write.
+        Losing it (a full disk, the engine stopping) loses only a line of history."""
+        try:
+            await self.journal.writer.write([record])
+        except HooklineError as exc:
+            log.debug("the check of %r was not added to its history: %s", area.name, exc)
 
     async def _seen(self, area_id: str, keys: list[str]) -> set[str]:
         found: set[str] = set()
@@ -120,22 +174,31 @@ class Poller:
                 found.update(r[0] for r in rows)
         return found
 
-    def _failed(self, area: Area, exc: BaseException, interval: float) -> None:
-        streak = self._streaks.setdefault(area.id, _Streak())
+    async def _failed(self, area: Area, exc: BaseException, interval: float,
+                      at: datetime, started: float) -> None:
+        streak = self._streaks.setdefault(area.id, Streak())
         streak.failures += 1
-        message = str(exc) or type(exc).__name__
+        message = scrub_urls(str(exc) or type(exc).__name__)
         if isinstance(exc, TimeoutError):
             message = f"the service did not answer within {POLL_TIMEOUT:g} s"
+        streak.last_error = message
         if streak.failures == 1:
             streak.first_error = message
+            streak.since = at
             log.warning("area %r: checking its trigger failed: %s", area.name, message)
             self.bus.publish(topics.POLL_FAILING, area_id=area.id, error=message)
         else:
             log.debug("area %r still failing (%d): %s", area.name, streak.failures, message)
+        why = INTERVAL
         if isinstance(exc, RateLimited) and exc.retry_after:
             self._delay(area.id, min(exc.retry_after, MAX_BACKOFF))
+            why = RETRY_AFTER
         elif isinstance(exc, TransientError | TimeoutError):
             self._delay(area.id, min(interval * 2 ** min(streak.failures, 10), MAX_BACKOFF))
+            why = BACKOFF
+        streak.next_why = why
+        await self._write_record(area, self._record(area, at, started, "failed",
+                                                    error=message, why=why))
 
     def _recovered(self, area: Area) -> None:
         streak = self._streaks.pop(area.id, None)
@@ -146,6 +209,11 @@ class Poller:
     def failing(self, area_id: str) -> str | None:
         streak = self._streaks.get(area_id)
         return streak.first_error if streak and streak.failures else None
+
+    def streaks(self) -> dict[str, Streak]:
+        """The areas whose checks fail now, with their streaks (copies)."""
+        return {area_id: replace(streak) for area_id, streak in self._streaks.items()
+                if streak.failures}
 
     def forget(self, area_id: str) -> None:
         self._streaks.pop(area_id, None)
@@ -163,6 +231,23 @@ def oldest_first(items: list[Item]) -> list[Item]:
 def _utc(at: datetime | None) -> datetime:
     assert at is not None
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def scrub_urls(text: str) -> str:
+    """``text`` with every URL in it redacted (no query string, no user or password):
+    a check's error is kept and shown, and a URL may carry a token."""
+    return _URL.sub(lambda m: _redacted(m[0]), text)
+
+
+def _redacted(url: str) -> str:
+    try:
+        shown = redact_url(url)
+        netloc = urlsplit(shown).netloc
+    except ValueError:  # not a URL after all (a stray bracket): none of it is kept
+        return f"{url.partition('://')[0]}://…"
+    if "@" in netloc:
+        shown = shown.replace(netloc, "…@" + netloc.rpartition("@")[2], 1)
+    return shown
 
 
 def _internal(where: str, exc: Exception) -> PermanentError:

@@ -11,7 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from engine.areas import Area, AreaSpec, Step
 from engine.errors import CatalogError, HooklineError
-from engine.storage.schema import areas, events, runs, seen_keys, trigger_state, utcnow
+from engine.storage.schema import areas, events, polls, runs, seen_keys, trigger_state, utcnow
+
+#: How many checks of a polling trigger each area's history keeps (the newest).
+POLLS_PER_AREA = 50
 
 
 class NotFound(HooklineError):
@@ -145,6 +148,14 @@ class Store:
             raise NotFound(f"no event #{event_id} (it may have been removed by retention)")
         return dict(row._mapping)
 
+    async def last_event(self, area_id: str, source: str) -> dict[str, Any] | None:
+        """The area's newest event from ``source`` (its payload, when it arrived)."""
+        query = (select(events).where(events.c.area_id == area_id, events.c.source == source)
+                 .order_by(events.c.id.desc()).limit(1))
+        async with self.db.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return dict(row._mapping) if row is not None else None
+
     async def pending_events(self) -> list[dict[str, Any]]:
         async with self.db.connect() as conn:
             rows = await conn.execute(
@@ -175,6 +186,13 @@ class Store:
                 select(func.count()).select_from(seen_keys).where(
                     seen_keys.c.area_id == area_id)) or 0)
 
+    async def checks(self, area_id: str, limit: int = POLLS_PER_AREA) -> list[dict[str, Any]]:
+        """The area's latest checks of its polling trigger, newest first."""
+        query = (select(polls).where(polls.c.area_id == area_id)
+                 .order_by(polls.c.id.desc()).limit(limit))
+        async with self.db.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(query)]
+
     async def last_runs(self) -> dict[str, dict[str, Any]]:
         """Each area's newest run (for lists: last run time and result)."""
         # One index lookup per area (ix_runs_area_started), not a pass over every run:
@@ -188,8 +206,9 @@ class Store:
             return {r.area_id: dict(r._mapping) for r in rows}
 
     async def prune(self, keep_ok_days: int, keep_failed_days: int, per_area: int,
-                    seen_per_area: int = 5000) -> int:
-        """Drop old history: successes sooner than failures; bound runs and seen keys."""
+                    seen_per_area: int = 5000, polls_per_area: int = POLLS_PER_AREA) -> int:
+        """Drop old history: successes sooner than failures; bound runs, seen keys and
+        the check history."""
         now = utcnow()
         removed = 0
         async with self.db.begin() as conn:
@@ -209,9 +228,22 @@ class Store:
                         runs.c.area_id == area_id, runs.c.id <= cutoff))
                     removed += result.rowcount or 0
                 removed += await _prune_seen(conn, area_id, seen_per_area)
+                removed += await _prune_polls(conn, area_id, polls_per_area)
             await conn.execute(delete(events).where(
                 events.c.status == "done", events.c.received_at < bad_cut))
         return removed
+
+
+async def _prune_polls(conn: AsyncConnection, area_id: str, bound: int) -> int:
+    """Keep the newest ``bound`` checks of the area."""
+    cutoff = (await conn.execute(
+        select(polls.c.id).where(polls.c.area_id == area_id)
+        .order_by(polls.c.id.desc()).offset(bound).limit(1))).scalar()
+    if cutoff is None:
+        return 0
+    result = await conn.execute(delete(polls).where(
+        polls.c.area_id == area_id, polls.c.id <= cutoff))
+    return result.rowcount or 0
 
 
 async def _prune_seen(conn: AsyncConnection, area_id: str, bound: int) -> int:

@@ -134,6 +134,26 @@ trigger_state = Table(
     Column("last_error", Text, nullable=True),
 )
 
+polls = Table(
+    "polls",
+    metadata,
+    # one check of a polling trigger; the newest POLLS_PER_AREA per area are kept
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("area_id", String(36), ForeignKey("areas.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("seconds", Float, nullable=False),
+    # new | nothing new | not modified | primed | failed
+    Column("outcome", String(12), nullable=False),
+    Column("items", Integer, nullable=False, default=0),
+    Column("new", Integer, nullable=False, default=0),
+    # the user-facing reason of a failed check (URLs redacted); None when it worked
+    Column("error", Text, nullable=True),
+    Column("next_at", UTCDateTime, nullable=True),
+    # interval | backoff | retry-after
+    Column("next_why", String(12), nullable=True),
+    Index("ix_polls_area", "area_id", "id"),
+)
+
 accounts = Table(
     "accounts",
     metadata,
