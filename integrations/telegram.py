@@ -175,7 +175,14 @@ def _matches_chat(data: Mapping[str, Any], wanted: str) -> bool:
 
 
 async def _messages(ctx: PollContext) -> list[dict[str, Any]]:
-    """The messages of new updates; the offset kept in the state confirms them."""
+    """The messages of new updates, oldest first; the offset kept in the state confirms
+    them.
+
+    Telegram hands updates over oldest first ("update identifiers ... increase
+    sequentially", core.telegram.org/bots/api#update), so the triggers reverse them into
+    the newest-first list the engine expects. They give no ``Item.at``: a message's
+    ``date`` is only to the second, and a burst within one second would lose the exact
+    order the update ids keep."""
     token = await ctx.require_account(service).token()
     query = {
         "timeout": "0",

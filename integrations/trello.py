@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from contextlib import suppress
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -187,6 +189,14 @@ async def _actions(ctx: PollContext, kind: str) -> tuple[str, list[dict[str, Any
     return board, _list(data, "the board's activity")
 
 
+def _time(value: Any) -> datetime | None:
+    """A time as Trello writes them: ISO 8601 in UTC (``2026-11-22T10:41:06.190Z``)."""
+    with suppress(ValueError):
+        when = datetime.fromisoformat(str(value))
+        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    return None
+
+
 # ---------------------------------------------------------------------- triggers
 
 
@@ -223,6 +233,8 @@ async def new_card_in_list(ctx: PollContext) -> PollResult:
         f"list {list_id}",
         {"fields": "id,name,desc,idList,labels,due,shortLink,shortUrl,url"},
     )
+    # No time of their own for arriving in the list: newest first by creation (a card's
+    # id starts with the time it was made), as the engine expects.
     cards = sorted(_list(data, "the cards"), key=lambda c: str(c["id"]), reverse=True)
     items = [
         # The card id with the list: a card moved out and back in fires again.
@@ -294,6 +306,7 @@ async def card_moved_to_list(ctx: PollContext) -> PollResult:
                     "moved_by": _who(action),
                     "moved_at": action.get("date"),
                 },
+                at=_time(action.get("date")),
             )
         )
     return PollResult(items)
@@ -332,6 +345,7 @@ async def new_comment(ctx: PollContext) -> PollResult:
                     "author": _who(action),
                     "created_at": action.get("date"),
                 },
+                at=_time(action.get("date")),
             )
         )
     return PollResult(items)

@@ -11,6 +11,7 @@ import pytest
 from engine import AuthError, PermanentError, RateLimited, TransientError
 from engine.auth import NEEDS_RECONNECT, AccountSession
 from engine.http import HttpClient
+from engine.poller import oldest_first
 from engine.testing import poll_context, reaction_context
 from integrations import trello
 from tests.integrations.provider import FakeProvider, Reply, load_fixture, serve
@@ -117,6 +118,23 @@ async def test_new_comment_lists_comment_actions(
     assert item.data["card_url"] == "https://trello.com/c/Kl9DpVvB"
     assert set(item.data) == {f.name for f in trello.service.triggers["new_comment"].fields}
     assert api.seen[0].query == {"filter": "commentCard", "limit": "50"}
+
+
+async def test_moves_and_comments_fire_oldest_first_whatever_the_listing_order(
+    api: FakeProvider, http: HttpClient, account: AccountSession
+) -> None:
+    [comment] = fixture("comments.json")
+    earlier = comment | {"id": "673f1a00ddc1b351ef961699", "date": "2026-11-22T08:00:00.000Z"}
+    path = f"/boards/{BOARD}/actions"
+    api.on("GET", path, Reply(fixture("moves.json")[::-1]))  # oldest first: times decide
+    moves = await poll("card_moved_to_list", {"board": BOARD}, http, account)
+    api.on("GET", path, Reply([earlier, comment]))
+    comments = await poll("new_comment", {"board": BOARD}, http, account)
+    assert [i.key for i in oldest_first(moves.items)] == [
+        "673f1b77ddc1b351ef961600",
+        "673f1c02ddc1b351ef961601",
+    ]
+    assert [i.key for i in oldest_first(comments.items)] == [earlier["id"], comment["id"]]
 
 
 async def test_bad_ids_are_refused_before_asking(
