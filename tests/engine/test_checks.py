@@ -12,7 +12,7 @@ from alembic import command
 from sqlalchemy import func, select, text
 
 from engine.app import Engine
-from engine.areas import AreaSpec
+from engine.areas import Area, AreaSpec
 from engine.catalog.service import Item
 from engine.errors import PermanentError, RateLimited, TransientError
 from engine.storage.db import alembic_config, head_revision, migrate_sync, open_sync
@@ -31,6 +31,13 @@ INTERVAL = 60.0
 
 def items(*numbers: int) -> list[Item]:
     return [Item(f"k{n}", {"title": f"item {n}", "n": n}) for n in numbers]
+
+
+async def create(engine: Engine, name: str = "Python blog") -> Area:
+    """A polling area whose scheduled checks wait an hour: the test makes each check."""
+    area = await engine.create_area(AreaSpec.from_dict({**AREA, "name": name}))
+    engine.scheduler.delay_poll(area.id, 3600)
+    return area
 
 
 async def poll(engine: Engine, area_id: str) -> int:
@@ -59,7 +66,7 @@ def sql(engine: Engine, statement: str) -> None:
 async def test_a_failing_then_recovering_trigger_leaves_each_check_with_its_reason_and_next_try(
         engine: Engine) -> None:
     probe.controls.items = items(1, 2)
-    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    area = await create(engine)
     await poll(engine, area.id)
     await poll(engine, area.id)
 
@@ -106,7 +113,7 @@ async def test_a_failing_then_recovering_trigger_leaves_each_check_with_its_reas
 
 
 async def test_a_permanent_failure_is_tried_again_at_the_interval(engine: Engine) -> None:
-    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    area = await create(engine)
     probe.controls.poll_error = PermanentError("https://feed.example/rss answered 404")
     await poll(engine, area.id)
     [check] = await engine.checks(area.id)
@@ -117,7 +124,7 @@ async def test_a_permanent_failure_is_tried_again_at_the_interval(engine: Engine
 
 
 async def test_no_token_or_password_of_a_url_is_kept_in_the_history(engine: Engine) -> None:
-    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    area = await create(engine)
     probe.controls.poll_error = PermanentError(
         "https://me:hunter2@feed.example/rss?token=s3cret answered 404")
     await poll(engine, area.id)
@@ -129,7 +136,7 @@ async def test_no_token_or_password_of_a_url_is_kept_in_the_history(engine: Engi
 
 async def test_a_check_that_found_new_items_is_saved_with_its_events_or_not_at_all(
         engine: Engine) -> None:
-    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    area = await create(engine)
     await poll(engine, area.id)  # primes over nothing
     probe.controls.items = items(1, 2)
     # The database refuses the events: the check is no "new" one, and its items come again.
@@ -153,8 +160,8 @@ async def test_a_check_that_found_new_items_is_saved_with_its_events_or_not_at_a
 
 
 async def test_the_history_keeps_the_newest_checks_of_each_area(engine: Engine) -> None:
-    area = await engine.create_area(AreaSpec.from_dict(AREA))
-    other = await engine.create_area(AreaSpec.from_dict({**AREA, "name": "Other"}))
+    area = await create(engine)
+    other = await create(engine, "Other")
     for _ in range(POLLS_PER_AREA + 5):
         await poll(engine, area.id)
     await poll(engine, other.id)
@@ -167,7 +174,7 @@ async def test_the_history_keeps_the_newest_checks_of_each_area(engine: Engine) 
 
 
 async def test_removing_an_area_removes_its_history(engine: Engine) -> None:
-    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    area = await create(engine)
     await poll(engine, area.id)
     await engine.remove_area(area.id)
     assert await engine.store.checks(area.id) == []
