@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import suppress
+from datetime import UTC, datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -161,6 +163,14 @@ def _photo(photo: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _time(value: Any) -> datetime | None:
+    """A time as Unsplash writes them: ISO 8601 with an offset (``2016-05-03T11:00:28-04:00``)."""
+    with suppress(ValueError):
+        when = datetime.fromisoformat(str(value))
+        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    return None
+
+
 # ---------------------------------------------------------------------- triggers
 
 
@@ -259,9 +269,10 @@ async def new_photo(ctx: PollContext) -> PollResult:
         photos = await _get(ctx, path, f"photographer {username!r}")
     if not isinstance(photos, list):
         raise PermanentError("Unsplash answered without a list of photos")
-    return PollResult(
-        [Item(str(p["id"]), _photo(p)) for p in photos if isinstance(p, dict) and p.get("id")]
-    )
+    return PollResult([
+        Item(str(p["id"]), _photo(p), at=_time(p.get("created_at")))
+        for p in photos if isinstance(p, dict) and p.get("id")
+    ])
 
 
 # ---------------------------------------------------------------------- reactions

@@ -11,6 +11,7 @@ import pytest
 from engine import AuthError, PermanentError, RateLimited, TransientError
 from engine.auth import NEEDS_RECONNECT, AccountSession
 from engine.http import HttpClient
+from engine.poller import oldest_first
 from engine.testing import poll_context, reaction_context
 from integrations import unsplash
 from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, serve
@@ -110,6 +111,18 @@ async def test_new_photo_from_a_photographer(
 
     with pytest.raises(PermanentError, match="Unsplash has no photographer 'nobody_here'"):
         await poll({"username": "nobody_here"}, http, account)
+
+
+async def test_new_photos_fire_oldest_first_whatever_the_listing_order(
+    api: FakeProvider, http: HttpClient, account: AccountSession
+) -> None:
+    found = fixture("search.json")
+    newer, older = found["results"]
+    older["created_at"] = "2025-03-14T13:40:02-04:00"  # Unsplash gives the uploader's offset
+    found["results"] = [older, newer]
+    api.on("GET", "/search/photos", Reply(found))
+    result = await poll({"query": "basil"}, http, account)
+    assert [i.key for i in oldest_first(result.items)] == ["yC-Yzbqy7PY", "Dwu85P9SOIk"]
 
 
 async def test_track_download(api: FakeProvider, http: HttpClient, account: AccountSession) -> None:
