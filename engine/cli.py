@@ -377,6 +377,14 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
             else:
                 sys.stdout.write(yaml.safe_dump(info, sort_keys=False, allow_unicode=True))
             return 0
+        if action == "checks":
+            area = await s.store.area(area_id)
+            checks = await s.store.checks(area_id, args.limit)
+            if args.json:
+                _print_json(checks)
+            else:
+                _print_checks(area.name, checks)
+            return 0
         if action in ("enable", "disable"):
             await s.set_enabled(area_id, action == "enable")
             print(f"{action}d {area_id[:8]}")
@@ -402,6 +410,37 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
             print("saved in the OS keyring")
             return 0
     raise AssertionError(action)  # pragma: no cover
+
+
+#: Why a check's next one is when it is, in words.
+NEXT_WHY = {"interval": "on schedule", "backoff": "backing off after failures",
+            "retry-after": "when the service asked"}
+
+
+def _print_checks(name: str, checks: Sequence[dict[str, Any]]) -> None:
+    """An area's check history as a table, newest first, local times, errors in full."""
+    if not checks:
+        print(f"“{name}” has not been checked yet. Only automations whose trigger looks "
+              "for new items (a feed, a folder, a service's API) are checked; the others "
+              "fire by themselves.")
+        return
+    print(f"Checks of “{name}”, newest first (times are local):")
+    print(f"{'WHEN':19}  {'TOOK':>7}  {'RESULT':12}  {'ITEMS':>5}  {'NEW':>4}  NEXT CHECK")
+    for check in checks:
+        at = check["at"].astimezone()
+        failed = check["outcome"] == "failed"
+        items = "—" if failed else str(check["items"])
+        new = "—" if failed else str(check["new"])
+        after = "—"
+        if check["next_at"] is not None:
+            next_at = check["next_at"].astimezone()
+            when = f"{next_at:%H:%M:%S}" if next_at.date() == at.date() else \
+                f"{next_at:%Y-%m-%d %H:%M:%S}"
+            after = f"{when} ({NEXT_WHY.get(check['next_why'], check['next_why'])})"
+        print(f"{at:%Y-%m-%d %H:%M:%S}  {check['seconds']:>6.2f}s  {check['outcome']:12}  "
+              f"{items:>5}  {new:>4}  {after}")
+        if check["error"]:
+            print(textwrap.indent(textwrap.fill(check["error"], 88), "    "))
 
 
 async def cmd_runs(args: argparse.Namespace, data_dir: Path) -> int:
@@ -580,6 +619,11 @@ def build_parser(quick: bool = False) -> argparse.ArgumentParser:
                          ("remove", "delete an area and its secrets"),
                          ("run", "fire an area once now")):
         asub.add_parser(action, help=text).add_argument("area")
+    p = asub.add_parser("checks", help="the latest checks of an area's trigger: what each "
+                                       "found or why it failed, and when the next is due")
+    p.add_argument("area", help="id, id prefix or name")
+    p.add_argument("--limit", type=int, default=50, help="how many (the last 50 are kept)")
+    p.add_argument("--json", action="store_true")
     p = asub.add_parser("sync", help="show (and with --apply make) the changes a folder "
                                      "written by `export --folder` holds")
     p.add_argument("folder")

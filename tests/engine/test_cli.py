@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import asyncio
 import json
 import subprocess
 import sys
@@ -237,3 +238,61 @@ def test_deferred_names_match_the_type_checking_imports() -> None:
              for node in block.body if isinstance(node, ast.ImportFrom)
              for alias in node.names}
     assert typed == engine._DEFERRED
+
+
+def test_checks_show_each_check_of_an_area_newest_first_with_its_reason(
+        data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.app import Engine
+    from engine.areas import AreaSpec
+    from engine.catalog.service import Item
+    from engine.errors import PermanentError
+    from engine.settings import Settings
+    from tests.engine import probe
+    from tests.engine.conftest import FAST, registry
+
+    async def check_twice() -> None:
+        engine = Engine(data_dir, settings=Settings.from_mapping(FAST), registry=registry())
+        await engine.start()
+        try:
+            area = await engine.create_area(AreaSpec.from_dict({
+                "name": "Python blog", "trigger": {"service": "probe", "trigger": "items"},
+                "reactions": [{"service": "probe", "reaction": "record",
+                               "params": {"text": "x"}}]}))
+            engine.scheduler.delay_poll(area.id, 3600)  # only the checks made here
+            spec = engine.registry.trigger("probe", "items")
+            probe.controls.poll_error = PermanentError(
+                "the feed at https://feed.example/rss?key=s3cret answered 404 Not Found")
+            await engine.poller.poll(area, spec, {}, 900)
+            probe.controls.poll_error = None
+            probe.controls.items = [Item("a", {"title": "a"}), Item("b", {"title": "b"})]
+            await engine.poller.poll(area, spec, {}, 900)
+        finally:
+            await engine.aclose()
+
+    asyncio.run(check_twice())
+    code, out, _ = run(capsys, "areas", "checks", "Python blog")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "Checks of “Python blog”, newest first (times are local):"
+    assert lines[1].split() == ["WHEN", "TOOK", "RESULT", "ITEMS", "NEW", "NEXT", "CHECK"]
+    assert lines[2].split()[3:6] == ["primed", "2", "0"]
+    assert lines[3].split()[3:6] == ["failed", "—", "—"]
+    assert lines[3].endswith("(on schedule)")
+    assert lines[4].strip() == ("the feed at https://feed.example/rss?… answered 404 Not "
+                                "Found")
+    assert "s3cret" not in out
+    code, out, _ = run(capsys, "areas", "checks", "Python blog", "--json", "--limit", "1")
+    [latest] = json.loads(out)
+    assert (latest["outcome"], latest["items"], latest["new"], latest["error"]) == (
+        "primed", 2, 0, None)
+
+
+def test_checks_of_an_area_never_checked_say_which_are(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "area.yaml"
+    source.write_text(yaml.safe_dump(AREA))
+    run(capsys, "areas", "import", str(source))
+    code, out, _ = run(capsys, "areas", "checks", "Notes from a hook")
+    assert code == 0
+    assert out.startswith("“Notes from a hook” has not been checked yet. Only automations "
+                          "whose trigger looks for new items")
