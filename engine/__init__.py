@@ -40,7 +40,7 @@ from engine.errors import (
     WaitUntil,
 )
 from engine.settings import Settings
-from engine.text import html_to_text, redact_url
+from engine.text import html_to_text, iso_time, redact_url
 
 if TYPE_CHECKING:
     from engine.auth.oauth import OAuthClient
@@ -120,6 +120,7 @@ __all__ = [
     "__version__",
     "format_duration",
     "html_to_text",
+    "iso_time",
     "local_file",
     "next_run_may_start",
     "parse_duration",

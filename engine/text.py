@@ -1,8 +1,12 @@
-"""Small text helpers services share: readable text from HTML, URLs safe to show."""
+"""Small text helpers services share: readable text from HTML, URLs safe to show, times
+as providers write them."""
 
 from __future__ import annotations
 
+from contextlib import suppress
+from datetime import UTC, datetime
 from html.parser import HTMLParser
+from typing import Any
 from urllib.parse import urlsplit
 
 _HIDDEN = frozenset({"script", "style", "template"})
@@ -49,3 +53,13 @@ def redact_url(url: str) -> str:
     """The URL without its query string, which may carry a token."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?…" if parts.query else "")
+
+
+def iso_time(value: Any) -> datetime | None:
+    """An ISO 8601 / RFC 3339 time as APIs write them (``2025-03-14T09:26:53Z``,
+    ``…53.123+00:00``, ``…-04:00``) as an aware UTC datetime, e.g. for ``Item.at``;
+    one without an offset is taken as UTC. None when it is not such a time."""
+    with suppress(ValueError, TypeError):
+        when = datetime.fromisoformat(str(value))
+        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    return None

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from contextlib import suppress
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -26,6 +24,7 @@ from engine import (
     Service,
     ServiceError,
     TransientError,
+    iso_time,
 )
 
 if TYPE_CHECKING:
@@ -195,17 +194,10 @@ def _message_data(message: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _time(value: Any) -> datetime | None:
-    """An ISO 8601 time as Discord writes them (``2026-11-22T03:10:11.123000+00:00``)."""
-    with suppress(ValueError):
-        when = datetime.fromisoformat(str(value))
-        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
-    return None
-
 
 def _message_item(data: dict[str, Any]) -> Item:
     """A message as an item: it fires in the order the messages were sent."""
-    return Item(key=data["message_id"], data=data, at=_time(data["timestamp"]))
+    return Item(key=data["message_id"], data=data, at=iso_time(data["timestamp"]))
 
 
 async def _messages(ctx: PollContext) -> list[dict[str, Any]]:
@@ -367,7 +359,7 @@ async def new_member(ctx: PollContext) -> PollResult:
             "joined_at": str(member.get("joined_at") or ""),
             "guild_id": guild,
         }
-        items.append(Item(key=user_id, data=data, at=_time(data["joined_at"])))
+        items.append(Item(key=user_id, data=data, at=iso_time(data["joined_at"])))
     # The list is by user id; newest joiners first, as the engine expects without times.
     items.sort(key=lambda item: str(item.data["joined_at"]), reverse=True)
     return PollResult(items=items)

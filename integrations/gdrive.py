@@ -8,8 +8,6 @@ import mimetypes
 import re
 import secrets
 from collections.abc import Mapping
-from contextlib import suppress
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
@@ -29,6 +27,7 @@ from engine import (
     ReactionContext,
     Service,
     TransientError,
+    iso_time,
     local_file,
     read_chunk,
 )
@@ -219,13 +218,6 @@ def _file(data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _time(value: Any) -> datetime | None:
-    """A time as Drive writes them: RFC 3339 in UTC (``2025-03-14T09:26:53.000Z``)."""
-    with suppress(ValueError):
-        when = datetime.fromisoformat(str(value))
-        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
-    return None
-
 
 async def _list(ctx: PollContext, q: str, order_by: str, what: str) -> list[dict[str, Any]]:
     """One page of ``files.list`` (the newest ``PAGE_SIZE`` by ``order_by``)."""
@@ -268,7 +260,8 @@ def _in_folder(folder: str) -> str:
 async def new_file_in_folder(ctx: PollContext) -> PollResult:
     folder = _folder_id(ctx.params.get("folder"))
     files = await _list(ctx, _in_folder(folder), "createdTime desc", f"folder {folder}")
-    return PollResult([Item(str(f["id"]), _file(f), at=_time(f.get("createdTime"))) for f in files])
+    return PollResult([Item(str(f["id"]), _file(f), at=iso_time(f.get("createdTime")))
+                       for f in files])
 
 
 @service.poll_trigger(
@@ -285,7 +278,7 @@ async def file_changed(ctx: PollContext) -> PollResult:
     folder = _folder_id(ctx.params.get("folder"))
     files = await _list(ctx, _in_folder(folder), "modifiedTime desc", f"folder {folder}")
     return PollResult([
-        Item(f"{f['id']}@{f.get('modifiedTime')}", _file(f), at=_time(f.get("modifiedTime")))
+        Item(f"{f['id']}@{f.get('modifiedTime')}", _file(f), at=iso_time(f.get("modifiedTime")))
         for f in files
     ])
 
@@ -316,7 +309,7 @@ async def shared_with_me(ctx: PollContext) -> PollResult:
             "shared_by_email": sharer.get("emailAddress"),
             "shared_at": f.get("sharedWithMeTime"),
         }
-        items.append(Item(str(f["id"]), data, at=_time(f.get("sharedWithMeTime"))))
+        items.append(Item(str(f["id"]), data, at=iso_time(f.get("sharedWithMeTime"))))
     return PollResult(items)
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from contextlib import suppress
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -26,6 +24,7 @@ from engine import (
     ReactionContext,
     Service,
     TransientError,
+    iso_time,
 )
 
 if TYPE_CHECKING:
@@ -246,13 +245,6 @@ def _login(user: Any) -> str:
     return str(user.get("login") or "") if isinstance(user, dict) else ""
 
 
-def _time(value: Any) -> datetime | None:
-    """A time as GitHub writes them: ISO 8601 in UTC (``2025-03-14T09:26:53Z``)."""
-    with suppress(ValueError):
-        when = datetime.fromisoformat(str(value))
-        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
-    return None
-
 
 def _cut(text: Any) -> str:
     value = str(text or "")
@@ -328,7 +320,7 @@ async def new_issue(ctx: PollContext) -> PollResult:
                     "created_at": issue.get("created_at"),
                     "repo": f"{owner}/{name}",
                 },
-                at=_time(issue.get("created_at")),
+                at=iso_time(issue.get("created_at")),
             )
         )
     return PollResult(items)
@@ -379,7 +371,7 @@ async def new_pull_request(ctx: PollContext) -> PollResult:
                     "created_at": pull.get("created_at"),
                     "repo": f"{owner}/{name}",
                 },
-                at=_time(pull.get("created_at")),
+                at=iso_time(pull.get("created_at")),
             )
         )
     return PollResult(items)
@@ -454,7 +446,7 @@ async def new_star(ctx: PollContext) -> PollResult:
                     "starred_at": starred_at,
                     "repo": f"{owner}/{name}",
                 },
-                at=_time(starred_at),
+                at=iso_time(starred_at),
             )
         )
     return PollResult(items)
@@ -520,7 +512,7 @@ async def new_release(ctx: PollContext) -> PollResult:
                     "published_at": release.get("published_at"),
                     "repo": f"{owner}/{name}",
                 },
-                at=_time(release.get("published_at")),  # GitHub lists them by creation
+                at=iso_time(release.get("published_at")),  # GitHub lists them by creation
             )
         )
     return PollResult(items)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from contextlib import suppress
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from engine import (
@@ -25,6 +23,7 @@ from engine import (
     ReactionContext,
     Service,
     TransientError,
+    iso_time,
 )
 
 if TYPE_CHECKING:
@@ -252,13 +251,6 @@ def _page_data(page: Mapping[str, Any], database: str) -> dict[str, Any]:
     }
 
 
-def _time(value: Any) -> datetime | None:
-    """A time as Notion writes them: ISO 8601 in UTC (``2025-03-14T09:26:00.000Z``)."""
-    with suppress(ValueError):
-        when = datetime.fromisoformat(str(value))
-        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
-    return None
-
 
 async def _query(ctx: PollContext, timestamp: str) -> tuple[str, list[dict[str, Any]]]:
     database = _notion_id(ctx.params["database"], "database")
@@ -303,7 +295,7 @@ _PAGE_FIELDS = [
 async def new_page_in_database(ctx: PollContext) -> PollResult:
     database, pages = await _query(ctx, "created_time")
     return PollResult([
-        Item(str(p["id"]), _page_data(p, database), at=_time(p.get("created_time")))
+        Item(str(p["id"]), _page_data(p, database), at=iso_time(p.get("created_time")))
         for p in pages
     ])
 
@@ -337,7 +329,7 @@ async def page_property_changed(ctx: PollContext) -> PollResult:
         edited = page.get("last_edited_time")
         if not wanted:
             data["value"] = ""
-            items.append(Item(f"{page['id']}@{edited}", data, at=_time(edited)))
+            items.append(Item(f"{page['id']}@{edited}", data, at=iso_time(edited)))
             continue
         if wanted not in data["properties"]:
             raise PermanentError(
@@ -345,7 +337,7 @@ async def page_property_changed(ctx: PollContext) -> PollResult:
                 f"header (it has: {', '.join(sorted(data['properties']))})"
             )
         data["value"] = data["properties"][wanted]
-        items.append(Item(f"{page['id']}#{wanted}={data['value']}", data, at=_time(edited)))
+        items.append(Item(f"{page['id']}#{wanted}={data['value']}", data, at=iso_time(edited)))
     return PollResult(items)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -25,6 +24,7 @@ from engine import (
     ReactionContext,
     Service,
     TransientError,
+    iso_time,
 )
 
 if TYPE_CHECKING:
@@ -192,13 +192,6 @@ def _object(resp: HttpResponse, what: str) -> dict[str, Any]:
     return data
 
 
-def _time(value: Any) -> datetime | None:
-    """A time as Spotify writes them: ISO 8601 in UTC (``2025-03-14T09:26:53Z``)."""
-    with suppress(ValueError):
-        when = datetime.fromisoformat(str(value))
-        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
-    return None
-
 
 def _names(things: Any) -> str:
     return ", ".join(str(t.get("name")) for t in things or [] if isinstance(t, dict))
@@ -237,7 +230,7 @@ async def new_saved_track(ctx: PollContext) -> PollResult:
             continue
         added = entry.get("added_at")
         data = {**_track(track), "added_at": added}
-        items.append(Item(f"{track['id']}@{added}", data, at=_time(added)))
+        items.append(Item(f"{track['id']}@{added}", data, at=iso_time(added)))
     return PollResult(items)
 
 
@@ -296,7 +289,7 @@ async def new_track_in_playlist(ctx: PollContext) -> PollResult:
                     "added_by": adder.get("id") if isinstance(adder, dict) else None,
                     "playlist_id": playlist,
                 },
-                at=_time(added),
+                at=iso_time(added),
             )
         )
     return PollResult(items)

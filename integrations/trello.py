@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from contextlib import suppress
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -22,6 +20,7 @@ from engine import (
     PollResult,
     ReactionContext,
     Service,
+    iso_time,
 )
 
 if TYPE_CHECKING:
@@ -189,13 +188,6 @@ async def _actions(ctx: PollContext, kind: str) -> tuple[str, list[dict[str, Any
     return board, _list(data, "the board's activity")
 
 
-def _time(value: Any) -> datetime | None:
-    """A time as Trello writes them: ISO 8601 in UTC (``2026-11-22T10:41:06.190Z``)."""
-    with suppress(ValueError):
-        when = datetime.fromisoformat(str(value))
-        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
-    return None
-
 
 # ---------------------------------------------------------------------- triggers
 
@@ -306,7 +298,7 @@ async def card_moved_to_list(ctx: PollContext) -> PollResult:
                     "moved_by": _who(action),
                     "moved_at": action.get("date"),
                 },
-                at=_time(action.get("date")),
+                at=iso_time(action.get("date")),
             )
         )
     return PollResult(items)
@@ -345,7 +337,7 @@ async def new_comment(ctx: PollContext) -> PollResult:
                     "author": _who(action),
                     "created_at": action.get("date"),
                 },
-                at=_time(action.get("date")),
+                at=iso_time(action.get("date")),
             )
         )
     return PollResult(items)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import suppress
-from datetime import UTC, datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -24,6 +22,7 @@ from engine import (
     ReactionContext,
     Service,
     TransientError,
+    iso_time,
 )
 
 if TYPE_CHECKING:
@@ -163,13 +162,6 @@ def _photo(photo: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _time(value: Any) -> datetime | None:
-    """A time as Unsplash writes them: ISO 8601 with an offset (``2016-05-03T11:00:28-04:00``)."""
-    with suppress(ValueError):
-        when = datetime.fromisoformat(str(value))
-        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
-    return None
-
 
 # ---------------------------------------------------------------------- triggers
 
@@ -270,7 +262,7 @@ async def new_photo(ctx: PollContext) -> PollResult:
     if not isinstance(photos, list):
         raise PermanentError("Unsplash answered without a list of photos")
     return PollResult([
-        Item(str(p["id"]), _photo(p), at=_time(p.get("created_at")))
+        Item(str(p["id"]), _photo(p), at=iso_time(p.get("created_at")))
         for p in photos if isinstance(p, dict) and p.get("id")
     ])
 
