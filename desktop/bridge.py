@@ -343,6 +343,16 @@ class EngineBridge(QObject):
         """A journaled event (its payload, source and time)."""
         return await self.call(self.engine.store.event(event_id))
 
+    async def checks(self, area_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest checks of an area's polling trigger, newest first (outcome, items,
+        new, error, when the next was due and why then)."""
+        return await self.call(self.engine.checks(area_id, limit))
+
+    async def failing_checks(self) -> list[dict[str, Any]]:
+        """The areas whose trigger's checks fail now: name, the streak's first error,
+        since, failures in a row, the next try and why then."""
+        return await self.call(self.engine.failing_checks())
+
     # ----------------------------------------------------------------- actions
 
     async def save_area(self, spec: AreaSpec, area_id: str | None = None) -> Area:
