@@ -7,7 +7,7 @@ import secrets as _secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from engine import templates
 from engine.catalog.params import Param, parse_duration
@@ -215,48 +215,61 @@ def check_area(
     has_secret: Callable[[str, str], bool] = lambda slot, name: False,
     accounts: Sequence[KnownAccount] = (),
 ) -> Checked:
-    """Validate everything before save; the error names the exact place and problem.
+    """Validate everything before save. Every problem found is said at once (one
+    ValidationError naming its place, or SeveralProblems holding each): a problem that
+    makes later checks meaningless (an unknown trigger) skips only those checks.
 
     ``accounts`` are the connected accounts: a step of a service that acts as an
     account must name one of that service (by id or by name); it is stored by id."""
+    problems: list[ValidationError] = []
     if not spec.name:
-        raise ValidationError("name", "give the area a name")
-    if len(spec.name) > 200:
-        raise ValidationError("name", "keep the name under 200 characters")
+        problems.append(ValidationError("name", "give the area a name"))
+    elif len(spec.name) > 200:
+        problems.append(ValidationError("name", "keep the name under 200 characters"))
     if spec.catch_up not in CATCH_UP:
-        raise ValidationError("catch_up", f"must be one of: {', '.join(CATCH_UP)}")
+        problems.append(ValidationError("catch_up", f"must be one of: {', '.join(CATCH_UP)}"))
     for i, step in enumerate(spec.reactions):
         if not step.uid:
             spec.reactions[i] = replace(step, uid=new_uid())
-    try:
-        trigger = registry.trigger(spec.trigger.service, spec.trigger.action)
-    except CatalogError as exc:
-        raise ValidationError("trigger", str(exc)) from None
     found: dict[tuple[str, str], str] = {}
-    clean = _check_params(trigger.params, spec.trigger, TRIGGER_SLOT, "trigger.params",
-                          in_reaction=False, trigger_fields=None, earlier=[],
-                          has_secret=has_secret, found=found)
-    spec.trigger = replace(spec.trigger, params=clean, account=link_account(
-        spec.trigger, registry.service(spec.trigger.service), "trigger", accounts))
-    if trigger.kind is TriggerKind.SCHEDULE and trigger.schedule is not None:
-        try:  # the schedule itself may refuse a combination (time zone, day names)
-            trigger.schedule(clean)
-        except ValidationError as exc:
-            raise exc.at("trigger.params") from None
-        except ValueError as exc:
-            raise ValidationError("trigger.params", str(exc)) from None
-    if spec.interval is not None:
-        if trigger.kind is not TriggerKind.POLL:
-            raise ValidationError("interval", "only polling triggers have an interval")
-        if spec.interval < trigger.min_interval:
-            raise ValidationError("interval", f"poll at most every {trigger.min_interval:g} "
-                                              f"seconds for {trigger.name}")
-    trigger_fields = [f.name for f in trigger.fields]
+    trigger_fields: list[str] = []
+    try:
+        trigger: TriggerSpec | None = registry.trigger(spec.trigger.service,
+                                                       spec.trigger.action)
+    except CatalogError as exc:
+        problems.append(ValidationError("trigger", str(exc)))
+        trigger = None
+    if trigger is not None:
+        before = len(problems)
+        clean = _check_params(trigger.params, spec.trigger, TRIGGER_SLOT, "trigger.params",
+                              in_reaction=False, trigger_fields=None, earlier=[],
+                              has_secret=has_secret, found=found, problems=problems)
+        params_fine = len(problems) == before
+        account = _gather(problems, lambda: link_account(
+            spec.trigger, registry.service(spec.trigger.service), "trigger", accounts))
+        spec.trigger = replace(spec.trigger, params=clean, account=account)
+        if params_fine and trigger.kind is TriggerKind.SCHEDULE and trigger.schedule:
+            try:  # the schedule itself may refuse a combination (time zone, day names)
+                trigger.schedule(clean)
+            except ValidationError as exc:
+                problems.append(exc.at("trigger.params"))
+            except ValueError as exc:
+                problems.append(ValidationError("trigger.params", str(exc)))
+        if spec.interval is not None:
+            if trigger.kind is not TriggerKind.POLL:
+                problems.append(ValidationError("interval",
+                                                "only polling triggers have an interval"))
+            elif spec.interval < trigger.min_interval:
+                problems.append(ValidationError(
+                    "interval", f"poll at most every {trigger.min_interval:g} seconds for "
+                                f"{trigger.name}"))
+        trigger_fields = [f.name for f in trigger.fields]
     if spec.condition:
-        templates.check(spec.condition, trigger_fields=trigger_fields or None,
-                        where="condition")
+        condition = spec.condition
+        _gather(problems, lambda: templates.check(
+            condition, trigger_fields=trigger_fields or None, where="condition"))
     if not spec.reactions:
-        raise ValidationError("reactions", "add at least one reaction")
+        problems.append(ValidationError("reactions", "add at least one reaction"))
     reactions: list[ReactionSpec] = []
     earlier: list[list[str]] = []
     for i, step in enumerate(spec.reactions):
@@ -264,21 +277,43 @@ def check_area(
         try:
             reaction = registry.reaction(step.service, step.action)
         except CatalogError as exc:
-            raise ValidationError(where, str(exc)) from None
+            problems.append(ValidationError(where, str(exc)))
+            earlier.append([])  # its fields are unknown: later references go unchecked
+            continue
         if reaction.requires_setting and not getattr(settings, reaction.requires_setting):
             label = next(p.label for p in Settings.params()
                          if p.name == reaction.requires_setting)
-            raise ValidationError(where, f"{reaction.name} is off: turn on '{label}' in "
-                                         "settings first")
+            problems.append(ValidationError(where, f"{reaction.name} is off: turn on "
+                                                   f"'{label}' in settings first"))
         clean = _check_params(reaction.params, step, step.uid, f"{where}.params",
                               in_reaction=True, trigger_fields=trigger_fields,
-                              earlier=earlier, has_secret=has_secret, found=found)
-        spec.reactions[i] = replace(step, params=clean, account=link_account(
-            step, registry.service(step.service), where, accounts,
-            optional=reaction.account_optional))
+                              earlier=earlier, has_secret=has_secret, found=found,
+                              problems=problems)
+        try:
+            account = link_account(step, registry.service(step.service), where, accounts,
+                                   optional=reaction.account_optional)
+        except ValidationError as exc:
+            problems.append(exc)
+            account = step.account
+        spec.reactions[i] = replace(step, params=clean, account=account)
         reactions.append(reaction)
         earlier.append([f.name for f in reaction.fields])
+    if problems:
+        raise ValidationError.of(problems)
+    assert trigger is not None  # an unknown trigger is a problem
     return Checked(spec, trigger, reactions, found)
+
+
+T = TypeVar("T")
+
+
+def _gather(problems: list[ValidationError], check: Callable[[], T]) -> T | None:
+    """``check()``'s result; a ValidationError it raises is added to ``problems``."""
+    try:
+        return check()
+    except ValidationError as exc:
+        problems.extend(exc.problems)
+        return None
 
 
 def _check_params(
@@ -292,12 +327,14 @@ def _check_params(
     earlier: list[list[str]],
     has_secret: Callable[[str, str], bool],
     found: dict[tuple[str, str], str],
+    problems: list[ValidationError],
 ) -> dict[str, Any]:
+    """The step's parameters checked; each one's problem is added to ``problems``."""
     declared = {p.name: p for p in params}
     for name in step.params:
         if name not in declared:
-            raise ValidationError(f"{where}.{name}",
-                                  CatalogError.unknown("parameter", name, declared).args[0])
+            problems.append(ValidationError(
+                f"{where}.{name}", CatalogError.unknown("parameter", name, declared).args[0]))
     out: dict[str, Any] = {}
     for param in params:
         value = step.params.get(param.name)
@@ -306,19 +343,23 @@ def _check_params(
             if value not in (None, ""):
                 found[(slot, param.name)] = str(value)
             elif param.required and not has_secret(slot, param.name):
-                raise ValidationError(at, f"{param.label} is required")
+                problems.append(ValidationError(at, f"{param.label} is required"))
             out[param.name] = None
             continue
         if (param.may_template(in_reaction) and isinstance(value, str)
                 and templates.is_template(value)):
-            templates.check(value, trigger_fields=trigger_fields or None,
-                            reaction_fields=earlier, where=at)
+            try:
+                templates.check(value, trigger_fields=trigger_fields or None,
+                                reaction_fields=earlier, where=at)
+            except ValidationError as exc:
+                problems.append(exc)
             out[param.name] = value
             continue
         try:
             out[param.name] = param.validate(value)
         except ValidationError as exc:
-            raise ValidationError(at, exc.problem) from None
+            problems.append(ValidationError(at, exc.problem))
+            out[param.name] = value
     return out
 
 

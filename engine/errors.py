@@ -5,7 +5,8 @@
      │    └── EngineLocked      another engine already runs on this data folder
      ├── CatalogError           unknown service / trigger / reaction
      ├── ValidationError        an area or a parameter is wrong (names which one)
-     │    └── TemplateError     a template does not compile, escapes, or is too big
+     │    ├── TemplateError     a template does not compile, escapes, or is too big
+     │    └── SeveralProblems   more than one of them, each said at once
      ├── ImportRefused          an import in which some areas are wrong: none was made
      ├── SecretError            the OS keyring is missing or refused
      ├── StorageError           a write could not be made durable
@@ -22,7 +23,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 
@@ -68,9 +69,41 @@ class ValidationError(HooklineError):
         where = f"{prefix}.{self.where}" if self.where else prefix
         return type(self)(where, self.problem)
 
+    @property
+    def problems(self) -> list[ValidationError]:
+        """Each problem this error reports (one, but for SeveralProblems)."""
+        return [self]
+
+    @staticmethod
+    def of(problems: Sequence[ValidationError]) -> ValidationError:
+        """One error that reports ``problems`` (at least one): the problem itself when
+        there is only one, so its message reads as before."""
+        if len(problems) == 1:
+            return problems[0]
+        return SeveralProblems(problems)
+
 
 class TemplateError(ValidationError):
     """A template that does not compile, uses unknown names, escapes, or is too big."""
+
+
+class SeveralProblems(ValidationError):
+    """Several things entered are wrong: every one is said at once, so a user fixes
+    them all in one go. ``where`` and ``problem`` are the first one's (for callers
+    that show one); ``problems`` holds each."""
+
+    def __init__(self, problems: Sequence[ValidationError]) -> None:
+        first = problems[0]
+        super().__init__(first.where, first.problem)
+        self._problems = [p for each in problems for p in each.problems]
+        self.args = ("; ".join(str(p) for p in self._problems),)
+
+    @property
+    def problems(self) -> list[ValidationError]:
+        return list(self._problems)
+
+    def at(self, prefix: str) -> ValidationError:
+        return SeveralProblems([p.at(prefix) for p in self._problems])
 
 
 class ImportRefused(HooklineError):
