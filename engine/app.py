@@ -7,7 +7,7 @@ import logging
 import secrets as _secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,27 @@ BACKUP_CHECK_EVERY = 3600.0
 
 def secret_ref(area_id: str, slot: str, name: str) -> str:
     return f"area/{area_id}/{slot}/{name}"
+
+
+#: The field of a push trigger's payload that a pasted sample body stands in for.
+BODY_FIELDS = ("body", "payload")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """An event to try an area with (Test, Run now), and where it came from.
+
+    Attributes:
+        payload: the trigger's payload.
+        source: ``trigger`` (a poll's newest item, a timer firing now), ``delivery``
+            (the area's last real delivery), ``pasted`` (a body the user gave) or
+            ``example`` (the trigger's example values).
+        note: what to tell the user about it (None: nothing to say).
+    """
+
+    payload: dict[str, Any]
+    source: str
+    note: str | None = None
 
 
 class Engine:
@@ -402,10 +423,11 @@ class Engine:
         area = self.area(area_id)
         spec = self.registry.trigger(area.spec.trigger.service, area.spec.trigger.action)
         if payload is None:
-            payload, nothing = await self._sample_payload(area, spec)
-            if nothing is not None:
-                raise HooklineError(f"nothing to run: {nothing}; Run now sends the newest "
-                                    "item, so try again once there is one")
+            sample = await self._sample_payload(area, spec)
+            if sample.source == "example" and spec.kind is TriggerKind.POLL:
+                raise HooklineError(f"nothing to run: {sample.note}; Run now sends the "
+                                    "newest item, so try again once there is one")
+            payload = sample.payload
         events = await self.journal.append([NewEvent(area.id, "manual", dict(payload))])
         self._dispatch(events)
         return events
@@ -419,20 +441,35 @@ class Engine:
         self._dispatch(events)
         return events
 
+    async def sample(self, spec: AreaSpec, area_id: str | None = None,
+                     body: Any = None) -> Sample:
+        """The event Test would try ``spec`` with (the editor offers its fields): for a
+        push trigger the area's last delivery, or ``body`` (a sample the user pasted)
+        in its trigger's payload."""
+        trigger = self.registry.trigger(spec.trigger.service, spec.trigger.action)
+        return await self._sample_payload(Area(area_id or "draft", spec), trigger, body=body)
+
     async def test_area(self, spec: AreaSpec, payload: Mapping[str, Any] | None = None,
-                        area_id: str | None = None, live: bool = False) -> dict[str, Any]:
+                        area_id: str | None = None, live: bool = False, *,
+                        body: Any = None) -> dict[str, Any]:
         """A dry run: what the condition says and what each reaction would send.
         Nothing is saved, no seen-keys are touched, no reaction runs — unless ``live``,
-        when the reactions run for real (still nothing recorded)."""
+        when the reactions run for real (still nothing recorded). Without ``payload``
+        the event is chosen as ``sample`` does (``body``: a pasted sample body); the
+        result says which (``sample``, ``note``)."""
         checked = await self.check(spec, area_id)
         area = Area(area_id or "draft", checked.spec)
-        nothing = None
+        sample = None
         if payload is None:
-            payload, nothing = await self._sample_payload(area, checked.trigger, draft=checked)
+            sample = await self._sample_payload(area, checked.trigger, draft=checked,
+                                                body=body)
+            payload = sample.payload
         outputs: list[Any] = []
         result: dict[str, Any] = {"trigger": dict(payload), "condition": None, "reactions": []}
-        if nothing is not None:  # said, so the examples are not taken for real data
-            result["note"] = f"{nothing}: the trigger's example values stand in for an item"
+        if sample is not None:  # said, so examples are not taken for real data
+            result["sample"] = sample.source
+            if sample.note is not None:
+                result["note"] = sample.note
         if spec.condition:
             from engine import templates
 
@@ -477,11 +514,11 @@ class Engine:
 
         return resolve
 
-    async def _sample_payload(self, area: Area, spec: TriggerSpec, draft: Checked | None = None
-                              ) -> tuple[dict[str, Any], str | None]:
+    async def _sample_payload(self, area: Area, spec: TriggerSpec, draft: Checked | None = None,
+                              body: Any = None) -> Sample:
         """An event to try the area with: a poll trigger's newest item, a timer's firing
-        now, or the trigger's example values; and, when a poll trigger found nothing,
-        what to tell the user (the examples then stand in)."""
+        now, a push trigger's pasted ``body`` or last delivery, or else the trigger's
+        example values (then saying why, so they are not taken for real data)."""
         examples = {f.name: f.example for f in spec.fields}
         if spec.kind is TriggerKind.POLL and spec.poll is not None:
             from engine.catalog.context import PollContext
@@ -492,14 +529,37 @@ class Engine:
                               account=await self._account(area.spec.trigger), dry_run=True)
             result = await spec.poll(ctx)
             if result.items:
-                return dict(result.items[0].data), None
+                return Sample(dict(result.items[0].data), "trigger")
             service = self.registry.services.get(area.spec.trigger.service)
             name = service.name if service is not None else area.spec.trigger.service
-            return examples, f"{name}: “{spec.name}” found nothing right now"
+            return Sample(examples, "example", f"{name}: “{spec.name}” found nothing right "
+                                               "now: the trigger's example values stand in "
+                                               "for an item")
         if spec.kind is TriggerKind.SCHEDULE:
             now = utcnow().isoformat()
-            return {"scheduled_for": now, "fired_at": now, "catch_up": False, "missed": 0}, None
-        return examples, None
+            return Sample({"scheduled_for": now, "fired_at": now, "catch_up": False,
+                           "missed": 0}, "trigger")
+        if spec.kind is TriggerKind.PUSH:
+            return await self._push_sample(area, examples, body)
+        return Sample(examples, "example")
+
+    async def _push_sample(self, area: Area, examples: dict[str, Any], body: Any) -> Sample:
+        """A pasted body in the trigger's payload, else the area's last delivery."""
+        if body is not None:
+            payload = dict(examples)
+            payload[next((f for f in BODY_FIELDS if f in examples), "body")] = body
+            if "received_at" in payload:
+                payload["received_at"] = utcnow().isoformat(timespec="seconds")
+            return Sample(payload, "pasted", "Tested with the sample body you pasted")
+        last = (await self.store.last_event(area.id, "webhook")
+                if area.id in self._areas else None)
+        if last is not None:
+            received = last["received_at"].astimezone()
+            return Sample(dict(last["payload"]), "delivery",
+                          f"Tested with the last delivery, received {received:%Y-%m-%d %H:%M:%S}")
+        return Sample(examples, "example",
+                      "No request has arrived yet: the trigger's example values stand in "
+                      "(paste a sample body to test with your own data)")
 
     async def _trigger_params(self, area: Area, spec: TriggerSpec,
                               draft: Checked | None = None) -> dict[str, Any]:
@@ -830,4 +890,4 @@ class Engine:
 
 
 
-__all__ = ["ConfigError", "Engine", "secret_ref"]
+__all__ = ["ConfigError", "Engine", "Sample", "secret_ref"]

@@ -148,6 +148,14 @@ class Store:
             raise NotFound(f"no event #{event_id} (it may have been removed by retention)")
         return dict(row._mapping)
 
+    async def last_event(self, area_id: str, source: str) -> dict[str, Any] | None:
+        """The area's newest event from ``source`` (its payload, when it arrived)."""
+        query = (select(events).where(events.c.area_id == area_id, events.c.source == source)
+                 .order_by(events.c.id.desc()).limit(1))
+        async with self.db.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return dict(row._mapping) if row is not None else None
+
     async def pending_events(self) -> list[dict[str, Any]]:
         async with self.db.connect() as conn:
             rows = await conn.execute(

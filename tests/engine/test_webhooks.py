@@ -247,3 +247,39 @@ async def test_github_signature_is_checked_before_anything_is_stored(engine: Eng
     await engine.wait_idle()
     # Two good deliveries with the same X-GitHub-Delivery: one run.
     assert [r["text"] for r in probe.controls.received] == ["issues abc-1"]
+
+
+async def test_a_dry_run_uses_the_last_delivery_once_one_came(engine: Engine) -> None:
+    area_id, url = await _area(engine)
+    spec = engine.area(area_id).spec
+    before = await engine.test_area(spec, area_id=area_id)
+    assert before["sample"] == "example" and before["trigger"] == {"title": "hello", "n": 1}
+    assert before["note"].startswith("No request has arrived yet")
+    finished = next_message(engine, RUN_FINISHED)
+    async with aiohttp.ClientSession() as session:
+        for title in ("first", "the newest"):
+            async with session.post(url, json={"title": title, "n": 2}) as resp:
+                assert resp.status == 202
+    await finished
+    result = await engine.test_area(spec, area_id=area_id)
+    assert result["sample"] == "delivery"
+    assert result["trigger"] == {"title": "the newest", "n": 2}
+    assert result["note"].startswith("Tested with the last delivery, received 20")
+    assert result["reactions"][0]["would_send"]["text"] == "got the newest"
+    # A draft (not saved yet) has had no delivery: the examples stand in.
+    draft = await engine.test_area(spec)
+    assert draft["sample"] == "example"
+
+
+async def test_a_pasted_body_takes_the_place_of_a_webhook_body(engine: Engine) -> None:
+    spec = AreaSpec.from_dict({
+        "name": "Pasted", "trigger": {"service": "webhook", "trigger": "incoming"},
+        "reactions": [{"service": "probe", "reaction": "record",
+                       "params": {"text": "{{ trigger.body.user.name }}"}}]})
+    sample = await engine.sample(spec, body={"user": {"name": "Ada"}})
+    assert sample.source == "pasted"
+    assert sample.payload["body"] == {"user": {"name": "Ada"}}
+    assert set(sample.payload) == {"body", "headers", "query", "content_type", "received_at"}
+    result = await engine.test_area(spec, body={"user": {"name": "Ada"}})
+    assert result["reactions"][0]["would_send"]["text"] == "Ada"
+    assert result["note"] == "Tested with the sample body you pasted"
