@@ -17,9 +17,10 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QMetaMethod, QObject, Qt, Signal
 
 from desktop.engine_thread import EngineThread
+from desktop.forms import FieldChoice, payload_choices
 from desktop.state import PAUSED_AREAS, DesktopState
 from engine import bus as topics
-from engine.app import Engine, secret_ref
+from engine.app import Engine, Sample, secret_ref
 from engine.areas import Area, AreaSpec
 from engine.auth.accounts import Removal
 from engine.auth.session import Account
@@ -374,8 +375,22 @@ class EngineBridge(QObject):
         return await self.call(self.engine.run_now(area_id))
 
     async def test_area(self, spec: AreaSpec, payload: Mapping[str, Any] | None = None,
-                        area_id: str | None = None, live: bool = False) -> dict[str, Any]:
-        return await self.call(self.engine.test_area(spec, payload, area_id, live=live))
+                        area_id: str | None = None, live: bool = False, *,
+                        body: Any = None) -> dict[str, Any]:
+        return await self.call(self.engine.test_area(spec, payload, area_id, live=live,
+                                                     body=body))
+
+    async def sample_choices(self, spec: AreaSpec, area_id: str | None = None,
+                             body: Any = None) -> tuple[Sample, tuple[FieldChoice, ...]]:
+        """The event Test would use (a push trigger's last delivery, or ``body``) and
+        the fields in it a template may insert, read and flattened on the engine's
+        thread (a delivery may be large)."""
+
+        async def read() -> tuple[Sample, tuple[FieldChoice, ...]]:
+            sample = await self.engine.sample(spec, area_id, body)
+            return sample, payload_choices(sample.payload)
+
+        return await self.call(read())
 
     async def replay(self, event_id: int, area_id: str | None = None) -> list[Journaled]:
         return await self.call(self.engine.replay(event_id, area_id))

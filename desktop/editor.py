@@ -9,7 +9,7 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -35,6 +35,7 @@ from desktop import dialogs
 from desktop.bridge import EngineBridge
 from desktop.forms import (
     Available,
+    FieldGroup,
     ParamField,
     ParamForm,
     error_color,
@@ -44,7 +45,7 @@ from desktop.forms import (
 from desktop.icons import service_icon
 from desktop.tasks import WidgetTasks
 from desktop.wheel import guard_inputs
-from engine.areas import AreaSpec
+from engine.areas import AreaSpec, Step
 from engine.catalog.params import Param, ParamType, format_duration, parse_duration
 from engine.catalog.service import ReactionSpec, Service, TriggerKind, TriggerSpec
 from engine.errors import CatalogError, HooklineError, ValidationError
@@ -72,6 +73,13 @@ CONDITION = Param(
 NAME = Param("name", ParamType.TEXT, "Name", example="Morning reminder")
 #: The answers to "Discard changes?" when closing with unsaved changes.
 SAVE, DISCARD, KEEP_EDITING = "Save", "Discard", "Keep editing"
+#: The largest sample body taken (as the webhook listener's default limit).
+SAMPLE_LIMIT = 1024 * 1024
+SAMPLE_EXAMPLE = '{"title": "Hello", "user": {"name": "Ada"}}'
+#: What the test result calls the event it used, by where it came from.
+_EVENT_HEADINGS = {"delivery": "The last delivery:", "pasted": "Your sample:",
+                   "example": "Example event (not from the trigger):"}
+_TESTED_WITH = {"delivery": "the last delivery", "pasted": "your sample body"}
 
 
 def interval_param(trigger: TriggerSpec) -> Param:
@@ -118,8 +126,11 @@ def format_test_result(result: Mapping[str, Any], titles: Sequence[str], *,
                        live: bool) -> str:
     """A test's outcome as the result pane shows it."""
     note = result.get("note")
-    lines = ([f"{note}.", "Example event (not from the trigger):"] if note
-             else ["Sample event from the trigger:"])
+    heading = _EVENT_HEADINGS.get(str(result.get("sample")))
+    if heading is None:
+        heading = ("Example event (not from the trigger):" if note
+                   else "Sample event from the trigger:")
+    lines = [f"{note}.", heading] if note else [heading]
     lines += [f"    {line}" for line in pretty(result.get("trigger") or {})]
     condition = result.get("condition")
     if condition is not None:
@@ -374,11 +385,13 @@ class ReactionCard(QFrame):
         moveRequested(int): -1 to move up, +1 to move down.
         removeRequested(): the user wants this reaction gone.
         changed(): the chosen reaction changed (later cards' fields change with it).
+        problemShown(): a problem was shown on one of its fields, or cleared.
     """
 
     moveRequested = Signal(int)
     removeRequested = Signal()
     changed = Signal()
+    problemShown = Signal()
 
     def __init__(self, registry: Registry, available: Callable[[ReactionCard], Available],
                  *, uid: str = "", account: str | None = None,
@@ -433,6 +446,7 @@ class ReactionCard(QFrame):
         form = ParamForm(spec.params if spec is not None else (), in_reaction=True,
                          available=lambda: self._available(self),
                          empty_text="Nothing to set up for this reaction.")
+        form.problemShown.connect(self.problemShown)
         self.form_holder.addWidget(form)
         return form
 
@@ -499,6 +513,15 @@ class AreaEditor(QDialog):
         self.tasks = WidgetTasks(self)
         self._focused_once = False
         self._enabled = True
+        #: A body the user pasted to test with (kept while the editor is open).
+        self.pasted_body: Any = None
+        #: Fields of the trigger's sample event (last delivery, pasted body) to insert.
+        self.sample_group: FieldGroup | None = None
+        #: While problems from a Test or Save are shown: what the banner says first
+        #: ("Not saved"), and those with no field of their own.
+        self._problem_prefix: str | None = None
+        self._unplaced: list[str] = []
+        self._marking = False
         self.setWindowTitle("New automation" if area_id is None else "Edit automation")
         self.setMinimumSize(620, 520)
         self.resize(780, 760)
@@ -545,6 +568,7 @@ class AreaEditor(QDialog):
         outer.addWidget(self.scroller, 1)
 
         self.name_form = ParamForm([NAME])
+        self.name_form.problemShown.connect(self._refresh_banner)
         layout.addWidget(self.name_form)
 
         # -- when
@@ -592,6 +616,7 @@ class AreaEditor(QDialog):
                                         available=self._condition_available)
         self.condition_form.setContentsMargins(24, 0, 0, 0)  # it belongs to the box above
         self.condition_form.hide()
+        self.condition_form.problemShown.connect(self._refresh_banner)
         self.condition_check.toggled.connect(self._condition_toggled)
         layout.addWidget(self.condition_check)
         layout.addWidget(self.condition_form)
@@ -638,19 +663,25 @@ class AreaEditor(QDialog):
                                     "without sending anything or saving")
         self.live_button = QPushButton("Send for &real…")
         self.live_button.setToolTip("Runs the reactions now with a sample event")
+        self.sample_button = QPushButton("Paste a sample &body…")
+        self.sample_button.setToolTip("Test with a request body you paste (JSON), e.g. "
+                                      "one copied from the sender's documentation")
         self.save_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Save)
         self.cancel_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
-        for button in (self.test_button, self.live_button, self.cancel_button):
+        for button in (self.test_button, self.sample_button, self.live_button,
+                       self.cancel_button):
             button.setAutoDefault(False)
         self.save_button.setDefault(True)
         self.test_button.clicked.connect(lambda: self._spawn(self.run_test()))
         self.live_button.clicked.connect(self._live_clicked)
+        self.sample_button.clicked.connect(lambda: self._spawn(self.ask_sample()))
         self.save_button.clicked.connect(lambda: self._spawn(self.save()))
         self.cancel_button.clicked.connect(self.reject)
         button_row = QHBoxLayout()
         button_row.setContentsMargins(18, 10, 18, 14)
         button_row.setSpacing(8)
         button_row.addWidget(self.test_button)
+        button_row.addWidget(self.sample_button)
         button_row.addWidget(self.live_button)
         button_row.addStretch(1)
         button_row.addWidget(self.buttons)
@@ -686,19 +717,26 @@ class AreaEditor(QDialog):
         for form in (self.trigger_form, self.interval_form, self.catch_up_form):
             self.trigger_holder.addWidget(form)
             form.setVisible(bool(form.params) or form is self.trigger_form)
-        self.webhook_row.setVisible(spec is not None and spec.kind is TriggerKind.PUSH)
+            form.problemShown.connect(self._refresh_banner)
+        pushed = spec is not None and spec.kind is TriggerKind.PUSH
+        self.webhook_row.setVisible(pushed)
+        self.sample_button.setVisible(pushed)
+        self.sample_group = None
+        if pushed and (self.area_id is not None or self.pasted_body is not None):
+            self._spawn(self.load_sample())
         self.trigger_error.hide()
         self._recheck_templates()
 
     def _condition_toggled(self, on: bool) -> None:
         self.condition_form.setVisible(on)
+        self._refresh_banner()  # an unused condition's problem is none
         if on:
             field = self.condition_form.field("condition")
             if field is not None:
                 field.focus()
 
     def _condition_available(self) -> Available:
-        return Available.build(self._trigger_group(), ())
+        return Available.build(self._trigger_group(), (), self.sample_group)
 
     def _trigger_group(self) -> tuple[str, Sequence[Any]] | None:
         spec = self.trigger_spec()
@@ -716,7 +754,7 @@ class AreaEditor(QDialog):
             spec = other.picker.spec()
             earlier.append((f"Reaction {index + 1} — {other.picker.title()}",
                             spec.fields if spec is not None else ()))
-        return Available.build(self._trigger_group(), earlier)
+        return Available.build(self._trigger_group(), earlier, self.sample_group)
 
     def add_reaction(self, step: Mapping[str, Any] | None = None) -> ReactionCard:
         """Add a reaction card at the end (``step`` in the import format fills it)."""
@@ -731,6 +769,7 @@ class AreaEditor(QDialog):
         card.moveRequested.connect(lambda offset, c=card: self.move_reaction(c, offset))
         card.removeRequested.connect(lambda c=card: self.remove_reaction(c))
         card.changed.connect(self._recheck_templates)
+        card.problemShown.connect(self._refresh_banner)
         self.cards.append(card)
         self.cards_layout.addWidget(card)
         self._renumber()
@@ -775,6 +814,7 @@ class AreaEditor(QDialog):
         for card in self.cards:
             card.form.recheck()
         self.condition_form.recheck()
+        self._refresh_banner()  # a reaction changed or went, with its problem
 
     # ------------------------------------------------------------------ the spec
 
@@ -912,22 +952,61 @@ class AreaEditor(QDialog):
             return on_label(card.error, card)
         return None
 
-    def show_problem(self, exc: ValidationError, prefix: str) -> None:
-        """Put a ValidationError on its field (scrolled to, focused) or in the banner."""
-        place = self.field_for(exc.where)
-        if place is None:
-            self.show_banner(f"{prefix}: {exc}", error=True)
+    def show_problems(self, exc: ValidationError, prefix: str) -> None:
+        """Put each of the error's problems on its field (the first one scrolled to and
+        focused); the banner says how many there are, and ``prefix`` ("Not saved")."""
+        first: QWidget | None = None
+        self._marking = True
+        try:
+            for problem in exc.problems:
+                place = self.field_for(problem.where)
+                if place is None:
+                    self._unplaced.append(str(problem).rstrip("."))
+                    continue
+                widget, show = place
+                show(problem.problem)
+                first = first or widget
+        finally:
+            self._marking = False
+        self._problem_prefix = prefix
+        self._refresh_banner()
+        if first is None:
             return
-        widget, show = place
-        show(exc.problem)
-        self.show_banner(f"{prefix}: see the field marked in red.", error=True)
-        self.scroller.ensureWidgetVisible(widget, 20, 40)
-        if isinstance(widget, ParamField):
-            widget.focus()
+        self.scroller.ensureWidgetVisible(first, 20, 40)
+        if isinstance(first, ParamField):
+            first.focus()
         else:
-            widget.setFocus(Qt.FocusReason.OtherFocusReason)
+            first.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def marked(self) -> int:
+        """How many places show a problem (fields and steps in use)."""
+        forms = [form for form in self._forms()
+                 if form is not self.condition_form or self.condition_check.isChecked()]
+        labels = (self.trigger_error, self.reactions_error, *(c.error for c in self.cards))
+        return (sum(form.problem_count() for form in forms)
+                + sum(not label.isHidden() for label in labels))
+
+    def _refresh_banner(self) -> None:
+        """While a Test's or Save's problems are shown, the banner counts those still
+        marked: fixing a field takes its mark away and the banner follows; with none
+        left it goes."""
+        if self._problem_prefix is None or self._marking:
+            return
+        marks = self.marked()
+        total = marks + len(self._unplaced)
+        if not total:
+            self._problem_prefix = None
+            self.banner.hide()
+            return
+        counted = "1 problem" if total == 1 else f"{total} problems"
+        parts = [] if not marks else [
+            "see the field marked in red" if marks == 1 else "see the fields marked in red"]
+        self.show_banner(f"{self._problem_prefix}: {counted} — "
+                         f"{'; '.join(parts + self._unplaced)}.", error=True)
 
     def clear_problems(self) -> None:
+        self._problem_prefix = None
+        self._unplaced = []
         self.banner.hide()
         for form in self._forms():
             form.clear_errors()
@@ -954,7 +1033,8 @@ class AreaEditor(QDialog):
         self.tasks.spawn(coro)
 
     def _busy(self, busy: bool) -> None:
-        for button in (self.test_button, self.live_button, self.save_button):
+        for button in (self.test_button, self.sample_button, self.live_button,
+                       self.save_button):
             button.setEnabled(not busy)
 
     async def save(self) -> str | None:
@@ -964,14 +1044,14 @@ class AreaEditor(QDialog):
         try:
             spec = self.spec()
         except ValidationError as exc:
-            self.show_problem(exc, "Not saved")
+            self.show_problems(exc, "Not saved")
             return None
         state = self._state()
         self._busy(True)
         try:
             area = await self.bridge.save_area(spec, self.area_id)
         except ValidationError as exc:
-            self.show_problem(exc, "Not saved")
+            self.show_problems(exc, "Not saved")
             return None
         except HooklineError as exc:
             self.show_banner(f"Not saved: {exc}", error=True)
@@ -1005,14 +1085,15 @@ class AreaEditor(QDialog):
         try:
             spec = self.spec()
         except ValidationError as exc:
-            self.show_problem(exc, "Cannot test yet")
+            self.show_problems(exc, "Cannot test yet")
             return None
         self._busy(True)
         self.result_box.setTitle(verb)
         try:
-            result = await self.bridge.test_area(spec, area_id=self.area_id, live=live)
+            result = await self.bridge.test_area(spec, area_id=self.area_id, live=live,
+                                                 body=self.pasted_body)
         except ValidationError as exc:
-            self.show_problem(exc, "Cannot test yet")
+            self.show_problems(exc, "Cannot test yet")
             return None
         except HooklineError as exc:
             self._show_result(f"The test failed: {exc}", "", error=True)
@@ -1021,14 +1102,46 @@ class AreaEditor(QDialog):
             self._busy(False)
         titles = [card.picker.title() for card in self.cards]
         failed = live and any(s.get("status") == "failed" for s in result.get("reactions", []))
+        used = _TESTED_WITH.get(str(result.get("sample")), "a sample event")
         if live:
             title = ("A reaction failed — see below." if failed else
-                     "The reactions ran for real with a sample event (nothing was recorded "
+                     f"The reactions ran for real with {used} (nothing was recorded "
                      "in the history).")
         else:
-            title = ("Nothing was sent: this is what would happen with a sample event.")
+            title = f"Nothing was sent: this is what would happen with {used}."
         self._show_result(title, format_test_result(result, titles, live=live), error=failed)
+        if result.get("sample") in _TESTED_WITH:  # a newer delivery may have come meanwhile
+            self._spawn(self.load_sample())
         return result
+
+    async def load_sample(self) -> None:
+        """Read the fields of the trigger's sample event (its last delivery, or the body
+        pasted) for "Insert field"."""
+        service, action = self.trigger_picker.service_id(), self.trigger_picker.action_id()
+        draft = AreaSpec("", Step(service, action), [])
+        try:
+            sample, choices = await self.bridge.sample_choices(draft, self.area_id,
+                                                               self.pasted_body)
+        except HooklineError as exc:
+            log.warning("could not read a sample event for the field picker: %s", exc)
+            return
+        if (service, action) != (self.trigger_picker.service_id(),
+                                 self.trigger_picker.action_id()):
+            return  # the user chose another trigger meanwhile
+        title = {"delivery": "From the last delivery",
+                 "pasted": "From your sample body"}.get(sample.source)
+        self.sample_group = FieldGroup(title, choices) if title and choices else None
+
+    async def ask_sample(self) -> bool:
+        """Ask for a sample body to test with; test with it once given."""
+        dialog = SampleDialog(self, self.pasted_body)
+        if await dialogs.finished(dialog) != QDialog.DialogCode.Accepted:
+            return False
+        self.pasted_body = dialog.body
+        self.sample_button.setText("Change the sample &body…")
+        await self.load_sample()
+        await self.run_test()
+        return True
 
     def _show_result(self, title: str, text: str, *, error: bool) -> None:
         self.result_title.setText(title)
@@ -1036,7 +1149,9 @@ class AreaEditor(QDialog):
         self.result_text.setPlainText(text)
         self.result_text.setVisible(bool(text))
         self.result_box.show()
-        self.scroller.ensureWidgetVisible(self.result_box)
+        # once the scroll area has made room for it (on its next layout pass): scrolling
+        # now stopped short, leaving the result below the fold
+        QTimer.singleShot(0, self, lambda: self.scroller.ensureWidgetVisible(self.result_box))
 
     def _live_clicked(self) -> None:
         answer = QMessageBox.question(
@@ -1124,6 +1239,74 @@ class AreaEditor(QDialog):
         super().done(result)
 
 
+class SampleDialog(QDialog):
+    """Paste a request body (JSON) to test a webhook automation with.
+
+    Args:
+        body: the sample given before, shown to change it.
+
+    Attributes:
+        body: the parsed sample, once accepted.
+    """
+
+    def __init__(self, parent: QWidget | None = None, body: Any = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Paste a sample body")
+        self.body: Any = body
+        layout = QVBoxLayout(self)
+        intro = QLabel("Paste the body of a request as the sender sends it (JSON). Test "
+                       "then uses it as the request's body, and Insert field offers its "
+                       "fields.")
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        self.text = QPlainTextEdit()
+        self.text.setAccessibleName("Sample body")
+        self.text.setTabChangesFocus(True)
+        self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.text.setPlaceholderText(f"e.g. {SAMPLE_EXAMPLE}")
+        if body is not None:
+            self.text.setPlainText(json.dumps(body, indent=2, ensure_ascii=False))
+        intro.setBuddy(self.text)
+        layout.addWidget(self.text, 1)
+        self.error = error_label()
+        layout.addWidget(self.error)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        self.ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok_button.setText("Test with it")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.text.textChanged.connect(self.error.hide)
+        self.resize(520, 360)
+
+    def problem(self) -> str | None:
+        """What is wrong with the text pasted, in plain words (None: it is fine)."""
+        text = self.text.toPlainText()
+        if not text.strip():
+            return f"Paste a body first, e.g. {SAMPLE_EXAMPLE}"
+        if len(text.encode("utf-8")) > SAMPLE_LIMIT:
+            return "This is larger than 1 MB: paste a smaller sample."
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return (f"This is not JSON: {exc.msg} on line {exc.lineno}, column {exc.colno}. "
+                    f"Paste the body as the sender sends it, e.g. {SAMPLE_EXAMPLE}")
+        if body is None:
+            return f"A body of null has nothing to test with: paste one such as {SAMPLE_EXAMPLE}"
+        return None
+
+    def accept(self) -> None:
+        problem = self.problem()
+        if problem is not None:
+            self.error.setText(problem)
+            self.error.show()
+            self.text.setFocus(Qt.FocusReason.OtherFocusReason)
+            return
+        self.body = json.loads(self.text.toPlainText())
+        super().accept()
+
+
 def _loop_running() -> bool:
     try:
         asyncio.get_running_loop()
@@ -1132,4 +1315,5 @@ def _loop_running() -> bool:
     return True
 
 
-__all__ = ["AreaEditor", "ReactionCard", "StepPicker", "format_test_result", "pretty"]
+__all__ = ["AreaEditor", "ReactionCard", "SampleDialog", "StepPicker", "format_test_result",
+           "pretty"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +40,12 @@ SECRET_NOTE = "Kept in your OS keyring, never in Hookline's files or exports."  
 SAVED_SECRET_PLACEHOLDER = "•••••• (saved — leave empty to keep)"  # noqa: S105
 _INT_LIMIT = 2**31 - 1
 _NUMBER_LIMIT = 1e12
+#: At most this many fields of a sample event are offered, at most this deep.
+SAMPLE_FIELDS = 100
+SAMPLE_DEPTH = 5
+#: A key a template can follow with a dot (others go in brackets, quoted).
+_PLAIN_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+_EXAMPLE_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -81,12 +89,19 @@ class Available:
 
     @classmethod
     def build(cls, trigger: tuple[str, Sequence[Field]] | None,
-              reactions: Sequence[tuple[str, Sequence[Field]]] = ()) -> Available:
-        """From the trigger's (title, fields) and each earlier reaction's."""
+              reactions: Sequence[tuple[str, Sequence[Field]]] = (),
+              sample: FieldGroup | None = None) -> Available:
+        """From the trigger's (title, fields), each earlier reaction's, and the fields
+        found in a sample event of the trigger (its last delivery, a pasted body)."""
         groups = []
         if trigger is not None:
-            groups.append(FieldGroup(trigger[0], tuple(
-                FieldChoice(f"trigger.{f.name}", f.label, f.example) for f in trigger[1])))
+            declared = tuple(FieldChoice(f"trigger.{f.name}", f.label, f.example)
+                             for f in trigger[1])
+            groups.append(FieldGroup(trigger[0], declared))
+            if sample is not None:
+                known = {c.expression for c in declared}
+                groups.append(FieldGroup(sample.title, tuple(
+                    c for c in sample.choices if c.expression not in known)))
         for index, (title, fields) in enumerate(reactions):
             groups.append(FieldGroup(title, tuple(
                 FieldChoice(f"reactions[{index}].{f.name}", f.label, f.example)
@@ -98,6 +113,38 @@ class Available:
 
 
 AvailableFn = Callable[[], Available]
+
+
+def payload_choices(payload: Mapping[str, Any], *, limit: int = SAMPLE_FIELDS,
+                    depth: int = SAMPLE_DEPTH) -> tuple[FieldChoice, ...]:
+    """The values in a trigger's ``payload`` a template may insert, in its order:
+    ``trigger.body.user.name`` labelled "body › user › name"; of a list only its first
+    item (``trigger.body.items[0].id``); at most ``limit``, at most ``depth`` deep."""
+    found: list[FieldChoice] = []
+
+    def walk(value: Any, expression: str, path: list[str]) -> None:
+        if path:
+            shown = value if not isinstance(value, Mapping | list) else None
+            if isinstance(shown, str) and len(shown) > _EXAMPLE_CHARS:
+                shown = shown[:_EXAMPLE_CHARS] + "…"
+            found.append(FieldChoice(expression, " › ".join(path), shown))
+        if len(path) >= depth:
+            return
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if len(found) >= limit:
+                    return
+                # templates refuse names starting with "_"; braces would end the template
+                if not isinstance(key, str) or not key or key.startswith("_") or (
+                        "{" in key or "}" in key):
+                    continue
+                step = f".{key}" if _PLAIN_KEY.match(key) else f"[{json.dumps(key)}]"
+                walk(item, expression + step, [*path, key])
+        elif isinstance(value, list) and value and len(found) < limit:
+            walk(value[0], f"{expression}[0]", [*path, "first"])
+
+    walk(payload, "trigger", [])
+    return tuple(found[:limit])
 
 
 def error_color() -> str:
@@ -182,9 +229,11 @@ class ParamField(QWidget):
 
     Signals:
         edited(): the user changed the value.
+        problemShown(): the problem shown on the field was set or cleared.
     """
 
     edited = Signal()
+    problemShown = Signal()
 
     def __init__(self, param: Param, *, in_reaction: bool = False,
                  available: AvailableFn | None = None, parent: QWidget | None = None) -> None:
@@ -330,8 +379,18 @@ class ParamField(QWidget):
         self.error.setText(message or "")
         self.error.setVisible(bool(message))
         self.editor.setProperty("invalid", bool(message))
+        if isinstance(self.editor, QLineEdit | QPlainTextEdit):
+            # the box is outlined too: a red line under a long form is easy to miss
+            self.editor.setStyleSheet(
+                f"{type(self.editor).__name__} {{ border: 1px solid {error_color()}; "
+                "border-radius: 2px; padding: 2px; }" if message else "")
         if message:
             self.feedback.hide()
+        self.problemShown.emit()
+
+    def has_problem(self) -> bool:
+        """Whether a problem is shown on the field."""
+        return not self.error.isHidden()
 
     def focus(self) -> None:
         self.editor.setFocus(Qt.FocusReason.OtherFocusReason)
@@ -730,9 +789,11 @@ class ParamForm(QWidget):
 
     Signals:
         edited(): the user changed a value.
+        problemShown(): a field's problem was shown or cleared.
     """
 
     edited = Signal()
+    problemShown = Signal()
 
     def __init__(self, params: Sequence[Param], *, in_reaction: bool = False,
                  available: AvailableFn | None = None, empty_text: str = "",
@@ -746,6 +807,7 @@ class ParamForm(QWidget):
         for param in self.params:
             widget = make_field(param, in_reaction=in_reaction, available=available)
             widget.edited.connect(self.edited)
+            widget.problemShown.connect(self.problemShown)
             self.fields[param.name] = widget
             layout.addWidget(widget)
         if not self.params and empty_text:
@@ -782,6 +844,10 @@ class ParamForm(QWidget):
     def clear_errors(self) -> None:
         for widget in self.fields.values():
             widget.show_error(None)
+
+    def problem_count(self) -> int:
+        """How many of its fields show a problem."""
+        return sum(widget.has_problem() for widget in self.fields.values())
 
     def recheck(self) -> None:
         """Check again what the user has typed (what templates may use has changed)."""

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 from PySide6.QtCore import Qt, SignalInstance
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QComboBox, QDialog, QLineEdit, QMessageBox, QPlainTextEdit
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
+    QWidget,
+)
 from pytestqt.qtbot import QtBot
 
 from desktop.bridge import EngineBridge
-from desktop.editor import AreaEditor, ReactionCard, format_test_result
+from desktop.editor import AreaEditor, ReactionCard, SampleDialog, format_test_result
 from desktop.forms import SAVED_SECRET_PLACEHOLDER, ParamField, ParamForm
 from engine.areas import AreaSpec
 from engine.auth.session import Account
@@ -25,6 +33,15 @@ TIMER_NOTIFY = {
     "reactions": [{"service": "notify", "reaction": "notify",
                    "params": {"title": "Stretch! ({{ trigger.missed }} missed)"}}],
 }
+
+
+WEBHOOK_TITLE = {
+    "name": "Door",
+    "trigger": {"service": "webhook", "trigger": "incoming"},
+    "reactions": [{"service": "notify", "reaction": "notify",
+                   "params": {"title": "{{ trigger.body.title }}"}}],
+}
+DELIVERY = {"title": "Door opened", "user": {"name": "Ada"}, "items": [{"id": 7}, {"id": 8}]}
 
 
 def expect(signal: SignalInstance) -> asyncio.Future[tuple[Any, ...]]:
@@ -382,16 +399,24 @@ async def test_a_service_that_acts_as_an_account_asks_which_one(
     assert again.spec_dict()["reactions"][0]["account"] == "acc-1"
 
 
-async def asked(editor: AreaEditor) -> QMessageBox:
-    """The question the editor asks, once it shows."""
-    boxes: list[QMessageBox] = []
+W = TypeVar("W", bound=QWidget)
+
+
+async def shown(editor: AreaEditor, kind: type[W]) -> W:
+    """The editor's dialog of ``kind``, once it shows."""
+    found: list[W] = []
 
     def showing() -> bool:
-        boxes[:] = [box for box in editor.findChildren(QMessageBox) if box.isVisible()]
-        return bool(boxes)
+        found[:] = [each for each in editor.findChildren(kind) if each.isVisible()]
+        return bool(found)
 
     await until(showing)
-    return boxes[0]
+    return found[0]
+
+
+async def asked(editor: AreaEditor) -> QMessageBox:
+    """The question the editor asks, once it shows."""
+    return await shown(editor, QMessageBox)
 
 
 def answer(box: QMessageBox, label: str) -> None:
@@ -449,3 +474,124 @@ async def test_closing_without_changes_asks_nothing(qtbot: QtBot, bridge: Engine
     assert not editor.isVisible()
     assert editor.result() == QDialog.DialogCode.Rejected
     assert not editor.findChildren(QMessageBox)
+
+
+async def deliver(bridge: EngineBridge, area_id: str, body: dict[str, Any]) -> None:
+    """A real request to the area's webhook address; returns once its run ended."""
+    url = await bridge.webhook_url(area_id)
+    assert url is not None
+    finished = expect(bridge.runFinished)
+    async with aiohttp.ClientSession() as session, session.post(url, json=body) as resp:
+        assert resp.status == 202
+    await finished
+
+
+def offered(param: ParamField) -> dict[str, str]:
+    """What the field's "Insert field" menu offers: expression -> the entry's text."""
+    assert param.insert_button is not None
+    menu = param.insert_button.menu()
+    param.fill_menu(menu)
+    return {a.objectName(): a.text() for a in menu.actions() if a.objectName()}
+
+
+async def test_test_uses_the_last_delivery_of_a_webhook(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    area = await bridge.save_area(AreaSpec.from_dict(WEBHOOK_TITLE))
+    await deliver(bridge, area.id, DELIVERY)
+    editor = editor_for(qtbot, bridge, area_id=area.id)
+    qtbot.mouseClick(editor.test_button, Qt.MouseButton.LeftButton)
+    await until(editor.result_box.isVisible)
+    assert not editor.banner.isVisible()
+    assert editor.result_title.text() == ("Nothing was sent: this is what would happen "
+                                          "with the last delivery.")
+    text = editor.result_text.toPlainText().splitlines()
+    assert text[0].startswith("Tested with the last delivery, received 20")
+    assert text[1:3] == ["The last delivery:", "    body: {"]
+    assert "    title: Door opened" in text  # what the notification would show
+    await until(lambda: not editor.result_box.visibleRegion().isEmpty())  # scrolled to
+
+
+async def test_the_field_picker_offers_the_fields_of_the_last_delivery(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    area = await bridge.save_area(AreaSpec.from_dict(WEBHOOK_TITLE))
+    await deliver(bridge, area.id, DELIVERY)
+    editor = editor_for(qtbot, bridge, area_id=area.id)
+    title = field(editor.cards[0].form, "title")
+    await until(lambda: "trigger.body.title" in offered(title))
+    choices = offered(title)
+    assert choices["trigger.body.title"] == "body › title    {{ trigger.body.title }}"
+    assert "trigger.body.user.name" in choices
+    assert "trigger.body.items[0].id" in choices  # a list: its first item only
+    assert "trigger.body.items[1].id" not in choices
+    assert 'trigger.headers["Content-Type"]' in choices  # not a plain name: quoted
+    assert "trigger.body" in choices  # the catalog's own fields stay
+    [name] = [a for a in title.insert_button.menu().actions()  # type: ignore[union-attr]
+              if a.objectName() == "trigger.body.user.name"]
+    retype(qtbot, line(editor.cards[0].form, "title"), "Hi ")
+    name.trigger()
+    assert line(editor.cards[0].form, "title").text() == "Hi {{ trigger.body.user.name }}"
+    assert await editor.run_test() is not None
+    assert "    title: Hi Ada" in editor.result_text.toPlainText().splitlines()
+
+
+async def test_a_new_webhook_area_tests_with_a_pasted_sample(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    editor = editor_for(qtbot, bridge, spec_dict=WEBHOOK_TITLE)
+    assert editor.sample_button.isVisible()
+    qtbot.mouseClick(editor.sample_button, Qt.MouseButton.LeftButton)
+    dialog = await shown(editor, SampleDialog)
+    qtbot.keyClicks(dialog.text, "{title: 'Hello'}")
+    qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    assert dialog.isVisible()  # refused, saying why and how
+    assert dialog.error.text().startswith("This is not JSON: Expecting property name "
+                                          "enclosed in double quotes on line 1, column 2.")
+    dialog.text.setPlainText('{"title": "From the docs", "user": {"name": "Ada"}}')
+    assert not dialog.error.isVisible()
+    qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    await until(editor.result_box.isVisible)
+    assert not [d for d in editor.findChildren(SampleDialog) if d.isVisible()]
+    assert not editor.banner.isVisible()
+    text = editor.result_text.toPlainText().splitlines()
+    assert text[:2] == ["Tested with the sample body you pasted.", "Your sample:"]
+    assert "    title: From the docs" in text
+    assert "trigger.body.user.name" in offered(field(editor.cards[0].form, "title"))
+    # The sample is kept: the next Test uses it again, and the dialog shows it.
+    editor.result_box.hide()
+    qtbot.mouseClick(editor.test_button, Qt.MouseButton.LeftButton)
+    await until(editor.result_box.isVisible)
+    assert "    title: From the docs" in editor.result_text.toPlainText().splitlines()
+    qtbot.mouseClick(editor.sample_button, Qt.MouseButton.LeftButton)
+    again = await shown(editor, SampleDialog)
+    assert '"name": "Ada"' in again.text.toPlainText()
+    again.reject()
+
+
+async def test_every_problem_shows_at_once_and_the_banner_follows_the_fixes(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    editor = editor_for(qtbot, bridge, spec_dict=TIMER_NOTIFY)
+    first = editor.cards[0]
+    choose(first.picker.service_combo, "http")
+    qtbot.keyClicks(line(first.form, "url"), "ftp://example.org/upload")
+    qtbot.mouseClick(editor.add_button, Qt.MouseButton.LeftButton)
+    second = editor.cards[1]
+    qtbot.keyClicks(line(second.form, "title"), "Tick {{ trigger.fired_att }}")
+    url, title = field(first.form, "url"), field(second.form, "title")
+    qtbot.mouseClick(editor.test_button, Qt.MouseButton.LeftButton)
+    await until(editor.banner.isVisible)
+    assert url.error.isVisible() and "must start with http:// or https://" in url.error.text()
+    assert title.error.isVisible() and "Did you mean trigger.fired_at?" in title.error.text()
+    assert editor.banner.text() == ("Cannot test yet: 2 problems — see the fields marked "
+                                    "in red.")
+    assert not editor.result_box.isVisible()
+
+    retype(qtbot, line(first.form, "url"), "https://example.org/upload")
+    await until(lambda: not url.error.isVisible())
+    assert title.error.isVisible()
+    assert editor.banner.text() == "Cannot test yet: 1 problem — see the field marked in red."
+    retype(qtbot, line(second.form, "title"), "Tick {{ trigger.fired_at }}")
+    await until(lambda: not editor.banner.isVisible())
+    assert not url.error.isVisible() and not title.error.isVisible()
+    assert editor.marked() == 0
+    qtbot.mouseClick(editor.test_button, Qt.MouseButton.LeftButton)
+    await until(editor.result_box.isVisible)
+    assert not editor.banner.isVisible()

@@ -24,11 +24,14 @@ from PySide6.QtWidgets import (
 from pytestqt.qtbot import QtBot
 
 from desktop.forms import (
+    SAMPLE_DEPTH,
+    SAMPLE_FIELDS,
     SAVED_SECRET_PLACEHOLDER,
     Available,
     ParamField,
     ParamForm,
     PathField,
+    payload_choices,
     spoken_duration,
 )
 from engine.catalog.params import Param, ParamType
@@ -317,3 +320,26 @@ def test_an_empty_form_says_there_is_nothing_to_set(qtbot: QtBot) -> None:
     assert form.values() == {}
     assert [w.text() for w in form.findChildren(QLabel)] == [
         "Nothing to set up for this trigger."]
+
+
+def test_a_sample_events_fields_are_offered_readably_and_within_bounds() -> None:
+    deep: dict[str, object] = {"leaf": 1}
+    for level in range(8):
+        deep = {f"l{level}": deep}
+    payload = {"body": {"wide": {f"k{n}": n for n in range(500)}, "_private": 1,
+                        "odd key": "x", "list": [{"id": 1}, {"id": 2}], "empty": []},
+               "deep": deep}
+    choices = payload_choices(payload)
+    assert len(choices) == SAMPLE_FIELDS
+    by_expression = {c.expression: c for c in choices}
+    assert by_expression["trigger.body.wide.k0"].label == "body › wide › k0"
+    assert by_expression["trigger.body.wide.k0"].example == 0
+    assert not any("_private" in e for e in by_expression)
+    nested = payload_choices({"body": {"odd key": "x", "list": [{"id": 1}, {"id": 2}]},
+                              "deep": deep})
+    expressions = [c.expression for c in nested]
+    assert expressions[:5] == ["trigger.body", 'trigger.body["odd key"]', "trigger.body.list",
+                               "trigger.body.list[0]", "trigger.body.list[0].id"]
+    deepest = max(expressions, key=len)
+    assert deepest == "trigger.deep.l7.l6.l5.l4"  # five steps below trigger
+    assert deepest.count(".") == SAMPLE_DEPTH
