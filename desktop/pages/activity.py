@@ -1,15 +1,18 @@
-"""Activity: every run, newest first, with its payload, steps, attempts and errors."""
+"""Activity: every run, newest first, with its payload, steps, attempts and errors;
+above them the automations whose trigger cannot be checked now; and each automation's
+check history (``CheckHistory``)."""
 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
-from collections.abc import Coroutine
-from datetime import datetime
-from typing import Any
+from collections.abc import Coroutine, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QKeySequence,
@@ -22,6 +25,8 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QDialog,
+    QDialogButtonBox,
     QFormLayout,
     QFrame,
     QGroupBox,
@@ -34,6 +39,8 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStackedWidget,
     QTableView,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -45,6 +52,7 @@ from desktop.pages.common import empty_state, heading, monospace, muted
 from desktop.tasks import WidgetTasks
 
 log = logging.getLogger(__name__)
+TableT = TypeVar("TableT", bound=QTableView)
 
 #: The statuses a user can filter on, with the words the screen uses.
 STATUSES = (
@@ -61,6 +69,25 @@ STATUS_TEXT = {
 }
 EMPTY_TEXT = "Nothing has run yet. Runs appear here as your automations fire."
 NO_MATCH_TEXT = "No runs match these filters. Choose “All” to see every run."
+#: Why a trigger's next check is when it is, in the window's words ("" for the interval).
+NEXT_WHY = {"interval": "", "backoff": "backing off after failures",
+            "retry-after": "when the service asked"}
+#: A check's outcome, in the window's words.
+OUTCOME_TEXT = {
+    "new": "New items",
+    "nothing new": "Nothing new",
+    "not modified": "Nothing changed",
+    "primed": "First check",
+    "failed": "Failed",
+}
+OUTCOME_TIP = {
+    "new": "Found items it had not seen: each started a run",
+    "nothing new": "Every item it found had been seen before",
+    "not modified": "The service said nothing changed since the last check",
+    "primed": "The first check remembers what is there already and starts no run; "
+              "items that appear after it do",
+    "failed": "The check did not work; the reason is beside it",
+}
 
 
 def _local(value: datetime | str | None, seconds: bool = True) -> str:
@@ -73,6 +100,36 @@ def _local(value: datetime | str | None, seconds: bool = True) -> str:
             return str(value)
     local = value.astimezone()
     return f"{local:%Y-%m-%d %H:%M:%S}" if seconds else f"{local:%Y-%m-%d %H:%M}"
+
+
+def clock(value: datetime | None, seconds: bool = False) -> str:
+    """A local time as short as is clear: '14:05' today, else '2026-12-07 14:05'."""
+    if value is None:
+        return "—"
+    local = value.astimezone()
+    time = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
+    if local.date() == datetime.now(UTC).astimezone().date():
+        return time
+    return f"{local:%Y-%m-%d} {time}"
+
+
+def next_try(next_at: datetime | None, why: str | None) -> str:
+    """When the next check is due and why then: '14:05 (backing off after failures)'."""
+    if next_at is None:
+        return "none scheduled (the automation is off)"
+    reason = NEXT_WHY.get(why or "", why or "")
+    return f"{clock(next_at)} ({reason})" if reason else clock(next_at)
+
+
+def failing_text(failing: dict[str, Any], limit: int = 0) -> str:
+    """One failing automation as the strip says it (the error cut at ``limit``)."""
+    error = str(failing.get("last_error") or failing.get("error") or "")
+    if limit and len(error) > limit:
+        error = error[:limit].rstrip() + "…"
+    due = failing.get("next_at")
+    then = (f"next try at {next_try(due, failing.get('next_why'))}" if due is not None
+            else "no next try is scheduled")
+    return f"“{failing['name']}” cannot check for new items: {error.rstrip('.')} — {then}"
 
 
 def _duration(seconds: float) -> str:
@@ -416,6 +473,179 @@ class RunDetail(QScrollArea):
             self.replayRequested.emit(self.run)
 
 
+def _history_table(table: TableT, name: str) -> TableT:
+    """``table`` as the history lists look: whole rows, read-only, no grid, no
+    horizontal scroll bar (the last column takes what is left)."""
+    table.setAccessibleName(name)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.verticalHeader().hide()
+    table.setAlternatingRowColors(True)
+    table.setShowGrid(False)
+    table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    table.horizontalHeader().setHighlightSections(False)
+    return table
+
+
+class FailingChecks(QFrame):
+    """Above the runs: each automation whose trigger cannot be checked now, the reason
+    and the next try; hidden while every check works (a feed that answers 404 starts
+    no run, so the runs alone would not show it).
+
+    Attributes:
+        lines: one label per failing automation, by name.
+    """
+
+    #: The longest error the strip shows (the tooltip has all of it).
+    MAX_ERROR = 200
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("failingChecks")
+        self.setAccessibleName("Automations that cannot check for new items")
+        self.setStyleSheet(f"#failingChecks {{ border: 1px solid {STATUS_COLOR['failed']};"
+                           " border-radius: 4px; }")
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(10, 6, 10, 6)
+        self._layout.setSpacing(4)
+        self.lines: list[QLabel] = []
+        self.hide()
+
+    def show_failing(self, failing: Sequence[dict[str, Any]]) -> None:
+        """Show ``failing`` (as ``EngineBridge.failing_checks`` gives it)."""
+        for label in self.lines:
+            self._layout.removeWidget(label)
+            label.hide()
+            label.deleteLater()
+        self.lines = []
+        for row in failing:
+            plain = failing_text(row, self.MAX_ERROR)
+            name = f"“{row['name']}”"
+            label = QLabel(f"<b>{html.escape(name)}</b>{html.escape(plain[len(name):])}")
+            label.setObjectName("failingCheck")
+            label.setTextFormat(Qt.TextFormat.RichText)
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            label.setAccessibleName(plain)
+            count = int(row.get("failures") or 1)
+            checks = "1 check" if count == 1 else f"{count} checks in a row"
+            label.setToolTip(f"Failing since {clock(row.get('since'))} ({checks}).\n"
+                             f"First error: {row.get('error', '')}\n"
+                             f"Latest error: {row.get('last_error', '')}\n"
+                             "The automation's Checks… on the Automations screen lists "
+                             "each check.")
+            self._layout.addWidget(label)
+            self.lines.append(label)
+        self.setVisible(bool(failing))
+
+
+class CheckHistory(QDialog):
+    """The latest checks of one automation's trigger: when, what each found or why it
+    failed, how long it took, and when the next was due and why then.
+
+    Args:
+        bridge: the engine bridge.
+        area_id: the automation.
+        name: its name (the title).
+
+    Attributes:
+        table: one row per check, newest first.
+        summary: the last check and the next, in a sentence.
+        refresh_button: reads the checks again.
+
+    Signals:
+        loaded(): the checks were read (again) and are shown.
+    """
+
+    loaded = Signal()
+
+    COLUMNS = ("When", "Result", "Items", "New", "Took", "Next check", "Problem")
+    WHEN, RESULT, ITEMS, NEW, TOOK, NEXT, PROBLEM = range(7)
+
+    def __init__(self, bridge: EngineBridge, area_id: str, name: str,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bridge = bridge
+        self.area_id = area_id
+        self.tasks = WidgetTasks(self)
+        self.setWindowTitle(f"Checks of “{name}”")
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.summary = _selectable("Reading the checks…")
+        self.summary.setObjectName("checksSummary")
+        self.table = _history_table(QTableWidget(0, len(self.COLUMNS)), "Checks, newest first")
+        self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
+        self.table.setWordWrap(True)
+        header = self.table.horizontalHeader()
+        for column in range(len(self.COLUMNS)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(self.PROBLEM, QHeaderView.ResizeMode.Stretch)
+        note = muted(_selectable("Hookline keeps each automation's last 50 checks."))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.refresh_button = buttons.addButton("Re&fresh",
+                                                QDialogButtonBox.ButtonRole.ActionRole)
+        self.refresh_button.clicked.connect(lambda: self.tasks.spawn(self.refresh()))
+        buttons.rejected.connect(self.close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+        self.resize(900, 440)
+        self.tasks.spawn(self.refresh())
+
+    async def refresh(self) -> None:
+        """Read the checks again and show them."""
+        self.refresh_button.setEnabled(False)
+        try:
+            checks = await self.bridge.checks(self.area_id)
+        except Exception as exc:
+            self.summary.setText(f"Could not read the checks: {exc}")
+            return
+        finally:
+            self.refresh_button.setEnabled(True)
+        self.show_checks(checks)
+        self.loaded.emit()
+
+    def show_checks(self, checks: Sequence[dict[str, Any]]) -> None:
+        self.table.setRowCount(len(checks))
+        for row, check in enumerate(checks):
+            failed = check["outcome"] == "failed"
+            cells = (
+                clock(check["at"], seconds=True),
+                OUTCOME_TEXT.get(check["outcome"], check["outcome"]),
+                "—" if failed else str(check["items"]),
+                "—" if failed else str(check["new"]),
+                _duration(float(check["seconds"])),
+                next_try(check["next_at"], check["next_why"]),
+                check["error"] or "",
+            )
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if column in (self.ITEMS, self.NEW, self.TOOK):
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight
+                                          | Qt.AlignmentFlag.AlignVCenter)
+                if column == self.RESULT:
+                    item.setToolTip(OUTCOME_TIP.get(check["outcome"], ""))
+                    if failed:
+                        item.setForeground(QColor(STATUS_COLOR["failed"]))
+                if column == self.PROBLEM and text:
+                    item.setToolTip(text)
+                self.table.setItem(row, column, item)
+        self.table.resizeRowsToContents()
+        self.summary.setText(self._summary(checks))
+
+    @staticmethod
+    def _summary(checks: Sequence[dict[str, Any]]) -> str:
+        if not checks:
+            return ("Not checked yet. Only automations whose trigger looks for new items "
+                    "(a feed, a folder, a service) are checked; the first check starts "
+                    "shortly after the automation is turned on.")
+        last = checks[0]
+        outcome = OUTCOME_TEXT.get(last["outcome"], last["outcome"]).lower()
+        return (f"Last checked at {clock(last['at'], seconds=True)}: {outcome}. Next check: "
+                f"{next_try(last['next_at'], last['next_why'])}.")
+
+
 class ActivityPage(QWidget):
     """Runs across all automations, newest first, filtered by automation and result,
     beside the details of the selected run. New runs appear as they finish.
@@ -482,19 +712,12 @@ class ActivityPage(QWidget):
         filters.addWidget(self.count_label)
         filters.addWidget(self.refresh_button)
 
-        self.table = QTableView()
+        self.table = _history_table(QTableView(), "Runs")
         self.table.setModel(self.model)
-        self.table.setAccessibleName("Runs")
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.setAlternatingRowColors(True)
-        self.table.setShowGrid(False)
         self.table.setWordWrap(False)
         self.table.setMinimumWidth(360)
         header = self.table.horizontalHeader()
-        header.setHighlightSections(False)
         header.setSectionResizeMode(RunsModel.TIME, QHeaderView.ResizeMode.ResizeToContents)
         # names get the room they need (up to a cap), the error summary what is left:
         # no horizontal scroll bar; full texts are in the tooltips and the detail pane
@@ -504,7 +727,6 @@ class ActivityPage(QWidget):
         header.setSectionResizeMode(RunsModel.DURATION,
                                     QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(RunsModel.DETAIL, QHeaderView.ResizeMode.Stretch)
-        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
 
         self.detail = RunDetail(bridge)
@@ -522,10 +744,12 @@ class ActivityPage(QWidget):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.splitter)
+        self.failing = FailingChecks()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
         layout.addLayout(filters)
+        layout.addWidget(self.failing)
         layout.addWidget(self.stack, 1)
         self.setMinimumSize(640, 360)
         self.setTabOrder(self.area_filter, self.status_filter)
@@ -539,6 +763,15 @@ class ActivityPage(QWidget):
         bridge.runsFinished.connect(self._runs_finished)
         bridge.areaChanged.connect(self._area_changed)
         self.live.now()
+        # The failing checks: told when a streak starts or ends, and read again when the
+        # next try is due (its time moves as the checks back off).
+        self.failing_live = LiveRefresh(self, lambda: self._spawn(self.refresh_failing()),
+                                        self.REFRESH_DELAY_MS)
+        self._next_try = QTimer(self)
+        self._next_try.setSingleShot(True)
+        self._next_try.timeout.connect(self.failing_live.request)
+        bridge.triggerHealth.connect(self.failing_live.request)
+        self.failing_live.now()
 
     # ----------------------------------------------------------------- public
 
@@ -573,6 +806,21 @@ class ActivityPage(QWidget):
                 self._selected_id = None
                 self.detail.show_run(None)
         self.refreshed.emit()
+
+    async def refresh_failing(self) -> None:
+        """Read again which automations cannot check for new items."""
+        try:
+            failing = await self.bridge.failing_checks()
+        except Exception:
+            log.exception("could not read the failing checks")
+            return
+        self.failing.show_failing(failing)
+        due = [f["next_at"] for f in failing if f.get("next_at") is not None]
+        if due:
+            wait = (min(due) - datetime.now(UTC)).total_seconds() + 2
+            self._next_try.start(int(min(max(wait, 5.0), 3600.0) * 1000))
+        else:
+            self._next_try.stop()
 
     def select_area(self, area_id: str | None) -> asyncio.Task[None]:
         """Show only ``area_id``'s runs (None: all); returns the refresh under way."""
@@ -667,5 +915,6 @@ class ActivityPage(QWidget):
 
     def _area_changed(self, _area_id: str, change: str) -> None:
         self._fill_area_filter()
+        self.failing_live.request()  # renamed, turned off or removed
         if change in ("updated", "removed"):
             self.live.request()  # names changed or runs went with the area

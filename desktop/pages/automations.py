@@ -14,6 +14,7 @@ from PySide6.QtCore import (
     QItemSelectionModel,
     QModelIndex,
     QPersistentModelIndex,
+    QPoint,
     QSize,
     QSortFilterProxyModel,
     Qt,
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMenu,
     QMessageBox,
     QPushButton,
     QStackedWidget,
@@ -39,13 +41,19 @@ from desktop.editor import AreaEditor
 from desktop.forms import error_color, small_label
 from desktop.live_refresh import LiveRefresh
 from desktop.models import FLOW_SLOTS, AreasModel
+from desktop.pages.activity import CheckHistory
 from desktop.tasks import WidgetTasks
-from engine.errors import HooklineError
+from engine.catalog.service import TriggerKind
+from engine.errors import CatalogError, HooklineError
 
 log = logging.getLogger(__name__)
 
 #: Bursts of engine signals (a run finishing in several areas) cause one refresh.
 REFRESH_DELAY_MS = 200
+CHECKS_TIP = ("The selected automation's latest checks for new items: what each found "
+              "or why it failed, and when the next is due")
+NO_CHECKS_TIP = ("Only automations whose trigger looks for new items (a feed, a folder, "
+                 "a service) are checked; this one fires by itself")
 
 
 class AreasFilter(QSortFilterProxyModel):
@@ -118,6 +126,7 @@ class AutomationsPage(QWidget):
                                        self.new_area)
         self.run_button = self._button("&Run now", "Fire the selected automation once, now",
                                        self.run_selected)
+        self.checks_button = self._button("&Checks…", CHECKS_TIP, self.show_checks)
         self.duplicate_button = self._button("D&uplicate",
                                              "Start a new automation from a copy of the "
                                              "selected one", self.duplicate_selected)
@@ -125,7 +134,8 @@ class AutomationsPage(QWidget):
                                           "YAML (secrets left out)", self.export_selected)
         self.delete_button = self._button("&Delete", "Delete the selected automations (Del)",
                                           self.delete_selected)
-        for button in (self.new_button, self.run_button, self.duplicate_button,
+        for button in (self.new_button, self.run_button, self.checks_button,
+                       self.duplicate_button,
                        self.export_button, self.delete_button):
             toolbar.addWidget(button)
         toolbar.addStretch(1)
@@ -165,6 +175,8 @@ class AutomationsPage(QWidget):
         header.setSectionResizeMode(AreasModel.HEALTH, QHeaderView.ResizeMode.ResizeToContents)
         header.resizeSection(AreasModel.NAME, 220)
         self.table.activated.connect(self._activated)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
 
         self.empty = self._empty_state()
@@ -338,6 +350,10 @@ class AutomationsPage(QWidget):
     def _update_buttons(self, *_args: Any) -> None:
         count = len(self.table.selectionModel().selectedRows())
         self.run_button.setEnabled(count == 1)
+        rows = self.selected_rows() if count == 1 else []
+        checked = bool(rows) and self._is_checked(rows[0])
+        self.checks_button.setEnabled(checked)
+        self.checks_button.setToolTip(CHECKS_TIP if checked or not rows else NO_CHECKS_TIP)
         self.duplicate_button.setEnabled(count == 1)
         self.export_button.setEnabled(count >= 1)
         self.delete_button.setEnabled(count >= 1)
@@ -397,6 +413,47 @@ class AutomationsPage(QWidget):
             self.schedule_refresh()
             return
         self.show_status(f"“{area.name}” is {'on' if enabled else 'off'}.")
+
+    def _is_checked(self, row: AreaRow) -> bool:
+        """Whether the area's trigger is one Hookline checks for new items."""
+        if row.spec is None:
+            return False
+        try:
+            trigger = self.bridge.registry.trigger(row.spec.trigger.service,
+                                                   row.spec.trigger.action)
+        except CatalogError:
+            return False
+        return trigger.kind is TriggerKind.POLL
+
+    def show_checks(self) -> CheckHistory | None:
+        """Open the selected automation's check history (a window of its own: the list
+        stays usable beside it)."""
+        rows = self.selected_rows()
+        if len(rows) != 1 or not self._is_checked(rows[0]):
+            return None
+        dialog = CheckHistory(self.bridge, rows[0].id, rows[0].name, self)
+        dialog.show()
+        return dialog
+
+    def _context_menu(self, pos: QPoint) -> None:
+        index = self.table.indexAt(pos)
+        if index.isValid() and not self.table.selectionModel().isSelected(index):
+            self.table.selectionModel().setCurrentIndex(
+                index, QItemSelectionModel.SelectionFlag.ClearAndSelect
+                | QItemSelectionModel.SelectionFlag.Rows)
+        rows = self.selected_rows()
+        if not rows:
+            return
+        menu = QMenu(self)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        one = len(rows) == 1
+        menu.addAction("&Edit…", lambda: self.open_editor(area_id=rows[0].id)).setEnabled(one)
+        for button in (self.run_button, self.checks_button, self.duplicate_button,
+                       self.export_button, self.delete_button):
+            action = menu.addAction(button.text(), button.click)
+            action.setEnabled(button.isEnabled())
+            action.setToolTip(button.toolTip())
+        menu.popup(self.table.viewport().mapToGlobal(pos))
 
     def run_selected(self) -> None:
         rows = self.selected_rows()

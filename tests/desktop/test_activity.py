@@ -3,7 +3,9 @@ happened, and Replay sends an event again."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,7 +14,13 @@ from PySide6.QtWidgets import QLabel, QPlainTextEdit
 from pytestqt.qtbot import QtBot
 
 from desktop.bridge import EngineBridge
-from desktop.pages.activity import EMPTY_TEXT, NO_MATCH_TEXT, ActivityPage, RunDetail
+from desktop.pages.activity import (
+    EMPTY_TEXT,
+    NO_MATCH_TEXT,
+    ActivityPage,
+    RunDetail,
+    next_try,
+)
 from engine.areas import Area, AreaSpec
 from tests.desktop.conftest import signal_once, until
 
@@ -180,3 +188,62 @@ def test_replay_is_off_for_a_run_whose_event_is_gone(bridge: EngineBridge,
                      "started_at": None, "finished_at": None})
     assert not detail.replay_button.isEnabled()
     assert "no longer kept" in detail.event_label.text()
+
+
+@contextlib.asynccontextmanager
+async def feed_answering_404(bridge: EngineBridge) -> AsyncIterator[str]:
+    """A real HTTP server on 127.0.0.1 whose feed is gone (on the engine's loop)."""
+    from aiohttp import web
+
+    async def gone(_request: web.Request) -> web.Response:
+        return web.Response(status=404, text="Not Found")
+
+    app = web.Application()
+    app.router.add_get("/feed.xml", gone)
+    runner = web.AppRunner(app, access_log=None)
+
+    async def start() -> int:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
+    port = await bridge.call(start())
+    try:
+        yield f"http://127.0.0.1:{port}/feed.xml"
+    finally:
+        await bridge.call(runner.cleanup())
+
+
+def feed_area(url: str) -> dict[str, Any]:
+    return {
+        "name": "Python blog",
+        "trigger": {"service": "rss", "trigger": "new_item", "params": {"url": url}},
+        "reactions": [{"service": "notify", "reaction": "notify",
+                       "params": {"title": "{{ trigger.title }}"}}],
+    }
+
+
+async def test_a_feed_that_cannot_be_checked_is_shown_above_the_runs_with_its_next_try(
+        page: ActivityPage, bridge: EngineBridge) -> None:
+    assert not page.failing.isVisible()
+    async with feed_answering_404(bridge) as url:
+        failing = signal_once(bridge.triggerHealth)
+        area = await bridge.save_area(AreaSpec.from_dict(feed_area(url)))
+        area_id, error = await failing  # the first check, soon after it is saved
+        assert area_id == area.id and error
+        await until(lambda: page.failing.isVisible() and len(page.failing.lines) == 1)
+        [line] = page.failing.lines
+        [streak] = await bridge.failing_checks()
+        text = line.accessibleName()
+        assert text.startswith("“Python blog” cannot check for new items: ")
+        assert "127.0.0.1" in text and "404" in text
+        assert text.endswith(f"— next try at {next_try(streak['next_at'], 'interval')}")
+        assert page.stack.currentWidget() is page.empty  # no run: the strip says why
+        page.failing.grab().save("/tmp/hookline-failing-checks.png")
+        page.grab().save("/tmp/hookline-activity-failing.png")
+
+        turned_off = signal_once(bridge.areaChanged)
+        await bridge.set_enabled(area.id, False)
+        await turned_off
+        await until(lambda: not page.failing.isVisible())

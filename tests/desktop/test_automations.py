@@ -11,6 +11,7 @@ import yaml
 from PySide6.QtCore import QModelIndex, QPoint, Qt, SignalInstance
 from PySide6.QtWidgets import (
     QFileDialog,
+    QMenu,
     QMessageBox,
     QStyle,
     QStyleOptionViewItem,
@@ -23,6 +24,7 @@ from desktop.bridge import EngineBridge
 from desktop.editor import AreaEditor
 from desktop.forms import ParamForm
 from desktop.models import AreasModel
+from desktop.pages.activity import CheckHistory, next_try
 from desktop.pages.automations import AutomationsPage, file_name_for
 from engine.areas import AreaSpec
 from tests.desktop.conftest import signal_once, until
@@ -313,3 +315,51 @@ async def test_health_tooltip_says_why_it_is_failing(qtbot: QtBot, bridge: Engin
 def test_file_name_for() -> None:
     assert file_name_for("Release notes → file!") == "release-notes-file.yaml"
     assert file_name_for("***") == "automation.yaml"
+
+
+async def test_checks_lists_each_check_of_a_feed_with_why_it_failed(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    from tests.desktop.test_activity import feed_answering_404, feed_area
+
+    timer = await bridge.save_area(AreaSpec.from_dict(area("Daily")))
+    async with feed_answering_404(bridge) as url:
+        failing = expect(bridge.triggerHealth)
+        feed = await bridge.save_area(AreaSpec.from_dict(feed_area(url)))
+        await failing  # its first check failed
+        page = await page_for(qtbot, bridge)
+        page.select(timer.id)
+        assert not page.checks_button.isEnabled()  # a timer is not checked: it fires
+        assert "fires by itself" in page.checks_button.toolTip()
+        page.select(feed.id)
+        assert page.checks_button.isEnabled()
+        page.checks_button.click()
+        dialogs = page.findChildren(CheckHistory)
+        assert len(dialogs) == 1
+        dialog = dialogs[0]
+        qtbot.addWidget(dialog)
+        await until(lambda: dialog.table.rowCount() == 1)
+        table = dialog.table
+
+        def shown(column: int) -> str:
+            item = table.item(0, column)
+            assert item is not None
+            return item.text()
+
+        assert dialog.windowTitle() == "Checks of “Python blog”"
+        assert shown(CheckHistory.RESULT) == "Failed"
+        assert "127.0.0.1" in shown(CheckHistory.PROBLEM)
+        assert "answered 404" in shown(CheckHistory.PROBLEM)
+        [check] = await bridge.checks(feed.id)
+        assert shown(CheckHistory.NEXT) == next_try(check["next_at"], "interval")
+        assert dialog.summary.text().startswith("Last checked at ")
+        assert "failed. Next check: " in dialog.summary.text()
+        dialog.grab().save("/tmp/hookline-checks-dialog.png")
+
+        # the same from the row's context menu
+        page.table.customContextMenuRequested.emit(
+            page.table.visualRect(cell(page, feed.id, AreasModel.NAME)).center())
+        menu = next(m for m in page.findChildren(QMenu) if m.isVisible())
+        [checks] = [a for a in menu.actions() if a.text() == "&Checks…"]
+        assert checks.isEnabled()
+        menu.close()
+        dialog.close()
