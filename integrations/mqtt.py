@@ -8,16 +8,18 @@ import hashlib
 import itertools
 import json
 import logging
+import secrets
 import socket
 import ssl
 import time
-from collections import deque
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import aiomqtt
+import paho.mqtt.client as paho
 
 from engine import (
     AuthError,
@@ -38,8 +40,19 @@ from engine import (
 if TYPE_CHECKING:
     from engine import HttpClient
 
-#: Messages kept per area between two checks; past it the oldest are dropped.
+#: Messages kept per area between two checks (and the most one check hands out). Past
+#: it a QoS 1 or 2 message is not acknowledged, so the broker holds back the rest (up to
+#: its own limit: Mosquitto's max_queued_messages, 1000 by default); a QoS 0 message is
+#: dropped, and the next check fails saying how many were.
 BUFFER_LIMIT = 1000
+#: QoS 1 and 2 messages left unacknowledged until the engine has saved them, so that
+#: the broker sends them again if Hookline stops first. The broker sends only so many
+#: unacknowledged (its in-flight window: Mosquitto 20 by default) and then stalls, so
+#: past this many the oldest is acknowledged as soon as it arrives.
+ACK_WINDOW = 5
+#: Topics whose latest value each area remembers, so that the value a broker keeps for
+#: a topic (retained), sent again on every reconnection, fires only when it is new.
+VALUE_MEMORY = 1000
 #: The largest payload turned into an event (the webhook listener's limit too).
 MAX_PAYLOAD = 1024 * 1024
 #: Seconds between reconnection attempts: the first, doubling up to the last.
@@ -218,17 +231,35 @@ class Broker:
     def client(
         self, identifier: str | None = None, *, clean_session: bool | None = None
     ) -> aiomqtt.Client:
-        return aiomqtt.Client(
+        return aiomqtt.Client(self.host, self.port, **self._options(identifier, clean_session))
+
+    def connection(
+        self,
+        identifier: str,
+        *,
+        clean_session: bool,
+        on_connect: Callable[[_Connection, bool], None],
+        on_message: Callable[[paho.MQTTMessage, bool], None],
+    ) -> _Connection:
+        """A client for a subscription: see :class:`_Connection`."""
+        return _Connection(
             self.host,
             self.port,
-            username=self.username,
-            password=self.password,
-            identifier=identifier,
-            clean_session=clean_session,
-            timeout=OPERATION_TIMEOUT,
-            keepalive=KEEPALIVE,
-            tls_context=ssl.create_default_context() if self.tls else None,
+            on_connect=on_connect,
+            on_message=on_message,
+            **self._options(identifier, clean_session),
         )
+
+    def _options(self, identifier: str | None, clean_session: bool | None) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "password": self.password,
+            "identifier": identifier,
+            "clean_session": clean_session,
+            "timeout": OPERATION_TIMEOUT,
+            "keepalive": KEEPALIVE,
+            "tls_context": ssl.create_default_context() if self.tls else None,
+        }
 
     async def check_address(self, http: HttpClient) -> None:
         """Refuse addresses the engine's outbound guard refuses (as for HTTP)."""
@@ -276,6 +307,71 @@ class Broker:
         return TransientError(f"MQTT broker {self.where} unreachable: {text}")
 
 
+class _Connection(aiomqtt.Client):
+    """An aiomqtt client that hands each message to ``on_message`` as it arrives (no
+    queue in between) and, once the subscription is confirmed, leaves acknowledging QoS
+    1 and 2 messages to the receiver (:meth:`ack`).
+
+    Until then paho acknowledges by itself: what comes first is the broker sending again
+    what the session left unacknowledged, and only so does paho complete a QoS 2 exchange
+    that an earlier connection began (it answers a PUBREL for a message it never saw
+    only when it acknowledges by itself). ``on_message`` learns which it was.
+
+    aiomqtt 2.5 offers no manual acknowledgement, so this reaches into it (its paho
+    client and callbacks); the tests run against a real broker and would notice.
+
+    Args:
+        on_connect: called as the broker accepts the connection, with whether it kept
+            the session (before any message of the connection).
+        on_message: called with each message and whether paho acknowledged it already.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        on_connect: Callable[[_Connection, bool], None],
+        on_message: Callable[[paho.MQTTMessage, bool], None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._connect_hook = on_connect
+        self._message_hook = on_message
+        self._manual = False
+
+    def ack(self, mid: int, qos: int) -> bool:
+        """Acknowledge a message (PUBACK, or PUBCOMP for QoS 2); whether it was sent."""
+        if not self._manual:
+            return False  # paho acknowledges by itself, or already did
+        return self._client.ack(mid, qos) == paho.MQTT_ERR_SUCCESS
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.ConnectFlags,
+        reason_code: Any,
+        properties: Any = None,
+    ) -> None:
+        if reason_code == paho.CONNACK_ACCEPTED and not self._connected.done():
+            self._connect_hook(self, bool(flags.session_present))
+        super()._on_connect(client, userdata, flags, reason_code, properties)
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: Any,
+        properties: Any = None,
+    ) -> None:
+        self._client.manual_ack_set(True)
+        self._manual = True
+        super()._on_subscribe(client, userdata, mid, reason_codes, properties)
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self._message_hook(message, not self._manual)
+
+
 def _read_disconnection(client: aiomqtt.Client) -> None:
     """Read the error of a connection that was lost outside message iteration.
 
@@ -314,18 +410,228 @@ def _json(text: str) -> Any:
         return None
 
 
+# --- the inbox -----------------------------------------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class _Held:
+    """A received message that the engine has not saved yet."""
+
+    serial: int
+    item: Item | None  # None: skipped (too large); acknowledged in its turn, never fires
+    topic: str
+    digest: str  # of topic and payload (:func:`_digest`)
+    retained: bool  # sent because the broker keeps it as the topic's value (retain=1)
+    qos: int
+    mid: int
+    acked: bool
+
+
+class Inbox:
+    """What one area's subscription received and the engine has not saved yet, and when
+    to acknowledge it to the broker. Bookkeeping only: :class:`Subscription` feeds it
+    from the connection; a property test drives it alone.
+
+    A message is held from its arrival until a check handed it out and the engine saved
+    that check: the state a check writes (:meth:`take`) comes back to the next check
+    (:meth:`confirm`) only if the engine saved it with the check's events. A check the
+    engine did not save is handed out again, under the same keys.
+
+    QoS 1 and 2 messages are acknowledged in the order they arrived: once saved, so that
+    the broker sends one again if Hookline stops first; or on arrival when more than
+    ``window`` wait unacknowledged (the broker would stall); but none past ``limit``
+    held, so that the broker holds back the rest. A QoS 0 message past ``limit`` is
+    dropped, and counted in ``dropped``.
+
+    On a connection to a session it kept, the broker first sends again what the session
+    left unacknowledged; a repeat of a message held or saved already is let go.
+
+    Args:
+        limit: messages held at most (QoS 1 and 2: and the broker's in-flight window).
+        window: QoS 1 and 2 messages left unacknowledged until they are saved.
+        memory: topics whose latest value is remembered.
+        state: the area's poll state as the engine last saved it: after a restart it
+            names the saved messages that the broker may send again.
+
+    Attributes:
+        received: messages taken in so far (the broker's repeats not counted).
+        dropped: QoS 0 messages dropped past ``limit``, for the owner to report.
+    """
+
+    def __init__(
+        self, limit: int, window: int, memory: int, state: Mapping[str, Any] | None = None
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.memory = memory
+        self.received = 0
+        self.dropped = 0
+        self._held: deque[_Held] = deque()
+        self._serials = itertools.count()
+        self._handed = 0  # how many of the first held the last check handed out
+        self._token: str | None = None  # the last check's, as its saved state carries it
+        self._tokens = (f"{secrets.token_hex(4)}.{n}" for n in itertools.count())
+        self._ack: Callable[[int, int], bool] | None = None  # None: not connected
+        self._owed: dict[int, _Held] = {}  # mid -> not acknowledged yet, oldest first
+        self._acked: OrderedDict[int, _Held] = OrderedDict()  # on this connection, latest
+        self._confirmed: list[_Held] = []  # acknowledged as the last check was saved
+        self._repeats: dict[int, str] = {}  # what the broker may send again, this connection
+        resend = (state or {}).get("resend", ())
+        self._restored = {int(mid): str(digest) for mid, digest in resend}
+
+    @property
+    def waiting(self) -> int:
+        """Messages held that no check has handed out yet."""
+        return len(self._held) - self._handed
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
+
+    def unsaved(self) -> int:
+        """Messages no check has handed out that the broker will not send again
+        (acknowledged, or QoS 0): lost if listening stops now."""
+        waiting = itertools.islice(self._held, self._handed, None)
+        return sum(1 for held in waiting if held.acked and held.item is not None)
+
+    def connected(self, ack: Callable[[int, int], bool], session_present: bool) -> None:
+        """A connection began; acknowledgements go through ``ack`` from now on.
+
+        What was owed an acknowledgement is done with: the broker sends it again before
+        it confirms the subscription, when it kept the session (paho acknowledges those,
+        see :class:`_Connection`), or else it forgot it."""
+        repeats: dict[int, str] = {}
+        if session_present:
+            repeats.update(self._restored)
+            # (an acknowledgement may have died with the connection)
+            for mid, held in [*self._acked.items(), *self._owed.items()]:
+                repeats[mid] = held.digest
+        for held in self._owed.values():
+            held.acked = True
+        self._owed.clear()
+        self._acked.clear()
+        self._confirmed = []
+        self._restored = {}
+        self._repeats = repeats
+        self._ack = ack
+
+    def disconnected(self) -> None:
+        self._ack = None
+
+    def receive(
+        self,
+        item: Item | None,
+        *,
+        topic: str,
+        digest: str,
+        retained: bool,
+        qos: int,
+        mid: int,
+        acked: bool,
+    ) -> None:
+        """Take in a message; ``acked``: paho acknowledged it already (it came before the
+        subscription was confirmed)."""
+        if qos and acked and self._repeats.get(mid) == digest:
+            del self._repeats[mid]  # the broker sending again one held or saved already
+            return
+        if not qos and len(self._held) >= self.limit:
+            self.dropped += 1
+            return
+        held = _Held(next(self._serials), item, topic, digest, retained, qos, mid, acked or not qos)
+        self._held.append(held)
+        if item is not None:
+            self.received += 1
+        if not held.acked:
+            self._owed[mid] = held
+            self._pump()
+
+    def confirm(self, state: Mapping[str, Any]) -> None:
+        """Let go of the last check's messages, and acknowledge them, if the engine saved
+        that check (``state``, as saved, carries its token)."""
+        if self._token is None or state.get("batch") != self._token:
+            return
+        self._confirmed = []
+        for _ in range(self._handed):
+            held = self._held.popleft()
+            if not held.acked:
+                self._confirmed.append(held)
+                self._send_ack(held)
+        self._token = None
+        self._handed = 0
+        self._pump()
+
+    def take(self, state: dict[str, Any]) -> list[Item]:
+        """The next check's items, oldest first: the first ``limit`` messages held (those
+        of a check not saved again, same keys), less a topic's kept value sent again
+        unchanged. Writes into ``state`` what the engine saves with them: the check's
+        token, each topic's latest value, the saved messages the broker may send again."""
+        batch = list(itertools.islice(self._held, self.limit))
+        values = {str(topic): str(digest) for topic, digest in state.get("values", ())}
+        items: list[Item] = []
+        for held in batch:
+            if held.item is None:
+                continue
+            before = values.pop(held.topic, None)
+            values[held.topic] = held.digest  # last: the least recently changed go first
+            if held.retained and held.digest == before:
+                continue  # the broker's kept value, sent again on subscribing: had it
+            item = held.item
+            if held.retained and before is None:
+                # Hookline used to key a kept value by its digest: seen so, it is not new.
+                item = replace(item, aliases=(f"retained:{held.digest}",))
+            items.append(item)
+        self._token = next(self._tokens)
+        self._handed = len(batch)
+        # Saved with this state or before, maybe not acknowledged on the broker's side:
+        # after a restart, the broker sending one again is no news.
+        unsaved = set(itertools.islice(self._held, len(batch), None))
+        doubtful = [*self._confirmed, *self._owed.values()]
+        if self._ack is None:  # the connection died: what it acknowledged may not have arrived
+            doubtful += self._acked.values()
+        resend = dict(self._restored)
+        resend.update((held.mid, held.digest) for held in doubtful if held not in unsaved)
+        state["batch"] = self._token
+        state["values"] = [[topic, digest] for topic, digest in values.items()][-self.memory :]
+        state["resend"] = [[mid, digest] for mid, digest in resend.items()]
+        return items
+
+    def _pump(self) -> None:
+        """Acknowledge the oldest while more than ``window`` wait, but none past
+        ``limit`` held: there the broker is left to hold back the rest."""
+        first = self._held[0].serial if self._held else 0
+        while len(self._owed) > self.window:
+            held = next(iter(self._owed.values()))
+            if held.serial - first >= self.limit or not self._send_ack(held):
+                return
+
+    def _send_ack(self, held: _Held) -> bool:
+        if self._ack is None or not self._ack(held.mid, held.qos):
+            return False  # still owed: on the next connection the broker sends it again
+        held.acked = True
+        del self._owed[held.mid]
+        self._acked[held.mid] = held
+        if len(self._acked) > self.limit + self.window:  # (what one check acknowledges)
+            self._acked.popitem(last=False)
+        return True
+
+
+def _digest(topic: str, payload: bytes) -> str:
+    """A message's topic and payload in 32 hex digits (as kept values used to be keyed)."""
+    return hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()[:32]
+
+
 # --- subscribing ---------------------------------------------------------------------------
 
 
 class Subscription:
     """One area's subscription: a background task that stays connected, reconnects with
-    backoff, and keeps received messages until the next check.
+    backoff, and keeps received messages in an :class:`Inbox` until the engine saved them.
 
     Attributes:
         connected: whether the broker has accepted the connection and subscription.
         error: why the last attempt failed (cleared on reconnection).
         changed: set whenever a message arrives or the connection comes or goes.
-        received: how many messages arrived since the subscription started.
+        inbox: the messages received and not saved yet.
     """
 
     def __init__(
@@ -335,6 +641,7 @@ class Subscription:
         topic: str,
         qos: int,
         log: logging.LoggerAdapter[logging.Logger],
+        state: Mapping[str, Any] | None = None,
     ) -> None:
         self.area_id = area_id
         self.broker = broker
@@ -347,10 +654,7 @@ class Subscription:
         self.error: ServiceError | None = None
         self.settled = asyncio.Event()
         self.changed = asyncio.Event()
-        self.received = 0
-        self._buffer: deque[Item] = deque()
-        self._previous: list[Item] = []
-        self._dropped = 0
+        self.inbox = Inbox(BUFFER_LIMIT, ACK_WINDOW, VALUE_MEMORY, state)
         self._counter = itertools.count()
         self._last_check = self.loop.time()
         self._retry_in = RECONNECT_MIN
@@ -360,17 +664,24 @@ class Subscription:
     @property
     def waiting(self) -> int:
         """Messages received and not yet handed to a check."""
-        return len(self._buffer)
+        return self.inbox.waiting
+
+    @property
+    def received(self) -> int:
+        """Messages received since the subscription started (the broker's repeats of
+        messages held or saved already not counted)."""
+        return self.inbox.received
 
     @property
     def config(self) -> tuple[Broker, str, int]:
         return self.broker, self.topic, self.qos
 
-    async def check(self) -> PollResult:
-        """The messages received since the check before last, newest first.
+    async def check(self, state: dict[str, Any]) -> PollResult:
+        """The messages received and not saved yet, newest first (at most BUFFER_LIMIT).
 
-        Each message is handed out by two checks in a row: if the engine could not save
-        the first, the second still has it (the engine fires a key only once)."""
+        ``state`` is the area's poll state, which the engine saves with this check's
+        events: through it the next check learns that these were saved (and lets them
+        go); a check the engine could not save is handed out again."""
         now = self.loop.time()
         if self._deadline is not None:
             self._deadline.reschedule(now + max(IDLE_AFTER, 3 * (now - self._last_check)))
@@ -383,20 +694,24 @@ class Subscription:
                     f"MQTT broker {self.broker.where} unreachable: no answer within "
                     f"{OPERATION_TIMEOUT + 5:g} s"
                 ) from None
-        fresh = list(self._buffer)
-        self._buffer.clear()
-        if self._dropped:
-            self.log.info("MQTT %s: %d message(s) were dropped", self.topic, self._dropped)
-            self._dropped = 0
-        items = self._previous + fresh
-        self._previous = fresh
-        if not items and not self.connected and self.error is not None:
+        self.inbox.confirm(state)
+        if self.inbox.dropped:
+            dropped, self.inbox.dropped = self.inbox.dropped, 0
+            # A failed check is what the engine records and shows; the messages held
+            # come with the next one.
+            raise PermanentError(
+                f"MQTT {self.topic}: {dropped} message(s) dropped: more than "
+                f"{BUFFER_LIMIT} arrived between two checks, and with QoS 0 the broker "
+                "holds none back for Hookline. Choose QoS 1 (the broker then keeps them "
+                "until Hookline takes them) or a narrower topic."
+            )
+        if not self.inbox.holding and not self.connected and self.error is not None:
             if isinstance(self.error, TransientError):
                 # Check again when the next reconnection attempt is due, not after the
                 # engine's ever longer backoff: messages wait here meanwhile.
                 raise RateLimited(str(self.error), retry_after=max(1.0, self._retry_in))
             raise type(self.error)(*self.error.args)
-        return PollResult(items=items[::-1])
+        return PollResult(items=self.inbox.take(state)[::-1])
 
     async def aclose(self) -> None:
         self.task.cancel()
@@ -423,6 +738,14 @@ class Subscription:
             self.changed.set()
             if _subscriptions.get(self.area_id) is self:
                 del _subscriptions[self.area_id]
+            lost = self.inbox.unsaved()
+            if lost:
+                self.log.warning(
+                    "MQTT %s: stopped listening with %d received message(s) not picked up "
+                    "yet; they are lost",
+                    self.topic,
+                    lost,
+                )
 
     async def _stay_connected(self) -> None:
         delay = RECONNECT_MIN
@@ -447,15 +770,25 @@ class Subscription:
 
     async def _session(self) -> None:
         # qos 0: nothing is queued for us anyway, so no session is kept on the broker.
-        client = self.broker.client(self.client_id, clean_session=self.qos == 0)
+        client = self.broker.connection(
+            self.client_id,
+            clean_session=self.qos == 0,
+            on_connect=self._connected,
+            on_message=self._receive,
+        )
         try:
             async with client:
                 await _subscribe_or_refuse(client, self.broker, self.topic, self.qos)
                 self._up()
-                async for message in client.messages:
-                    self._receive(message)
+                # Messages go to _receive as they arrive: this only waits for the end.
+                async for _ in client.messages:
+                    pass
         finally:
+            self.inbox.disconnected()
             _read_disconnection(client)
+
+    def _connected(self, client: _Connection, session_present: bool) -> None:
+        self.inbox.connected(client.ack, session_present)
 
     def _up(self) -> None:
         if self.error is not None:
@@ -477,32 +810,42 @@ class Subscription:
         self.settled.set()
         self.changed.set()
 
-    def _receive(self, message: aiomqtt.Message) -> None:
-        item = _message_item(message, next(self._counter), self.log)
-        if item is None:
-            return
-        if len(self._buffer) >= BUFFER_LIMIT:
-            self._buffer.popleft()
-            self._dropped += 1
-            if self._dropped == 1:
-                self.log.warning(
-                    "MQTT %s: more than %d messages arrived between two checks; dropping "
-                    "the oldest (check more often, or narrow the topic)",
-                    self.topic,
-                    BUFFER_LIMIT,
-                )
-        self._buffer.append(item)
-        self.received += 1
+    def _receive(self, message: paho.MQTTMessage, acked: bool) -> None:
+        payload = bytes(message.payload)
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:  # MQTT forbids it; skipped, but acknowledged in turn
+            self.log.warning("MQTT: skipped a message on a topic that is not UTF-8")
+            topic, item = "", None
+        else:
+            item = _message_item(
+                topic, payload, message.qos, message.retain, next(self._counter), self.log
+            )
+        self.inbox.receive(
+            item,
+            topic=topic,
+            digest=_digest(topic, payload),
+            retained=bool(message.retain),
+            qos=int(message.qos),
+            mid=int(message.mid),
+            acked=acked,
+        )
         self.changed.set()
 
 
+def _raw(payload: Any) -> bytes:
+    return payload if isinstance(payload, bytes) else str(payload or "").encode()
+
+
 def _message_item(
-    message: aiomqtt.Message, serial: int, log: logging.LoggerAdapter[logging.Logger]
+    topic: str,
+    raw: bytes,
+    qos: int,
+    retain: bool,
+    serial: int,
+    log: logging.LoggerAdapter[logging.Logger],
 ) -> Item | None:
     """The item a message becomes (None, and a warning, when it is too large)."""
-    payload = message.payload
-    raw = payload if isinstance(payload, bytes) else str(payload or "").encode()
-    topic = str(message.topic)
     if len(raw) > MAX_PAYLOAD:
         log.warning(
             "MQTT: skipped a %d-byte message on %s: one event holds at most 1 MiB",
@@ -511,21 +854,16 @@ def _message_item(
         )
         return None
     text = raw.decode("utf-8", errors="replace")
-    if message.retain:
-        # The broker's stored value, sent again on every (re)subscription: one key
-        # per value, so a reconnection does not fire it again.
-        digest = hashlib.sha256(topic.encode() + b"\0" + raw).hexdigest()
-        key = f"retained:{digest[:32]}"
-    else:
-        key = f"{time.time_ns()}:{serial}"
     return Item(
-        key,
+        # One key per delivery: the broker's kept value sent again is recognised by
+        # the area's memory of each topic's latest value (Inbox.take), not by its key.
+        f"{time.time_ns()}:{serial}",
         {
             "topic": topic,
             "payload": text,
             "json": _json(text),
-            "qos": int(message.qos),
-            "retain": bool(message.retain),
+            "qos": int(qos),
+            "retain": bool(retain),
             "received_at": datetime.now(UTC).isoformat(),
         },
     )
@@ -558,7 +896,7 @@ async def _subscribe(ctx: PollContext, broker: Broker, topic: str, qos: int) -> 
     current = _subscriptions.get(ctx.area_id)  # a concurrent check may have started one
     if current is not None and current.loop is loop and current.config == (broker, topic, qos):
         return current
-    created = Subscription(ctx.area_id, broker, topic, qos, ctx.log)
+    created = Subscription(ctx.area_id, broker, topic, qos, ctx.log, ctx.state)
     _subscriptions[ctx.area_id] = created
     return created
 
@@ -607,7 +945,13 @@ async def aclose_all() -> None:
     "connected to the broker and picks up received messages every few seconds. Messages "
     "published while Hookline is closed are missed, unless QoS is 1 or 2: then the broker "
     "keeps a session for this area and holds its messages until Hookline is back. "
-    "A retained message (the last value the broker keeps for a topic) fires once per value.",
+    f"Hookline keeps up to {BUFFER_LIMIT:,} messages between two checks; with QoS 1 or 2 "
+    "the broker holds back the rest until Hookline takes them, up to its own limit "
+    "(Mosquitto: max_queued_messages, 1,000 by default; past it the broker drops them). "
+    "With QoS 0 the rest is dropped, and the check fails saying how many. "
+    "A retained message (the value the broker keeps for a topic and sends again on every "
+    "reconnection) fires once per value: again only when the value changes (on a topic "
+    "that also carries messages that are not retained, after each of those).",
     params=[
         *_connection_params(),
         Param(
@@ -622,9 +966,10 @@ async def aclose_all() -> None:
             "qos",
             ParamType.CHOICE,
             "Quality of service",
-            help="0: messages sent while Hookline is closed are missed. 1 or 2: the broker "
-            "keeps them for Hookline (a persistent session under a fixed client id for "
-            "this area) and delivers them when it reconnects.",
+            help="0: messages sent while Hookline is closed are missed, and so are those "
+            f"past {BUFFER_LIMIT:,} between two checks. 1 or 2: the broker keeps them for "
+            "Hookline (a persistent session under a fixed client id for this area) and "
+            "delivers them when it reconnects, or when Hookline has room again.",
             choices=_QOS,
             default="0",
             example="1",
@@ -647,7 +992,7 @@ async def new_message(ctx: PollContext) -> PollResult:
     if ctx.dry_run:
         return await _sample(ctx, broker, topic)
     current = await _subscribe(ctx, broker, topic, int(ctx.params["qos"]))
-    return await current.check()
+    return await current.check(ctx.state)
 
 
 async def _sample(ctx: PollContext, broker: Broker, topic: str) -> PollResult:
@@ -662,7 +1007,14 @@ async def _sample(ctx: PollContext, broker: Broker, topic: str) -> PollResult:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SAMPLE_WAIT):
                     async for message in client.messages:
-                        item = _message_item(message, 0, ctx.log)
+                        item = _message_item(
+                            str(message.topic),
+                            _raw(message.payload),
+                            message.qos,
+                            message.retain,
+                            0,
+                            ctx.log,
+                        )
                         if item is not None:
                             return PollResult(items=[item])
     except aiomqtt.MqttError as exc:
