@@ -3,7 +3,8 @@ are set by the test, so the engine's own behaviour can be observed."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine import (
@@ -34,6 +35,11 @@ class Controls:
         self.received: list[dict[str, Any]] = []
         self.fail_times = 0
         self.fail_with: type[Exception] = TransientError
+        #: called with "acting" just before a record is made and "acted" just after it
+        #: (a test may kill the engine at that instant)
+        self.on_record: Callable[[str], None] | None = None
+        #: the engine was killed (conftest.freeze): whatever it still does reaches nobody
+        self.dead = False
 
 
 controls = Controls()
@@ -44,6 +50,8 @@ controls = Controls()
                       fields=[Field("title", "Title", "hello"), Field("n", "Number", 1)],
                       default_interval=3600, min_interval=0.01)
 async def items(ctx: PollContext) -> PollResult:
+    if controls.dead:  # a killed engine never gets this far
+        raise asyncio.CancelledError
     controls.polls += 1
     if controls.poll_error is not None:
         raise controls.poll_error
@@ -66,7 +74,13 @@ async def record(ctx: ReactionContext) -> Mapping[str, Any]:
     if controls.fail_times > 0:
         controls.fail_times -= 1
         raise controls.fail_with("probe failure")
+    if controls.on_record is not None and not controls.dead:
+        controls.on_record("acting")
+    if controls.dead:  # a killed engine never gets this far
+        raise asyncio.CancelledError
     controls.received.append(dict(ctx.params))
+    if controls.on_record is not None:
+        controls.on_record("acted")
     return {"echo": ctx.params["text"]}
 
 
