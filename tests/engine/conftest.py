@@ -122,13 +122,19 @@ def freeze(engine: Engine) -> None:
 
     writer.submit = nowhere  # type: ignore[method-assign]
 
+    async def no_goodbye() -> None:  # a start cut short calls it: nothing to tidy
+        return None
+
+    engine.aclose = no_goodbye  # type: ignore[method-assign]
+
 
 async def bury(engine: Engine) -> None:
     """What the OS does after :func:`freeze`: the process's tasks and threads stop, its
     sockets, database connections, files and the data-folder lock are closed. No flush,
     no ledger removal, no goodbye. The loop must hold only the engine and the caller."""
     me = asyncio.current_task()
-    await engine.scheduler.aclose()  # its timers, in the dead process's memory
+    if hasattr(engine, "scheduler"):
+        await engine.scheduler.aclose()  # its timers, in the dead process's memory
     for server in (engine.listener, engine.control):
         runner = getattr(server, "_runner", None)
         if runner is not None:  # the sockets; a dead process leaves control.json behind

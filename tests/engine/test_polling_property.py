@@ -15,6 +15,7 @@ import asyncio
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,8 @@ DAY = datetime(2026, 12, 1, tzinfo=UTC)
 #: Where a kill lands: after some turns of the loop from the start of a poll (during
 #: the poll, its commit or its runs), or at the instant the n-th reaction from now is
 #: about to act or has acted.
-KILL_POINTS = st.one_of(
-    st.tuples(st.just("turns"), st.integers(0, 40)),
-    st.tuples(st.sampled_from(["acting", "acted"]), st.integers(1, 6)),
-)
+IN_A_REACTION = st.tuples(st.sampled_from(["acting", "acted"]), st.integers(1, 6))
+KILL_POINTS = st.one_of(st.tuples(st.just("turns"), st.integers(0, 40)), IN_A_REACTION)
 
 
 class PollerMachine(RuleBasedStateMachine):
@@ -77,19 +76,28 @@ class PollerMachine(RuleBasedStateMachine):
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
 
+    def _engine(self) -> Engine:
+        return Engine(self.folder, settings=Settings.from_mapping(FAST),
+                      registry=registry(), secrets=MemorySecretStore())
+
     async def _start(self) -> None:
-        self.engine = Engine(self.folder, settings=Settings.from_mapping(FAST),
-                             registry=registry(), secrets=MemorySecretStore())
+        self.engine = self._engine()
         await self.engine.start()
 
-    @initialize()
-    def start(self) -> None:
+    @initialize(there=st.integers(0, 4), look=st.booleans())
+    def start(self, there: int, look: bool) -> None:
+        """The area starts on a source with ``there`` items; with ``look``, it polls
+        once (else the first poll comes from the rules: a kill may cut it short)."""
         probe.controls.__init__()  # type: ignore[misc]
         self.run(self._start())
         assert self.engine is not None
         area = self.run(self.engine.create_area(AreaSpec.from_dict(AREA)))
         self.area_id = area.id
         self.engine.scheduler.remove(area.id)  # polls happen when the rules say
+        if there:
+            self.add(there, spread=False)
+        if look:
+            self.poll()
 
     def teardown(self) -> None:
         if self.engine is not None:
@@ -163,23 +171,38 @@ class PollerMachine(RuleBasedStateMachine):
         self.run(self._start())
         self.engine.scheduler.remove(self.area_id)
 
-    @rule(point=KILL_POINTS)
-    def poll_and_kill(self, point: tuple[str, int]) -> None:
-        """Poll, kill the engine at ``point`` instead of closing it, start a new one on
-        the same data folder and let it finish what the killed one owed."""
+    @rule(added=st.integers(0, 6), spread=st.booleans(), point=KILL_POINTS,
+          again=st.none() | IN_A_REACTION)
+    def poll_and_kill(self, added: int, spread: bool, point: tuple[str, int],
+                      again: tuple[str, int] | None) -> None:
+        """``added`` items appear; poll, kill the engine at ``point`` instead of closing
+        it, start a new one on the same data folder and let it finish what the killed
+        one owed; with ``again``, kill that one too while it does, and start a third."""
         assert self.engine is not None
+        if added:
+            self.add(added, spread)
         shown = self._show()
         before = self.run(self.engine.store.trigger_state(self.area_id))
-        self.run(self._kill_during_poll(self.engine, *point))
-        self.run(self._start())
-        self.engine.scheduler.remove(self.area_id)
-        self.run(self.engine.wait_idle())  # the events the killed engine left pending
+        engine = self.engine
+        self.run(self._kill_at(engine, *point, self._poll(engine)))
+        if again is not None:
+            self.engine = self._engine()
+            self.run(self._kill_at(self.engine, *again, self._recover(self.engine)))
+        self.engine = self._engine()
+        self.run(self._recover(self.engine))  # the events the killed engines left pending
         after = self.run(self.engine.store.trigger_state(self.area_id))
         if after is not None and (before is None
                                   or after["last_check_at"] != before["last_check_at"]):
             self._expect(shown)  # the poll committed before the kill: its items are owed
 
-    async def _kill_during_poll(self, engine: Engine, where: str, n: int) -> None:
+    async def _recover(self, engine: Engine) -> None:
+        await engine.start()
+        engine.scheduler.remove(self.area_id)
+        await engine.wait_idle()
+
+    async def _kill_at(self, engine: Engine, where: str, n: int,
+                       work: Coroutine[Any, Any, None]) -> None:
+        """Do ``work`` with ``engine`` and kill it at the point ``where``/``n``."""
         acted_before = len(probe.controls.received)
         killed = asyncio.get_running_loop().create_future()
         moments = 0
@@ -193,14 +216,14 @@ class PollerMachine(RuleBasedStateMachine):
                     killed.set_result(None)
 
         probe.controls.on_record = at_moment
-        polled = asyncio.ensure_future(self._poll(engine))
+        working = asyncio.ensure_future(work)
         if where == "turns":
             for _ in range(n):
-                if polled.done():
+                if working.done():
                     break
                 await asyncio.sleep(0)  # one turn of the loop: where the kill lands
         else:
-            await asyncio.wait([polled, killed], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([working, killed], return_when=asyncio.FIRST_COMPLETED)
         if not killed.done():
             freeze(engine)
         probe.controls.on_record = None
@@ -208,7 +231,7 @@ class PollerMachine(RuleBasedStateMachine):
         # Under way: a reaction that acted in this poll, unless the kill came before
         # the next one acted (that flushed the record of its finish) or once all was
         # settled.
-        if acted and where != "acting" and not polled.done():
+        if acted and where != "acting" and not working.done():
             self.may_repeat.append(acted[-1]["text"])
         await bury(engine)
 
@@ -242,6 +265,6 @@ class PollerMachine(RuleBasedStateMachine):
 
 
 PollerMachine.TestCase.settings = settings(
-    max_examples=50, stateful_step_count=20, deadline=None,
+    max_examples=40, stateful_step_count=20, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 test_the_poller_fires_each_item_once_oldest_first = PollerMachine.TestCase
