@@ -1,7 +1,10 @@
 """The poller's promise as a property: whatever the source shows, poll after poll (items
-added, removed, reordered, retitled, more than the seen memory's bound), across cleanups,
-restarts and kills, every item that appears fires exactly once, oldest first by its own
-time, and nothing fires again after a restart.
+added, removed, re-added, reordered, retitled, more than the seen memory's bound, with or
+without their own time), across cleanups, restarts and kills, every item that appears
+fires exactly once, oldest first by its own time (else in the source's newest-first
+order, reversed), and nothing fires again after a restart. The one exception of the
+bounded memory: an item that had left the source when a cleanup ran may be forgotten,
+and fires again, once, if it comes back.
 
 What a kill may do, and no more: repeat the one reaction under way at the kill — it
 acted, but the record that it finished had not reached the run ledger — right after
@@ -54,6 +57,15 @@ IN_A_REACTION = st.tuples(st.sampled_from(["acting", "acted"]), st.integers(1, 6
 KILL_POINTS = st.one_of(st.tuples(st.just("turns"), st.integers(0, 40)), IN_A_REACTION)
 
 
+def _title(key: str, retitled: int) -> str:
+    return f"{key} (retitled {retitled} times)" if retitled else key
+
+
+def _key(record: dict[str, Any]) -> str:
+    """The item a record of the probe was made for (its title, retitled or not)."""
+    return str(record["text"]).split()[0]
+
+
 class PollerMachine(RuleBasedStateMachine):
     """The real engine (probe service, its own data folder) against a model: the keys
     that appeared since the first poll, in the order they must fire."""
@@ -65,11 +77,18 @@ class PollerMachine(RuleBasedStateMachine):
         self.engine: Engine | None = None
         self.area_id = ""
         self.source: list[tuple[str, int]] = []  # (key, minutes after DAY), as listed
+        self.removed: list[tuple[str, int]] = []  # taken out of the source, may come back
+        self.titles: dict[str, int] = {}  # key -> how often it was retitled
+        self.timed = True  # items carry their own time (else: listed newest first)
         self.next_key = 0
         self.clock = 0
         self.expected: list[str] = []  # keys in the order they must have fired
         self.primed = False
-        self.seen_before_priming: set[str] = set()
+        self.seen_ever: set[str] = set()  # keys a committed poll returned
+        self.last_shown: set[str] = set()  # keys the latest committed poll returned
+        #: keys a clean-up may have forgotten (the latest poll did not show them then):
+        #: if they come back they may fire again, once
+        self.forgettable: set[str] = set()
         #: the reactions under way at each kill: each may have run twice
         self.may_repeat: list[str] = []
 
@@ -84,10 +103,12 @@ class PollerMachine(RuleBasedStateMachine):
         self.engine = self._engine()
         await self.engine.start()
 
-    @initialize(there=st.integers(0, 4), look=st.booleans())
-    def start(self, there: int, look: bool) -> None:
+    @initialize(there=st.integers(0, 4), look=st.booleans(), timed=st.booleans())
+    def start(self, there: int, look: bool, timed: bool) -> None:
         """The area starts on a source with ``there`` items; with ``look``, it polls
-        once (else the first poll comes from the rules: a kill may cut it short)."""
+        once (else the first poll comes from the rules: a kill may cut it short).
+        ``timed``: the source gives each item its time (else it lists newest first)."""
+        self.timed = timed
         probe.controls.__init__()  # type: ignore[misc]
         self.run(self._start())
         assert self.engine is not None
@@ -120,7 +141,20 @@ class PollerMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def remove(self, data: st.DataObject) -> None:
         index = data.draw(st.integers(0, len(self.source) - 1))
-        del self.source[index]
+        self.removed.append(self.source.pop(index))
+
+    @precondition(lambda self: bool(self.removed))
+    @rule(data=st.data())
+    def re_add(self, data: st.DataObject) -> None:
+        """A removed item comes back (an edge of a page, a post restored)."""
+        item = self.removed.pop(data.draw(st.integers(0, len(self.removed) - 1)))
+        self.source.insert(data.draw(st.integers(0, len(self.source))), item)
+
+    @precondition(lambda self: bool(self.source))
+    @rule(data=st.data())
+    def retitle(self, data: st.DataObject) -> None:
+        key, _minute = data.draw(st.sampled_from(self.source))
+        self.titles[key] = self.titles.get(key, 0) + 1
 
     @rule(data=st.data())
     def reorder(self, data: st.DataObject) -> None:
@@ -129,7 +163,8 @@ class PollerMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------------ the engine
 
     def _show(self) -> list[Item]:
-        shown = [Item(key, {"title": key, "n": minute}, at=DAY + timedelta(minutes=minute))
+        shown = [Item(key, {"title": _title(key, self.titles.get(key, 0)), "n": minute},
+                      at=DAY + timedelta(minutes=minute) if self.timed else None)
                  for key, minute in self.source]
         probe.controls.items = shown
         return shown
@@ -140,29 +175,37 @@ class PollerMachine(RuleBasedStateMachine):
         await engine.poller.poll(area, spec, area.spec.trigger.params, 3600)
         await engine.wait_idle()
 
-    def _expect(self, shown: list[Item]) -> None:
-        """What a poll of ``shown`` that committed owes."""
+    def _expect(self, shown: list[Item], fired_since: int) -> None:
+        """What a poll of ``shown`` that committed owes (``fired_since``: how many
+        records were made before it)."""
+        keys = {str(i.key) for i in shown}
         if self.primed:
-            fired = set(self.expected)
-            # new: oldest first by time; among equal times, in the order listed
-            fresh = sorted((i for i in shown if i.key not in fired and i.key not in
-                            self.seen_before_priming), key=lambda i: i.at or DAY)
+            fired_now = {_key(r) for r in probe.controls.received[fired_since:]}
+            fresh = [i for i in shown if i.key not in self.seen_ever
+                     or (i.key in self.forgettable and i.key in fired_now)]
+            if self.timed:  # oldest first by time; among equal times, as listed
+                fresh.sort(key=lambda i: i.at or DAY)
+            else:  # listed newest first
+                fresh.reverse()
             self.expected += [str(i.key) for i in fresh]
-        else:
-            self.seen_before_priming = {str(i.key) for i in shown}
-            self.primed = True
+        self.primed = True
+        self.seen_ever |= keys
+        self.forgettable -= keys
+        self.last_shown = keys
 
     @rule()
     def poll(self) -> None:
         assert self.engine is not None
         shown = self._show()
+        before = len(probe.controls.received)
         self.run(self._poll(self.engine))
-        self._expect(shown)
+        self._expect(shown, before)
 
     @rule()
     def clean_up(self) -> None:
         assert self.engine is not None
         self.run(self.engine.store.prune(14, 90, 1000, seen_per_area=BOUND))
+        self.forgettable |= self.seen_ever - self.last_shown
 
     @rule()
     def restart(self) -> None:
@@ -182,6 +225,7 @@ class PollerMachine(RuleBasedStateMachine):
         if added:
             self.add(added, spread)
         shown = self._show()
+        fired_since = len(probe.controls.received)
         before = self.run(self.engine.store.trigger_state(self.area_id))
         engine = self.engine
         self.run(self._kill_at(engine, *point, self._poll(engine)))
@@ -193,7 +237,8 @@ class PollerMachine(RuleBasedStateMachine):
         after = self.run(self.engine.store.trigger_state(self.area_id))
         if after is not None and (before is None
                                   or after["last_check_at"] != before["last_check_at"]):
-            self._expect(shown)  # the poll committed before the kill: its items are owed
+            # the poll committed before the kill: its items are owed
+            self._expect(shown, fired_since)
 
     async def _recover(self, engine: Engine) -> None:
         await engine.start()
@@ -232,14 +277,14 @@ class PollerMachine(RuleBasedStateMachine):
         # the next one acted (that flushed the record of its finish) or once all was
         # settled.
         if acted and where != "acting" and not working.done():
-            self.may_repeat.append(acted[-1]["text"])
+            self.may_repeat.append(_key(acted[-1]))
         await bury(engine)
 
     # ------------------------------------------------------------------ the promise
 
     @invariant()
     def each_item_fired_once_in_order(self) -> None:
-        fired = [r["text"] for r in probe.controls.received]
+        fired = [_key(r) for r in probe.controls.received]
         # A kill may repeat the reaction under way: once, right after itself (the
         # next start runs it first).
         allowed = Counter(self.may_repeat)
@@ -255,12 +300,13 @@ class PollerMachine(RuleBasedStateMachine):
     def a_repeat_is_marked_resumed(self) -> None:
         if self.engine is None or not self.engine.started:
             return
-        counts = Counter(r["text"] for r in probe.controls.received)
+        counts = Counter(_key(r) for r in probe.controls.received)
         repeated = {key for key, count in counts.items() if count > 1}
         if not repeated:
             return
         runs = self.run(self.engine.store.runs(self.area_id, limit=10_000))
-        resumed = {r["trigger_payload"]["title"] for r in runs if r["resumed"]}
+        resumed = {_key({"text": r["trigger_payload"]["title"]}) for r in runs
+                   if r["resumed"]}
         assert repeated <= resumed
 
 
