@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import sys
@@ -27,6 +28,7 @@ from engine.settings import Settings, load_settings, save_settings
 if TYPE_CHECKING:
     from engine.app import Engine
     from engine.control import ControlClient
+    from engine.logs import RunLog
 
 log = logging.getLogger("hookline")
 
@@ -177,7 +179,7 @@ async def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
         settings = settings.replace(**overrides)
     logs.configure(data_dir, "DEBUG" if args.verbose else settings.log_level)
     engine = Engine(data_dir, settings=settings)
-    engine.bus.subscribe("*", _log_message)
+    engine.bus.subscribe("*", functools.partial(_log_message, logs.RunLog(log)))
     await engine.start()
     try:
         if args.demo and not engine.areas():
@@ -206,12 +208,10 @@ async def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
     return 0
 
 
-def _log_message(message: Message) -> None:
+def _log_message(runs: RunLog, message: Message) -> None:
     data = message.data
     if message.topic == topics.RUN_FINISHED:
-        level = logging.WARNING if data["status"] == "failed" else logging.INFO
-        log.log(level, "run #%s of area %s: %s%s", data["run_id"], data["area_id"][:8],
-                data["status"], f" — {data['error']}" if data.get("error") else "")
+        runs.finished(data)
     elif message.topic == topics.NOTIFICATION:
         log.info("notification: %s — %s", data.get("title"), data.get("body"))
     elif message.topic == topics.AREA_PAUSED:

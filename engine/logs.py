@@ -8,8 +8,11 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
+from collections.abc import Mapping
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import Any
 
 LOG_DIR = "logs"
 LOG_FILE = "hookline.log"
@@ -94,6 +97,51 @@ class _LogFile(RotatingFileHandler):
                              f"{error.strerror or error}; log lines are dropped until it "
                              "can be written again\n")
         self._size = None  # count again from the file once it can be written
+
+
+class RunLog:
+    """The log's line for each finished run while runs are few: past ``per_second`` in
+    one second, the rest of that second's successful runs are counted and said in one
+    line once the second is over (a stream of runs would otherwise rotate the log away
+    in seconds, and the lines cost the engine a good part of each run). A failed run
+    is always said on its own line. The runs themselves are all in Activity and
+    ``hookline runs``."""
+
+    def __init__(self, log: logging.Logger, per_second: int = 20) -> None:
+        self.log = log
+        self.per_second = per_second
+        self._second = -1
+        self._said = 0
+        self._counted: Counter[str] = Counter()
+
+    def finished(self, data: Mapping[str, Any]) -> None:
+        """Say (or count) one ``run.finished`` message's run."""
+        status = data["status"]
+        if status == "failed":
+            self.log.warning("run #%s of area %s: failed%s", data["run_id"],
+                             str(data["area_id"])[:8],
+                             f" — {data['error']}" if data.get("error") else "")
+            return
+        second = int(time.monotonic())
+        if second != self._second:
+            self._second, self._said = second, 0
+        if self._said < self.per_second:
+            self._said += 1
+            self.log.info("run #%s of area %s: %s", data["run_id"], str(data["area_id"])[:8],
+                          status)
+            return
+        if not self._counted:  # said once this second is over
+            import asyncio  # (only a stream of runs gets here: the CLI stays quick)
+
+            asyncio.get_running_loop().call_later(1.0, self._say_counted)
+        self._counted[status] += 1
+
+    def _say_counted(self) -> None:
+        counted, self._counted = self._counted, Counter()
+        total = sum(counted.values())
+        kinds = ", ".join(f"{n} {status}" for status, n in sorted(counted.items()))
+        self.log.info("… and %d more run(s) in that second (%s); each is in Activity and "
+                      "`hookline runs`", total, kinds)
 
 
 def log_file(data_dir: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,3 +130,28 @@ def test_serve_takes_verbose_before_or_after_the_command(argv: list[str]) -> Non
 
     assert parse_args(argv).verbose is True
     assert parse_args(["serve"]).verbose is False
+
+
+async def test_a_stream_of_runs_is_counted_not_logged_line_by_line(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """500 runs in a second: the first 20 get their line, the rest one line that counts
+    them once the second is over; every failure keeps its own line."""
+    runs = logs.RunLog(logging.getLogger("hookline.test"), per_second=20)
+    done = asyncio.Event()
+    with caplog.at_level(logging.INFO, logger="hookline.test"):
+        for n in range(500):
+            status = "failed" if n % 100 == 99 else "succeeded"
+            runs.finished({"run_id": n, "area_id": "abcdef0123", "status": status,
+                           "error": "boom" if status == "failed" else None})
+        asyncio.get_running_loop().call_later(1.05, done.set)
+        await done.wait()
+    lines = [r.getMessage() for r in caplog.records]
+    each = [line for line in lines if line.startswith("run #")]
+    counted = [line for line in lines if line.startswith("…")]
+    failed = [line for line in each if "failed" in line]
+    assert len(failed) == 5 and all("— boom" in line for line in failed)
+    said = len(each) - len(failed)
+    assert said <= 40 and counted  # 20 a second (the loop may straddle two seconds)
+    total = sum(int(line.split()[2]) for line in counted)
+    assert said + total == 495  # every success said or counted
+    assert all("more run(s)" in line and "succeeded" in line for line in counted)
