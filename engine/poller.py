@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
@@ -29,7 +27,7 @@ from engine.settings import Settings
 from engine.storage.schema import seen_keys, utcnow
 from engine.storage.writer import Statement
 from engine.store import Store
-from engine.text import redact_url
+from engine.text import scrub_urls
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +37,6 @@ MAX_BACKOFF = 3600.0
 INTERVAL, BACKOFF, RETRY_AFTER = "interval", "backoff", "retry-after"
 #: A check's error is kept in its history up to this many characters.
 MAX_ERROR = 1000
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s\"'<>]+", re.IGNORECASE)
 
 
 @dataclass
@@ -231,23 +228,6 @@ def oldest_first(items: list[Item]) -> list[Item]:
 def _utc(at: datetime | None) -> datetime:
     assert at is not None
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-def scrub_urls(text: str) -> str:
-    """``text`` with every URL in it redacted (no query string, no user or password):
-    a check's error is kept and shown, and a URL may carry a token."""
-    return _URL.sub(lambda m: _redacted(m[0]), text)
-
-
-def _redacted(url: str) -> str:
-    try:
-        shown = redact_url(url)
-        netloc = urlsplit(shown).netloc
-    except ValueError:  # not a URL after all (a stray bracket): none of it is kept
-        return f"{url.partition('://')[0]}://…"
-    if "@" in netloc:
-        shown = shown.replace(netloc, "…@" + netloc.rpartition("@")[2], 1)
-    return shown
 
 
 def _internal(where: str, exc: Exception) -> PermanentError:

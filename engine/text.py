@@ -3,6 +3,7 @@ as providers write them."""
 
 from __future__ import annotations
 
+import re
 from contextlib import suppress
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -50,9 +51,27 @@ def html_to_text(markup: str, separator: str = "\n") -> str:
 
 
 def redact_url(url: str) -> str:
-    """The URL without its query string, which may carry a token."""
+    """The URL without its query string or user and password, which may carry a token."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?…" if parts.query else "")
+    _user, at, host = parts.netloc.rpartition("@")
+    netloc = f"…@{host}" if at else host
+    return f"{parts.scheme}://{netloc}{parts.path}" + ("?…" if parts.query else "")
+
+
+def scrub_urls(text: str) -> str:
+    """``text`` with every URL in it redacted (:func:`redact_url`): an error that is
+    kept and shown may quote a URL that carries a token."""
+    return _URL.sub(lambda m: _redacted(m[0]), text)
+
+
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s\"'<>]+", re.IGNORECASE)
+
+
+def _redacted(url: str) -> str:
+    try:
+        return redact_url(url)
+    except ValueError:  # not a URL after all (a stray bracket): none of it is kept
+        return f"{url.partition('://')[0]}://…"
 
 
 def iso_time(value: Any) -> datetime | None:

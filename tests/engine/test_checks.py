@@ -212,6 +212,6 @@ def test_a_database_at_0002_gets_the_check_history(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("url", ["http://[::1", "https://x.example/a?b=c."])
 def test_text_that_only_looks_like_a_url_is_redacted_not_refused(url: str) -> None:
-    from engine.poller import scrub_urls
+    from engine.text import scrub_urls
 
     assert "b=c" not in scrub_urls(f"failed at {url} today")

@@ -28,3 +28,8 @@ def test_iso_time_reads_what_apis_write_as_utc() -> None:
     assert iso_time("2025-03-14T09:26:53") == utc  # no offset: UTC
     assert iso_time("yesterday") is None
     assert iso_time(None) is None
+
+
+def test_redact_url_hides_a_user_and_password_too() -> None:
+    assert redact_url("https://ana:s3cret@feeds.example.org/x.xml?k=1") == \
+        "https://…@feeds.example.org/x.xml?…"
