@@ -240,6 +240,9 @@ def cmd_services(args: argparse.Namespace, _data_dir: Path) -> int:
         auth = "" if service.auth.value == "none" else f"  [needs {service.auth.value}]"
         print(f"{service.id:10} {service.name}{auth}")
         print(textwrap.indent(textwrap.fill(service.description, 76), "           "))
+        if args.service and service.access_note:
+            print(textwrap.indent(textwrap.fill("Cost and access: " + service.access_note, 76),
+                                  "           "))
         for t in service.triggers.values():
             print(f"           trigger  {t.id:20} {t.name}")
             if args.service:

@@ -38,9 +38,20 @@ POST_QUERY = {
 }
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
 _POST_URL_RE = re.compile(r"(?:x|twitter)\.com/[A-Za-z0-9_]+/status(?:es)?/(\d+)")
-_PAID_NOTE = (
-    " Needs a paid X API access level (Basic or higher): X's free level no longer "
-    "allows reading mentions or searching."
+#: X's pay-per-use rates in US$, from https://docs.x.com/x-api/getting-started/pricing
+#: (read 2026-12-06). X charges a resource once per UTC day however often it is fetched.
+POST_READ = 0.005
+USER_READ = 0.010
+POST_CREATE = 0.015
+POST_CREATE_WITH_URL = 0.200
+ACCESS_NOTE = (
+    "X's API is pay-per-use: before connecting, buy credits in the X Developer Console "
+    "(https://console.x.com, Billing) and set a spending limit there. Every post X "
+    f"returns costs ${POST_READ:.3f}, a profile ${USER_READ:.3f}, a post or reply you "
+    f"publish ${POST_CREATE:.3f} (${POST_CREATE_WITH_URL:.2f} when its text holds a link); "
+    "X charges the same post or profile once per UTC day. Rates from "
+    "https://docs.x.com/x-api/getting-started/pricing on 2026-12-06; the console shows "
+    "the current ones."
 )
 
 
@@ -60,6 +71,7 @@ service = Service(
     "reply as your X account.",
     icon="x.svg",
     account_label="X account",
+    access_note=ACCESS_NOTE,
     auth=AuthKind.OAUTH2,
     api_base_url="https://api.x.com/2",
     oauth=OAuth2Spec(
@@ -72,9 +84,10 @@ service = Service(
         fixed_port=17571,
         pkce=True,
         userinfo=_whoami,
-        client_help="(X developer portal → your app → User authentication settings: type "
-        "“Native App” (a public client, no secret), permissions “Read and write”, and this "
-        "exact callback URL. Reading mentions and search needs a paid API access level.)",
+        client_help="(X Developer Console, https://console.x.com → your app → User "
+        "authentication settings: type “Native App” (a public client, no secret), "
+        "permissions “Read and write”, and this exact callback URL. X's API is "
+        "pay-per-use: buy credits under Billing first, or every request is refused.)",
     ),
 )
 
@@ -135,9 +148,10 @@ def _check(resp: HttpResponse, what: str) -> None:
         raise PermanentError(f"X refused {what}{said}")
     if status == 403:
         raise AuthError(
-            f"X does not let this account reach {what}{said}. Reading mentions and search "
-            "needs a paid API access level; posting needs the app's “Read and write” "
-            "permission"
+            f"X does not let this account reach {what}{said}. X's API is pay-per-use: check "
+            "that your app has credits left in the X Developer Console (https://console.x.com,"
+            " Billing), is attached to a project there, and, for posting, has the “Read and "
+            "write” permission"
         )
     if status == 404:
         raise PermanentError(f"X could not find {what}: check it")
@@ -173,6 +187,19 @@ def _username(value: Any) -> str:
             f"{value!r} is not an X username: write it as on the profile, e.g. @XDevelopers"
         )
     return text
+
+
+async def _new_posts(ctx: PollContext, path: str, what: str,
+                     query: dict[str, str]) -> PollResult:
+    """The posts of a timeline newer than the newest one seen (X bills every post it
+    returns, so after the first check only new ones are asked for)."""
+    since = str(ctx.state.get(f"since_id:{path}") or "")
+    if since:
+        query = {**query, "since_id": since}
+    items = _posts(await _get(ctx, path, what, query))
+    if items:
+        ctx.state[f"since_id:{path}"] = max([str(i.key) for i in items], key=int)
+    return PollResult(items)
 
 
 async def _user_id(ctx: PollContext, username: str | None) -> str:
@@ -227,7 +254,11 @@ def _posts(data: Mapping[str, Any]) -> list[Item]:
 @service.poll_trigger(
     "new_post_from_user",
     "New post from an account",
-    "Fires for each new post of an X account.",
+    "Fires for each new post of an X account. Cost (X's pay-per-use credits): "
+    f"${POST_READ:.3f} for each new post found (a check that finds none costs nothing), "
+    f"${USER_READ:.3f} for the author's profile sent with them (once a day), and "
+    f"${USER_READ:.3f} once to look the account up; the first check reads up to "
+    f"{MAX_RESULTS} recent posts (${MAX_RESULTS * POST_READ:.2f}) and fires none.",
     params=[
         Param(
             "username",
@@ -256,14 +287,16 @@ async def new_post_from_user(ctx: PollContext) -> PollResult:
     query = {**POST_QUERY, "max_results": str(MAX_RESULTS)}
     if not ctx.params.get("replies"):
         query["exclude"] = "replies,retweets"
-    data = await _get(ctx, f"/users/{user_id}/tweets", f"posts of @{username}", query)
-    return PollResult(_posts(data))
+    return await _new_posts(ctx, f"/users/{user_id}/tweets", f"posts of @{username}", query)
 
 
 @service.poll_trigger(
     "new_mention",
     "New mention",
-    "Fires for each post that mentions your account." + _PAID_NOTE,
+    "Fires for each post that mentions your account. Cost (X's pay-per-use credits): "
+    f"${POST_READ:.3f} for each new mention found (a check that finds none costs nothing); "
+    f"the first check reads up to {MAX_RESULTS} recent mentions "
+    f"(${MAX_RESULTS * POST_READ:.2f}) and fires none.",
     fields=_POST_FIELDS,
     default_interval=900,
     min_interval=120,
@@ -271,14 +304,17 @@ async def new_post_from_user(ctx: PollContext) -> PollResult:
 async def new_mention(ctx: PollContext) -> PollResult:
     user_id = await _user_id(ctx, None)
     query = {**POST_QUERY, "max_results": str(MAX_RESULTS)}
-    data = await _get(ctx, f"/users/{user_id}/mentions", "your mentions", query)
-    return PollResult(_posts(data))
+    return await _new_posts(ctx, f"/users/{user_id}/mentions", "your mentions", query)
 
 
 @service.poll_trigger(
     "new_post_matching_search",
     "New post matching a search",
-    "Fires for each new post (of the last 7 days) that matches a search." + _PAID_NOTE,
+    "Fires for each new post (of the last 7 days) that matches a search. Cost (X's "
+    f"pay-per-use credits): each check reads the {MAX_RESULTS} newest matches at "
+    f"${POST_READ:.3f} a post, and X charges a post once per UTC day: about "
+    f"${MAX_RESULTS * POST_READ:.2f} a day for a quiet search, plus ${POST_READ:.3f} for "
+    "each new match.",
     params=[
         Param(
             "query",
@@ -326,7 +362,8 @@ _TEXT = Param(
     "text",
     ParamType.MULTILINE,
     "Text",
-    help=f"What to post ({POST_LENGTH} characters at most).",
+    help=f"What to post ({POST_LENGTH} characters at most). X charges "
+    f"${POST_CREATE_WITH_URL:.2f} instead of ${POST_CREATE:.3f} for a post with a link in it.",
     example="New release: {{ trigger.name }} {{ trigger.url }}",
 )
 _OUT = [
@@ -338,7 +375,8 @@ _OUT = [
 @service.reaction(
     "post",
     "Post",
-    "Publishes a post as your X account.",
+    "Publishes a post as your X account. Cost (X's pay-per-use credits): "
+    f"${POST_CREATE:.3f} a post, ${POST_CREATE_WITH_URL:.2f} when its text holds a link.",
     params=[_TEXT],
     fields=_OUT,
     retry=False,
@@ -350,7 +388,8 @@ async def post(ctx: ReactionContext) -> Mapping[str, Any]:
 @service.reaction(
     "reply",
     "Reply",
-    "Replies to a post as your X account.",
+    "Replies to a post as your X account. Cost (X's pay-per-use credits): "
+    f"${POST_CREATE:.3f} a reply, ${POST_CREATE_WITH_URL:.2f} when its text holds a link.",
     params=[
         Param(
             "post",

@@ -53,6 +53,8 @@ def markdown(services: Iterable[Service]) -> str:
     for s in ordered:
         lines += [f'<a id="{s.id}"></a>', f"## {s.name} (`{s.id}`)", "",
                   _cell(s.description), "", AUTH_TEXT[s.auth], ""]
+        if s.access_note:
+            lines += [f"**Cost and access:** {_cell(s.access_note)}", ""]
         for kind, specs in (("Trigger", s.triggers.values()),
                             ("Reaction", s.reactions.values())):
             for spec in specs:

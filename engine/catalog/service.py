@@ -195,6 +195,10 @@ class Service:
     #: What a step chooses to act as, where "<name> account" would not say it (Google
     #: Drive: "Google account"; Discord: "Discord bot").
     account_label: str = ""
+    #: What using the provider's API costs the user, or what access they must be granted
+    #: first (X's pay-per-use credits, Reddit's approval): shown in the reference page and
+    #: `hookline services <id>`. Empty: nothing beyond an account.
+    access_note: str = ""
     #: Awaited when the engine stops (close long-lived connections).
     on_close: Callable[[], Awaitable[None]] | None = None
     #: Awaited when one of its triggers stops listening for an area (``forget``: the
@@ -324,6 +328,7 @@ class Service:
             "name": self.name,
             "description": self.description,
             "auth": self.auth.value,
+            **({"access_note": self.access_note} if self.access_note else {}),
             **({"oauth": self.oauth.describe()} if self.oauth else {}),
             **({"api_key": self.api_key.describe()} if self.api_key else {}),
             "triggers": [t.describe() for t in self.triggers.values()],

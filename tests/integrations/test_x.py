@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from engine import AuthError, PermanentError, RateLimited, TransientError
+from engine import (
+    AuthError,
+    PermanentError,
+    RateLimited,
+    ReactionSpec,
+    TransientError,
+    TriggerSpec,
+)
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.testing import poll_context, reaction_context
@@ -102,7 +109,49 @@ async def test_new_post_from_user_looks_the_user_up_once(
         "new_post_from_user", {"username": "@XDevelopers", "replies": True}, http, account, state
     )
     assert [s.path for s in api.seen[2:]] == [f"/users/{DEV}/tweets"]
-    assert api.seen[2].query == POST_QUERY
+    assert api.seen[2].query == {**POST_QUERY, "since_id": "1861123456789012345"}
+
+
+async def test_after_the_first_check_only_new_posts_are_asked_for_and_paid(
+    api: FakeProvider, http: HttpClient, account: AccountSession
+) -> None:
+    # X bills every post it returns (https://docs.x.com/x-api/getting-started/pricing,
+    # read 2026-12-06); a timeline asked with since_id returns only newer posts, and
+    # {"meta": {"result_count": 0}} when there are none (GET /2/users/:id/mentions).
+    api.on("GET", "/users/me", Reply(fixture("me.json")))
+    api.on(
+        "GET",
+        f"/users/{ME}/mentions",
+        Reply(fixture("mentions.json")),
+        Reply(fixture("search_empty.json")),
+        Reply(fixture("mentions_newer.json")),
+    )
+    state: dict[str, Any] = {}
+    first = await poll("new_mention", {}, http, account, state)
+    assert [i.key for i in first.items] == ["1861200000000000002"]
+    assert "since_id" not in api.seen[1].query
+    quiet = await poll("new_mention", {}, http, account, state)
+    assert quiet.items == []
+    assert api.seen[2].query == {**POST_QUERY, "since_id": "1861200000000000002"}
+    newer = await poll("new_mention", {}, http, account, state)
+    assert [i.key for i in newer.items] == ["1861250000000000007"]
+    assert api.seen[3].query["since_id"] == "1861200000000000002"  # none came meanwhile
+    await poll("new_mention", {}, http, account, state)
+    assert api.seen[4].query["since_id"] == "1861250000000000007"
+
+
+def test_every_trigger_and_reaction_says_what_it_costs() -> None:
+    # Rates from https://docs.x.com/x-api/getting-started/pricing (read 2026-12-06).
+    specs: list[TriggerSpec | ReactionSpec] = [*x.service.triggers.values(),
+                                               *x.service.reactions.values()]
+    for spec in specs:
+        assert "pay-per-use credits" in spec.description, spec.id
+        assert "$0.0" in spec.description, spec.id
+        assert "paid API access level" not in spec.description
+    assert "$0.20 when its text holds a link" in x.service.reactions["post"].description
+    assert "https://console.x.com" in x.service.access_note
+    assert x.service.oauth is not None and "Basic" not in x.service.oauth.client_help
+    assert "buy credits" in x.service.oauth.client_help
 
 
 async def test_new_mention_uses_the_accounts_own_id(
@@ -116,7 +165,6 @@ async def test_new_mention_uses_the_accounts_own_id(
     assert item.data["author"] == "jonaseberle"
     assert item.data["url"] == "https://x.com/jonaseberle/status/1861200000000000002"
     assert api.seen[1].query == POST_QUERY
-    assert "paid" in x.service.triggers["new_mention"].description
 
 
 async def test_search_sends_the_query_and_handles_no_results(
@@ -127,7 +175,6 @@ async def test_search_sends_the_query_and_handles_no_results(
     result = await poll("new_post_matching_search", params, http, account)
     assert result.items == []
     assert api.seen[0].query == {**POST_QUERY, "query": "#gardening -is:retweet lang:en"}
-    assert "paid" in x.service.triggers["new_post_matching_search"].description
     with pytest.raises(PermanentError, match="1 to 512 characters"):
         await poll("new_post_matching_search", {"query": "a" * 513}, http, account)
 
@@ -159,7 +206,7 @@ async def test_rate_limit_uses_the_reset_header(
     ("status", "body", "error", "message"),
     [
         (401, "error_unauthorized.json", AuthError, "needs reconnecting"),
-        (403, "error_client_forbidden.json", AuthError, "paid API access level"),
+        (403, "error_client_forbidden.json", AuthError, "credits left in the X Developer Console"),
         (404, None, PermanentError, "X could not find your mentions"),
         (503, None, TransientError, "HTTP 503"),
     ],
