@@ -31,7 +31,10 @@ if TYPE_CHECKING:
     from engine import HttpClient, HttpResponse
 
 PAGE = 50
-PLAYLIST_PAGE = 100
+#: Get Playlist Items: "Maximum: 50"; Spotify answers a larger limit with 400 "Invalid
+#: limit" (https://developer.spotify.com/documentation/web-api/reference/get-playlists-tracks,
+#: read 2026-12-06).
+PLAYLIST_PAGE = 50
 #: Followed artists whose albums one poll looks at (one call each); the next poll
 #: goes on with the next ones, so every artist is looked at in turn.
 ARTISTS_PER_POLL = 20
@@ -53,6 +56,12 @@ service = Service(
     "playing; add to playlists, save tracks and control playback as your Spotify account.",
     icon="spotify.svg",
     auth=AuthKind.OAUTH2,
+    access_note="The Web API is free, but an app in development mode (the kind you create "
+    "in Spotify's dashboard) works only while its owner has Spotify Premium, and only for "
+    "the accounts (5 at most) added under User Management in the app's settings (Spotify's "
+    "February 2026 rules). Such apps cannot read playlists made by Spotify (Today's Top "
+    "Hits, Discover Weekly, Daily Mix…): watch a playlist you made, or copy its songs to "
+    "one of yours.",
     api_base_url="https://api.spotify.com",
     oauth=OAuth2Spec(
         authorize_url="https://accounts.spotify.com/authorize",
@@ -86,8 +95,9 @@ _PLAYLIST = Param(
     ParamType.TEXT,
     "Playlist",
     help="The playlist's link (Share → Copy link to playlist), its spotify:playlist: URI, "
-    "or its id.",
-    example="https://open.spotify.com/playlist/37i9dQZF1DXcBWIGoYBM5M",
+    "or its id. Use a playlist you or a friend made: Spotify does not let apps in "
+    "development mode read its own playlists (Today's Top Hits, Discover Weekly, Daily Mix…).",
+    example="https://open.spotify.com/playlist/3cEYpjA9oz9GiPac4AsH4n",
 )
 _TRACK = Param(
     "track",
@@ -173,7 +183,18 @@ def _check(resp: HttpResponse, what: str) -> None:
             "dashboard; else reconnect it to grant the permissions"
         )
     if status == 404:
-        raise PermanentError(f"Spotify has no {what}, or this account cannot see it")
+        # Since 2024-11-27 Spotify answers 404 to apps in development mode for the
+        # playlists it makes itself (editorial and algorithmic ones).
+        made_by_spotify = (
+            ". Apps in development mode cannot read playlists made by Spotify (Today's Top "
+            "Hits, Discover Weekly, Daily Mix…): copy its songs to a playlist of your own "
+            "and watch that one"
+            if what.startswith("playlist ")
+            else ""
+        )
+        raise PermanentError(
+            f"Spotify has no {what}, or this account cannot see it{made_by_spotify}"
+        )
     if status >= 500:
         raise TransientError(f"Spotify had a problem answering for {what} (HTTP {status})")
     raise PermanentError(f"Spotify refused the request for {what} (HTTP {status}){said}")
@@ -243,7 +264,7 @@ async def new_saved_track(ctx: PollContext) -> PollResult:
         *_TRACK_FIELDS,
         Field("added_at", "Added at (UTC, ISO 8601)", "2025-03-14T09:26:53Z"),
         Field("added_by", "Added by (user id)", "jonas.eberle"),
-        Field("playlist_id", "Playlist id", "37i9dQZF1DXcBWIGoYBM5M"),
+        Field("playlist_id", "Playlist id", "3cEYpjA9oz9GiPac4AsH4n"),
     ],
     default_interval=300,
     min_interval=30,
@@ -524,7 +545,7 @@ _ACTIONS = {
             help="For Play: a track, album or playlist link or URI to start. Empty: "
             "resume what was playing.",
             required=False,
-            example="https://open.spotify.com/playlist/37i9dQZF1DXcBWIGoYBM5M",
+            example="https://open.spotify.com/album/4aawyAB9vmqN3uQ7FjRGTy",
         ),
     ],
     fields=[Field("action", "Action done", "pause")],

@@ -8,17 +8,33 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
-from engine import AuthError, PermanentError, RateLimited, TransientError
+from engine import (
+    AuthError,
+    PermanentError,
+    RateLimited,
+    ReactionSpec,
+    TransientError,
+    TriggerSpec,
+)
 from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.poller import oldest_first
 from engine.testing import poll_context, reaction_context
 from integrations import spotify
-from tests.integrations.provider import FakeProvider, Reply, load_fixture, serve
+from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, serve
+
+#: Every paged Web API endpoint Hookline reads documents "Maximum: 50" for `limit`
+#: (https://developer.spotify.com/documentation/web-api/reference/get-playlists-tracks,
+#: read 2026-12-06) and answers more with 400 {"error": {"status": 400, "message":
+#: "Invalid limit"}}.
+MAX_LIMIT = 50
 
 TOKEN = "BQDtest-spotify-token"
-PLAYLIST = "37i9dQZF1DXcBWIGoYBM5M"
+#: A playlist a user made (Spotify's own, e.g. 37i9dQZF1DXcBWIGoYBM5M, answer 404 to apps
+#: in development mode since 2024-11-27).
+PLAYLIST = "3cEYpjA9oz9GiPac4AsH4n"
 TRACK = "11dFghVXANMlKmJXsNCbNl"
 
 
@@ -26,9 +42,21 @@ def fixture(name: str) -> Any:
     return load_fixture("spotify", name)
 
 
+class FakeSpotify(FakeProvider):
+    """Spotify's Web API, which refuses a page larger than it documents."""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        limit = request.query.get("limit", "")
+        if limit.isdigit() and int(limit) > MAX_LIMIT:
+            self.seen.append(Seen(request.method, request.path, dict(request.query),
+                                  dict(request.headers), None))
+            return web.json_response(fixture("error_invalid_limit.json"), status=400)
+        return await super().handle(request)
+
+
 @pytest.fixture
 async def sp(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeProvider]:
-    fake = FakeProvider(
+    fake = FakeSpotify(
         not_found=Reply(fixture("error_not_found.json"), status=404),
         match_query=("offset", "after"),
         json_body=True,
@@ -101,7 +129,7 @@ async def test_new_track_in_playlist_reads_the_last_page(
     result = await poll("new_track_in_playlist", {"playlist": link}, http, account, state)
     [seen] = sp.seen
     assert seen.path == path
-    assert seen.query == {"limit": "100", "offset": "0", "additional_types": "track,episode"}
+    assert seen.query == {"limit": "50", "offset": "0", "additional_types": "track,episode"}
     # Newest first; the removed track (track: null) is left out.
     assert [i.data["name"] for i in result.items] == ["Cut To The Feeling", "Yellow"]
     assert result.items[0].key == f"{TRACK}@2025-03-14T09:26:53Z"
@@ -111,13 +139,37 @@ async def test_new_track_in_playlist_reads_the_last_page(
     # Apps in extended quota mode still get the pre-2026 shape ("track", not "item").
     grown = fixture("playlist_tracks.json") | {"total": 250}
     sp.on("GET", path, Reply(grown))
-    sp.on("GET", f"{path}?offset=150", Reply(fixture("playlist_tracks.json") | {"total": 250}))
+    sp.on("GET", f"{path}?offset=200", Reply(fixture("playlist_tracks.json") | {"total": 250}))
     later = await poll(
         "new_track_in_playlist", {"playlist": f"spotify:playlist:{PLAYLIST}"}, http, account, state
     )
-    assert [s.query["offset"] for s in sp.seen[1:]] == ["0", "150"]
-    assert state["offset"] == 150
+    assert [s.query["offset"] for s in sp.seen[1:]] == ["0", "200"]
+    assert [s.query["limit"] for s in sp.seen] == ["50"] * 3
+    assert state["offset"] == 200
     assert [i.data["name"] for i in later.items] == ["Cut To The Feeling", "Yellow"]
+
+
+async def test_a_playlist_made_by_spotify_says_what_to_watch_instead(
+    sp: FakeProvider, http: HttpClient, account: AccountSession
+) -> None:
+    # Since 2024-11-27 development-mode apps get 404 for Spotify's own playlists
+    # (developer.spotify.com/blog/2024-11-27-changes-to-the-web-api, read 2026-12-06).
+    editorial = "37i9dQZF1DXcBWIGoYBM5M"
+    sp.on("GET", f"/v1/playlists/{editorial}/items",
+          Reply(fixture("error_not_found.json"), status=404))
+    with pytest.raises(PermanentError, match="copy its songs to a playlist of your own"):
+        await poll("new_track_in_playlist", {"playlist": editorial}, http, account)
+
+
+def test_examples_name_things_a_development_mode_app_can_use() -> None:
+    specs: list[TriggerSpec | ReactionSpec] = [*spotify.service.triggers.values(),
+                                               *spotify.service.reactions.values()]
+    params = [p for spec in specs for p in spec.params]
+    for param in params:
+        # 37i9dQZF1… ids are Spotify's own playlists, out of reach in development mode.
+        assert "37i9dQZF1" not in str(param.example), param.name
+    assert "Premium" in spotify.service.access_note
+    assert "User Management" in spotify.service.access_note
 
 
 async def test_songs_fire_in_the_order_they_were_added_whatever_the_listing_order(
