@@ -147,7 +147,8 @@ class Engine:
             self.dispatcher = Dispatcher(self._process)
             self.scheduler = Scheduler(self._fire_schedule)
             self.poller = Poller(self.store, self.journal, self.http, self.settings, self.bus,
-                                 self._dispatch, self._delay_poll, self.scheduler.next_fire)
+                                 self._dispatch, self._delay_poll, self.scheduler.next_fire,
+                                 self.scheduler.poll_soon)
             self._set_streak = update(areas_table).where(
                 areas_table.c.id == bindparam("aid")).values(
                 failure_streak=bindparam("streak"), paused_reason=bindparam("reason"))

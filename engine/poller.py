@@ -6,6 +6,7 @@ transaction as what it found."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -64,12 +65,14 @@ class Poller:
     Args:
         delay: puts an area's next check off by some seconds (backoff, Retry-After).
         next_due: when an area's next check is due (None: none is scheduled).
+        soon: moves an area's next check to now (False: it has no schedule).
     """
 
     def __init__(self, store: Store, journal: Journal, http: HttpClient, settings: Settings,
                  bus: Bus, dispatch: Callable[[list[Journaled]], None],
                  delay: Callable[[str, float], None],
-                 next_due: Callable[[str], datetime | None]) -> None:
+                 next_due: Callable[[str], datetime | None],
+                 soon: Callable[[str], bool] | None = None) -> None:
         self.store = store
         self.journal = journal
         self.http = http
@@ -78,20 +81,39 @@ class Poller:
         self._dispatch = dispatch
         self._delay = delay
         self._next_due = next_due
+        self._soon = soon
         self._streaks: dict[str, Streak] = {}
         self._running: set[str] = set()
+        self._again: set[str] = set()  # asked for another check while one ran
 
     async def poll(self, area: Area, spec: TriggerSpec, params: Mapping[str, Any],
                    interval: float) -> int:
-        """One poll of ``area``; returns how many events it fired."""
+        """One poll of ``area`` (and more, while its trigger asks for them with
+        ``check_soon``); returns how many events it fired."""
         assert spec.poll is not None
         if area.id in self._running:
             return 0
         self._running.add(area.id)
+        fired = 0
         try:
-            return await self._poll(area, spec, params, interval)
+            while True:
+                self._again.discard(area.id)
+                fired += await self._poll(area, spec, params, interval)
+                if area.id not in self._again or self.failing(area.id) is not None:
+                    return fired
+                await asyncio.sleep(0)  # let what the trigger waits on come in
         finally:
             self._running.discard(area.id)
+            self._again.discard(area.id)
+
+    def check_soon(self, area_id: str) -> None:
+        """Check ``area_id`` again as soon as possible: right after the check under way
+        (within the same scheduled job, so that it is not skipped as one too many), or
+        now when none runs."""
+        if area_id in self._running:
+            self._again.add(area_id)
+        elif self._soon is not None:
+            self._soon(area_id)
 
     async def _poll(self, area: Area, spec: TriggerSpec, params: Mapping[str, Any],
                     interval: float) -> int:
@@ -100,7 +122,8 @@ class Poller:
         state: dict[str, Any] = dict(row["state"]) if row else {}
         primed = bool(row and row["primed"])
         ctx = PollContext(area.id, params, self.http, self.settings,
-                          logging.LoggerAdapter(log, {"area_id": area.id}), state)
+                          logging.LoggerAdapter(log, {"area_id": area.id}), state,
+                          check_soon=functools.partial(self.check_soon, area.id))
         at, started = utcnow(), time.monotonic()
         try:
             result = await asyncio.wait_for(spec.poll(ctx), POLL_TIMEOUT)

@@ -45,10 +45,12 @@ if TYPE_CHECKING:
 #: its own limit: Mosquitto's max_queued_messages, 1000 by default); a QoS 0 message is
 #: dropped, and the next check fails saying how many were.
 BUFFER_LIMIT = 1000
-#: QoS 1 and 2 messages left unacknowledged until the engine has saved them, so that
-#: the broker sends them again if Hookline stops first. The broker sends only so many
-#: unacknowledged (its in-flight window: Mosquitto 20 by default) and then stalls, so
-#: past this many the oldest is acknowledged as soon as it arrives.
+#: QoS 1 and 2 messages are left unacknowledged until the engine has saved them, so
+#: that the broker sends them again if Hookline stops first. The broker sends only so
+#: many unacknowledged (its in-flight window: Mosquitto 20 by default) and then waits;
+#: a subscription asks the engine for a check as messages arrive, so the wait is short.
+#: Only where nobody can be asked (a subscription started outside the engine's
+#: schedule) is the oldest acknowledged on arrival past this many.
 ACK_WINDOW = 5
 #: Topics whose latest value each area remembers, so that the value a broker keeps for
 #: a topic (retained), sent again on every reconnection, fires only when it is new.
@@ -437,11 +439,13 @@ class Inbox:
     (:meth:`confirm`) only if the engine saved it with the check's events. A check the
     engine did not save is handed out again, under the same keys.
 
-    QoS 1 and 2 messages are acknowledged in the order they arrived: once saved, so that
-    the broker sends one again if Hookline stops first; or on arrival when more than
-    ``window`` wait unacknowledged (the broker would stall); but none past ``limit``
-    held, so that the broker holds back the rest. A QoS 0 message past ``limit`` is
-    dropped, and counted in ``dropped``.
+    QoS 1 and 2 messages are acknowledged in the order they arrived, once saved, so that
+    the broker sends one again if Hookline stops first (or is killed). The broker sends
+    only so many unacknowledged (its in-flight window) and then waits: the owner makes
+    sure checks come soon (``hold``). Without that, the oldest is acknowledged on
+    arrival when more than ``window`` wait (and is lost if Hookline stops before a
+    check saved it). None is acknowledged past ``limit`` held, so that the broker holds
+    back the rest. A QoS 0 message past ``limit`` is dropped, and counted in ``dropped``.
 
     On a connection to a session it kept, the broker first sends again what the session
     left unacknowledged; a repeat of a message held or saved already is let go.
@@ -452,6 +456,8 @@ class Inbox:
         memory: topics whose latest value is remembered.
         state: the area's poll state as the engine last saved it: after a restart it
             names the saved messages that the broker may send again.
+        hold: acknowledge nothing before it is saved, however many wait (the owner
+            asks for a check as messages arrive).
 
     Attributes:
         received: messages taken in so far (the broker's repeats not counted).
@@ -459,11 +465,18 @@ class Inbox:
     """
 
     def __init__(
-        self, limit: int, window: int, memory: int, state: Mapping[str, Any] | None = None
+        self,
+        limit: int,
+        window: int,
+        memory: int,
+        state: Mapping[str, Any] | None = None,
+        *,
+        hold: bool = False,
     ) -> None:
         self.limit = limit
         self.window = window
         self.memory = memory
+        self.hold = hold
         self.received = 0
         self.dropped = 0
         self._held: deque[_Held] = deque()
@@ -487,6 +500,10 @@ class Inbox:
     @property
     def holding(self) -> bool:
         return bool(self._held)
+
+    def owing(self) -> bool:
+        """Whether a message waits to be acknowledged (once a check has saved it)."""
+        return bool(self._owed)
 
     def unsaved(self) -> int:
         """Messages no check has handed out that the broker will not send again
@@ -596,8 +613,10 @@ class Inbox:
         return items
 
     def _pump(self) -> None:
-        """Acknowledge the oldest while more than ``window`` wait, but none past
-        ``limit`` held: there the broker is left to hold back the rest."""
+        """Unless holding, acknowledge the oldest while more than ``window`` wait, but
+        none past ``limit`` held: there the broker is left to hold back the rest."""
+        if self.hold:
+            return
         first = self._held[0].serial if self._held else 0
         while len(self._owed) > self.window:
             held = next(iter(self._owed.values()))
@@ -642,8 +661,10 @@ class Subscription:
         qos: int,
         log: logging.LoggerAdapter[logging.Logger],
         state: Mapping[str, Any] | None = None,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         self.area_id = area_id
+        self.wake = wake  # asks the engine to check the area soon
         self.broker = broker
         self.topic = topic
         self.qos = qos
@@ -654,7 +675,7 @@ class Subscription:
         self.error: ServiceError | None = None
         self.settled = asyncio.Event()
         self.changed = asyncio.Event()
-        self.inbox = Inbox(BUFFER_LIMIT, ACK_WINDOW, VALUE_MEMORY, state)
+        self.inbox = Inbox(BUFFER_LIMIT, ACK_WINDOW, VALUE_MEMORY, state, hold=wake is not None)
         self._counter = itertools.count()
         self._last_check = self.loop.time()
         self._retry_in = RECONNECT_MIN
@@ -711,7 +732,10 @@ class Subscription:
                 # engine's ever longer backoff: messages wait here meanwhile.
                 raise RateLimited(str(self.error), retry_after=max(1.0, self._retry_in))
             raise type(self.error)(*self.error.args)
-        return PollResult(items=self.inbox.take(state)[::-1])
+        items = self.inbox.take(state)
+        if self.wake is not None and self.inbox.owing():
+            self.wake()  # the next check acknowledges what this one's save keeps
+        return PollResult(items=items[::-1])
 
     async def aclose(self) -> None:
         self.task.cancel()
@@ -831,6 +855,8 @@ class Subscription:
             acked=acked,
         )
         self.changed.set()
+        if self.wake is not None:
+            self.wake()
 
 
 def _raw(payload: Any) -> bytes:
@@ -896,7 +922,7 @@ async def _subscribe(ctx: PollContext, broker: Broker, topic: str, qos: int) -> 
     current = _subscriptions.get(ctx.area_id)  # a concurrent check may have started one
     if current is not None and current.loop is loop and current.config == (broker, topic, qos):
         return current
-    created = Subscription(ctx.area_id, broker, topic, qos, ctx.log, ctx.state)
+    created = Subscription(ctx.area_id, broker, topic, qos, ctx.log, ctx.state, ctx.check_soon)
     _subscriptions[ctx.area_id] = created
     return created
 

@@ -66,10 +66,15 @@ class PollContext(TriggerContext):
             saves it in the same transaction as the events the poll produced.
         dry_run: a Test in the area editor wants one sample item: start nothing that
             lasts (a subscription, a cursor on the far side).
+        check_soon: asks the engine to check this area again as soon as it can (now,
+            or right after the check under way), not at its interval. For a trigger
+            that listens in the background and holds what it received unconfirmed
+            until a check has saved it (an MQTT subscription). ``None`` in a Test.
     """
 
     state: dict[str, Any] = field(default_factory=dict)
     dry_run: bool = field(default=False, kw_only=True)
+    check_soon: Callable[[], None] | None = field(default=None, kw_only=True, repr=False)
 
 
 @dataclass

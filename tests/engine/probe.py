@@ -40,6 +40,8 @@ class Controls:
         self.on_record: Callable[[str], None] | None = None
         #: the engine was killed (conftest.freeze): whatever it still does reaches nobody
         self.dead = False
+        #: called with each poll's context, as the poll begins
+        self.on_poll: Callable[[PollContext], None] | None = None
 
 
 controls = Controls()
@@ -53,6 +55,8 @@ async def items(ctx: PollContext) -> PollResult:
     if controls.dead:  # a killed engine never gets this far
         raise asyncio.CancelledError
     controls.polls += 1
+    if controls.on_poll is not None:
+        controls.on_poll(ctx)
     if controls.poll_error is not None:
         raise controls.poll_error
     return PollResult(list(controls.items))

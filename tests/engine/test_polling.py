@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from engine.app import Engine
 from engine.areas import AreaSpec
+from engine.catalog.context import PollContext
 from engine.catalog.service import Item
 from engine.errors import RateLimited, StorageError, TransientError
 from engine.poller import oldest_first
@@ -214,3 +216,36 @@ async def test_a_trigger_that_crashes_is_reported_by_name_not_as_a_bare_key(
     await poll(engine, area.id)
     assert failing == ["internal error in probe.items: KeyError: 'login' (the details are in "
                        "Hookline's log)"]
+
+
+async def test_a_trigger_asking_to_be_checked_soon_is_checked_again_at_once(
+        engine: Engine) -> None:
+    """A listening trigger (MQTT) holds what it received until a check saved it, and
+    asks for checks as it receives: one asked for during a check follows it in the same
+    scheduled job, and one asked for between checks comes now, not at the interval."""
+    probe.controls.items = items(1)
+    area = await engine.create_area(AreaSpec.from_dict(AREA))  # hourly
+    polled = asyncio.Event()
+
+    def on_poll(ctx: PollContext) -> None:
+        polled.set()
+        if probe.controls.polls == 2:
+            assert ctx.check_soon is not None
+            probe.controls.items = items(2)
+            ctx.check_soon()  # e.g. a message came while this check ran
+
+    probe.controls.on_poll = on_poll
+    async with asyncio.timeout(30):
+        await polled.wait()  # the engine's first check, which primes
+    assert probe.controls.polls == 1
+    polled.clear()
+    engine.poller.check_soon(area.id)  # between checks: the next one comes now
+    async with asyncio.timeout(30):
+        await polled.wait()
+        while probe.controls.polls < 3:
+            polled.clear()
+            await polled.wait()
+    # The check asked for during the second one ran right after it, and fired item 1.
+    await engine.wait_idle()
+    assert [r["text"] for r in probe.controls.received] == ["item 1"]
+    assert engine.scheduler.next_fire(area.id) is not None
