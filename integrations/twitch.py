@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -24,33 +25,97 @@ from engine import (
     RateLimited,
     Service,
     TransientError,
+    iso_time,
 )
 
 if TYPE_CHECKING:
-    from engine import HttpClient, HttpResponse
+    from engine import AccountSession, HttpClient, HttpResponse
 
 #: Tells which OAuth app (Client-Id) a token belongs to, and whose it is.
 VALIDATE_URL = "https://id.twitch.tv/oauth2/validate"
+#: "Your app must validate the OAuth token when it starts and on an hourly basis
+#: thereafter" (https://dev.twitch.tv/docs/authentication/validate-tokens/, read 2026-12-06).
+VALIDATE_EVERY = 3600.0
 FIRST = 20
-#: How far back new clips are looked for (Twitch lists clips by views, not by date).
+#: Get Clips: "first" is at most 100; clips come sorted by views, not by date, so every
+#: page of the time window is read (https://dev.twitch.tv/docs/api/reference/#get-clips,
+#: read 2026-12-06). Twitch returns at most 1,000 clips for one query.
+CLIP_PAGE = 100
+CLIP_PAGES = 10
+#: How far back new clips are looked for at most (the first check, or after a long pause).
 CLIP_DAYS = 7
+#: Clips are looked for from this long before the previous check (a clip may reach the
+#: API a while after it was made).
+CLIP_OVERLAP = timedelta(days=1)
 
-#: sha256(token) → the token's Client-Id (Helix needs both, and they must match).
-_client_ids: dict[str, str] = {}
+#: Seconds on a steady clock (tests move it).
+_clock = time.monotonic
 
 
-async def _validate(http: HttpClient, token: str) -> dict[str, Any]:
-    resp = await http.get(VALIDATE_URL, headers={"Authorization": f"OAuth {token}"}, check=False)
-    if resp.status == 401:
-        raise AuthError(
-            "Twitch says the access token is invalid or expired: reconnect the account in Hookline"
-        )
+@dataclass(frozen=True)
+class _Checked:
+    client_id: str
+    at: float
+
+
+#: sha256(token) → the token's Client-Id (Helix needs both, and they must match) and when
+#: Twitch last said the token is valid.
+_client_ids: dict[str, _Checked] = {}
+
+
+def _key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def _ask(http: HttpClient, token: str) -> HttpResponse:
+    # The documented form of the header is "OAuth <token>", not "Bearer".
+    return await http.get(VALIDATE_URL, headers={"Authorization": f"OAuth {token}"}, check=False)
+
+
+def _remember(resp: HttpResponse, token: str) -> dict[str, Any]:
     _check(resp, "the token check")
     data = resp.json()
     if not isinstance(data, dict) or not data.get("client_id"):
         raise PermanentError("Twitch's token check answered without a client id")
-    _client_ids[hashlib.sha256(token.encode()).hexdigest()] = str(data["client_id"])
+    _client_ids[_key(token)] = _Checked(str(data["client_id"]), _clock())
     return data
+
+
+async def _validate(http: HttpClient, token: str) -> dict[str, Any]:
+    resp = await _ask(http, token)
+    if resp.status == 401:
+        raise AuthError(
+            "Twitch says the access token is invalid or expired: reconnect your Twitch "
+            "account in Hookline"
+        )
+    return _remember(resp, token)
+
+
+async def _client_id(ctx: PollContext, account: AccountSession) -> str:
+    """The Client-Id of the account's token, from Twitch's token check, made when the
+    token is first used and again at least hourly while it is."""
+    token = await account.token()
+    known = _client_ids.get(_key(token))
+    if known is not None and _clock() - known.at < VALIDATE_EVERY:
+        return known.client_id
+    resp = await _ask(ctx.http, token)
+    if resp.status == 401:
+        # The token is no longer valid: the user disconnected Hookline on Twitch, or it
+        # was revoked or expired. Sent through the account's session, it is refused there
+        # too, and the session does what it does for every service's refused token: it
+        # renews the token if it can, else marks the account as needing reconnecting
+        # (the accounts list and a notification say so) and raises that.
+        _client_ids.pop(_key(token), None)
+        await account.request("GET", VALIDATE_URL, check=False)
+        token = await account.token()
+        resp = await _ask(ctx.http, token)
+        if resp.status == 401:
+            raise AuthError(
+                "Twitch no longer accepts this account's access token: reconnect your "
+                f"Twitch account in Hookline (Accounts, or `hookline accounts connect "
+                f"{service.id}`)"
+            )
+    return str(_remember(resp, token)["client_id"])
 
 
 async def _whoami(http: HttpClient, token: str) -> str:
@@ -65,6 +130,11 @@ service = Service(
     "clips of a channel.",
     icon="twitch.svg",
     auth=AuthKind.OAUTH2,
+    access_note="The Twitch API is free; you register your own app at "
+    "https://dev.twitch.tv/console/apps (a Confidential client: Twitch supports no PKCE, "
+    "so it needs its secret). Hookline checks the account's token with Twitch when it "
+    "starts using it and every hour after, as Twitch requires: if you disconnect Hookline "
+    "under Twitch's Settings → Connections, the account is marked as needing reconnecting.",
     api_base_url="https://api.twitch.tv/helix",
     oauth=OAuth2Spec(
         authorize_url="https://id.twitch.tv/oauth2/authorize",
@@ -74,6 +144,9 @@ service = Service(
         revoke_token="access_token",  # noqa: S106 - a token type's name
         apps_url="https://www.twitch.tv/settings/connections",
         scopes=(),
+        # Twitch documents no PKCE (dev.twitch.tv/docs/authentication/getting-tokens-oauth,
+        # read 2026-12-06) and its staff confirm it is not supported
+        # (github.com/twitchdev/issues/issues/1097, 2025-08-08): a confidential client.
         pkce=False,
         client_secret_required=True,
         loopback_host="localhost",
@@ -155,13 +228,13 @@ def _check(resp: HttpResponse, what: str) -> None:
     raise PermanentError(f"Twitch refused the request for {what}{said}")
 
 
-async def _helix(ctx: PollContext, path: str, query: Mapping[str, str], what: str) -> list[Any]:
-    """GET a Helix list (its ``data``) as the account, with the token's Client-Id."""
+async def _helix_page(
+    ctx: PollContext, path: str, query: Mapping[str, str], what: str
+) -> tuple[list[dict[str, Any]], str]:
+    """GET one page of a Helix list as the account, with the token's Client-Id: its
+    rows (``data``) and the cursor of the next page ("" on the last)."""
     account = ctx.require_account(service)
-    token = await account.token()
-    client_id = _client_ids.get(hashlib.sha256(token.encode()).hexdigest())
-    if client_id is None:
-        client_id = str((await _validate(ctx.http, token))["client_id"])
+    client_id = await _client_id(ctx, account)
     resp = await account.request(
         "GET", _url(path, query), headers={"Client-Id": client_id}, check=False
     )
@@ -170,7 +243,44 @@ async def _helix(ctx: PollContext, path: str, query: Mapping[str, str], what: st
     rows = data.get("data") if isinstance(data, dict) else None
     if not isinstance(rows, list):
         raise PermanentError(f"Twitch answered for {what} without a list")
-    return [r for r in rows if isinstance(r, dict)]
+    pagination = data.get("pagination") if isinstance(data, dict) else None
+    cursor = pagination.get("cursor") if isinstance(pagination, dict) else None
+    return [r for r in rows if isinstance(r, dict)], str(cursor or "")
+
+
+async def _helix(ctx: PollContext, path: str, query: Mapping[str, str], what: str) -> list[Any]:
+    """GET the first page of a Helix list (its ``data``)."""
+    return (await _helix_page(ctx, path, query, what))[0]
+
+
+async def _clips(ctx: PollContext, user_id: str, login: str) -> list[dict[str, Any]]:
+    """Every clip of the channel made since shortly before the previous check.
+
+    Twitch sorts clips by views: a new clip with few views on a busy channel is on a
+    later page, so every page of the window is read (a clip counted once)."""
+    now = datetime.now(UTC)
+    since = now - timedelta(days=CLIP_DAYS)
+    checked = iso_time(ctx.state.get("clips_checked_at"))
+    if checked is not None:
+        since = max(since, checked - CLIP_OVERLAP)
+    query = {
+        "broadcaster_id": user_id,
+        "started_at": since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "first": str(CLIP_PAGE),
+    }
+    clips: dict[str, dict[str, Any]] = {}
+    cursor = ""
+    for _ in range(CLIP_PAGES):
+        page, cursor = await _helix_page(
+            ctx, "/clips", {**query, **({"after": cursor} if cursor else {})},
+            f"clips of {login!r}",
+        )
+        for clip in page:
+            clips.setdefault(str(clip.get("id")), clip)
+        if not cursor or not page:
+            break
+    ctx.state["clips_checked_at"] = now.isoformat()
+    return [c for c in clips.values() if c.get("id")]
 
 
 async def _user_id(ctx: PollContext, login: str) -> str:
@@ -253,7 +363,8 @@ async def channel_live(ctx: PollContext) -> PollResult:
     "new_video_or_clip",
     "New video or clip",
     "Fires for each new video (past broadcast, highlight, upload) or clip of a Twitch "
-    f"channel (clips made in the last {CLIP_DAYS} days).",
+    "channel. Every clip made since the previous check fires, however few views it has "
+    f"(the first check looks {CLIP_DAYS} days back and fires nothing).",
     params=[
         _CHANNEL,
         Param(
@@ -311,13 +422,7 @@ async def new_video_or_clip(ctx: PollContext) -> PollResult:
                 }
             )
     if kind in ("both", "clips"):
-        since = datetime.now(UTC) - timedelta(days=CLIP_DAYS)
-        query = {
-            "broadcaster_id": user_id,
-            "started_at": since.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "first": str(FIRST),
-        }
-        for clip in await _helix(ctx, "/clips", query, f"clips of {login!r}"):
+        for clip in await _clips(ctx, user_id, login):
             entries.append(
                 {
                     "kind": "clip",
