@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engine import (
@@ -29,9 +30,15 @@ from engine import (
 if TYPE_CHECKING:
     from engine import AccountSession, HttpClient, HttpResponse, OAuthClient
 
-NOTION_VERSION = "2022-06-28"
+#: Databases hold data sources since 2025-09-03; https://developers.notion.com/docs/
+#: upgrade-guide-2025-09-03 (read 2026-12-06).
+NOTION_VERSION = "2025-09-03"
 HEADERS = {"Notion-Version": NOTION_VERSION, "Accept": "application/json"}
-PAGE_SIZE = 50
+#: Notion's largest page of query results.
+PAGE_SIZE = 100
+#: Queries one check makes at most; what is left waits for the next check, which goes on
+#: from the cursor this one saved (so nothing is skipped and nothing comes twice).
+MAX_QUERIES = 10
 #: Notion's limit on the content of one rich-text object.
 TEXT_CHUNK = 2000
 
@@ -79,6 +86,9 @@ service = Service(
         extra_authorize_params={"owner": "user"},
         # Notion matches the redirect URI exactly and wants HTTP Basic client auth.
         fixed_port=17573,
+        # Notion documents no PKCE: its authorization guide and "Create a token"
+        # (developers.notion.com/reference/create-a-token, read 2026-12-06) take no
+        # code_challenge or code_verifier, nor does the SDK's oauth.token.
         pkce=False,
         client_secret_required=True,
         client_auth="basic",
@@ -105,6 +115,16 @@ _DATABASE = Param(
     help="The database's address (Share → Copy link) or its 32-character id. The "
     "database must be shared with the integration (••• → Connections).",
     example="https://www.notion.so/marta/3f1c2b5e9a7d4c0e8b6a1d2f4e5c7a90?v=1b2c",
+)
+_DATA_SOURCE = Param(
+    "data_source",
+    ParamType.TEXT,
+    "Data source",
+    help="Only for a database with more than one data source: the name of the one to "
+    "use, or its id (database ••• → Manage data sources → ••• → Copy data source ID). "
+    "Empty: the database's only data source.",
+    required=False,
+    example="Tasks",
 )
 _PAGE = Param(
     "page",
@@ -233,7 +253,7 @@ def _value(prop: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _page_data(page: Mapping[str, Any], database: str) -> dict[str, Any]:
+def _page_data(page: Mapping[str, Any], source: _Source) -> dict[str, Any]:
     props = page.get("properties") or {}
     values = {str(name): _value(prop) for name, prop in props.items()}
     title = next(
@@ -247,20 +267,164 @@ def _page_data(page: Mapping[str, Any], database: str) -> dict[str, Any]:
         "properties": values,
         "created_time": page.get("created_time"),
         "last_edited_time": page.get("last_edited_time"),
-        "database_id": database,
+        "database_id": source.database,
+        "data_source_id": source.id,
     }
 
 
+# ---------------------------------------------------------------------- data sources
 
-async def _query(ctx: PollContext, timestamp: str) -> tuple[str, list[dict[str, Any]]]:
+
+@dataclass(frozen=True)
+class _Source:
+    """The data source (table) of a database that a step reads or adds to."""
+
+    database: str
+    id: str
+    name: str
+
+
+def _same_id(text: str, notion_id: str) -> bool:
+    found = _ID_RE.fullmatch(text.strip())
+    return found is not None and "-".join(found.groups()).lower() == notion_id.lower()
+
+
+async def _data_source(ctx: PollContext | ReactionContext) -> _Source:
+    """The data source the step's database and ``data_source`` choose: the database's
+    only one, or the one named (by name or id) when it has several."""
     database = _notion_id(ctx.params["database"], "database")
-    body = {"sorts": [{"timestamp": timestamp, "direction": "descending"}], "page_size": PAGE_SIZE}
-    data = await _call(ctx, "POST", f"/databases/{database}/query", f"database {database}", body)
+    data = await _call(ctx, "GET", f"/databases/{database}", f"database {database}", None)
+    title = _plain(data.get("title")) or database
+    sources = [
+        _Source(database, str(s["id"]), str(s.get("name") or ""))
+        for s in data.get("data_sources") or []
+        if isinstance(s, dict) and s.get("id")
+    ]
+    listed = ", ".join(f"“{s.name}” ({s.id})" for s in sources)
+    wanted = str(ctx.params.get("data_source") or "").strip()
+    if wanted:
+        chosen = [s for s in sources if _same_id(wanted, s.id)] or [
+            s for s in sources if s.name.casefold() == wanted.casefold()
+        ]
+        if len(chosen) == 1:
+            return chosen[0]
+        if chosen:
+            raise PermanentError(
+                f"the database “{title}” has {len(chosen)} data sources called “{wanted}”: "
+                f"set Data source (data_source) to the id of the one to use: {listed}"
+            )
+        raise PermanentError(
+            f"the database “{title}” has no data source “{wanted}”: set Data source "
+            f"(data_source) to one of {listed}"
+        )
+    if len(sources) == 1:
+        return sources[0]
+    if not sources:
+        raise PermanentError(
+            f"Notion shows no data source in the database “{title}”: share the database "
+            "itself with the integration (••• → Connections), not only a view of it"
+        )
+    raise PermanentError(
+        f"the database “{title}” has {len(sources)} data sources: {listed}. Set Data "
+        "source (data_source) to the name or id of the one to use"
+    )
+
+
+def _pages_in(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     results = data.get("results")
     if not isinstance(results, list):
-        raise PermanentError("Notion answered the database query without a list of pages")
-    pages = [p for p in results if isinstance(p, dict) and p.get("object") == "page"]
-    return database, [p for p in pages if not p.get("archived") and not p.get("in_trash")]
+        raise PermanentError("Notion answered the data source query without a list of pages")
+    return [p for p in results if isinstance(p, dict) and p.get("object") == "page"]
+
+
+async def _query(ctx: PollContext, source: _Source, body: dict[str, Any]) -> dict[str, Any]:
+    return await _call(
+        ctx, "POST", f"/data_sources/{source.id}/query", f"data source “{source.name}”", body
+    )
+
+
+#: Where a data source that had no pages at the first check is read from next time.
+_BEGINNING = "1970-01-01T00:00:00.000Z"
+
+
+def _latest(pages: list[dict[str, Any]], timestamp: str) -> str | None:
+    """The newest ``timestamp`` among ``pages``, as Notion wrote it."""
+    times = [(at, str(p[timestamp])) for p in pages if (at := iso_time(p.get(timestamp)))]
+    return max(times)[1] if times else None
+
+
+async def _pages(ctx: PollContext, timestamp: str) -> tuple[_Source, list[dict[str, Any]]]:
+    """The data source's pages created (or edited, by ``timestamp``) since the last check.
+
+    ``ctx.state`` keeps the data source, the newest time seen (``since``) and, when a check
+    stopped after MAX_QUERIES queries, the cursor to go on from. The first check, and the
+    first after an upgrade (its state has none of this), reads the newest pages."""
+    source = await _data_source(ctx)
+    state = ctx.state
+    since = state.get("since") if state.get("data_source") == source.id else None
+    if ctx.dry_run or not since:
+        body = {"sorts": [{"timestamp": timestamp, "direction": "descending"}],
+                "page_size": PAGE_SIZE}
+        pages = _pages_in(await _query(ctx, source, body))
+        if not ctx.dry_run:
+            state.clear()
+            state.update(data_source=source.id, since=_latest(pages, timestamp) or _BEGINNING)
+        return source, _live(pages)
+    return source, _live(await _since(ctx, source, timestamp, str(since)))
+
+
+async def _since(
+    ctx: PollContext, source: _Source, timestamp: str, since: str
+) -> list[dict[str, Any]]:
+    """The pages whose ``timestamp`` is ``since`` or later, oldest first, from the saved
+    cursor on; saves the cursor to go on from, or the newest time once all are read.
+    Notion's times are to the minute: "on or after" reads the last minute again, and the
+    engine knows those pages by their keys."""
+    state = ctx.state
+    cursor = state.get("cursor")
+    pages: list[dict[str, Any]] = []
+    capped = False
+    for _ in range(MAX_QUERIES):
+        body = {
+            "filter": {"timestamp": timestamp, timestamp: {"on_or_after": since}},
+            "sorts": [{"timestamp": timestamp, "direction": "ascending"}],
+            "page_size": PAGE_SIZE,
+        }
+        if cursor:
+            body["start_cursor"] = cursor
+        try:
+            data = await _query(ctx, source, body)
+        except PermanentError:
+            if not cursor or pages:
+                raise
+            # A cursor Notion no longer takes: read from ``since`` again (what was
+            # read already is known by its keys and does not fire twice).
+            ctx.log.info("Notion refused the saved cursor of data source %r; reading "
+                         "from %s again", source.name, since)
+            del body["start_cursor"]
+            data = await _query(ctx, source, body)
+        pages += _pages_in(data)
+        status = data.get("request_status")
+        capped = capped or (isinstance(status, dict) and status.get("type") == "incomplete")
+        cursor = str(data.get("next_cursor") or "") if data.get("has_more") else None
+        if not cursor:
+            break
+    if cursor:
+        state["cursor"] = cursor
+        return pages
+    state.pop("cursor", None)
+    state["since"] = _latest(pages, timestamp) or since
+    if capped and state["since"] == since:
+        # One query stops at 10,000 results (developers.notion.com/guides/data-apis/
+        # query-large-data-sources): more pages than that with one time cannot be read.
+        ctx.log.warning(
+            "Notion gave only 10,000 of the pages of data source %r with the time %s; "
+            "the others will not fire", source.name, since)
+    return pages
+
+
+def _live(pages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [p for p in pages if not p.get("archived") and not p.get("in_trash")]
 
 
 _PAGE_FIELDS = [
@@ -277,6 +441,7 @@ _PAGE_FIELDS = [
     Field("created_time", "Created at (UTC, ISO 8601)", "2025-03-14T09:26:00.000Z"),
     Field("last_edited_time", "Last edited at (UTC, ISO 8601)", "2025-03-15T18:02:00.000Z"),
     Field("database_id", "Database id", "3f1c2b5e-9a7d-4c0e-8b6a-1d2f4e5c7a90"),
+    Field("data_source_id", "Data source id", "7a4e1c9b-2d3f-4a5b-8c6d-9e0f1a2b3c4d"),
 ]
 
 
@@ -287,15 +452,15 @@ _PAGE_FIELDS = [
     "new_page_in_database",
     "New page in a database",
     "Fires for each new page (row) in a Notion database shared with the integration.",
-    params=[_DATABASE],
+    params=[_DATABASE, _DATA_SOURCE],
     fields=_PAGE_FIELDS,
     default_interval=300,
     min_interval=60,
 )
 async def new_page_in_database(ctx: PollContext) -> PollResult:
-    database, pages = await _query(ctx, "created_time")
+    source, pages = await _pages(ctx, "created_time")
     return PollResult([
-        Item(str(p["id"]), _page_data(p, database), at=iso_time(p.get("created_time")))
+        Item(str(p["id"]), _page_data(p, source), at=iso_time(p.get("created_time")))
         for p in pages
     ])
 
@@ -307,6 +472,7 @@ async def new_page_in_database(ctx: PollContext) -> PollResult:
     "that property takes a value it has not had before on that page.",
     params=[
         _DATABASE,
+        _DATA_SOURCE,
         Param(
             "property",
             ParamType.TEXT,
@@ -321,11 +487,11 @@ async def new_page_in_database(ctx: PollContext) -> PollResult:
     min_interval=60,
 )
 async def page_property_changed(ctx: PollContext) -> PollResult:
-    database, pages = await _query(ctx, "last_edited_time")
+    source, pages = await _pages(ctx, "last_edited_time")
     wanted = str(ctx.params.get("property") or "").strip()
     items = []
     for page in pages:
-        data = _page_data(page, database)
+        data = _page_data(page, source)
         edited = page.get("last_edited_time")
         if not wanted:
             data["value"] = ""
@@ -372,6 +538,7 @@ def _paragraphs(text: str) -> list[dict[str, Any]]:
     "Adds a page (row) to a Notion database, with a title, optional properties and text.",
     params=[
         _DATABASE,
+        _DATA_SOURCE,
         Param(
             "title",
             ParamType.TEXT,
@@ -405,7 +572,7 @@ def _paragraphs(text: str) -> list[dict[str, Any]]:
     retry=False,
 )
 async def create_database_page(ctx: ReactionContext) -> Mapping[str, Any]:
-    database = _notion_id(ctx.params["database"], "database")
+    _notion_id(ctx.params["database"], "database")  # a bad address is said before any call
     properties: dict[str, Any] = {}
     raw = str(ctx.params.get("properties") or "").strip()
     if raw:
@@ -420,11 +587,15 @@ async def create_database_page(ctx: ReactionContext) -> Mapping[str, Any]:
             raise PermanentError('the properties must be a JSON object, e.g. {"Status": ...}')
     # The title property's id is always "title", whatever the column is called.
     properties["title"] = {"title": _rich_text(str(ctx.params["title"]))}
-    body: dict[str, Any] = {"parent": {"database_id": database}, "properties": properties}
+    source = await _data_source(ctx)
+    body: dict[str, Any] = {
+        "parent": {"type": "data_source_id", "data_source_id": source.id},
+        "properties": properties,
+    }
     children = _paragraphs(str(ctx.params.get("content") or ""))
     if children:
         body["children"] = children
-    data = await _call(ctx, "POST", "/pages", f"database {database}", body)
+    data = await _call(ctx, "POST", "/pages", f"data source “{source.name}”", body)
     return {"id": data.get("id"), "url": data.get("url")}
 
 
