@@ -34,10 +34,25 @@ HEADERS = {"User-Agent": USER_AGENT}
 LIMIT = 25
 TEXT_LENGTH = 10_000
 SITE = "https://www.reddit.com"
+#: Since November 2025 Reddit approves each new API client by hand under this policy
+#: (r/redditdev, "Introducing the Responsible Builder Policy + new approval process for
+#: API access"; read 2026-12-06).
+POLICY_URL = "https://support.reddithelp.com/hc/articles/42728983564564"
+#: A subreddit's public feed of new posts, which needs no account and no approval.
+FEED_URL = SITE + "/r/{subreddit}/new/.rss"
 
 _SUB_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{1,20}$")
 _THING_RE = re.compile(r"^t[13]_[a-z0-9]{1,13}$")
 _COMMENTS_URL_RE = re.compile(r"/comments/([a-z0-9]{1,13})(?:/[^/]*/([a-z0-9]{1,13}))?")
+_WITHOUT_APPROVAL = (
+    "Without Reddit's approval, watch a subreddit with the RSS / Atom service's “New feed "
+    f"item” instead: its feed is {FEED_URL.format(subreddit='NAME')} (no account needed)."
+)
+
+
+def feed_url(subreddit: str) -> str:
+    """The public feed of a subreddit's new posts (for the RSS / Atom service)."""
+    return FEED_URL.format(subreddit=_subreddit(subreddit))
 
 
 async def _whoami(http: HttpClient, token: str) -> str:
@@ -56,6 +71,11 @@ service = Service(
     "posts and reply as your Reddit account.",
     icon="reddit.svg",
     auth=AuthKind.OAUTH2,
+    access_note="Since November 2025 Reddit's API needs Reddit's approval: new apps can no "
+    "longer be made self-service. Request access under Reddit's Responsible Builder Policy "
+    f"({POLICY_URL}; as a developer whose use is not a Devvit app, “file a ticket”) and "
+    "describe this personal use; apps you made before then keep working. "
+    + _WITHOUT_APPROVAL,
     api_base_url="https://oauth.reddit.com",
     oauth=OAuth2Spec(
         authorize_url="https://www.reddit.com/api/v1/authorize",
@@ -73,9 +93,12 @@ service = Service(
         client_secret_required=False,
         client_auth="basic",
         userinfo=_whoami,
-        client_help="(Reddit: https://www.reddit.com/prefs/apps → “create another app…”, "
-        "type “installed app”, with this exact redirect URI; its client id is the string "
-        "under the app's name)",
+        client_help="(Reddit approves API access by hand since November 2025: request it under "
+        f"the Responsible Builder Policy, {POLICY_URL}. Once approved, or with an app you "
+        "made before: https://www.reddit.com/prefs/apps → your app of type “installed app” "
+        "with this exact redirect URI; its client id is the string under the app's name. "
+        "Not approved? Watch subreddits with the RSS / Atom service: "
+        f"{FEED_URL.format(subreddit='NAME')})",
     ),
 )
 
@@ -209,7 +232,7 @@ async def _me(ctx: PollContext) -> str:
 @service.poll_trigger(
     "new_post_in_subreddit",
     "New post in a subreddit",
-    "Fires for each new post in a subreddit.",
+    "Fires for each new post in a subreddit. " + _WITHOUT_APPROVAL,
     params=[
         Param(
             "subreddit",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -13,8 +13,15 @@ from engine.auth import AccountSession
 from engine.http import HttpClient
 from engine.poller import oldest_first
 from engine.testing import poll_context, reaction_context
-from integrations import reddit
-from tests.integrations.provider import FakeProvider, Reply, Seen, load_fixture, serve
+from integrations import reddit, rss
+from tests.integrations.provider import (
+    FIXTURES,
+    FakeProvider,
+    Reply,
+    Seen,
+    load_fixture,
+    serve,
+)
 
 TOKEN = "1419384-Zk3yQ8vR2mLw7nXcT5hJbA9sPdEfGu"
 
@@ -272,3 +279,42 @@ async def test_oauth_spec_and_userinfo(api: FakeProvider, http: HttpClient) -> N
     api.on("GET", "/api/v1/me", Reply(fixture("me.json")))
     assert await spec.userinfo(http, TOKEN) == "martakowal"
     assert api.seen[0].headers["User-Agent"] == UA
+
+
+# ---------------------------------------------------------------------- without approval
+
+
+async def test_without_api_approval_a_subreddit_is_watched_through_its_public_feed(
+    http: HttpClient,
+) -> None:
+    # Reddit closed self-service API access in November 2025; a subreddit's feed of new
+    # posts needs no account (https://www.reddit.com/wiki/rss, read 2026-12-06).
+    url = reddit.feed_url("https://www.reddit.com/r/gardening/")
+    assert url == "https://www.reddit.com/r/gardening/new/.rss"
+    feed = (FIXTURES / "reddit" / "subreddit_new.atom").read_text(encoding="utf-8")
+    fake = FakeProvider()
+    fake.on("GET", urlsplit(url).path,
+            Reply(feed, headers={"Content-Type": "application/atom+xml; charset=UTF-8"}))
+    async with serve(fake.handle) as base:
+        spec = rss.service.triggers["new_item"]
+        ctx = poll_context(spec, {"url": base + urlsplit(url).path}, http)
+        assert spec.poll is not None
+        result = await spec.poll(ctx)  # the RSS / Atom service, no Reddit account
+    assert [i.data["title"] for i in result.items] == [
+        "Frost tonight: cover the leeks?", "Garlic in, finally", "Seed swap on Sunday"]
+    assert result.items[0].data["link"] == (
+        "https://www.reddit.com/r/gardening/comments/1h4zq7c/frost_tonight_cover_the_leeks/")
+    assert "Authorization" not in fake.seen[0].headers
+
+
+def test_help_says_what_reddit_requires_today() -> None:
+    spec = reddit.service.oauth
+    assert spec is not None
+    for text in (spec.client_help, reddit.service.access_note):
+        assert "Responsible Builder Policy" in text
+        assert reddit.POLICY_URL in text
+        assert "https://www.reddit.com/r/NAME/new/.rss" in text  # what works without it
+    assert not spec.client_help.startswith("(Reddit: https://www.reddit.com/prefs/apps")
+    trigger = reddit.service.triggers["new_post_in_subreddit"]
+    assert f"{rss.service.name} service" in trigger.description
+    assert "https://www.reddit.com/r/NAME/new/.rss" in trigger.description
