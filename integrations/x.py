@@ -294,9 +294,10 @@ async def new_post_from_user(ctx: PollContext) -> PollResult:
     "new_mention",
     "New mention",
     "Fires for each post that mentions your account. Cost (X's pay-per-use credits): "
-    f"${POST_READ:.3f} for each new mention found (a check that finds none costs nothing); "
-    f"the first check reads up to {MAX_RESULTS} recent mentions "
-    f"(${MAX_RESULTS * POST_READ:.2f}) and fires none.",
+    f"${POST_READ:.3f} for each new mention found (a check that finds none costs nothing), "
+    f"${USER_READ:.3f} for each author's profile sent with them (once a day), and "
+    f"${USER_READ:.3f} once to look your account up; the first check reads up to "
+    f"{MAX_RESULTS} recent mentions (${MAX_RESULTS * POST_READ:.2f}) and fires none.",
     fields=_POST_FIELDS,
     default_interval=900,
     min_interval=120,
@@ -314,7 +315,7 @@ async def new_mention(ctx: PollContext) -> PollResult:
     f"pay-per-use credits): each check reads the {MAX_RESULTS} newest matches at "
     f"${POST_READ:.3f} a post, and X charges a post once per UTC day: about "
     f"${MAX_RESULTS * POST_READ:.2f} a day for a quiet search, plus ${POST_READ:.3f} for "
-    "each new match.",
+    f"each new match and ${USER_READ:.3f} for each author's profile sent with them.",
     params=[
         Param(
             "query",
