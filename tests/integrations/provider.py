@@ -7,6 +7,9 @@ with monkeypatch and yields the fake.
 Tests that need the address (links the service follows) keep it in `fake.base`.
 A fake that answers differently (Discord, Telegram, Open-Meteo) can still use `serve()`,
 `Seen` and `load_fixture()`.
+
+Every request `serve()` receives during a service test is also checked against the
+provider's published API description (tests/contracts/, docs/contracts.md).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+
+from tests.contracts import plugin as contracts
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -139,9 +144,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @asynccontextmanager
 async def serve(handler: Handler, *, client_max_size: int = 1024**2) -> AsyncIterator[str]:
-    """Serve every path with `handler` on a free local port; give its base URL."""
+    """Serve every path with `handler` on a free local port; give its base URL.
+
+    Each request is checked against the provider's description before `handler` answers.
+    """
+
+    async def checked(request: web.Request) -> web.StreamResponse:
+        await contracts.watch(request)
+        return await handler(request)
+
     app = web.Application(client_max_size=client_max_size)
-    app.router.add_route("*", "/{tail:.*}", handler)
+    app.router.add_route("*", "/{tail:.*}", checked)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
