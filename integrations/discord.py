@@ -1,10 +1,14 @@
-"""Discord: channel messages and new server members seen by a bot; post messages and embeds."""
+"""Discord: channel messages, new server members and reactions seen by a bot (over the
+Gateway while Hookline runs, by REST where the Gateway cannot be used); post messages
+and embeds."""
 
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -26,15 +30,23 @@ from engine import (
     TransientError,
     iso_time,
 )
+from integrations import discord_gateway as gateway
 
 if TYPE_CHECKING:
     from engine import HttpClient, HttpResponse
+
+_log = logging.getLogger(__name__)
 
 #: Messages read per poll (the API's maximum is 100).
 MESSAGE_LIMIT = 50
 #: Members per page (the API's maximum) and pages read per poll.
 MEMBER_LIMIT = 1000
 MEMBER_PAGES = 10
+#: Seconds between checks: the Gateway's events are picked up this often.
+CHECK_INTERVAL = 1.0
+#: Seconds between REST checks while the Gateway cannot be used (the old cadence).
+MESSAGE_REST_INTERVAL = 60.0
+MEMBER_REST_INTERVAL = 300.0
 CONTENT_LENGTH = 2000
 #: Who a posted message may ping: people and roles, never @everyone / @here.
 ALLOWED_MENTIONS = {"parse": ["users", "roles"]}
@@ -253,28 +265,108 @@ _MESSAGE_FIELDS = [
 ]
 
 
+# ---------------------------------------------------------------------- the Gateway
+
+
+async def _listen(
+    ctx: PollContext,
+    intents: int,
+    match: gateway.Match,
+    rest: Callable[[PollContext], Awaitable[list[Item]]] | None,
+    rest_every: float,
+) -> PollResult:
+    """The area's items from the bot's Gateway connection (shared by every area using
+    the bot), and by REST where one exists: once when the area starts listening or the
+    Gateway lost events it cannot replay, and every ``rest_every`` s while the Gateway
+    cannot be used for this area (unreachable, or an intent refused)."""
+    account = ctx.require_account(service)
+    token = await account.token()
+
+    async def locate() -> str:
+        data = await _call(ctx, "GET", "/gateway/bot", "the Gateway's address")
+        url = data.get("url") if isinstance(data, dict) else None
+        if not isinstance(url, str) or not url:
+            raise TransientError("Discord answered the Gateway's address with something unexpected")
+        return url
+
+    async def check_token() -> None:
+        await _call(ctx, "GET", "/users/@me", "the bot's profile")
+
+    bot = gateway.gateway(token, locate=locate, check_token=check_token, http=ctx.http, log=_log)
+    listener = gateway.attach(bot, gateway.Listener(ctx.area_id, intents, match, gateway.Inbox()))
+    return await gateway.check(ctx, bot, listener, rest, rest_every)
+
+
+def _from_bot(message: Mapping[str, Any]) -> bool:
+    return _author(message.get("author"))[3] or bool(message.get("webhook_id"))
+
+
+def _keywords(ctx: PollContext) -> list[str]:
+    keywords = [k.strip() for k in str(ctx.params["keyword"]).split(",") if k.strip()]
+    if not keywords:
+        raise PermanentError("write at least one keyword, e.g. frost")
+    return keywords
+
+
+def _with_keyword(message: dict[str, Any], keywords: list[str]) -> dict[str, Any] | None:
+    text = message["content"].casefold()
+    found = next((k for k in keywords if k.casefold() in text), None)
+    return None if found is None else {**message, "keyword": found}
+
+
+def _message_match(channel: str, include_bots: bool, keywords: list[str] | None) -> gateway.Match:
+    """MESSAGE_CREATE in ``channel`` as the area's item (gateway-events#message-create)."""
+
+    def match(name: str, data: Mapping[str, Any]) -> Item | None:
+        if name != "MESSAGE_CREATE" or str(data.get("channel_id") or "") != channel:
+            return None
+        if _from_bot(data) and not include_bots:
+            return None
+        message: dict[str, Any] | None = _message_data(data)
+        if keywords is not None and message is not None:
+            message = _with_keyword(message, keywords)
+        return None if message is None else _message_item(message)
+
+    return match
+
+
+_MESSAGE_INTENTS = gateway.GUILDS | gateway.GUILD_MESSAGES | gateway.MESSAGE_CONTENT
+_LISTENING = (
+    " While Hookline runs it listens on Discord's Gateway and fires within a second or "
+    "two; messages sent while it was closed are found by REST when it starts again, and "
+    "when the Gateway cannot be reached it checks by REST every minute."
+)
+
+
 # ---------------------------------------------------------------------- triggers
 
 
 @service.poll_trigger(
     "new_message",
     "New message in a channel",
-    "Fires for each new message in a channel." + _CONTENT_NOTE,
+    "Fires for each new message in a channel." + _LISTENING + _CONTENT_NOTE,
     params=[_CHANNEL, _INCLUDE_BOTS],
     fields=_MESSAGE_FIELDS,
-    default_interval=60.0,
-    min_interval=15.0,
+    default_interval=CHECK_INTERVAL,
+    min_interval=CHECK_INTERVAL,
 )
 async def new_message(ctx: PollContext) -> PollResult:
-    messages = await _messages(ctx)
-    return PollResult(items=[_message_item(m) for m in messages])
+    channel = _snowflake(ctx.params["channel_id"], "channel")
+
+    async def rest(ctx: PollContext) -> list[Item]:
+        return [_message_item(m) for m in await _messages(ctx)]
+
+    if ctx.dry_run:
+        return PollResult(items=await rest(ctx))
+    match = _message_match(channel, bool(ctx.params.get("include_bots")), None)
+    return await _listen(ctx, _MESSAGE_INTENTS, match, rest, MESSAGE_REST_INTERVAL)
 
 
 @service.poll_trigger(
     "message_with_keyword",
     "Message with a keyword",
     "Fires for each new message in a channel that contains a keyword (any of several, "
-    "upper or lower case alike)." + _CONTENT_NOTE,
+    "upper or lower case alike)." + _LISTENING + _CONTENT_NOTE,
     params=[
         _CHANNEL,
         Param(
@@ -287,27 +379,116 @@ async def new_message(ctx: PollContext) -> PollResult:
         _INCLUDE_BOTS,
     ],
     fields=[*_MESSAGE_FIELDS, Field("keyword", "The keyword found", "frost")],
-    default_interval=60.0,
-    min_interval=15.0,
+    default_interval=CHECK_INTERVAL,
+    min_interval=CHECK_INTERVAL,
 )
 async def message_with_keyword(ctx: PollContext) -> PollResult:
-    keywords = [k.strip() for k in str(ctx.params["keyword"]).split(",") if k.strip()]
-    if not keywords:
-        raise PermanentError("write at least one keyword, e.g. frost")
+    keywords = _keywords(ctx)
+    channel = _snowflake(ctx.params["channel_id"], "channel")
+
+    async def rest(ctx: PollContext) -> list[Item]:
+        items = []
+        for message in await _messages(ctx):
+            found = _with_keyword(message, keywords)
+            if found is not None:
+                items.append(_message_item(found))
+        return items
+
+    if ctx.dry_run:
+        return PollResult(items=await rest(ctx))
+    match = _message_match(channel, bool(ctx.params.get("include_bots")), keywords)
+    return await _listen(ctx, _MESSAGE_INTENTS, match, rest, MESSAGE_REST_INTERVAL)
+
+
+def _member_item(member: Mapping[str, Any], guild: str) -> Item | None:
+    user_id, name, username, is_bot = _author(member.get("user"))
+    if not user_id:
+        return None
+    data = {
+        "user_id": user_id,
+        "username": username,
+        "display_name": str(member.get("nick") or name),
+        "is_bot": is_bot,
+        "joined_at": str(member.get("joined_at") or ""),
+        "guild_id": guild,
+    }
+    return Item(key=user_id, data=data, at=iso_time(data["joined_at"]))
+
+
+def _member_match(guild: str) -> gateway.Match:
+    """GUILD_MEMBER_ADD in ``guild`` as the area's item (gateway-events#guild-member-add)."""
+
+    def match(name: str, data: Mapping[str, Any]) -> Item | None:
+        if name != "GUILD_MEMBER_ADD" or str(data.get("guild_id") or "") != guild:
+            return None
+        return _member_item(data, guild)
+
+    return match
+
+
+def _snowflake_number(value: str) -> int:
+    return int(value) if value.isdigit() else 0
+
+
+async def _members(ctx: PollContext, guild: str) -> list[Item]:
+    """Members who joined since the area started watching, by REST.
+
+    The list is sorted by user id, oldest accounts first, ``MEMBER_PAGES`` pages a
+    check. A server whose list fits in one check is read whole each time (an old
+    account joining is seen too); past that the next check goes on after the highest
+    id read (``after``), so the newest accounts are reached however large the server.
+    Only members who joined after the area started watching are items: the pages
+    walked on the way there are not news."""
+    start = str(ctx.state.get("member_after") or "0")
+    after = start
+    members: list[Mapping[str, Any]] = []
+    more = True
+    for _page in range(MEMBER_PAGES):
+        page = await _call(
+            ctx,
+            "GET",
+            f"/guilds/{guild}/members",
+            f"the members of server {guild}",
+            params={"limit": str(MEMBER_LIMIT), "after": after},
+        )
+        if not isinstance(page, list):
+            raise TransientError("Discord answered the member list with something unexpected")
+        listed = [m for m in page if isinstance(m, dict)]
+        members.extend(listed)
+        ids = [_snowflake_number(_author(m.get("user"))[0]) for m in listed]
+        if ids and max(ids) > _snowflake_number(after):
+            after = str(max(ids))
+        if len(page) < MEMBER_LIMIT:
+            more = False
+            break
+    ctx.state["member_after"] = "0" if start == "0" and not more else after
+    since = ctx.state.get("member_since")
+    if not isinstance(since, str) or iso_time(since) is None:
+        since = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+        ctx.state["member_since"] = since
+    watching_since = iso_time(since)
     items = []
-    for message in await _messages(ctx):
-        text = message["content"].casefold()
-        found = next((k for k in keywords if k.casefold() in text), None)
-        if found is not None:
-            items.append(_message_item({**message, "keyword": found}))
-    return PollResult(items=items)
+    for member in members:
+        item = _member_item(member, guild)
+        if item is None:
+            continue
+        if ctx.dry_run or (item.at is not None and watching_since is not None
+                           and item.at >= watching_since):
+            items.append(item)
+    # Newest joiners first, as the engine expects of items without times.
+    items.sort(key=lambda item: str(item.data["joined_at"]), reverse=True)
+    return items
 
 
 @service.poll_trigger(
     "new_member",
     "New member in a server",
     "Fires when someone joins a server the bot is in. Needs the Server Members Intent: "
-    "Developer Portal → your app → Bot → Privileged Gateway Intents.",
+    "Developer Portal → your app → Bot → Privileged Gateway Intents. While Hookline runs "
+    "it listens on Discord's Gateway and fires within a second or two; when the Gateway "
+    "cannot be used it checks the member list every 5 minutes (there a new member whose "
+    "account is older than the server's newest ones may be missed in a server of over "
+    f"{MEMBER_LIMIT * MEMBER_PAGES:,} members).",
     params=[
         Param(
             "guild_id",
@@ -325,44 +506,142 @@ async def message_with_keyword(ctx: PollContext) -> PollResult:
         Field("joined_at", "Joined at (ISO 8601)", "2026-11-22T03:10:11.123000+00:00"),
         Field("guild_id", "Server id", "1103442132836929548"),
     ],
-    default_interval=300.0,
-    min_interval=60.0,
+    default_interval=CHECK_INTERVAL,
+    min_interval=CHECK_INTERVAL,
 )
 async def new_member(ctx: PollContext) -> PollResult:
     guild = _snowflake(ctx.params["guild_id"], "server")
-    members: list[dict[str, Any]] = []
-    after = "0"
-    for _page in range(MEMBER_PAGES):
-        page = await _call(
-            ctx,
-            "GET",
-            f"/guilds/{guild}/members",
-            f"the members of server {guild}",
-            params={"limit": str(MEMBER_LIMIT), "after": after},
-        )
-        if not isinstance(page, list):
-            raise TransientError("Discord answered the member list with something unexpected")
-        members.extend(m for m in page if isinstance(m, dict))
-        if len(page) < MEMBER_LIMIT or not members:
-            break
-        after = _author(members[-1].get("user"))[0] or after
-    items = []
-    for member in members:
-        user_id, name, username, is_bot = _author(member.get("user"))
-        if not user_id:
-            continue
-        data = {
+
+    async def rest(ctx: PollContext) -> list[Item]:
+        return await _members(ctx, guild)
+
+    if ctx.dry_run:
+        return PollResult(items=await rest(ctx))
+    intents = gateway.GUILDS | gateway.GUILD_MEMBERS
+    return await _listen(ctx, intents, _member_match(guild), rest, MEMBER_REST_INTERVAL)
+
+
+_CUSTOM_EMOJI_RE = re.compile(r"^<a?:(\w+):(\d+)>$")
+
+
+def _emoji_text(emoji: Mapping[str, Any]) -> str:
+    """The emoji as a message would write it: 🔥, or <:name:id> for a server's own."""
+    name = str(emoji.get("name") or "")
+    if emoji.get("id"):
+        prefix = "a" if emoji.get("animated") else ""
+        return f"<{prefix}:{name or '_'}:{emoji['id']}>"
+    return name
+
+
+def _emoji_wanted(wanted: str, emoji: Mapping[str, Any]) -> bool:
+    """Whether ``emoji`` is the one the area asked for (🔥, a custom emoji's name, its
+    id, or <:name:id>); an empty filter takes every emoji."""
+    wanted = wanted.strip()
+    if not wanted:
+        return True
+    custom = _CUSTOM_EMOJI_RE.match(wanted)
+    if custom:
+        return str(emoji.get("id") or "") == custom.group(2)
+    name = str(emoji.get("name") or "")
+    return wanted in (name, str(emoji.get("id") or "")) or (
+        wanted.strip(":") == name and bool(emoji.get("id"))
+    )
+
+
+def _reaction_match(channel: str, wanted: str) -> gateway.Match:
+    """MESSAGE_REACTION_ADD in ``channel`` as the area's item
+    (gateway-events#message-reaction-add)."""
+
+    def match(name: str, data: Mapping[str, Any]) -> Item | None:
+        if name != "MESSAGE_REACTION_ADD" or str(data.get("channel_id") or "") != channel:
+            return None
+        emoji = data.get("emoji")
+        if not isinstance(emoji, Mapping) or not _emoji_wanted(wanted, emoji):
+            return None
+        member = data.get("member") if isinstance(data.get("member"), Mapping) else {}
+        assert isinstance(member, Mapping)
+        user_id = str(data.get("user_id") or "")
+        _id, display, username, is_bot = _author(member.get("user"))
+        message_id = str(data.get("message_id") or "")
+        guild = str(data.get("guild_id") or "")
+        link = f"https://discord.com/channels/{guild or '@me'}/{channel}/{message_id}"
+        item = {
+            "emoji": _emoji_text(emoji),
+            "emoji_name": str(emoji.get("name") or ""),
+            "emoji_id": str(emoji.get("id") or ""),
             "user_id": user_id,
+            "user_name": str(member.get("nick") or display),
             "username": username,
-            "display_name": str(member.get("nick") or name),
             "is_bot": is_bot,
-            "joined_at": str(member.get("joined_at") or ""),
+            "message_id": message_id,
+            "message_link": link,
+            "message_author_id": str(data.get("message_author_id") or ""),
+            "channel_id": channel,
             "guild_id": guild,
+            "super_reaction": bool(data.get("burst")),
+            "reacted_at": datetime.now(UTC).isoformat(),
         }
-        items.append(Item(key=user_id, data=data, at=iso_time(data["joined_at"])))
-    # The list is by user id; newest joiners first, as the engine expects without times.
-    items.sort(key=lambda item: str(item.data["joined_at"]), reverse=True)
-    return PollResult(items=items)
+        key = f"{message_id}:{user_id}:{item['emoji_id'] or item['emoji_name']}"
+        return Item(key=key, data=item)
+
+    return match
+
+
+@service.poll_trigger(
+    "reaction_added",
+    "Reaction added to a message",
+    "Fires when someone reacts to a message in a channel, with any emoji or the one you "
+    "choose. Hookline listens on Discord's Gateway while it runs and fires within a second "
+    "or two; reactions added while it was closed are not seen (Discord keeps no list of "
+    "them to read afterwards). The bot needs View Channel there.",
+    params=[
+        _CHANNEL,
+        Param(
+            "emoji",
+            ParamType.TEXT,
+            "Emoji",
+            help="Only this emoji: paste it (🔥), or a server emoji's name or <:name:id>. "
+            "Empty: every reaction.",
+            required=False,
+            example="🔥",
+        ),
+    ],
+    fields=[
+        Field("emoji", "Emoji (as a message writes it)", "🔥"),
+        Field("emoji_name", "Emoji name", "🔥"),
+        Field("emoji_id", "Server emoji id (empty for a standard emoji)", ""),
+        Field("user_id", "Who reacted (user id)", "80351110224678912"),
+        Field("user_name", "Who reacted (display name)", "Marta"),
+        Field("username", "Who reacted (user name)", "marta.kowal"),
+        Field("is_bot", "Reacted by a bot", False),
+        Field("message_id", "Message id", "1311578390443421736"),
+        Field(
+            "message_link",
+            "Link to the message",
+            "https://discord.com/channels/1103442132836929548/1103442133558341712/"
+            "1311578390443421736",
+        ),
+        Field("message_author_id", "Author of the message (user id)", "119884937112961024"),
+        Field("channel_id", "Channel id", "1103442133558341712"),
+        Field("guild_id", "Server id", "1103442132836929548"),
+        Field("super_reaction", "A super reaction", False),
+        Field("reacted_at", "Seen at (ISO 8601, UTC)", "2026-11-22T03:12:00.000000+00:00"),
+    ],
+    default_interval=CHECK_INTERVAL,
+    min_interval=CHECK_INTERVAL,
+)
+async def reaction_added(ctx: PollContext) -> PollResult:
+    channel = _snowflake(ctx.params["channel_id"], "channel")
+    if ctx.dry_run:
+        return PollResult(items=[])  # nothing to read back: a reaction comes only live
+    intents = gateway.GUILDS | gateway.GUILD_MESSAGE_REACTIONS
+    match = _reaction_match(channel, str(ctx.params.get("emoji") or ""))
+    return await _listen(ctx, intents, match, None, 0.0)
+
+
+# The engine closes the Gateway's listeners when an area stops and all when it stops.
+service.on_close = gateway.aclose_all
+service.on_area_stop = gateway.aclose_area
 
 
 # ---------------------------------------------------------------------- reactions

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from engine.auth import NEEDS_RECONNECT, AccountSession
 from engine.http import HttpClient
 from engine.poller import oldest_first
 from engine.testing import poll_context, reaction_context
-from integrations import discord
+from integrations import discord, discord_gateway
 from tests.integrations.provider import Seen, load_fixture, serve
 
 TOKEN = "MTMxMTU3MDAwMDAwMDAwMDAwMQ.GhT3xY.k2B8mN4pQ7rS1vW5yZ9aC3eF6hJ0lO2uX8iK4"
@@ -80,11 +81,25 @@ def account(http: HttpClient) -> AccountSession:
     return AccountSession.for_token(discord.service, TOKEN, http, name="Garden helper")
 
 
+@pytest.fixture(autouse=True)
+async def _no_gateway_left() -> AsyncIterator[None]:
+    yield
+    await discord_gateway.aclose_all()
+
+
 async def poll(
-    trigger: str, params: dict[str, Any], http: HttpClient, account: AccountSession | None
+    trigger: str,
+    params: dict[str, Any],
+    http: HttpClient,
+    account: AccountSession | None,
+    *,
+    state: dict[str, Any] | None = None,
+    dry_run: bool = True,
 ) -> Any:
+    """A check by REST: a Test in the editor (``dry_run``), or, without, a check while
+    the Gateway cannot be used (the fake answers /gateway/bot with 404)."""
     spec = discord.service.triggers[trigger]
-    ctx = poll_context(spec, params, http)
+    ctx = poll_context(spec, params, http, state=state, dry_run=dry_run)
     ctx.account = account
     assert spec.poll is not None
     return await spec.poll(ctx)
@@ -186,7 +201,7 @@ async def test_bad_channel_id_says_how_to_copy_one(
     assert dc.seen == []
 
 
-async def test_new_member_pages_and_lists_newest_joiners_first(
+async def test_new_member_test_pages_and_lists_newest_joiners_first(
     dc: FakeDiscord,
     http: HttpClient,
     account: AccountSession,
@@ -216,6 +231,58 @@ async def test_new_member_pages_and_lists_newest_joiners_first(
         "joined_at": "2026-11-22T03:01:44.020000+00:00",
         "guild_id": GUILD,
     }
+
+
+def member(number: int, joined: datetime) -> dict[str, Any]:
+    """A guild member of the fixture's shape; a higher number is a newer account."""
+    [template] = fixture("members.json")[:1]
+    user = template["user"] | {
+        "id": str(1311600000000000000 + number),
+        "username": f"gardener{number}",
+        "global_name": f"Gardener {number}",
+    }
+    found: dict[str, Any] = template | {"user": user, "joined_at": joined.isoformat()}
+    return found
+
+
+async def test_new_member_reaches_the_newest_accounts_past_the_page_cap(
+    dc: FakeDiscord,
+    http: HttpClient,
+    account: AccountSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server larger than one check's pages (here 2 pages of 2; Discord: 10 of 1000):
+    the checks page on from the highest id read, so a new account joining at the end
+    of the list is found, and none of the members already there fires."""
+    monkeypatch.setattr(discord, "MEMBER_LIMIT", 2)
+    monkeypatch.setattr(discord, "MEMBER_PAGES", 2)
+    monkeypatch.setattr(discord, "MEMBER_REST_INTERVAL", 0.0)  # each check reads
+    old = datetime(2025, 3, 1, tzinfo=UTC)
+    server = [member(n, old) for n in range(1, 7)]  # 6 members: 3 pages, over the cap
+    path = f"/api/v10/guilds/{GUILD}/members"
+    state: dict[str, Any] = {}
+
+    def pages(*after: int) -> None:
+        dc.replies[("GET", path)] = []
+        for n in after:  # the page after member n, as Discord lists them (by id)
+            dc.on("GET", path, server[n:n + 2])
+
+    pages(0, 2)
+    assert (await poll("new_member", {"guild_id": GUILD}, http, account, state=state,
+                       dry_run=False)).items == []
+    newcomer = member(7, datetime.now(UTC))
+    server.append(newcomer)
+    pages(4, 6)
+    result = await poll("new_member", {"guild_id": GUILD}, http, account, state=state,
+                        dry_run=False)
+    assert [item.data["username"] for item in result.items] == ["gardener7"]
+    members = [s.query["after"] for s in dc.seen if s.path == path]
+    assert members == ["0", server[1]["user"]["id"], server[3]["user"]["id"],
+                       server[5]["user"]["id"]]
+    # Caught up: the next check reads only what comes after the newest.
+    pages(7)
+    await poll("new_member", {"guild_id": GUILD}, http, account, state=state, dry_run=False)
+    assert [s.query["after"] for s in dc.seen if s.path == path][-1] == newcomer["user"]["id"]
 
 
 async def test_no_account_says_how_to_add_one(dc: FakeDiscord, http: HttpClient) -> None:
