@@ -304,7 +304,7 @@ class Gateway:
         ws = self._ws
         if ws is not None and not ws.closed:
             # Not 1000/1001: those end the session on Discord's side.
-            self.loop.create_task(ws.close(code=4000))
+            _background(self.loop.create_task(ws.close(code=4000)))
 
     async def aclose(self) -> None:
         self.task.cancel()
@@ -621,6 +621,13 @@ def _unreachable(exc: BaseException) -> TransientError:
 # --- one gateway per bot token ---------------------------------------------------------------
 
 _gateways: dict[str, Gateway] = {}
+_tasks: set[asyncio.Task[Any]] = set()
+
+
+def _background(task: asyncio.Task[Any]) -> None:
+    """Keep a fire-and-forget task referenced until it ends."""
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
 
 
 def key_of(token: str) -> str:
@@ -667,7 +674,7 @@ def attach(bot: Gateway, listener: Listener) -> Listener:
             listener.inbox = old.inbox
             if not other.listeners:
                 del _gateways[key]
-                bot.loop.create_task(other.aclose())
+                _background(bot.loop.create_task(other.aclose()))
     bot.listen(listener)
     return bot.listeners[listener.area_id]
 
@@ -685,7 +692,18 @@ async def aclose_area(area_id: str, *, forget: bool = False) -> None:
     for key, current in list(_gateways.items()):
         if current.loop is not asyncio.get_running_loop():
             continue
-        if current.forget(area_id) is not None and not current.listeners:
+        gone = current.forget(area_id)
+        if gone is None:
+            continue
+        if gone.inbox.waiting:
+            current.log.warning(
+                "Discord: area %s stopped listening with %d event(s) not picked up yet; "
+                "messages and members among them are looked up by REST when it listens "
+                "again, reactions are lost",
+                area_id,
+                gone.inbox.waiting,
+            )
+        if not current.listeners:
             del _gateways[key]
             await current.aclose()
 

@@ -538,6 +538,29 @@ async def test_an_unreachable_gateway_falls_back_to_rest(
     assert dc.gateway.connections == []
 
 
+async def test_keyword_and_emoji_filters_pick_their_events(
+    dc: Discord, http: HttpClient, account: AccountSession
+) -> None:
+    keyword = {"channel_id": CHANNEL, "keyword": "frost, storm"}
+    custom = {"channel_id": CHANNEL, "emoji": ":tomato_happy:"}
+    await check("message_with_keyword", keyword, http, account, "keyword")
+    await check("reaction_added", custom, http, account, "custom")
+    await settled(dc, "keyword", sessions=2)  # identified again with both areas' intents
+    await dc.gateway.dispatch("MESSAGE_CREATE", message(5, "Lovely sunny day"))
+    await dc.gateway.dispatch("MESSAGE_CREATE", message(6, "STORM warning for tonight"))
+    await dc.gateway.dispatch("MESSAGE_REACTION_ADD", fixture("message_reaction_add.json"))
+    await dc.gateway.dispatch("MESSAGE_REACTION_ADD",
+                              fixture("message_reaction_add_custom.json"))
+    await arrived("keyword", 1)
+    await arrived("custom", 1)
+    [found] = (await check("message_with_keyword", keyword, http, account, "keyword")).items
+    assert (found.data["content"], found.data["keyword"]) == ("STORM warning for tonight",
+                                                              "storm")
+    [reaction] = (await check("reaction_added", custom, http, account, "custom")).items
+    assert reaction.data["emoji"] == "<:tomato_happy:1311000000000000042>"
+    assert reaction.data["user_name"] == "Marta"
+
+
 def test_declarations() -> None:
     for name in ("new_message", "message_with_keyword", "new_member", "reaction_added"):
         spec = discord.service.triggers[name]
