@@ -76,8 +76,8 @@ async def _whoami(http: HttpClient, token: str) -> str:
 service = Service(
     "discord",
     "Discord",
-    "Messages in channels and new members of servers your Discord bot is in; post "
-    "messages and embeds as the bot or through a channel webhook.",
+    "Messages, reactions and new members in servers your Discord bot is in, as they "
+    "happen; post messages and embeds as the bot or through a channel webhook.",
     icon="discord.svg",
     account_label="Discord bot",
     auth=AuthKind.API_KEY,
