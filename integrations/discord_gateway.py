@@ -245,6 +245,8 @@ class Gateway:
         self._refused_at = 0.0
         self._resuming = False
         self._resume_failures = 0
+        self._wake = asyncio.Event()
+        self._intents_error: ServiceError | None = None  # Discord's last 4014
         self.task = self.loop.create_task(self._run(), name="discord gateway")
 
     @property
@@ -278,7 +280,9 @@ class Gateway:
                 + " and ".join(f"“{n}”" for n in intent_names(missing))
                 + ", then save"
             )
-        return None if self.connected else self.error
+        if self.connected or (self.error is not None and self.error is self._intents_error):
+            return None  # (Discord refused what other areas need; this one connects)
+        return self.error
 
     def listen(self, listener: Listener) -> None:
         """Add or update an area's listener; reconnects when it needs more intents."""
@@ -287,6 +291,8 @@ class Gateway:
             old.intents, old.match = listener.intents, listener.match
         else:
             self.listeners[listener.area_id] = listener
+            if not listener.intents & self.refused and self._retry_in >= REFUSED_RETRY:
+                self._wake.set()
         if self.refused and self.loop.time() - self._refused_at > REFUSED_RETRY:
             self.refused = 0  # the user may have turned the switch on meanwhile
             self._restart(fresh=True)
@@ -354,9 +360,8 @@ class Gateway:
                     error, wait = exc, delay
                 self._down(error)
                 self._retry_in = wait
-                await asyncio.sleep(wait)
-                if wait >= REFUSED_RETRY:
-                    self.refused = 0
+                if not await self._pause(wait) and wait >= REFUSED_RETRY:
+                    self.refused = 0  # the user may have turned the switch on meanwhile
                 delay = min(delay * 2, RECONNECT_MAX)
         except Exception:
             self.log.exception("Discord Gateway connection crashed")
@@ -364,6 +369,16 @@ class Gateway:
             self.connected = False
             self.settled.set()
             self.changed.set()
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait before the next attempt; an area added meanwhile that Discord's refusal
+        does not concern cuts a long wait short (then True)."""
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
 
     def _failed_to_connect(self) -> None:
         """After failed attempts, the URL to try next (gateway#disconnecting): the
@@ -391,7 +406,10 @@ class Gateway:
                 "Developer Portal (your app → Bot → Privileged Gateway Intents)",
                 " and ".join(names),
             )
-            return PermanentError(f"Discord refused the privileged intents {', '.join(names)}")
+            self._intents_error = PermanentError(
+                f"Discord refused the privileged intents {', '.join(names)}"
+            )
+            return self._intents_error
         if exc.code == 4004:
             try:
                 await self._check_token()  # marks the account as needing a reconnect

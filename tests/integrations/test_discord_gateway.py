@@ -501,6 +501,20 @@ async def test_disallowed_intents_say_which_switch_to_turn_on(
     assert TOKEN not in caplog.text
 
 
+async def test_after_a_refusal_an_area_that_needs_no_privileged_intent_connects_at_once(
+    dc: Discord, http: HttpClient, account: AccountSession
+) -> None:
+    dc.gateway.refuse = discord_gateway.GUILD_MEMBERS
+    await check("new_member", {"guild_id": GUILD}, http, account, "members")
+    assert dc.gateway.sessions == 0  # refused; Discord says not to try again soon
+    await check("reaction_added", {"channel_id": CHANNEL}, http, account, "reactions")
+    await settled(dc, "reactions")
+    identify = next(p for p in dc.gateway.connections[-1].sent if p["op"] == 2)
+    assert identify["d"]["intents"] == (
+        discord_gateway.GUILDS | discord_gateway.GUILD_MESSAGE_REACTIONS
+    )
+
+
 async def test_a_bad_token_says_to_reconnect_the_account(
     dc: Discord, http: HttpClient, caplog: pytest.LogCaptureFixture
 ) -> None:
