@@ -42,8 +42,9 @@ MESSAGE_LIMIT = 50
 #: Members per page (the API's maximum) and pages read per poll.
 MEMBER_LIMIT = 1000
 MEMBER_PAGES = 10
-#: Seconds between checks: the Gateway's events are picked up this often.
-CHECK_INTERVAL = 1.0
+#: Seconds between checks when nothing comes: a Gateway event asks for a check at once
+#: (``PollContext.check_soon``), so this only paces the REST fallback and idle checks.
+CHECK_INTERVAL = 15.0
 #: Seconds between REST checks while the Gateway cannot be used (the old cadence).
 MESSAGE_REST_INTERVAL = 60.0
 MEMBER_REST_INTERVAL = 300.0
@@ -348,7 +349,7 @@ _LISTENING = (
     params=[_CHANNEL, _INCLUDE_BOTS],
     fields=_MESSAGE_FIELDS,
     default_interval=CHECK_INTERVAL,
-    min_interval=CHECK_INTERVAL,
+    min_interval=1.0,
 )
 async def new_message(ctx: PollContext) -> PollResult:
     channel = _snowflake(ctx.params["channel_id"], "channel")
@@ -380,7 +381,7 @@ async def new_message(ctx: PollContext) -> PollResult:
     ],
     fields=[*_MESSAGE_FIELDS, Field("keyword", "The keyword found", "frost")],
     default_interval=CHECK_INTERVAL,
-    min_interval=CHECK_INTERVAL,
+    min_interval=1.0,
 )
 async def message_with_keyword(ctx: PollContext) -> PollResult:
     keywords = _keywords(ctx)
@@ -507,7 +508,7 @@ async def _members(ctx: PollContext, guild: str) -> list[Item]:
         Field("guild_id", "Server id", "1103442132836929548"),
     ],
     default_interval=CHECK_INTERVAL,
-    min_interval=CHECK_INTERVAL,
+    min_interval=1.0,
 )
 async def new_member(ctx: PollContext) -> PollResult:
     guild = _snowflake(ctx.params["guild_id"], "server")
@@ -628,7 +629,7 @@ def _reaction_match(channel: str, wanted: str) -> gateway.Match:
         Field("reacted_at", "Seen at (ISO 8601, UTC)", "2026-11-22T03:12:00.000000+00:00"),
     ],
     default_interval=CHECK_INTERVAL,
-    min_interval=CHECK_INTERVAL,
+    min_interval=1.0,
 )
 async def reaction_added(ctx: PollContext) -> PollResult:
     channel = _snowflake(ctx.params["channel_id"], "channel")

@@ -183,6 +183,7 @@ class Listener:
         inbox: what it received and the engine has not saved yet.
         catch_up: its next check should also look by REST (it just started, or the
             connection lost events it cannot replay).
+        wake: asks the engine to check the area now (``PollContext.check_soon``).
     """
 
     area_id: str
@@ -191,6 +192,7 @@ class Listener:
     inbox: Inbox
     catch_up: bool = True
     falling_back: bool = False
+    wake: Callable[[], None] | None = None
 
 
 class Gateway:
@@ -574,6 +576,8 @@ class Gateway:
                 continue
             if item is not None and listener.inbox.receive(item):
                 received = True
+                if listener.wake is not None:
+                    listener.wake()  # fire it now, not at the area's next check
         if received:
             self.changed.set()
 
@@ -753,6 +757,7 @@ async def check(
     if not bot.settled.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(bot.settled.wait(), CONNECT_TIMEOUT)
+    listener.wake = ctx.check_soon
     listener.inbox.confirm(ctx.state)
     working = bot.working_for(listener)
     problem = bot.problem_for(listener)
