@@ -417,8 +417,8 @@ async def new_message(ctx: PollContext) -> PollResult:
     where = f"{params['host'].strip()}:{params['port']}"
     async with _imap_session(params, where) as imap:
         box = await _examine(imap, mailbox, where)
-        floor = _floor(ctx, mailbox, box)
-        if floor:
+        floor, renumbered = _floor(ctx, mailbox, box)
+        if floor and not renumbered:
             # Everything that arrived since the last check, oldest first, a page at a
             # time: more than a page waits for the next check, never dropped.
             arrived = await _uids_from(imap, floor, where)
@@ -428,13 +428,20 @@ async def new_message(ctx: PollContext) -> PollResult:
                              "next checks", len(arrived), mailbox, len(page))
             window = await _fetch_headers_by_uid(imap, page, where)
             next_floor = page[-1] + 1 if page else floor
-        else:  # a first look: the newest messages, remembered as already there
+        else:  # a first look (or one after renumbering): the newest messages
             window = await _fetch_headers(imap, box.exists, where)
             next_floor = max([box.uidnext or 1, *(m.uid + 1 for m in window)])
-        wanted = [m for m in window if m.uid >= floor and _matches(m, params)]
+        if renumbered:
+            wanted = _arrived_since_renumbering(ctx, mailbox, box, window)
+        else:
+            wanted = [m for m in window if m.uid >= floor]
+        wanted = [m for m in wanted if _matches(m, params)]
         previews = await _fetch_previews(imap, [m.uid for m in wanted], where)
+    newest = [t for m in window if (t := _received(m.internaldate)) is not None]
+    if (floor or renumbered) and ctx.state.get("newest") is not None:  # same mailbox
+        newest.append(int(ctx.state["newest"]))
     ctx.state.update({"mailbox": mailbox, "uidvalidity": box.uidvalidity,
-                      "floor": next_floor})
+                      "floor": next_floor, "newest": max(newest, default=None)})
     items = [
         Item(
             key=f"{box.uidvalidity}:{m.uid}",
@@ -481,22 +488,54 @@ _HEADER_PARSER = BytesParser(policy=email.policy.default)
 _FIELDS = "FROM TO SUBJECT DATE MESSAGE-ID CONTENT-TYPE CONTENT-TRANSFER-ENCODING"
 
 
-def _floor(ctx: PollContext, mailbox: str, box: _Mailbox) -> int:
-    """The lowest UID this poll may report (0: a first look at the mailbox).
+def _floor(ctx: PollContext, mailbox: str, box: _Mailbox) -> tuple[int, bool]:
+    """The lowest UID this poll may report (0: a first look at the mailbox), and whether
+    the server renumbered the mailbox since the last check (UIDVALIDITY changed: every
+    UID, and so every key, changed).
 
     Deleting or archiving messages pulls older ones into the newest-N window; they were
-    never new, so they must not fire. If the server renumbered the mailbox (UIDVALIDITY
-    changed) every key changed too: only messages that arrive from now on count.
+    never new, so they must not fire.
     """
     state = ctx.state
     if state.get("mailbox") != mailbox:
-        return 0
+        return 0, False
     if state.get("uidvalidity") == box.uidvalidity:
-        return int(state.get("floor", 0))
+        return int(state.get("floor", 0)), False
+    return box.uidnext or 0, True
+
+
+def _arrived_since_renumbering(
+    ctx: PollContext, mailbox: str, box: _Mailbox, window: Sequence[_Headers]
+) -> list[_Headers]:
+    """After the server renumbered the mailbox, the messages of the newest window that
+    arrived after every message the last checks looked at: received (INTERNALDATE, the
+    server's own clock, kept by a copy or a move) in a later second. What the user had
+    before, copied back into the mailbox made again, keeps its old date and does not
+    fire; mail that came meanwhile does."""
+    newest = ctx.state.get("newest")
+    if newest is None:  # saved by a version that did not keep it
+        ctx.log.info(
+            "The server renumbered mailbox %s; only messages arriving from now on fire",
+            mailbox,
+        )
+        return []
+    later = [m for m in window if (_received(m.internaldate) or 0) > int(newest)]
     ctx.log.info(
-        "The server renumbered mailbox %s; only messages arriving from now on fire", mailbox
+        "The server renumbered mailbox %s; %d message(s) received since the last check "
+        "fire, the %d there before do not",
+        mailbox,
+        len(later),
+        box.exists - len(later),
     )
-    return box.uidnext or 0
+    if later and len(later) == len(window) < box.exists:
+        ctx.log.warning(
+            "Mailbox %s: more than %d messages arrived while the server renumbered it; "
+            "only the newest %d fire",
+            mailbox,
+            len(window),
+            len(window),
+        )
+    return later
 
 
 def _matches(message: _Headers, params: Mapping[str, Any]) -> bool:
@@ -903,6 +942,17 @@ def _date(header: str, internaldate: str) -> str:
             pass
         else:
             return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
+    received = _internal_datetime(internaldate)
+    return received.isoformat() if received is not None else ""
+
+
+def _received(internaldate: str) -> int | None:
+    """When the server received a message, in seconds since 1970 (None: unreadable)."""
+    received = _internal_datetime(internaldate)
+    return int(received.timestamp()) if received is not None else None
+
+
+def _internal_datetime(internaldate: str) -> datetime | None:
     match = _INTERNALDATE_RE.fullmatch(internaldate)
     if match and match[2].title() in _MONTHS:
         day, month, year, hh, mm, ss, sign, oh, om = match.groups()
@@ -916,8 +966,8 @@ def _date(header: str, internaldate: str) -> str:
                 int(mm),
                 int(ss),
                 tzinfo=timezone(offset),
-            ).isoformat()
-    return ""
+            )
+    return None
 
 
 def _preview(header_bytes: bytes, text: bytes) -> str:

@@ -7,6 +7,7 @@ import base64
 import re
 import shutil
 import socket
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -516,26 +517,30 @@ async def test_more_new_messages_than_one_check_takes_all_fire_over_the_next_che
     assert got == [f"m{n:02}" for n in range(23)]
 
 
-async def test_renumbered_mailbox_fires_only_later_arrivals(
+async def test_renumbered_mailbox_fires_what_arrived_since_the_last_check_only(
     imap_account: ImapAccount, trust_test_ca: Path, http: HttpClient
 ) -> None:
     params = imap_account.params(mailbox="Archive")
-    imap_account.deliver(make_mail("Old"), folder="Archive")
+    when = time.time() - 3600  # an hour ago
+    imap_account.deliver(make_mail("Old"), folder="Archive", received=when)
     state: dict[str, Any] = {}
     first = await poll(http, params, state)
     # Deleted and made again: the server numbers it afresh (a new UIDVALIDITY), so every
-    # key changes; the messages in it are not new to the user.
+    # key changes. What the user copies back keeps its date and is not new to them;
+    # mail that arrived meanwhile is (a second later, as the server's clock says).
     shutil.rmtree(imap_account.maildir / ".Archive")
-    imap_account.deliver(make_mail("Old, copied back"), folder="Archive")
+    imap_account.deliver(make_mail("Old, copied back"), folder="Archive", received=when)
+    imap_account.deliver(make_mail("Came meanwhile"), folder="Archive", received=when + 1)
 
     renumbered = await poll(http, params, state)
     imap_account.deliver(make_mail("New"), folder="Archive")
     later = await poll(http, params, state)
 
     assert subjects(first) == ["Old"]
-    assert renumbered.items == []
+    assert subjects(renumbered) == ["Came meanwhile"]
     assert subjects(later) == ["New"]
     assert later.items[0].key != first.items[0].key
+    assert (await poll(http, params, state)).items == []
 
 
 @pytest.mark.parametrize("security", ["starttls", "none"])
