@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Row, delete, select, update
@@ -14,8 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine import bus as topics
 from engine.auth import oauth
+from engine.auth.names import clean_name
 from engine.auth.oauth import DEFAULT_TIMEOUT, Browser, OAuthClient, Show, system_browser
-from engine.auth.session import API_KEY, NEEDS_RECONNECT, OAUTH2, OK, Account, AccountSession
+from engine.auth.session import (
+    API_KEY,
+    NEEDS_RECONNECT,
+    OAUTH2,
+    OK,
+    Account,
+    AccountSession,
+    MemoryKeeper,
+    TokenKeeper,
+)
 from engine.bus import ACCOUNT_CHANGED as ACCOUNT_CHANGED
 from engine.bus import ACCOUNT_NEEDS_RECONNECT as ACCOUNT_NEEDS_RECONNECT
 from engine.bus import Bus
@@ -49,6 +59,17 @@ class Removal:
     note: str
 
 
+def _where(service: Service) -> str:
+    """Where the user ends an app's access by hand."""
+    spec = service.oauth
+    return (f"at {spec.apps_url}" if spec and spec.apps_url
+            else f"in your {service.name} account's settings, under connected apps")
+
+
+def _can_revoke(service: Service) -> bool:
+    return bool(service.oauth and (service.oauth.revoke or service.oauth.revoke_url))
+
+
 def _removal_note(service: Service | None, account: Account, revoked: bool) -> str:
     if service is None:
         return ""
@@ -56,13 +77,16 @@ def _removal_note(service: Service | None, account: Account, revoked: bool) -> s
         return f"{service.name} still accepts the token you pasted until you revoke it there."
     if revoked:
         return f"{service.name} confirmed that the access you gave is revoked."
-    spec = service.oauth
-    where = (f"at {spec.apps_url}" if spec and spec.apps_url
-             else f"in your {service.name} account's settings, under connected apps")
-    if spec and (spec.revoke or spec.revoke_url):
-        return (f"{service.name} did not confirm that the access you gave is revoked: end it "
-                f"{where}.")
-    return f"{service.name} offers apps no way to revoke their access: end it {where}."
+    return _unrevoked_note(service, "the access you gave", end="it")
+
+
+def _unrevoked_note(service: Service, what: str, *, end: str = "", after: str = "") -> str:
+    """Where to end by hand the access ``what`` names, which Hookline could not revoke."""
+    if _can_revoke(service):
+        return (f"{service.name} did not confirm that {what} is revoked: end it "
+                f"{_where(service)}{after}.")
+    return (f"{service.name} offers apps no way to revoke their access: end {end or what} "
+            f"{_where(service)}{after}.")
 
 
 def token_ref(account_id: str) -> str:
@@ -74,7 +98,9 @@ def client_secret_ref(service_id: str) -> str:
 
 
 def _account(row: Row[Any]) -> Account:
-    return Account(row.id, row.service_id, row.kind, row.name, list(row.scopes or []),
+    # Cleaned on the way out too: a row kept before names were cleaned on the way in.
+    return Account(row.id, row.service_id, row.kind, clean_name(row.name),
+                   list(row.scopes or []),
                    row.status, row.created_at, row.last_refresh_at, row.last_error)
 
 
@@ -270,16 +296,59 @@ class Accounts:
     async def connect(self, service_id: str, *, browser: Browser = system_browser,
                       show: Show | None = None, timeout: float = DEFAULT_TIMEOUT) -> Account:
         """Sign in through the browser; the account is named by the provider. Connecting
-        an account that is already there reconnects it (new tokens, status ok)."""
+        an account that is already there reconnects it (new tokens, status ok) and revokes
+        the grant it replaces. The browser's page says "Connected" only once the account
+        is kept; a sign-in that fails after its code was exchanged revokes its grant, and
+        the error says so (or where to end it by hand)."""
         service = self._oauth_service(service_id)
         spec = service.oauth
         assert spec is not None
         client = await self.oauth_client(service_id)
-        tokens = await oauth.authorize(spec, client, self.http, browser=browser, show=show,
-                                       timeout=timeout)
-        name = (await spec.userinfo(self.http, tokens.access_token) if spec.userinfo
-                else service.name)
-        return await self._keep(service, OAUTH2, name, list(spec.scopes), tokens)
+        async with oauth.SignIn(spec, client, self.http, browser=browser, show=show,
+                                timeout=timeout) as sign_in:
+            tokens = await sign_in.tokens()
+            account, note = await self._finish_sign_in(service, tokens)
+            sign_in.connected(f"Hookline can now act as your {service.name} account "
+                              f"“{account.name}”." + (f" {note}" if note else ""))
+        return account
+
+    async def _finish_sign_in(self, service: Service, tokens: TokenSet
+                              ) -> tuple[Account, str]:
+        """Name and keep the account of fresh tokens; on any failure their grant is
+        revoked (it would otherwise stay alive at the provider, kept by nobody)."""
+        spec = service.oauth
+        assert spec is not None
+        failed = f"{service.name} did not say which account signed in"
+        try:
+            name = (clean_name(await spec.userinfo(self.http, tokens.access_token))
+                    if spec.userinfo else "") or service.name
+            failed = f"Hookline could not keep the {service.name} account"
+            return await self._keep(service, OAUTH2, name, list(spec.scopes), tokens)
+        except Exception as exc:
+            note = await self._abandon(service, tokens)
+            if not isinstance(exc, HooklineError):  # a bug: its traceback is worth more
+                log.warning("connecting a %s account failed after the sign-in. %s",
+                            service.name, note)
+                raise
+            raise AuthError(f"{failed}, so nothing was connected: {str(exc).rstrip('.')}. "
+                            f"{note}") from None
+
+    async def _abandon(self, service: Service, tokens: TokenSet) -> str:
+        """Revoke the grant of a sign-in that connected nothing; the note says how it went."""
+        spec = service.oauth
+        if spec is not None and _can_revoke(service) and not spec.revokes_one_sign_in:
+            try:
+                connected = any(a.kind == OAUTH2 for a in await self.store.accounts(service.id))
+            except HooklineError:
+                connected = True  # cannot tell: do not risk ending their access
+            if connected:  # revoking would end their access too
+                return (f"Hookline did not revoke the access you just gave, as "
+                        f"{service.name} would end your connected account's access with "
+                        f"it; it is listed {_where(service)}.")
+        pending = Account("abandoned-sign-in", service.id, OAUTH2, service.name, [])
+        if await self._revoke(service, pending, tokens):
+            return "Hookline revoked the access you just gave."
+        return _unrevoked_note(service, "the access you just gave")
 
     async def add_token(self, service_id: str, token: str, name: str | None = None
                         ) -> Account:
@@ -300,13 +369,18 @@ class Accounts:
                 raise AuthError(f"{service.name} refused this {service.api_key.label}: check "
                                 "that it is complete, not expired, and has the needed "
                                 "permissions") from None
+        name = clean_name(name or "")
         if not name:
             raise ConfigError("give the account a name (--name)")
-        return await self._keep(service, API_KEY, name, [], TokenSet(token))
+        return (await self._keep(service, API_KEY, name, [], TokenSet(token)))[0]
 
     async def _keep(self, service: Service, kind: str, name: str, scopes: list[str],
-                    tokens: TokenSet) -> Account:
+                    tokens: TokenSet) -> tuple[Account, str]:
+        """Save the account and its tokens; an account of the same name is replaced and
+        the grant it had revoked. Returns the account and a note for the user ("" when
+        there is nothing left for them to do)."""
         existing = await self.store.by_name(service.id, name)
+        previous = await self._tokens_of(existing)
         account = Account(existing.id if existing else str(uuid.uuid4()), service.id, kind,
                           name, scopes, OK, existing.created_at if existing else None,
                           utcnow(), None)
@@ -314,17 +388,51 @@ class Accounts:
         try:
             account = await self.store.save(account)
         except Exception:
-            if existing is None:
+            if previous is not None:  # the account goes on as it was
+                await asyncio.to_thread(self.secrets.set, token_ref(account.id),
+                                        previous.to_json())
+            else:
                 await asyncio.to_thread(self.secrets.delete, token_ref(account.id))
             raise
         session = self._sessions.get(account.id)
         if session is not None:
             await session.reload(account)
+        note = (await self._replace(service, existing, previous, tokens)
+                if existing is not None else "")
+        change = "reconnected" if existing else "connected"
         self.bus.publish(ACCOUNT_CHANGED, account_id=account.id, service_id=service.id,
-                         name=name, change="reconnected" if existing else "connected")
-        log.info("%s account %r %s", service.name, name,
-                 "reconnected" if existing else "connected")
-        return account
+                         name=name, change=change, note=note)
+        if note:
+            self.bus.publish(topics.NOTIFICATION,
+                             title=f"{service.name} account “{name}” {change}", body=note,
+                             level="warning")
+        log.info("%s account %r %s", service.name, name, change)
+        return account, note
+
+    async def _tokens_of(self, account: Account | None) -> TokenSet | None:
+        if account is None:
+            return None
+        try:
+            return await self.load_tokens(account.id)
+        except SecretError:  # damaged: nothing to restore or revoke
+            return None
+
+    async def _replace(self, service: Service, replaced: Account,
+                       previous: TokenSet | None, tokens: TokenSet) -> str:
+        """Revoke the grant a reconnect replaced; the note says what is left to do."""
+        if previous is None or previous.access_token == tokens.access_token or (
+                previous.refresh_token and previous.refresh_token == tokens.refresh_token):
+            return ""  # nothing, or the very grant just kept
+        if replaced.kind != OAUTH2:
+            return (f"{service.name} still accepts the token you pasted before until you "
+                    "revoke it there.")
+        spec = service.oauth
+        if spec is None or (_can_revoke(service) and not spec.revokes_one_sign_in):
+            return ""  # one grant for every sign-in: revoking it would end the new one
+        if await self._revoke(service, replaced, previous):
+            return ""
+        return _unrevoked_note(service, "the access your earlier sign-in gave",
+                               after=" (if that ends this connection too, connect again)")
 
     async def remove(self, account_id: str) -> Removal:
         """Forget the account: revoke its grant where the provider allows, delete its
@@ -345,24 +453,30 @@ class Accounts:
                          name=account.name, change="removed")
         return Removal(account, revoked, _removal_note(service, account, revoked))
 
-    async def _revoke(self, service: Service, account: Account) -> bool:
-        """Best effort: a provider that cannot be reached or refuses never stops the
-        removal (the note then says where to end the access by hand)."""
+    async def _revoke(self, service: Service, account: Account,
+                      held: TokenSet | None = None) -> bool:
+        """Best effort: a provider that cannot be reached or refuses never stops what
+        called this (the note then says where to end the access by hand). ``held``: the
+        tokens of a grant no account keeps now, else the account's own."""
         spec = service.oauth
-        if spec is None or not (spec.revoke or spec.revoke_url):
+        if spec is None or not _can_revoke(service):
             return False
         try:
             client = await self.oauth_client(service.id)
-            session = await self.session(account.id)
+            keeper: TokenKeeper = (self if held is None
+                                   else MemoryKeeper(held, self.oauth_client))
+            session = (await self.session(account.id) if held is None
+                       else AccountSession(replace(account, status=OK), service, self.http,
+                                           keeper))
             if spec.revoke is not None:
                 return await spec.revoke(session, client)
             if spec.revoke_token == "access_token":  # noqa: S105 - a token type's name
                 await session.token()  # a live one: an expired token cannot be revoked
-            tokens = await self.load_tokens(account.id)
+            tokens = await keeper.load_tokens(account.id)
             return tokens is not None and await oauth.revoke(spec, client, self.http, tokens)
         except HooklineError as exc:
             log.info("could not revoke the %s account's grant: %s", service.name, exc)
-        except Exception:  # a service's own revoke call failing must not keep the account
+        except Exception:  # a service's own revoke call failing must not stop the caller
             log.warning("revoking the %s account's grant failed", service.name, exc_info=True)
         return False
 

@@ -8,11 +8,13 @@ import contextlib
 import getpass
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+from engine import bus as topics
 from engine.auth.accounts import Accounts
+from engine.auth.names import clean_name
 from engine.auth.oauth import DEFAULT_TIMEOUT, system_browser
 from engine.bus import Bus
 from engine.control import ControlClient
@@ -75,6 +77,18 @@ async def _tell_engine(data_dir: Path) -> None:
             print(f"(the running Hookline did not take the change: {exc}; restart it)")
 
 
+@contextlib.contextmanager
+def _notes(accounts: Accounts) -> Iterator[list[str]]:
+    """The notes the engine has for the user meanwhile (e.g. a grant left to end by hand)."""
+    notes: list[str] = []
+    stop = accounts.bus.subscribe(topics.NOTIFICATION,
+                                  lambda message: notes.append(str(message.data["body"])))
+    try:
+        yield notes
+    finally:
+        stop()
+
+
 def _read_secret(prompt: str, from_stdin: bool) -> str:
     return sys.stdin.readline().strip() if from_stdin else getpass.getpass(prompt).strip()
 
@@ -100,12 +114,12 @@ async def cmd_accounts(args: argparse.Namespace, data_dir: Path) -> int:
                 print("No accounts yet. Connect one: hookline accounts connect SERVICE "
                       "(or `token SERVICE`)" + (f"; services that use one: {', '.join(able)}"
                                                 if able else ""))
-            for row in rows:
+            for row in rows:  # names come cleaned; errors may quote a provider's words
                 state = "ok" if row["status"] == "ok" else "RECONNECT"
                 print(f"{row['id'][:8]}  {row['service']:10} {row['name'][:30]:30} {state:9} "
                       f"{len(row['areas'])} area(s)")
                 if row["last_error"] and row["status"] != "ok":
-                    print(f"          {row['last_error']}")
+                    print(f"          {clean_name(row['last_error'])}")
             return 0
         if action == "client":
             service = registry.service(args.service)
@@ -136,10 +150,13 @@ async def cmd_accounts(args: argparse.Namespace, data_dir: Path) -> int:
             async def no_browser(_url: str) -> bool:
                 return False
 
-            account = await accounts.connect(
-                service.id, browser=no_browser if args.no_browser else system_browser,
-                show=show, timeout=timeout)
+            with _notes(accounts) as notes:
+                account = await accounts.connect(
+                    service.id, browser=no_browser if args.no_browser else system_browser,
+                    show=show, timeout=timeout)
             print(f"connected {service.name} account “{account.name}” ({account.id[:8]})")
+            for note in notes:
+                print(note)
             await _tell_engine(data_dir)
             return 0
         if action == "token":
@@ -151,9 +168,12 @@ async def cmd_accounts(args: argparse.Namespace, data_dir: Path) -> int:
             if service.api_key.help and not args.stdin:
                 print(service.api_key.help)
             token = _read_secret(f"{service.api_key.label} for {service.name}: ", args.stdin)
-            account = await accounts.add_token(service.id, token, args.name)
+            with _notes(accounts) as notes:
+                account = await accounts.add_token(service.id, token, args.name)
             print(f"added {service.name} account “{account.name}” ({account.id[:8]}); its "
                   "token is in the OS keyring")
+            for note in notes:
+                print(note)
             await _tell_engine(data_dir)
             return 0
         if action == "remove":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import html
 import json
 import logging
 import secrets
@@ -21,9 +22,12 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from engine.catalog.auth import REDIRECT_PATH, OAuth2Spec, TokenSet
-from engine.errors import AuthError, RateLimited, TransientError
+from engine.errors import AuthError, HooklineError, RateLimited, TransientError
 from engine.http import HttpClient
 
 log = logging.getLogger(__name__)
@@ -72,11 +76,71 @@ async def system_browser(url: str) -> bool:
 
 _PAGE = ("<!doctype html><meta charset=utf-8><title>Hookline</title>"
          "<body style='font-family:sans-serif;margin:3em'><h1>{title}</h1><p>{text}</p>")
+#: aiohttp reads request lines up to this many bytes.
+MAX_LINE = 8190
 
 
-def _page(status: int, title: str, text: str) -> web.Response:
-    return web.Response(status=status, content_type="text/html",
-                        text=_PAGE.format(title=title, text=text))
+@dataclass(frozen=True)
+class Page:
+    """What the browser tab shows at the end of a sign-in (plain text, escaped here)."""
+
+    status: int
+    title: str
+    text: str
+
+    def response(self) -> web.Response:
+        return web.Response(status=self.status, content_type="text/html",
+                            text=_PAGE.format(title=html.escape(self.title),
+                                              text=html.escape(self.text)))
+
+
+def failure_page(exc: BaseException) -> Page:
+    """The tab's page when the sign-in failed after the browser's answer arrived."""
+    if isinstance(exc, HooklineError):
+        status = 502 if isinstance(exc, (AuthError, TransientError)) else 500
+        return Page(status, "Not connected", f"{str(exc).rstrip('.')}. You can close this "
+                                             "tab.")
+    if isinstance(exc, asyncio.CancelledError):
+        return Page(500, "Not connected", "Hookline stopped this sign-in before it was "
+                    "finished, so nothing was connected. Start again from Hookline.")
+    return Page(500, "Not connected", "Something went wrong in Hookline while finishing "
+                "the sign-in, so nothing was connected. Hookline shows what happened; start "
+                "again from there.")
+
+
+class _Listener(RequestHandler):
+    """aiohttp's connection handler, minus its logging of requests it cannot read: the
+    request line of a callback holds the authorization code and state."""
+
+    def handle_error(self, request: BaseRequest, status: int = 500,
+                     exc: BaseException | None = None, message: str | None = None
+                     ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("the answer page was already being sent")
+        log.debug("the sign-in listener refused a request (HTTP %s, %s)", status,
+                  type(exc).__name__ if exc else "no detail")
+        manager = self._manager
+        assert isinstance(manager, _Server)
+        response = manager.unreadable(status, exc).response()
+        response.force_close()
+        return response
+
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info")
+        log.debug("the sign-in listener dropped a connection (%s)",
+                  type(exc).__name__ if isinstance(exc, BaseException) else "no detail")
+
+
+class _Server(web.Server):
+    """A low-level aiohttp server whose connections are :class:`_Listener` s."""
+
+    def __init__(self, handler: Callable[[BaseRequest], Awaitable[web.StreamResponse]],
+                 unreadable: Callable[[int, BaseException | None], Page]) -> None:
+        super().__init__(handler, access_log=None)
+        self.unreadable = unreadable
+
+    def __call__(self) -> RequestHandler:
+        return _Listener(self, loop=self._loop, **self._kwargs)
 
 
 class LoopbackRedirect:
@@ -84,21 +148,28 @@ class LoopbackRedirect:
 
     The first request to the callback path decides the outcome: it must carry the
     expected ``state``. Any later callback is refused (410), so a code is never
-    taken twice, and the listener closes as soon as the flow has its answer.
+    taken twice. Nothing of a request line reaches the logs, even one too long to read.
 
     Args:
         host: the loopback address to bind.
         port: 0 for an ephemeral port, or the provider's fixed one.
         state: the single-use value the callback must echo.
+        hold: keep the browser's request for the callback waiting for the page given
+            to :meth:`finish` (the flow's outcome; a failure page if the listener
+            closes first); else it is told at once that the answer was received.
     """
 
-    def __init__(self, host: str, port: int, state: str) -> None:
+    def __init__(self, host: str, port: int, state: str, *, hold: bool = False) -> None:
         self.host = host
         self.port = port
         self._state = state
-        self._answer: asyncio.Future[dict[str, str]] = (
-            asyncio.get_running_loop().create_future())
-        self._runner: web.AppRunner | None = None
+        self._hold = hold
+        loop = asyncio.get_running_loop()
+        self._answer: asyncio.Future[dict[str, str]] = loop.create_future()
+        self._verdict: asyncio.Future[Page] = loop.create_future()
+        self._holding = False
+        self._sent = asyncio.Event()
+        self._runner: web.BaseRunner | None = None
 
     @property
     def redirect_uri(self) -> str:
@@ -106,10 +177,8 @@ class LoopbackRedirect:
 
     async def start(self) -> str:
         """Listen; returns the exact redirect URI to send to the provider."""
-        app = web.Application()
-        app.router.add_get(REDIRECT_PATH, self._callback)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0)
+        self._runner = web.ServerRunner(_Server(self._handle, self._unreadable),
+                                        handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         try:
@@ -132,32 +201,74 @@ class LoopbackRedirect:
                             "connected. Start again and finish signing in within that time"
                             ) from None
 
+    def finish(self, page: Page) -> None:
+        """What the browser that brought the answer is shown (it waits until now)."""
+        if not self._verdict.done():
+            self._verdict.set_result(page)
+
     async def aclose(self) -> None:
         if not self._answer.done():
             self._answer.cancel()
+        self.finish(failure_page(asyncio.CancelledError()))
+        if self._holding:  # let the waiting browser have its page before the socket goes
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sent.wait(), 5.0)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
-    async def _callback(self, request: web.Request) -> web.Response:
+    def _unreadable(self, status: int, exc: BaseException | None) -> Page:
+        if isinstance(exc, LineTooLong):
+            if not self._answer.done():
+                self._answer.set_exception(AuthError(
+                    f"The answer that reached Hookline was too long to read (over "
+                    f"{MAX_LINE:,} bytes), so nothing was connected. Start again; if it "
+                    "happens again, the provider's answer is not one Hookline can take"))
+            return Page(414, "Answer too long",
+                        f"This answer is longer than Hookline reads (over {MAX_LINE:,} "
+                        "bytes), so nothing was connected. Close this tab and start again "
+                        "from Hookline.")
+        if status >= 500:
+            return Page(500, "Not connected", "Something went wrong in Hookline with this "
+                        "answer. Close this tab and start again from Hookline.")
+        return Page(400, "Not understood", "Hookline could not read this request. If you "
+                    "were signing in, close this tab and start again from Hookline.")
+
+    async def _handle(self, request: BaseRequest) -> web.StreamResponse:
+        if request.path != REDIRECT_PATH:
+            return Page(404, "Not found", "Hookline only takes sign-in answers here."
+                        ).response()
+        if request.method != "GET":
+            return Page(405, "Not allowed", "Hookline only takes sign-in answers here."
+                        ).response()
         if self._answer.done():
-            return _page(410, "Already used",
-                         "This sign-in answer was already received. Close this tab.")
+            return Page(410, "Already used",
+                        "This sign-in answer was already received. Close this tab."
+                        ).response()
         query = dict(request.query)
         if not secrets.compare_digest(query.get("state", "").encode(),
                                       self._state.encode()):
             self._answer.set_exception(AuthError(
                 "The answer that reached Hookline does not belong to this sign-in (its "
                 "state does not match), so nothing was connected. Start again"))
-            return _page(400, "Not this sign-in",
-                         "This answer does not match the sign-in Hookline started. "
-                         "Nothing was connected; start again from Hookline.")
+            return Page(400, "Not this sign-in",
+                        "This answer does not match the sign-in Hookline started. "
+                        "Nothing was connected; start again from Hookline.").response()
         self._answer.set_result(query)
         if "error" in query:
-            return _page(200, "Not connected",
-                         "Access was not granted. You can close this tab.")
-        return _page(200, "Connected",
-                     "Hookline received the answer. You can close this tab.")
+            return Page(200, "Not connected",
+                        "Access was not granted. You can close this tab.").response()
+        if not self._hold:
+            return Page(200, "Answer received", "Hookline received the answer. You can "
+                        "close this tab.").response()
+        self._holding = True
+        try:
+            response = (await self._verdict).response()
+            await response.prepare(request)
+            await response.write_eof()
+            return response
+        finally:
+            self._sent.set()
 
 
 def authorization_url(spec: OAuth2Spec, client: OAuthClient, redirect_uri: str, state: str,
@@ -174,48 +285,110 @@ def authorization_url(spec: OAuth2Spec, client: OAuthClient, redirect_uri: str, 
                                  scope=" ".join(spec.scopes) or None, state=state, **extra))
 
 
+class SignIn:
+    """One sign-in through the browser, as an ``async with`` block: listen, send the
+    user to the provider; :meth:`tokens` takes the one callback and exchanges its code.
+
+    The browser tab waits on the callback until the block ends: it says "Connected"
+    only when the block ends without an error (:meth:`connected` adds what to say),
+    else what went wrong and what to do.
+
+    Args:
+        spec / client: the provider, and the user's OAuth app there.
+        http: the engine's shared client.
+        browser: opens the authorization URL for the user.
+        show: given the authorization URL and redirect URI before the browser opens.
+        timeout: seconds to wait for the browser's answer.
+    """
+
+    def __init__(self, spec: OAuth2Spec, client: OAuthClient, http: HttpClient, *,
+                 browser: Browser = system_browser, show: Show | None = None,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.spec = spec
+        self.client = client
+        self.http = http
+        self._browser = browser
+        self._show = show
+        self._timeout = timeout
+        self._redirect: LoopbackRedirect | None = None
+        self._redirect_uri = ""
+        self._verifier: str | None = None
+        self._opening: asyncio.Task[object] | None = None
+        self._success = ""
+
+    async def __aenter__(self) -> SignIn:
+        from authlib.common.security import generate_token  # type: ignore[import-untyped]
+
+        state = generate_token(32)
+        self._verifier = generate_token(64, _VERIFIER_CHARS) if self.spec.pkce else None
+        self._redirect = LoopbackRedirect(self.spec.loopback_host, self.spec.fixed_port or 0,
+                                          state, hold=True)
+        self._redirect_uri = await self._redirect.start()
+        try:
+            url = authorization_url(self.spec, self.client, self._redirect_uri, state,
+                                    self._verifier)
+            if self._show is not None:
+                self._show(url, self._redirect_uri)
+            self._opening = asyncio.ensure_future(self._browser(url))
+        except BaseException:
+            await self._redirect.aclose()
+            raise
+        return self
+
+    def connected(self, text: str) -> None:
+        """What the browser's "Connected" page says, if the block ends without an error."""
+        self._success = text
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: object) -> None:
+        assert self._redirect is not None
+        if exc is None:
+            page = Page(200, "Connected", (self._success or "Hookline received the answer.")
+                        + " You can close this tab.")
+        else:
+            page = failure_page(exc)
+        self._redirect.finish(page)
+        await self._redirect.aclose()
+        if self._opening is not None:
+            await _settle(self._opening)
+
+    async def tokens(self) -> TokenSet:
+        """Wait for the browser's answer and exchange its code. Raises AuthError saying
+        what happened and what to do."""
+        assert self._redirect is not None
+        answer = await self._redirect.wait(self._timeout)
+        host = urlsplit(self.spec.authorize_url).hostname or "the provider"
+        if "error" in answer:
+            error = answer["error"]
+            if error == "access_denied":
+                raise AuthError("Access was declined in the browser, so no account was "
+                                "connected")
+            detail = answer.get("error_description")
+            raise AuthError(f"{host} did not authorize Hookline: {error}"
+                            + (f" ({detail})" if detail else "")
+                            + ". Check the OAuth app's settings and start again")
+        code = answer.get("code")
+        if not code:
+            raise AuthError(f"{host} answered without an authorization code, so nothing was "
+                            "connected. Start again")
+        form = {"grant_type": "authorization_code", "code": code,
+                "redirect_uri": self._redirect_uri, "client_id": self.client.client_id}
+        if self._verifier is not None:
+            form["code_verifier"] = self._verifier
+        data = await token_request(self.spec, self.http,
+                                   *_authenticated(self.spec, self.client, form),
+                                   "exchange the sign-in code")
+        return TokenSet.from_response(data)
+
+
 async def authorize(spec: OAuth2Spec, client: OAuthClient, http: HttpClient, *,
                     browser: Browser = system_browser, show: Show | None = None,
                     timeout: float = DEFAULT_TIMEOUT) -> TokenSet:
     """Run the whole flow: listen, send the user to the provider, take the one
     callback, exchange its code. Raises AuthError saying what happened and what to do."""
-    from authlib.common.security import generate_token  # type: ignore[import-untyped]
-
-    state = generate_token(32)
-    verifier = generate_token(64, _VERIFIER_CHARS) if spec.pkce else None
-    redirect = LoopbackRedirect(spec.loopback_host, spec.fixed_port or 0, state)
-    redirect_uri = await redirect.start()
-    opening: asyncio.Task[object] | None = None
-    try:
-        url = authorization_url(spec, client, redirect_uri, state, verifier)
-        if show is not None:
-            show(url, redirect_uri)
-        opening = asyncio.ensure_future(browser(url))
-        answer = await redirect.wait(timeout)
-    finally:
-        await redirect.aclose()
-        if opening is not None:
-            await _settle(opening)
-    host = urlsplit(spec.authorize_url).hostname or "the provider"
-    if "error" in answer:
-        error = answer["error"]
-        if error == "access_denied":
-            raise AuthError("Access was declined in the browser, so no account was connected")
-        detail = answer.get("error_description")
-        raise AuthError(f"{host} did not authorize Hookline: {error}"
-                        + (f" ({detail})" if detail else "")
-                        + ". Check the OAuth app's settings and start again")
-    code = answer.get("code")
-    if not code:
-        raise AuthError(f"{host} answered without an authorization code, so nothing was "
-                        "connected. Start again")
-    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-            "client_id": client.client_id}
-    if verifier is not None:
-        form["code_verifier"] = verifier
-    data = await token_request(spec, http, *_authenticated(spec, client, form),
-                               "exchange the sign-in code")
-    return TokenSet.from_response(data)
+    async with SignIn(spec, client, http, browser=browser, show=show,
+                      timeout=timeout) as sign_in:
+        return await sign_in.tokens()
 
 
 async def _settle(task: asyncio.Task[object]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -120,7 +120,7 @@ class AccountSession:
         """A session on a fixed token kept in memory (tests of services, dry runs);
         ``kind`` says how the account was connected (a pasted token unless ``oauth2``)."""
         account = Account("test-account", service.id, kind, name, [])
-        return cls(account, service, http, _MemoryKeeper(TokenSet(token)))
+        return cls(account, service, http, MemoryKeeper(TokenSet(token)))
 
     # ------------------------------------------------------------------ tokens
 
@@ -238,12 +238,20 @@ class AccountSession:
         return resp
 
 
-class _MemoryKeeper:
-    """Tokens in memory, for ``AccountSession.for_token``."""
+class MemoryKeeper:
+    """Tokens kept in memory only: for ``AccountSession.for_token``, and for a grant no
+    account keeps any more while it is revoked.
 
-    def __init__(self, tokens: TokenSet) -> None:
+    Args:
+        tokens: the tokens to start with (a refresh replaces them, here only).
+        clients: where the OAuth client for a refresh comes from (none: refreshing fails).
+    """
+
+    def __init__(self, tokens: TokenSet,
+                 clients: Callable[[str], Awaitable[OAuthClient]] | None = None) -> None:
         self.tokens: TokenSet | None = tokens
         self.reasons: list[str] = []
+        self._clients = clients
 
     async def account(self, account_id: str) -> Account | None:
         return None
@@ -255,7 +263,9 @@ class _MemoryKeeper:
         self.tokens = tokens
 
     async def oauth_client(self, service_id: str) -> OAuthClient:
-        raise AuthError(f"no OAuth client is set up for {service_id}")
+        if self._clients is None:
+            raise AuthError(f"no OAuth client is set up for {service_id}")
+        return await self._clients(service_id)
 
     async def mark_needs_reconnect(self, account: Account, reason: str) -> None:
         self.reasons.append(reason)

@@ -37,6 +37,11 @@ class OAuth2Spec:
             grant's, when there is one) or ``"access_token"`` (Twitch).
         revoke: the provider's own revocation call, instead of ``revoke_url``
             (Dropbox, GitHub).
+        revoke_ends_every_sign_in: whether revoking one token ends every token the user
+            ever gave the app (Google; GitHub's grant deletion), not only those of the
+            sign-in it came from. Then a reconnect leaves the grant it replaces alone, as
+            revoking it would end the new one too. ``None``: no for an RFC 7009
+            ``revoke_url``, yes for a ``revoke`` call (assume the widest).
         apps_url: the provider's page of apps that can act as the user, where they end
             Hookline's access by hand when it could not be revoked.
         extra_authorize_params: added to the authorization URL, e.g. Dropbox's
@@ -59,6 +64,7 @@ class OAuth2Spec:
     revoke_url: str | None = None
     revoke_token: str = "refresh_token"  # noqa: S105 - a token type's name
     revoke: Revoke | None = None
+    revoke_ends_every_sign_in: bool | None = None
     apps_url: str = ""
     extra_authorize_params: Mapping[str, str] = field(default_factory=dict)
     loopback_host: str = "127.0.0.1"
@@ -75,6 +81,15 @@ class OAuth2Spec:
         port = port or self.fixed_port
         where = f"{self.loopback_host}:{port}" if port else self.loopback_host
         return f"http://{where}{REDIRECT_PATH}"
+
+    @property
+    def revokes_one_sign_in(self) -> bool:
+        """Whether a sign-in's grant can be revoked without ending the others'."""
+        if not (self.revoke or self.revoke_url):
+            return False
+        if self.revoke_ends_every_sign_in is not None:
+            return not self.revoke_ends_every_sign_in
+        return self.revoke is None
 
     def describe(self) -> dict[str, Any]:
         return {"scopes": list(self.scopes), "redirect_uri": self.redirect_uri(),
