@@ -80,6 +80,8 @@ service = Service(
         authorize_url="https://www.dailymotion.com/oauth/authorize",
         token_url="https://api.dailymotion.com/oauth/token",  # noqa: S106 - an address
         scopes=("manage_videos", "userinfo"),
+        # No PKCE: Dailymotion documents no code_challenge or code_verifier, only the
+        # client secret (authorize: response_type, client_id, redirect_uri, scope).
         pkce=False,
         client_secret_required=True,
         fixed_port=17564,
