@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
@@ -128,3 +129,20 @@ async def test_a_tests_own_request_is_not_checked() -> None:
                 pass
     assert current.problems == []
     assert [seen.path for seen in fake.seen] == ["/no/such/path"]
+
+
+async def test_the_hooks_fail_the_service_test_that_sent_the_request(http: HttpClient) -> None:
+    item = SimpleNamespace(module=SimpleNamespace(__name__="tests.integrations.test_github"))
+    fake = FakeProvider()
+    async with serve(fake.handle) as base:
+        protocol = plugin.pytest_runtest_protocol(item)  # type: ignore[arg-type]
+        next(protocol)  # the test starts
+        call = plugin.pytest_runtest_call(item)  # type: ignore[arg-type]
+        next(call)
+        await http.request("PATCH", f"{base}/user", json_body={"nickname": "m"}, check=False)
+        with pytest.raises(pytest.fail.Exception) as failed:
+            call.send(None)  # the test's body has returned
+        with pytest.raises(StopIteration):
+            protocol.send(None)
+    assert "tests/contracts/github.json does not have" in str(failed.value)
+    assert "PATCH /user: PATCH is not a method of this path (it has GET)" in str(failed.value)

@@ -143,10 +143,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @asynccontextmanager
-async def serve(handler: Handler, *, client_max_size: int = 1024**2) -> AsyncIterator[str]:
+async def serve(
+    handler: Handler, *, client_max_size: int = 1024**2, handler_cancellation: bool = False
+) -> AsyncIterator[str]:
     """Serve every path with `handler` on a free local port; give its base URL.
 
     Each request is checked against the provider's description before `handler` answers.
+    With `handler_cancellation` a request whose client went away is cancelled (a fake
+    that must know when a long poll ends).
     """
 
     async def checked(request: web.Request) -> web.StreamResponse:
@@ -155,7 +159,7 @@ async def serve(handler: Handler, *, client_max_size: int = 1024**2) -> AsyncIte
 
     app = web.Application(client_max_size=client_max_size)
     app.router.add_route("*", "/{tail:.*}", checked)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=handler_cancellation)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
