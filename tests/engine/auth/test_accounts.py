@@ -123,6 +123,22 @@ async def test_a_failed_lookup_on_reconnect_keeps_the_account_as_it_was(
     assert (await session.get(f"{provider.base}/api/thing")).json()["thing"] == "ok"
 
 
+async def test_where_one_revocation_ends_every_sign_in_a_failed_lookup_spares_the_rest(
+        app: Engine, provider: LookupProvider, browser: RecordingBrowser,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    use_spec(monkeypatch, provider, revoke_ends_every_sign_in=True, apps_url=APPS)
+    account = await connect(app, browser)
+    provider.lookup_status = 503
+    with pytest.raises(AuthError) as caught:
+        await connect(app, browser)
+
+    assert provider.revoked == []  # it would have ended the connected account's access
+    assert str(caught.value).endswith(
+        "Hookline did not revoke the access you just gave, as Acme would end your "
+        f"connected account's access with it; it is listed at {APPS}.")
+    assert [a.id for a in await app.accounts.accounts()] == [account.id]
+
+
 # ---------------------------------------------------------------------- names
 
 
