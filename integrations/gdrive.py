@@ -91,6 +91,9 @@ service = Service(
         token_url="https://oauth2.googleapis.com/token",  # noqa: S106 - an address
         scopes=(SCOPE_READ, SCOPE_FILE),
         revoke_url="https://oauth2.googleapis.com/revoke",
+        # Google ends the app's whole grant: revoking the token a reconnect replaces
+        # would end the new one too.
+        revoke_ends_every_sign_in=True,
         apps_url="https://myaccount.google.com/permissions",
         extra_authorize_params={"access_type": "offline", "prompt": "consent"},
         client_secret_required=True,
