@@ -10,7 +10,7 @@ import json
 import logging
 import secrets
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -55,6 +55,9 @@ JOIN_WINDOW = 35.0
 #: Seconds between attempts after getUpdates failed: the first, doubling up to the last.
 RECONNECT_MIN = 1.0
 RECONNECT_MAX = 60.0
+#: Seconds between an area's checks when nothing comes: the bot asks the engine for a
+#: check as updates arrive (``PollContext.check_soon``), so this only paces idle checks.
+CHECK_INTERVAL = 15.0
 #: Recent messages kept for a Test in the editor.
 SAMPLES = 20
 ALLOWED_UPDATES = ["message", "channel_post"]
@@ -285,6 +288,8 @@ class Inbox:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.skipped: list[int] = []
+        #: asks the engine to check the area now (``PollContext.check_soon``)
+        self.wake: Callable[[], None] | None = None
         self._held: deque[_Update] = deque()
         self._handed = 0
         self._token: str | None = None
@@ -519,6 +524,8 @@ class Bot:
             self._batch_at = self.loop.time()
             for inbox in self.members.values():
                 inbox.receive(updates)
+                if inbox.wake is not None:
+                    inbox.wake()  # fire them now, not at the area's next check
             self.received += len(updates)
             self.recent.extend(u.message for u in updates if u.message is not None)
         self.changed.set()
@@ -604,6 +611,7 @@ async def _messages(ctx: PollContext) -> list[dict[str, Any]]:
         found = await _sample(ctx, session, token)
     else:
         bot, inbox = await _join(ctx, session, token)
+        inbox.wake = ctx.check_soon
         if inbox.confirm(ctx.state):
             bot.kept(ctx.area_id)
         if inbox.skipped:
@@ -617,7 +625,10 @@ async def _messages(ctx: PollContext) -> list[dict[str, Any]]:
         error = bot.failure()
         if error is not None and not inbox.pending:
             raise error
-        found = [u.message for u in inbox.take(ctx.state) if u.message is not None]
+        taken = inbox.take(ctx.state)
+        if taken and inbox.wake is not None:
+            inbox.wake()  # the next check tells the bot these were saved
+        found = [u.message for u in taken if u.message is not None]
     wanted = str(ctx.params.get("chat") or "")
     return [dict(m) for m in found if _matches_chat(m, wanted)]
 
@@ -679,7 +690,7 @@ _MESSAGE_FIELDS = [
     "channels it administers)." + _POLL_NOTE,
     params=[_CHAT_FILTER],
     fields=_MESSAGE_FIELDS,
-    default_interval=1.0,
+    default_interval=CHECK_INTERVAL,
     min_interval=1.0,
 )
 async def new_message(ctx: PollContext) -> PollResult:
@@ -708,7 +719,7 @@ async def new_message(ctx: PollContext) -> PollResult:
         Field("command", "Command (without the slash)", "water"),
         Field("arguments", "Text after the command", "balcony 2 l"),
     ],
-    default_interval=1.0,
+    default_interval=CHECK_INTERVAL,
     min_interval=1.0,
 )
 async def command_received(ctx: PollContext) -> PollResult:
