@@ -4,7 +4,7 @@ and the documented import/export format."""
 from __future__ import annotations
 
 import secrets as _secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -246,7 +246,8 @@ def check_area(
                               has_secret=has_secret, found=found, problems=problems)
         params_fine = len(problems) == before
         account = _gather(problems, lambda: link_account(
-            spec.trigger, registry.service(spec.trigger.service), "trigger", accounts))
+            spec.trigger, registry.service(spec.trigger.service), "trigger", accounts,
+            builtin=registry.services))
         spec.trigger = replace(spec.trigger, params=clean, account=account)
         if params_fine and trigger.kind is TriggerKind.SCHEDULE and trigger.schedule:
             try:  # the schedule itself may refuse a combination (time zone, day names)
@@ -291,7 +292,8 @@ def check_area(
                               problems=problems)
         try:
             account = link_account(step, registry.service(step.service), where, accounts,
-                                   optional=reaction.account_optional)
+                                   optional=reaction.account_optional,
+                                   builtin=registry.services)
         except ValidationError as exc:
             problems.append(exc)
             account = step.account
@@ -364,12 +366,17 @@ def _check_params(
 
 
 def link_account(step: Step, service: Service, where: str,
-                 accounts: Sequence[KnownAccount], optional: bool = False) -> str | None:
+                 accounts: Sequence[KnownAccount], optional: bool = False, *,
+                 builtin: Container[str] = ()) -> str | None:
     """The id of the account ``step`` names (by id or name), checked against ``service``;
-    ``optional``: a step that may name none."""
+    ``optional``: a step that may name none. ``builtin``: the ids of the registered
+    services (an account of none of them is a custom OAuth 2 provider's)."""
     at = f"{where}.account"
     if optional and not step.account:
         return None
+    if service.custom_accounts and not service.needs_account:
+        return _link_custom(step, service, at,
+                            [a for a in accounts if a.service_id not in builtin])
     if not service.needs_account:
         if step.account:
             raise ValidationError(at, f"{service.name} does not use accounts: remove "
@@ -399,3 +406,26 @@ def link_account(step: Step, service: Service, where: str,
                               f"connect it with {how}, then try again"
                               + (f" (connected: {', '.join(a.name for a in mine)})"
                                  if mine else ""))
+
+
+def _link_custom(step: Step, service: Service, at: str,
+                 custom: Sequence[KnownAccount]) -> str | None:
+    """The custom OAuth 2 account a step of ``service`` may act as (none: it acts as no
+    one), by id, ``PROVIDER:NAME`` or name."""
+    ref = step.account
+    if not ref:
+        return None
+    for test in (lambda a: a.id == ref, lambda a: f"{a.service_id}:{a.name}" == ref,
+                 lambda a: a.name == ref, lambda a: a.name.casefold() == ref.casefold()):
+        found = [a for a in custom if test(a)]
+        if len(found) == 1:
+            return found[0].id
+        if len(found) > 1:
+            raise ValidationError(at, f"{len(found)} custom accounts are named {ref!r}: "
+                                      "write PROVIDER:NAME instead")
+    connected = ", ".join(f"{a.service_id}:{a.name}" for a in custom)
+    raise ValidationError(at, f"{service.name} acts only as an account of a custom OAuth 2 "
+                              f"provider, and none named {ref!r} is connected: "
+                              + (f"choose one of {connected}" if connected else
+                                 "add the provider with `hookline accounts custom add`, "
+                                 "then `hookline accounts connect PROVIDER`"))

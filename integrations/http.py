@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from engine import (
     Field,
@@ -25,13 +25,16 @@ from engine import (
 )
 
 if TYPE_CHECKING:
-    from engine import HttpResponse
+    from engine import HttpResponse, TriggerContext
 
 service = Service(
     "http",
     "HTTP",
-    "Call a web address, or watch one for a change.",
+    "Call a web address, or watch one for a change. With an account of a custom OAuth 2 "
+    "provider (account: NAME), requests carry its access token, renewed when it expires.",
     icon="http.svg",
+    account_label="custom OAuth 2 account",
+    custom_accounts=True,
 )
 
 #: The response body handed to later reactions is cut at this many bytes.
@@ -61,6 +64,8 @@ _CONTENT_TYPES = {
 }
 
 _HEADERS_HELP = "One header per line, written Name: value (e.g. Authorization: Bearer …)."
+#: Plain http may carry an account's token only to this computer.
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 # --- reaction ---------------------------------------------------------------------------
@@ -184,13 +189,13 @@ async def request(ctx: ReactionContext) -> Mapping[str, Any]:
         # the same for a retry and for the run again after a kill: a server that
         # honours it acts once
         headers["Idempotency-Key"] = ctx.idempotency_key
-    resp = await ctx.http.request(
+    resp = await _send(
+        ctx,
         method,
         str(params["url"]),
         headers=headers,
         data=data,
         timeout=float(params.get("timeout") or 30),
-        check=False,
     )
     if params.get("fail_on_error", True) and resp.status >= 400:
         resp.raise_for_status()
@@ -331,9 +336,7 @@ async def json_value_changed(ctx: PollContext) -> PollResult:
     url = str(ctx.params["url"])
     path = str(ctx.params["path"])
     steps = parse_path(path)
-    resp = await ctx.http.get_conditional(
-        url, ctx.state, headers=parse_headers(ctx.params.get("headers"))
-    )
+    resp = await _get_conditional(ctx, url, ctx.state, parse_headers(ctx.params.get("headers")))
     if resp.status == 304:
         return PollResult(not_modified=True)
     try:
@@ -404,7 +407,7 @@ async def json_value_changed(ctx: PollContext) -> PollResult:
 async def page_changed(ctx: PollContext) -> PollResult:
     """The page's visible text, hashed; an item only while ``contains`` matches."""
     url = str(ctx.params["url"])
-    resp = await ctx.http.get_conditional(url, ctx.state)
+    resp = await _get_conditional(ctx, url, ctx.state, {})
     if resp.status == 304:
         return PollResult(not_modified=True)
     text = _text(resp.body, resp)
@@ -440,6 +443,54 @@ def _track(state: dict[str, Any], serialized: str) -> tuple[str, bool]:
     state["hash"] = digest
     state["counter"] = counter
     return f"{counter}:{digest}", changed
+
+
+# --- acting as an account ---------------------------------------------------------------
+
+
+def _token_may_go_to(url: str) -> None:
+    """An account's token travels over https only (plain http only to this computer)."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and parts.hostname not in _LOOPBACK_HOSTS:
+        raise PermanentError(
+            f"{redact_url(url)} is a plain http address: Hookline sends an account's token "
+            "only over https (or to 127.0.0.1 and localhost). Use the https:// address"
+        )
+
+
+async def _signed(
+    ctx: ReactionContext | TriggerContext, resp: HttpResponse
+) -> HttpResponse:
+    """A 401 the account's renewed token still got: it needs reconnecting, and says so."""
+    if ctx.account is not None and resp.status == 401:
+        host = urlsplit(resp.url).hostname or "the address"
+        raise await ctx.account.signed_out(
+            f"{host} refused its access token even after it was renewed (HTTP 401)"
+        )
+    return resp
+
+
+async def _send(
+    ctx: ReactionContext, method: str, url: str, **kwargs: Any
+) -> HttpResponse:
+    """The request as the step's account (bearer token, one renewal on a 401), else as
+    no one; never raises for the answer's status."""
+    if ctx.account is None:
+        return await ctx.http.request(method, url, check=False, **kwargs)
+    _token_may_go_to(url)
+    return await _signed(ctx, await ctx.account.request(method, url, check=False, **kwargs))
+
+
+async def _get_conditional(
+    ctx: PollContext, url: str, state: dict[str, Any], headers: dict[str, str]
+) -> HttpResponse:
+    """A conditional GET as the step's account, else as no one; errors raised as
+    ``HttpClient.get_conditional`` raises them."""
+    if ctx.account is None:
+        return await ctx.http.get_conditional(url, state, headers=headers)
+    _token_may_go_to(url)
+    resp = await ctx.account.get_conditional(url, state, headers=headers, check=False)
+    return (await _signed(ctx, resp)).raise_for_status()
 
 
 # --- a tiny path language: a.b[0]["odd key"] --------------------------------------------

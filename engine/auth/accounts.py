@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine import bus as topics
 from engine.auth import oauth
+from engine.auth.custom import CustomProviders
 from engine.auth.names import clean_name
 from engine.auth.oauth import DEFAULT_TIMEOUT, Browser, OAuthClient, Show, system_browser
 from engine.auth.session import (
@@ -208,6 +209,7 @@ class Accounts:
     def __init__(self, db: AsyncEngine, secrets: SecretStore, http: HttpClient, bus: Bus,
                  registry: Registry) -> None:
         self.store = AccountStore(db)
+        self.custom = CustomProviders(db)
         self.secrets = secrets
         self.http = http
         self.bus = bus
@@ -232,7 +234,7 @@ class Accounts:
                 if account is None:
                     raise AuthError("the account this area used was removed: choose another "
                                     "account in the area")
-                service = self.registry.service(account.service_id)
+                service = await self.service(account.service_id)
                 session = AccountSession(account, service, self.http, self)
                 self._sessions[account_id] = session
             return session
@@ -241,16 +243,37 @@ class Accounts:
         """Re-read every open session's account (changed by another process)."""
         for account_id, session in list(self._sessions.items()):
             account = await self.store.get(account_id)
+            if account is not None and account.service_id not in self.registry.services:
+                provider = await self.custom.get(account.service_id)  # its endpoints may
+                if provider is not None:  # have changed
+                    session.service = provider.service()
             await session.reload(account)
             if account is None:
                 del self._sessions[account_id]
+
+    async def service(self, service_id: str) -> Service:
+        """A registered service, or a custom OAuth 2 provider's (CatalogError: neither)."""
+        service = self.registry.services.get(service_id)
+        if service is not None:
+            return service
+        provider = await self.custom.get(service_id)
+        if provider is None:
+            known = [*self.registry.services, *(p.name for p in await self.custom.all())]
+            raise CatalogError.unknown("service", service_id, known)
+        return provider.service()
+
+    async def _known_service(self, service_id: str) -> Service | None:
+        try:
+            return await self.service(service_id)
+        except CatalogError:
+            return None
 
     # ------------------------------------------------------------------ clients
 
     async def set_client(self, service_id: str, client_id: str,
                          client_secret: str | None = None) -> None:
         """The user's own OAuth app for ``service_id`` (its secret goes to the keyring)."""
-        service = self._oauth_service(service_id)
+        service = await self._oauth_service(service_id)
         assert service.oauth is not None
         client_id = client_id.strip()
         if not client_id:
@@ -265,7 +288,7 @@ class Accounts:
         await self.store.set_client_id(service_id, client_id)
 
     async def oauth_client(self, service_id: str) -> OAuthClient:
-        service = self._oauth_service(service_id)
+        service = await self._oauth_service(service_id)
         assert service.oauth is not None
         client_id = await self.store.client_id(service_id)
         secret = await asyncio.to_thread(self.secrets.get, client_secret_ref(service_id))
@@ -283,8 +306,8 @@ class Accounts:
                 f"give Hookline its client ID{secret}: `hookline accounts client "
                 f"{service.id} CLIENT_ID`")
 
-    def _oauth_service(self, service_id: str) -> Service:
-        service = self.registry.service(service_id)
+    async def _oauth_service(self, service_id: str) -> Service:
+        service = await self.service(service_id)
         if service.oauth is None:
             how = (f": add a {service.api_key.label} with `hookline accounts token "
                    f"{service.id}`" if service.api_key else "")
@@ -300,7 +323,7 @@ class Accounts:
         the grant it replaces. The browser's page says "Connected" only once the account
         is kept; a sign-in that fails after its code was exchanged revokes its grant, and
         the error says so (or where to end it by hand)."""
-        service = self._oauth_service(service_id)
+        service = await self._oauth_service(service_id)
         spec = service.oauth
         assert spec is not None
         client = await self.oauth_client(service_id)
@@ -354,7 +377,7 @@ class Accounts:
                         ) -> Account:
         """Keep a personal access token (checked against the provider when it can say
         whose it is)."""
-        service = self.registry.service(service_id)
+        service = await self.service(service_id)
         if service.api_key is None:
             raise ConfigError(f"{service.name} does not take a pasted token"
                               + (f": connect it with `hookline accounts connect {service_id}`"
@@ -440,7 +463,7 @@ class Accounts:
         account = await self.store.get(account_id)
         if account is None:
             raise AccountNotFound(f"no account {account_id!r}")
-        service = self.registry.services.get(account.service_id)
+        service = await self._known_service(account.service_id)
         revoked = False
         if service is not None and account.kind == OAUTH2:
             revoked = await self._revoke(service, account)
@@ -501,7 +524,7 @@ class Accounts:
 
     async def mark_needs_reconnect(self, account: Account, reason: str) -> None:
         await self.store.set_status(account.id, NEEDS_RECONNECT, reason)
-        service = self.registry.services.get(account.service_id)
+        service = await self._known_service(account.service_id)
         label = service.name if service else account.service_id
         log.warning("%s account %r needs reconnecting: %s", label, account.name, reason)
         self.bus.publish(ACCOUNT_NEEDS_RECONNECT, account_id=account.id,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import bus as topics
+from engine.auth import custom_cli
 from engine.auth.accounts import Accounts
 from engine.auth.names import clean_name
 from engine.auth.oauth import DEFAULT_TIMEOUT, system_browser
@@ -31,7 +32,7 @@ from engine.store import Store
 def add_parser(sub: Any) -> None:
     """Add ``accounts`` to the ``hookline`` command's subparsers."""
     accounts = sub.add_parser("accounts", help="connected accounts: list, connect, token, "
-                                               "client, remove")
+                                               "client, custom, remove")
     asub = accounts.add_subparsers(dest="action", required=True, metavar="ACTION")
     asub.add_parser("list", help="connected accounts and their state").add_argument(
         "--json", action="store_true")
@@ -52,6 +53,7 @@ def add_parser(sub: Any) -> None:
                    help="read the client secret from standard input")
     p = asub.add_parser("remove", help="forget an account and delete its tokens")
     p.add_argument("account", help="id, id prefix, SERVICE:NAME or name")
+    custom_cli.add_parser(asub)
 
 
 @contextlib.asynccontextmanager
@@ -121,8 +123,12 @@ async def cmd_accounts(args: argparse.Namespace, data_dir: Path) -> int:
                 if row["last_error"] and row["status"] != "ok":
                     print(f"          {clean_name(row['last_error'])}")
             return 0
+        if action == "custom":
+            code = await custom_cli.cmd_custom(args, accounts)
+            await _tell_engine(data_dir)
+            return code
         if action == "client":
-            service = registry.service(args.service)
+            service = await accounts.service(args.service)
             if service.oauth is None:
                 raise ConfigError(f"{service.name} does not connect through OAuth")
             secret = None
@@ -136,7 +142,7 @@ async def cmd_accounts(args: argparse.Namespace, data_dir: Path) -> int:
             print(f"next: hookline accounts connect {service.id}")
             return 0
         if action == "connect":
-            service = registry.service(args.service)
+            service = await accounts.service(args.service)
             timeout = float(args.timeout)
 
             def show(url: str, redirect_uri: str) -> None:
@@ -160,7 +166,7 @@ async def cmd_accounts(args: argparse.Namespace, data_dir: Path) -> int:
             await _tell_engine(data_dir)
             return 0
         if action == "token":
-            service = registry.service(args.service)
+            service = await accounts.service(args.service)
             if service.api_key is None:
                 raise ConfigError(f"{service.name} does not take a pasted token"
                                   + (f": use `hookline accounts connect {service.id}`"

@@ -171,6 +171,12 @@ class AccountSession:
         self._tokens = fresh
         return fresh
 
+    async def signed_out(self, reason: str) -> AuthError:
+        """Mark the account as needing a reconnect (``reason``: why, in the user's words)
+        and return the error to raise: for a service that refuses even a renewed token."""
+        async with self._lock:
+            return await self._signed_out(reason)
+
     async def _signed_out(self, reason: str) -> AuthError:
         if self.account.status != NEEDS_RECONNECT:
             self.account = replace(self.account, status=NEEDS_RECONNECT, last_error=reason)

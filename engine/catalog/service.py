@@ -195,6 +195,9 @@ class Service:
     #: What a step chooses to act as, where "<name> account" would not say it (Google
     #: Drive: "Google account"; Discord: "Discord bot").
     account_label: str = ""
+    #: Its steps may act as an account of a custom OAuth 2 provider (``hookline accounts
+    #: custom``), chosen with ``account:``; without one they act as no one.
+    custom_accounts: bool = False
     #: What using the provider's API costs the user, or what access they must be granted
     #: first (X's pay-per-use credits, Reddit's approval): shown in the reference page and
     #: `hookline services <id>`. Empty: nothing beyond an account.

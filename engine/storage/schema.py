@@ -180,3 +180,21 @@ oauth_clients = Table(
     Column("client_id", String(300), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+custom_oauth_providers = Table(
+    "custom_oauth_providers",
+    metadata,
+    # an OAuth 2 provider the user declared (a self-hosted Gitea, ...): its accounts have
+    # this name as their service id; its client id is in oauth_clients, the secret in the
+    # keyring
+    Column("name", String(64), primary_key=True),
+    Column("authorize_url", Text, nullable=False),
+    Column("token_url", Text, nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("userinfo_url", Text, nullable=True),
+    # the user-info fields that name the account, first non-empty wins
+    Column("name_fields", JSON, nullable=False),
+    Column("revoke_url", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
