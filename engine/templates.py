@@ -79,8 +79,7 @@ def check(
     try:
         tree = _ENV.parse(source)
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(where, f"template error on line {exc.lineno}: {exc.message}"
-                            ) from None
+        raise TemplateError(where, _syntax_problem(exc)) from None
     for attr in tree.find_all(nodes.Getattr):
         if attr.attr.startswith("_"):
             raise TemplateError(where, f"templates cannot use {attr.attr!r}: names that start "
@@ -93,8 +92,9 @@ def check(
         if (name.ctx == "load" and name.name not in ROOT_NAMES and name.name not in assigned
                 and name.name not in _ENV.globals):
             known = ", ".join(ROOT_NAMES)
-            raise TemplateError(where, f"unknown name {name.name!r} in template; use one of: "
-                                       f"{known} (e.g. {{{{ trigger.title }}}})")
+            raise TemplateError(where, f"there is no value {name.name!r} here: a value starts "
+                                       f"with one of {known} (e.g. {{{{ trigger.title }}}}). "
+                                       "Use Insert field to pick one.")
     for node in tree.find_all(nodes.Getattr):
         target = node.node
         if (isinstance(target, nodes.Name) and target.name == "trigger" and trigger_fields
@@ -104,12 +104,13 @@ def check(
                 and target.node.name == "reactions" and isinstance(target.arg, nodes.Const)):
             index = target.arg.value
             if not isinstance(index, int) or not 0 <= index < len(reaction_fields):
-                raise TemplateError(where, f"reactions[{index}] is not an earlier reaction: a "
-                                           f"reaction can use reactions[0] to "
-                                           f"reactions[{len(reaction_fields) - 1}]"
+                raise TemplateError(where, f"reactions[{index}] is not an earlier step: this "
+                                           f"step can use the results of steps 1 to "
+                                           f"{len(reaction_fields)} (reactions[0] to "
+                                           f"reactions[{len(reaction_fields) - 1}])"
                                     if reaction_fields else
-                                    f"reactions[{index}] does not exist yet: only later "
-                                    "reactions can use an earlier one's output")
+                                    f"reactions[{index}] does not exist yet: only a later "
+                                    "step can use an earlier step's result")
             fields = reaction_fields[index]
             if fields and node.attr not in fields:
                 raise TemplateError(where, _unknown_field(f"reactions[{index}]", node.attr,
@@ -121,7 +122,104 @@ def _unknown_field(owner: str, name: str, fields: Sequence[str]) -> str:
 
     close = difflib.get_close_matches(name, fields, n=1)
     hint = f" Did you mean {owner}.{close[0]}?" if close else ""
-    return f"{owner} has no field {name!r}.{hint} Fields: {', '.join(fields)}."
+    return (f"{_owner_words(owner)} has no value {name!r}.{hint} It has: "
+            f"{', '.join(fields)}. Use Insert field to pick one.")
+
+
+def _owner_words(path: str) -> str:
+    """A value's place in the user's words: ``trigger`` is "this event",
+    ``reactions[0]`` "step 1's result"."""
+    if path == "trigger":
+        return "this event"
+    if path.startswith("trigger."):
+        return f"this event's {path[len('trigger.'):]!r}"
+    step = re.fullmatch(r"reactions\[(\d+)\](.*)", path)
+    if step:
+        owner = f"step {int(step[1]) + 1}'s result"
+        return f"{owner} {step[2].lstrip('.')!r}" if step[2] else owner
+    return repr(path)
+
+
+#: Jinja's syntax complaints, and what they mean for someone writing a template
+#: (``<line>`` is the line's number, ``<0>`` what the pattern caught).
+_SYNTAX = (
+    (re.compile(r"unexpected '\}'"),
+     "the template is not finished: a '}}' closes nothing on line <line> (a lone '}' "
+     "stands where '}}' should close a '{{'). Write {{ and }} in pairs."),
+    (re.compile(r"unexpected end of template, expected 'end of print statement'"),
+     "the template is not finished: a '{{' on line <line> is never closed. Write {{ and "
+     "}} in pairs."),
+    (re.compile(r"innermost block that needs to be closed is '(\w+)'"),
+     "the template is not finished: '{% <0> %}' has no '{% end<0> %}'. Add it after the "
+     "text it covers."),
+    (re.compile(r"No filter named '(.+?)'"),
+     "'| <0>' is not a filter Hookline knows: check its spelling, or remove it."),
+    (re.compile(r"Expected an expression, got 'end of print statement'"),
+     "'{{ }}' on line <line> is empty: put a value between them (Insert field)."),
+    (re.compile(r"(?:unexpected|got) ('.+')"),
+     "<0> on line <line> does not belong there. Write {{ and }} in pairs, with one value "
+     "between them (Insert field)."),
+)
+
+
+def _syntax_problem(exc: jinja2.TemplateSyntaxError) -> str:
+    message = exc.message or ""
+    for pattern, words in _SYNTAX:
+        found = pattern.search(message)
+        if found:
+            if found.groups():
+                words = words.replace("<0>", found[1])
+            return words.replace("<line>", str(exc.lineno))
+    return (f"the template cannot be read on line {exc.lineno} ({message.rstrip('.')}). "
+            "Write {{ and }} in pairs, with one value between them (Insert field).")
+
+
+def _missing(source: str, context: Mapping[str, Any]) -> str | None:
+    """For a template that used a value the event lacks: which one, and what the event
+    has instead (None when it cannot be told)."""
+    try:
+        tree = _ENV.parse(source)
+    except jinja2.TemplateSyntaxError:
+        return None
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        path = _path(node, context)
+        if path is not None:
+            owner, name, keys = path
+            has = f" It has: {', '.join(keys)}." if keys else ""
+            return (f"{_owner_words(owner)} has no value {name!r}.{has} Use Insert field "
+                    "to pick one.")
+    return None
+
+
+def _path(node: nodes.Node, context: Mapping[str, Any]
+          ) -> tuple[str, str, list[str]] | None:
+    """Where the chain of ``.name``/``[key]`` ending at ``node`` first fails in
+    ``context``: the owner's path, the missing name, the owner's keys. None when every
+    step is there (or the chain is not one of plain names and constants)."""
+    chain: list[Any] = []
+    while isinstance(node, nodes.Getattr | nodes.Getitem):
+        if isinstance(node, nodes.Getattr):
+            chain.append(node.attr)
+        elif isinstance(node.arg, nodes.Const):
+            chain.append(node.arg.value)
+        else:
+            return None
+        node = node.node
+    if not isinstance(node, nodes.Name) or node.name not in context:
+        return None
+    value: Any = context[node.name]
+    owner = node.name
+    for key in reversed(chain):
+        present = (key in value if isinstance(value, Mapping) else
+                   isinstance(value, list | tuple) and isinstance(key, int)
+                   and -len(value) <= key < len(value))
+        if present:
+            value = value[key]
+        else:
+            keys = [str(k) for k in value] if isinstance(value, Mapping) else []
+            return owner, str(key), keys
+        owner += f"[{key}]" if isinstance(key, int) else f".{key}"
+    return None
 
 
 @functools.lru_cache(maxsize=2048)
@@ -151,14 +249,18 @@ def render(source: str, context: Mapping[str, Any], *, where: str = "",
     except TemplateError:
         raise
     except jinja2.UndefinedError as exc:
-        raise TemplateError(where, f"template uses a value this event does not have: "
-                                   f"{exc.message}") from None
+        raise TemplateError(where, _missing(source, context) or (
+            f"this event has no such value ({exc.message}). Use Insert field to pick one."
+        )) from None
     except SecurityError as exc:
-        raise TemplateError(where, f"template tried something unsafe: {exc}") from None
+        raise TemplateError(where, f"the template tried something unsafe ({exc}): use only "
+                                   "the event's values and filters") from None
+    except jinja2.TemplateSyntaxError as exc:  # also an unknown filter, found compiling
+        raise TemplateError(where, _syntax_problem(exc)) from None
     except jinja2.TemplateError as exc:
-        raise TemplateError(where, f"template error: {exc}") from None
+        raise TemplateError(where, f"the template cannot be used: {exc}") from None
     except (ArithmeticError, TypeError, ValueError, OverflowError, MemoryError) as exc:
-        raise TemplateError(where, f"template failed: {exc}") from None
+        raise TemplateError(where, f"the template could not be worked out: {exc}") from None
 
 
 def truthy(rendered: str, *, where: str = "condition") -> bool:

@@ -149,7 +149,7 @@ async def test_problems_with_no_field_of_their_own_go_where_they_belong(
     condition = field(editor.condition_form, "condition")
     qtbot.keyClicks(condition.editor, "{{ trigger.nope }}")
     assert await editor.save() is None
-    assert "trigger has no field 'nope'" in condition.error.text()
+    assert "this event has no value 'nope'" in condition.error.text()
     assert not name.error.isVisible()
 
 
@@ -256,7 +256,7 @@ async def test_timed_and_polling_triggers_have_their_own_options(
     assert editor.trigger_picker.action_id() == "file_created"
     # The title used a field the timer has and a new file has not: it says so at once.
     title = field(editor.cards[0].form, "title")
-    assert "trigger has no field 'missed'" in title.error.text()
+    assert "this event has no value 'missed'" in title.error.text()
     retype(qtbot, line(editor.cards[0].form, "title"), "New: {{ trigger.name }}")
     assert not editor.catch_up_form.isVisible() and editor.interval_form.isVisible()
     qtbot.keyClicks(line(editor.trigger_form, "folder"), str(tmp_path))

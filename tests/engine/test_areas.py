@@ -43,7 +43,7 @@ def test_every_problem_is_said_at_once_in_the_order_of_the_form() -> None:
     assert (error.where, error.problem) == ("name", "give the area a name")
     assert str(error).split("; ") == [str(p) for p in error.problems]
     assert "must start with http:// or https://" in str(error)
-    assert "trigger has no field 'fired_att'" in str(error)
+    assert "this event has no value 'fired_att'" in str(error)
 
 
 def test_one_problem_reads_as_it_always_did() -> None:
