@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 from engine import (
+    AuthError,
     Field,
     Item,
     Param,
@@ -19,7 +20,9 @@ from engine import (
     PermanentError,
     PollContext,
     PollResult,
+    RateLimited,
     Service,
+    TransientError,
     html_to_text,
     redact_url,
 )
@@ -84,7 +87,9 @@ _FEED_TYPES = ("application/rss+xml", "application/atom+xml")
 async def new_item(ctx: PollContext) -> PollResult:
     """Every entry the feed lists now; the engine fires for the unseen ones."""
     url = str(ctx.params["url"])
-    resp = await ctx.http.get_conditional(url, ctx.state)
+    resp = await ctx.http.get_conditional(url, ctx.state, check=False)
+    if resp.status >= 400:
+        raise _refused(resp)
     if resp.status == 304:
         return PollResult(not_modified=True)
     parsed = await asyncio.to_thread(_parse, resp)
@@ -210,6 +215,34 @@ def _iso(parsed: Any) -> str:
     """An ISO 8601 UTC time from feedparser's UTC ``struct_time``, or ``""``."""
     when = _utc(parsed)
     return when.isoformat() if when is not None else ""
+
+
+def _refused(resp: HttpResponse) -> Exception:
+    """The error for a feed address that answered ``resp`` (4xx/5xx), said as a reader
+    of feeds would: never the page the server sent (often a whole HTML page)."""
+    from http import HTTPStatus
+
+    status = resp.status
+    try:
+        said = f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        said = str(status)
+    answered = f"The feed address answered {said}"
+    if status in (404, 410):
+        return PermanentError(f"{answered}: there is no feed there. Check the address "
+                              "(open it in a browser).")
+    if status == 429:
+        return RateLimited(f"{answered}: it is asked too often. Hookline checks again "
+                           "later; a longer Check every helps.", resp.retry_after())
+    if status in (401, 403):
+        return AuthError(f"{answered}: it does not let Hookline read the feed. Open the "
+                         "address in a browser: a feed that needs a sign-in cannot be "
+                         "followed here.")
+    if status >= 500 or status == 408:
+        return TransientError(f"{answered}: the site has a problem of its own. Hookline "
+                              "tries again later.")
+    return PermanentError(f"{answered}: it gave no feed. Check the address (open it in a "
+                          "browser).")
 
 
 def _not_a_feed(url: str, resp: HttpResponse, parsed: Any) -> str:

@@ -308,6 +308,20 @@ async def test_error_statuses_map_to_engine_errors(
         assert caught.value.retry_after == 600
 
 
+async def test_a_missing_feed_is_said_in_words_never_with_the_page_the_server_sent(
+        feeds: FeedServer, http: HttpClient) -> None:
+    async def handler(_request: web.Request) -> web.StreamResponse:
+        return web.Response(status=404, content_type="text/html",
+                            text="<!DOCTYPE html><html><head><title>Not Found</title></head>"
+                                 "<body><h1>Oops</h1><script>track()</script></body></html>")
+
+    feeds.handler = handler
+    with pytest.raises(PermanentError) as caught:
+        await poll(http, url=feeds.url())
+    assert str(caught.value) == ("The feed address answered 404 Not Found: there is no feed "
+                                 "there. Check the address (open it in a browser).")
+
+
 def test_feeds_are_polled_gently() -> None:
     spec = service.triggers["new_item"]
     assert spec.default_interval == 900
