@@ -49,6 +49,7 @@ from engine.storage.schema import areas as areas_table
 from engine.storage.schema import utcnow
 from engine.storage.writer import Statement, Writer
 from engine.store import POLLS_PER_AREA, NotFound, Store
+from engine.trace import installation_id
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class Engine:
                 await backup_before_migration(self.url, self.data_dir)
             await migrate(self.url)
             self.db = open_async(self.url)
-            self.store = Store(self.db)
+            self.store = Store(self.db, installation_id(self.data_dir))  # for trace ids
             self.accounts = Accounts(self.db, self.secrets, self.http, self.bus, self.registry)
             self.writer = Writer(self.url)
             self.journal = Journal(self.writer, self.db.dialect.name,
@@ -143,7 +144,8 @@ class Engine:
             self.journal.ledger.open()
             self.runner = Runner(self.registry, self.settings, self.http, self.bus,
                                  self.journal, self._resolve_secret,
-                                 sessions=self.accounts.session)
+                                 sessions=self.accounts.session,
+                                 installation=self.store.installation or "")
             self.dispatcher = Dispatcher(self._process)
             self.scheduler = Scheduler(self._fire_schedule)
             self.poller = Poller(self.store, self.journal, self.http, self.settings, self.bus,

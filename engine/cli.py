@@ -449,13 +449,14 @@ def _print_checks(name: str, checks: Sequence[dict[str, Any]]) -> None:
 async def cmd_runs(args: argparse.Namespace, data_dir: Path) -> int:
     from engine.storage.db import database_url, migrate, open_async
     from engine.store import Store
+    from engine.trace import installation_id
 
     settings = load_settings(data_dir)
     url = database_url(data_dir, settings.database_url)
     await migrate(url)
     db = open_async(url)
     try:
-        store = Store(db)
+        store = Store(db, installation_id(data_dir))
         if args.run_id:
             run = await store.run(args.run_id)
             _print_json(run)
@@ -472,8 +473,9 @@ async def cmd_runs(args: argparse.Namespace, data_dir: Path) -> int:
             if run["finished_at"]:
                 took = f" {(run['finished_at'] - run['started_at']).total_seconds():.2f}s"
             resumed = " (resumed)" if run["resumed"] else ""
+            trace = (run["trace_id"] or "-")[:8]  # the log's [trace …] starts with it
             print(f"#{run['id']:<6} {run['started_at']:%Y-%m-%d %H:%M:%S} "
-                  f"{run['status']:11}{took:>8}  {run['area_name'][:40]}{resumed}")
+                  f"{run['status']:11}{took:>8}  {trace:8}  {run['area_name'][:40]}{resumed}")
             if run["error"]:
                 print(textwrap.indent(textwrap.fill(run["error"], 90), "         "))
         return 0

@@ -16,6 +16,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from engine import trace
 from engine.errors import AuthError, PermanentError, RateLimited, TransientError
 from engine.text import redact_url
 
@@ -238,9 +239,14 @@ class HttpClient:
         """Send a request, following redirects (each hop checked by the guard).
 
         With ``check`` a non-2xx/3xx answer raises the matching engine error.
-        Network failures and timeouts raise TransientError.
+        Network failures and timeouts raise TransientError. A request made while a run
+        is under way carries its ``traceparent`` (unless the caller gave one).
         """
         session = self._ensure()
+        parent = trace.traceparent()
+        if parent is not None and not (headers and any(
+                name.lower() == trace.HEADER for name in headers)):
+            headers = {**headers, trace.HEADER: parent} if headers else {trace.HEADER: parent}
         method = method.upper()
         current = url
         for _hop in range(MAX_REDIRECTS + 1):

@@ -14,6 +14,8 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
+from engine import trace
+
 LOG_DIR = "logs"
 LOG_FILE = "hookline.log"
 #: The file is rotated at this size; this many older files are kept.
@@ -30,7 +32,11 @@ _CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 
 class _Formatter(logging.Formatter):
     """Writes the time of day once a second, not once a record (``strftime`` was a
-    good part of a line's cost when every run logs one)."""
+    good part of a line's cost when every run logs one), and opens the message of a
+    line written while a run is under way (or about one run: ``extra={"trace_id":
+    ...}``) with its trace id, ``[trace <32 hex>]``: the id that run's requests carry
+    in ``traceparent``, so one event can be followed through the log and the services
+    it called."""
 
     def __init__(self, fmt: str, datefmt: str | None = None) -> None:
         super().__init__(fmt, datefmt)
@@ -47,6 +53,17 @@ class _Formatter(logging.Formatter):
         if datefmt or not msec_format:
             return self._text
         return msec_format % (self._text, record.msecs)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        trace_id = getattr(record, "trace_id", None) or trace.trace_id()
+        if not trace_id:
+            return super().formatMessage(record)
+        plain = record.message
+        record.message = f"[trace {trace_id}] {plain}"  # this handler's line only
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = plain
 
 
 class _LogFile(RotatingFileHandler):
@@ -120,7 +137,8 @@ class RunLog:
         if status == "failed":
             self.log.warning("run #%s of area %s: failed%s", data["run_id"],
                              str(data["area_id"])[:8],
-                             f" — {data['error']}" if data.get("error") else "")
+                             f" — {data['error']}" if data.get("error") else "",
+                             extra=_traced(data))
             return
         second = int(time.monotonic())
         if second != self._second:
@@ -128,7 +146,7 @@ class RunLog:
         if self._said < self.per_second:
             self._said += 1
             self.log.info("run #%s of area %s: %s", data["run_id"], str(data["area_id"])[:8],
-                          status)
+                          status, extra=_traced(data))
             return
         if not self._counted:  # said once this second is over
             import asyncio  # (only a stream of runs gets here: the CLI stays quick)
@@ -142,6 +160,13 @@ class RunLog:
         kinds = ", ".join(f"{n} {status}" for status, n in sorted(counted.items()))
         self.log.info("… and %d more run(s) in that second (%s); each is in Activity and "
                       "`hookline runs`", total, kinds)
+
+
+def _traced(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``extra`` naming a ``run.finished`` message's trace (the bus says it after
+    the run, outside its context)."""
+    span = data.get("trace")
+    return {"trace_id": span.trace_id} if isinstance(span, trace.Span) else None
 
 
 def log_file(data_dir: Path) -> Path:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from engine import bus as topics
-from engine import dispatcher, templates
+from engine import dispatcher, templates, trace
 from engine.areas import Area, Step
 from engine.bus import Bus
 from engine.catalog.context import ReactionContext
@@ -109,11 +109,13 @@ class Runner:
         resolve_secret: ``(area_id, slot, param) -> value`` from the keyring.
         sessions: opens the account session of a step that acts as an account.
         limits: a semaphore per service bounding concurrent calls.
+        installation: the installation's random id, from which trace ids are derived
+            (:mod:`engine.trace`).
     """
 
     def __init__(self, registry: Registry, settings: Settings, http: HttpClient, bus: Bus,
                  journal: Journal | None, resolve_secret: SecretResolver, *,
-                 sessions: SessionOpener | None = None) -> None:
+                 sessions: SessionOpener | None = None, installation: str = "") -> None:
         self.registry = registry
         self.settings = settings
         self.http = http
@@ -121,6 +123,7 @@ class Runner:
         self.journal = journal
         self.resolve_secret = resolve_secret
         self.sessions = sessions
+        self.installation = installation
         #: Set when the engine closes: waits end at once (and resume after a restart).
         self.closing = asyncio.Event()
         self._limits: dict[str, asyncio.Semaphore] = {}
@@ -137,12 +140,23 @@ class Runner:
 
         The start and each step are recorded as they happen; the finished run's record
         is the outcome's ``record``, which the caller saves (``Journal.save``) before
-        the area's next run starts.
+        the area's next run starts. While it runs, the run's span is
+        :data:`engine.trace.current` (each reaction attempt's while it is called).
         """
+        assert self.journal is not None
+        run_id = self.journal.writer.run_id()
+        span = trace.Span(self.installation, (event.id, event.source, event.payload), run_id)
+        token = trace.current.set(span)
+        try:
+            return await self._run(area, event, carried, run_id, span)
+        finally:
+            trace.current.reset(token)
+
+    async def _run(self, area: Area, event: Journaled, carried: list[dict[str, Any]] | None,
+                   run_id: int, span: trace.Span) -> Outcome:
         assert self.journal is not None
         spec = area.spec
         steps = carried or [_new_step(r) for r in spec.reactions]
-        run_id = self.journal.writer.run_id()
         self.journal.start_run(run_id, event, resumed=carried is not None, steps=steps,
                                after=[lambda: self.bus.publish(
                                    topics.RUN_STARTED, run_id=run_id, area_id=area.id,
@@ -205,9 +219,9 @@ class Runner:
         finished = self.journal.finished(run_id, None if deferred else event.id,
                                          status=status, steps=steps, error=error,
                                          condition=condition)
-        finished.after.append(lambda: self.bus.publish(
+        finished.after.append(lambda: self.bus.publish(  # trace: its id computed when read
             topics.RUN_FINISHED, run_id=run_id, area_id=area.id, status=status, error=error,
-            event_id=event.id))
+            event_id=event.id, trace=span))
         return Outcome(run_id, status, error, steps, finished, deferred)
 
     def _noter(self, run_id: int, steps: list[dict[str, Any]], record: dict[str, Any]
@@ -301,11 +315,15 @@ class Runner:
         # the service's limit too: it only waits.
         handoff = (dispatcher.handoff() if run_id is not None and attempts == 1
                    and len(area.spec.reactions) == 1 else None)
+        run_span = trace.current.get() if run_id is not None else None
         for attempt in range(1, attempts + 1):
             started = time.time()
             entry: dict[str, Any] = {"started_at": utcnow().isoformat()}
             record["attempts"].append(entry)
             record["status"] = "running"
+            # each attempt its own span (a retry is a new request in the same trace)
+            step_token = (None if run_span is None
+                          else trace.current.set(run_span.child(index, attempt)))
             try:
                 # asyncio.timeout runs the reaction in this task (wait_for would wrap it
                 # in a new task: one more turn of the loop per reaction).
@@ -348,6 +366,9 @@ class Runner:
                 entry.update(error=message, seconds=round(time.time() - started, 3))
                 record.update(status="failed", error=message)
                 raise _StepFailed(f"{where} {spec.name}: {message}") from None
+            finally:
+                if step_token is not None:
+                    trace.current.reset(step_token)
             entry["seconds"] = round(time.time() - started, 3)
             output = json_safe(dict(result or {}))
             record.update(status="succeeded", output=output, error=None)

@@ -9,12 +9,15 @@ from typing import Any
 from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from engine import trace
 from engine.areas import Area, AreaSpec, Step
 from engine.errors import CatalogError, HooklineError
 from engine.storage.schema import areas, events, polls, runs, seen_keys, trigger_state, utcnow
 
 #: How many checks of a polling trigger each area's history keeps (the newest).
 POLLS_PER_AREA = 50
+#: A run's event's source, for its trace id (a webhook delivery's may be its own).
+_EVENT_SOURCE = events.c.source.label("event_source")
 
 
 class NotFound(HooklineError):
@@ -59,10 +62,16 @@ def _columns(spec: AreaSpec) -> dict[str, Any]:
 
 
 class Store:
-    """Areas and history on the async engine (not the hot path: that is the writer)."""
+    """Areas and history on the async engine (not the hot path: that is the writer).
 
-    def __init__(self, db: AsyncEngine) -> None:
+    Args:
+        installation: the installation's random id (:func:`engine.trace.installation_id`);
+            without it runs are read without their ``trace_id``.
+    """
+
+    def __init__(self, db: AsyncEngine, installation: str | None = None) -> None:
         self.db = db
+        self.installation = installation
 
     async def areas(self) -> list[Area]:
         async with self.db.connect() as conn:
@@ -125,21 +134,34 @@ class Store:
 
     async def runs(self, area_id: str | None = None, limit: int = 50,
                    status: str | None = None) -> list[dict[str, Any]]:
-        query = select(runs, areas.c.name.label("area_name")).join(
-            areas, areas.c.id == runs.c.area_id).order_by(runs.c.id.desc()).limit(limit)
+        """The newest runs, each with its ``trace_id`` (see :meth:`run`)."""
+        query = select(runs, areas.c.name.label("area_name"), _EVENT_SOURCE).join(
+            areas, areas.c.id == runs.c.area_id).outerjoin(
+            events, events.c.id == runs.c.event_id).order_by(runs.c.id.desc()).limit(limit)
         if area_id:
             query = query.where(runs.c.area_id == area_id)
         if status:
             query = query.where(runs.c.status == status)
         async with self.db.connect() as conn:
-            return [dict(r._mapping) for r in await conn.execute(query)]
+            return [self._traced(r) for r in await conn.execute(query)]
 
     async def run(self, run_id: int) -> dict[str, Any]:
+        """A run's row and its ``trace_id``: the trace its event's requests carried
+        (``traceparent``), None once the event is gone."""
+        query = select(runs, _EVENT_SOURCE).outerjoin(
+            events, events.c.id == runs.c.event_id).where(runs.c.id == run_id)
         async with self.db.connect() as conn:
-            row = (await conn.execute(select(runs).where(runs.c.id == run_id))).first()
+            row = (await conn.execute(query)).first()
         if row is None:
             raise NotFound(f"no run #{run_id}")
-        return dict(row._mapping)
+        return self._traced(row)
+
+    def _traced(self, row: Row[Any]) -> dict[str, Any]:
+        run = dict(row._mapping)
+        run["trace_id"] = (trace.run_trace_id(self.installation, run)
+                           if self.installation else None)
+        del run["event_source"]
+        return run
 
     async def event(self, event_id: int) -> dict[str, Any]:
         async with self.db.connect() as conn:
