@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -22,9 +23,11 @@ from PySide6.QtWidgets import (
 
 from desktop import dialogs
 from desktop.bridge import EngineBridge
+from desktop.custom_oauth import CustomProviderDialog
 from desktop.icons import service_icon
 from desktop.models import when
 from desktop.tasks import WidgetTasks
+from engine.auth.custom import CustomProvider, add_provider
 from engine.auth.session import Account
 from engine.catalog.service import Service
 from engine.errors import HooklineError
@@ -35,7 +38,8 @@ SIGN_IN, PASTE_TOKEN = "Sign in with the browser", "Paste a token"
 
 class AccountsPage(QWidget):
     """Connected accounts: service, who, status, the automations that use each; connect,
-    reconnect, remove, and set up your own OAuth app.
+    reconnect, remove, set up your own OAuth app, and declare a custom OAuth 2 provider
+    (its accounts then connect like the others).
 
     Args:
         bridge: the engine bridge.
@@ -48,6 +52,7 @@ class AccountsPage(QWidget):
         self.bridge = bridge
         self.tasks = WidgetTasks(self)
         self.accounts: list[Account] = []
+        self.custom: list[CustomProvider] = []
         title = QLabel("Accounts")
         title.setStyleSheet("font-size: 16pt; font-weight: 600;")
         self.connect_button = QPushButton("&Connect…")
@@ -56,10 +61,16 @@ class AccountsPage(QWidget):
         self.reconnect_button.clicked.connect(self._reconnect)
         self.remove_button = QPushButton("Re&move")
         self.remove_button.clicked.connect(self._remove)
+        self.custom_button = QPushButton("Add a custom OAuth &2 provider…")
+        self.custom_button.setToolTip("A self-hosted Gitea, GitLab, Nextcloud or any OAuth 2 "
+                                      "service: its accounts then connect like the others")
+        self.custom_button.clicked.connect(
+            lambda: self.tasks.spawn(self.add_custom_provider()))
         bar = QHBoxLayout()
         bar.addWidget(title)
         bar.addStretch(1)
-        for button in (self.connect_button, self.reconnect_button, self.remove_button):
+        for button in (self.custom_button, self.connect_button, self.reconnect_button,
+                       self.remove_button):
             bar.addWidget(button)
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
@@ -89,7 +100,9 @@ class AccountsPage(QWidget):
         self.tasks.spawn(self.refresh())
 
     def account_services(self) -> list[Service]:
-        return [s for s in self.bridge.registry if s.needs_account]
+        """The services with accounts: built-in ones, then the custom providers."""
+        return ([s for s in self.bridge.registry if s.needs_account]
+                + [p.service() for p in self.custom])
 
     def _connect_menu(self) -> QMenu:
         menu = QMenu(self)
@@ -99,8 +112,17 @@ class AccountsPage(QWidget):
                 self.connect_service(s)))
         return menu
 
+    def _service(self, service_id: str) -> Service | None:
+        return next((s for s in self.account_services() if s.id == service_id), None)
+
     async def refresh(self) -> None:
         self.accounts = await self.bridge.accounts()
+        custom = await self.bridge.call(self.bridge.engine.accounts.custom.all())
+        if custom != self.custom:  # the Connect menu lists them
+            self.custom = custom
+            old = self.connect_button.menu()
+            self.connect_button.setMenu(self._connect_menu())
+            old.deleteLater()
         selected = self.selected()
         used: dict[str, list[str]] = {}
         for area in self.bridge.areas():
@@ -109,7 +131,7 @@ class AccountsPage(QWidget):
                     used.setdefault(step.account, []).append(area.name)
         self.table.setRowCount(len(self.accounts))
         for row, account in enumerate(self.accounts):
-            service = self.bridge.registry.services.get(account.service_id)
+            service = self._service(account.service_id)
             ok = account.status == "ok"
             names = used.get(account.id, [])
             cells = [
@@ -222,11 +244,29 @@ class AccountsPage(QWidget):
              ("Cancel", QMessageBox.ButtonRole.RejectRole)], default=SIGN_IN)
         return answer if answer in (SIGN_IN, PASTE_TOKEN) else None
 
+    async def add_custom_provider(self) -> CustomProvider | None:
+        """Declare a custom OAuth 2 provider (None: cancelled, or not kept)."""
+        dialog = CustomProviderDialog(self, taken=self.bridge.registry.services)
+        accepted = await dialogs.finished(dialog) == QDialog.DialogCode.Accepted
+        provider, client_id, secret = dialog.provider, dialog.client_id, dialog.client_secret
+        if not accepted or provider is None:
+            return None
+        try:
+            await self.bridge.call(add_provider(self.bridge.engine.accounts, provider,
+                                                client_id, secret))
+        except HooklineError as exc:
+            await dialogs.warning(self, f"{provider.name} not added", str(exc))
+            return None
+        await self.refresh()
+        self.status.setText(f"Added the custom provider {provider.name}. To sign in, choose "
+                            f"Connect… → {provider.name}.")
+        return provider
+
     def _reconnect(self) -> None:
         account = self.selected()
         if account is None:
             return
-        service = self.bridge.registry.services.get(account.service_id)
+        service = self._service(account.service_id)
         if service is not None:
             self.tasks.spawn(self.connect_service(service))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -96,7 +96,7 @@ class CustomProvider:
     def checked(cls, name: str, authorize_url: str, token_url: str,
                 scopes: str | Iterable[str] | None = None, userinfo_url: str | None = None,
                 name_fields: str | Iterable[str] | None = None,
-                revoke_url: str | None = None, *, taken: Iterable[str] = ()
+                revoke_url: str | None = None, *, taken: Container[str] = ()
                 ) -> CustomProvider:
         """A definition from what the user entered; every problem is said at once (a
         ValidationError whose ``where`` is the field's name). ``taken``: the ids of the
@@ -116,7 +116,7 @@ class CustomProvider:
         elif not _NAME.match(name):
             problems.append(ValidationError("name", "use lowercase letters, digits and dashes "
                                                     "(up to 40), e.g. my-gitea"))
-        elif name in set(taken):
+        elif name in taken:
             problems.append(ValidationError("name", f"“{name}” is the name of a built-in "
                                                     "service: choose another, e.g. "
                                                     f"my-{name}"))
