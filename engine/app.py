@@ -16,6 +16,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import bindparam, update
 
 from engine import bus as topics
+from engine import inspect as looking
 from engine.areas import Area, AreaSpec, Checked, Step, check_area
 from engine.auth.accounts import Accounts
 from engine.auth.session import AccountSession
@@ -173,6 +174,7 @@ class Engine:
                 self.scheduler.add_job(self._backup, BACKUP_CHECK_EVERY, "backup")
                 self.control = ControlServer(self)
                 self.control.commands["accounts.changed"] = self._accounts_changed
+                self.control.commands.update(looking.control_commands(self))
                 await self.control.start()
             self.started = True
         except BaseException:
@@ -889,6 +891,19 @@ class Engine:
                                          self.settings.max_runs_per_area)
         if removed:
             log.info("history retention removed %d old record(s)", removed)
+
+    # ----------------------------------------------------------------- looking
+
+    async def check_now(self, area_id: str) -> list[looking.ItemVerdict]:
+        """Check the area's trigger once without firing: what each item it returns now
+        would do (new, seen, filtered out, remembered at the first check). Nothing is
+        saved (engine/inspect.py)."""
+        return await looking.check_now(self, area_id)
+
+    async def find_item(self, text: str, area_id: str | None = None) -> list[looking.Found]:
+        """Whether and when an item (part of its id, link or title) was seen, by which
+        area, and the run it started (engine/inspect.py); empty: not seen."""
+        return await looking.find_item(self, text, area_id)
 
 
 

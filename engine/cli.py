@@ -366,7 +366,28 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
             payload = json.loads(args.payload) if args.payload else None
             _print_json(await s.test(data, payload))
             return 0
+        if action == "find":
+            found = await _find_item(s, args.text, args.area)
+            if args.json:
+                _print_json(found)
+            elif not found:
+                keep_days = load_settings(data_dir).keep_failed_runs_days
+                from engine.inspect import not_seen
+
+                print(not_seen(args.text, keep_days))
+            for hit in [] if args.json else found:
+                print(hit["answer"])
+                print(f"    found in {hit['field']}: {_cut(hit['value'], 76)}")
+            return 0
         area_id = await s.area_id(args.area)
+        if action == "check-now":
+            area = await s.store.area(area_id)
+            verdicts = await _check_now(s, area_id)
+            if args.json:
+                _print_json(verdicts)
+            else:
+                _print_verdicts(area.name, verdicts)
+            return 0
         if action == "show":
             area = await s.store.area(area_id)
             names = {a.id: a.name for a in await AccountStore(s.store.db).accounts()}
@@ -444,6 +465,40 @@ def _print_checks(name: str, checks: Sequence[dict[str, Any]]) -> None:
               f"{items:>5}  {new:>4}  {after}")
         if check["error"]:
             print(textwrap.indent(textwrap.fill(check["error"], 88), "    "))
+
+
+async def _check_now(s: Session, area_id: str) -> list[dict[str, Any]]:
+    """Check now through the running engine (a trigger's background connection is
+    its), else in this process."""
+    if s.remote:
+        answer = await s.remote.call("POST", "/command/check-now", {"area": area_id})
+        return list(answer["result"])
+    assert s.local
+    return [v.to_dict() for v in await s.local.check_now(area_id)]
+
+
+async def _find_item(s: Session, text: str, area: str | None) -> list[dict[str, Any]]:
+    area_id = await s.area_id(area) if area else None
+    if s.remote:
+        answer = await s.remote.call("POST", "/command/find-item",
+                                     {"text": text, "area": area_id})
+        return list(answer["result"])
+    assert s.local
+    return [f.to_dict() for f in await s.local.find_item(text, area_id)]
+
+
+def _print_verdicts(name: str, verdicts: Sequence[dict[str, Any]]) -> None:
+    """What each item the trigger returns now would do, in the trigger's order."""
+    count = f"{len(verdicts)} item{'s' if len(verdicts) != 1 else ''}"
+    print(f"“{name}”'s trigger returns {count} now (nothing was fired or saved)"
+          + (":" if verdicts else "."))
+    for verdict in verdicts:
+        print(f"- {_cut(verdict['title'], 86)}")
+        print(textwrap.indent(textwrap.fill(verdict["reason"], 84), "    "))
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 async def cmd_runs(args: argparse.Namespace, data_dir: Path) -> int:
@@ -628,6 +683,15 @@ def build_parser(quick: bool = False) -> argparse.ArgumentParser:
                                        "found or why it failed, and when the next is due")
     p.add_argument("area", help="id, id prefix or name")
     p.add_argument("--limit", type=int, default=50, help="how many (the last 50 are kept)")
+    p.add_argument("--json", action="store_true")
+    p = asub.add_parser("check-now", help="check an area's trigger once without firing: "
+                                          "what each item would do (new, seen, filtered)")
+    p.add_argument("area", help="id, id prefix or name")
+    p.add_argument("--json", action="store_true")
+    p = asub.add_parser("find", help="whether and when an item was seen (part of its id, "
+                                     "link or title), and the run it started")
+    p.add_argument("text", help="the item's id, link or part of its title")
+    p.add_argument("--area", help="only this area (id, id prefix or name)")
     p.add_argument("--json", action="store_true")
     p = asub.add_parser("sync", help="show (and with --apply make) the changes a folder "
                                      "written by `export --folder` holds")
