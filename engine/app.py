@@ -37,6 +37,7 @@ from engine.http import HttpClient, OutboundGuard
 from engine.journal import Journal, Journaled, NewEvent, RunRecord
 from engine.listener import Listener, Route, token_hash
 from engine.lock import DataDirLock
+from engine.observe import Observers, wanted
 from engine.paths import data_dir as default_data_dir
 from engine.poller import Poller
 from engine.registry import Registry
@@ -123,6 +124,8 @@ class Engine:
         self._timers_failing = False  # a timer could not be journaled; said once
         #: why runs wait for the disk (None: they do not): the listener refuses meanwhile
         self.disk_trouble: str | None = None
+        #: MQTT events and metrics (engine/observe), when one is on
+        self.observe: Observers | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -162,6 +165,11 @@ class Engine:
                 self.http.guard.own_ports.add(port)
             for area in await self.store.areas():
                 self._areas[area.id] = area
+            if not self.offline and wanted(self.settings):  # opt-in: off, nothing listens
+                self.observe = await Observers.start(
+                    self.settings, self.bus, self.secrets, areas=self.areas,
+                    backlog=lambda: self.dispatcher.backlog,
+                    failing=lambda: len(self.poller.streaks()), listener=self.listener)
             if not self.offline:
                 self.scheduler.start()
                 await self._recover()
@@ -212,6 +220,9 @@ class Engine:
             self.journal.close()
         if hasattr(self, "writer"):
             await self.writer.aclose()
+        if self.observe is not None:  # after the last records: their events go out too
+            await self.observe.aclose()
+            self.observe = None
         if hasattr(self, "db"):
             await self.db.dispose()
         await self.http.aclose()
@@ -752,6 +763,8 @@ class Engine:
     def _dispatch(self, events: list[Journaled]) -> None:
         for event in events:
             self.dispatcher.submit(event)
+        if self.observe is not None:
+            self.observe.accepted(events)
 
     def _delay_poll(self, area_id: str, seconds: float) -> None:
         self.scheduler.delay_poll(area_id, seconds)
@@ -793,6 +806,7 @@ class Engine:
         if area is None:  # removed since: its events went with it
             return
         await self.journal.room()
+        began = time.time()
         outcome = await self.runner.run(area, event, carried=carried)
         while outcome.deferred:  # the disk refused the run's record: nothing acted
             assert outcome.record is not None
@@ -801,6 +815,8 @@ class Engine:
             outcome = await self.runner.run(area, event, carried=carried)
         record = outcome.record
         assert record is not None
+        if self.observe is not None:  # metrics, MQTT: when the run really began and ended
+            self.observe.ran(outcome, began)
         try:
             if outcome.status == "failed":
                 await self._count_failure(area, outcome.error or "failed", record)

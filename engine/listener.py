@@ -121,6 +121,8 @@ class Listener:
         app = web.Application(client_max_size=MAX_BODY,
                               handler_args={"max_field_size": 16384, "lingering_time": 0})
         app.router.add_route("*", HOOK_PREFIX + "{token}", self._handle)
+        if self.settings.metrics_enabled:  # opt-in; off, /metrics is unknown (404)
+            app.router.add_get("/metrics", self._metrics)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         # At a stop, a delivery under way gets SHUTDOWN_GRACE s to be journaled and
         # answered; after that its connection closes unanswered (the sender retries:
@@ -169,6 +171,12 @@ class Listener:
                            {"Retry-After": "1"})
         return _refuse(404, "no area has this webhook address (it may have been removed "
                             "or given a new address)")
+
+    #: What /metrics answers (engine/observe/metrics.py), set by the engine when it is on.
+    metrics: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None
+
+    async def _metrics(self, request: web.Request) -> web.StreamResponse:
+        return await (self.metrics or self._unknown)(request)
 
     async def _unknown(self, request: web.Request) -> web.Response:
         return _refuse(404, "not a Hookline webhook address (they look like /hooks/<token>)")

@@ -102,6 +102,34 @@ class Settings:
         choices=(("DEBUG", "Debug"), ("INFO", "Info"), ("WARNING", "Warnings"),
                  ("ERROR", "Errors")),
     )
+    events_mqtt_enabled: bool = _setting(
+        False, ParamType.BOOL, "Share Hookline's events over MQTT",
+        "Publish runs, pauses, failing checks and accounts to reconnect as JSON on an MQTT "
+        "broker (Home Assistant, Node-RED). Off by default.",
+    )
+    events_mqtt_host: str = _setting(
+        "", ParamType.TEXT, "Broker address", "The MQTT broker's host name or address.",
+        example="homeassistant.local",
+    )
+    events_mqtt_port: int = _setting(
+        1883, ParamType.INTEGER, "Broker port", "1883, or 8883 with TLS.",
+        minimum=1, maximum=65535,
+    )
+    events_mqtt_username: str = _setting(
+        "", ParamType.TEXT, "Broker user name",
+        "Empty: connect without logging in. The password is kept in the keyring.",
+    )
+    events_mqtt_tls: bool = _setting(False, ParamType.BOOL, "Connect to the broker with TLS")
+    events_mqtt_prefix: str = _setting(
+        "hookline", ParamType.TEXT, "Topic prefix",
+        "Topics are <prefix>/<automation>/run, .../paused, .../poll and "
+        "<prefix>/account/<service>/<name>/needs_reconnect.",
+    )
+    metrics_enabled: bool = _setting(
+        False, ParamType.BOOL, "Metrics at /metrics",
+        "Prometheus metrics on the webhook listener (runs, durations, failing checks, "
+        "backlog), answered only to this computer.",
+    )
     start_at_login: bool = _setting(False, ParamType.BOOL, "Start at login")
     close_to_tray: bool = _setting(
         True, ParamType.BOOL, "Keep running in the tray when the window closes",
