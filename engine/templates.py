@@ -48,6 +48,20 @@ _HTML_ENV = _BoundedEnvironment(
 )
 
 
+def _matching(value: Any, pattern: str) -> bool:
+    """The ``matching`` test (``trigger.title is matching('^re(lease)?')``): the regular
+    expression is found in the value as text, case ignored (the condition builder's
+    "matches pattern")."""
+    try:
+        return re.search(pattern, str(value), re.IGNORECASE) is not None
+    except re.error as exc:
+        raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+
+
+for _env in (_ENV, _HTML_ENV):
+    _env.tests["matching"] = _matching
+
+
 #: Half of a UTF-16 pair on its own, as JSON may spell one ("\\ud83c"): no encoder can
 #: write it. U+DC80..U+DCFF are left alone: they carry the bytes of a file name that is
 #: not UTF-8 (Python's surrogateescape), which the files reactions write back as bytes.
