@@ -49,6 +49,7 @@ from engine.areas import AreaSpec, Step
 from engine.catalog.params import Param, ParamType, format_duration, parse_duration
 from engine.catalog.service import ReactionSpec, Service, TriggerKind, TriggerSpec
 from engine.errors import CatalogError, HooklineError, ValidationError
+from engine.places import in_words
 from engine.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -83,10 +84,15 @@ _TESTED_WITH = {"delivery": "the last delivery", "pasted": "your sample body"}
 
 
 def interval_param(trigger: TriggerSpec) -> Param:
-    """The optional "Check every" of a polling trigger."""
+    """The optional "Check every" of a polling trigger (its hint offers only intervals
+    the trigger allows)."""
+    least = trigger.min_interval
+    examples = sorted({least, max(least, trigger.default_interval), max(least, 3600)})
     return Param(
         "interval", ParamType.DURATION, "Check every",
-        help=f"How often to look for something new, e.g. 30s, 5m, 1h. Empty: every "
+        help=f"How often to look for something new: every "
+             f"{format_duration(trigger.min_interval)} or more, e.g. "
+             f"{', '.join(format_duration(s) for s in examples)}. Empty: every "
              f"{format_duration(trigger.default_interval)}.",
         required=False, default=trigger.default_interval, minimum=trigger.min_interval,
     )
@@ -961,7 +967,7 @@ class AreaEditor(QDialog):
             for problem in exc.problems:
                 place = self.field_for(problem.where)
                 if place is None:
-                    self._unplaced.append(str(problem).rstrip("."))
+                    self._unplaced.append(self._in_words(str(problem)).rstrip("."))
                     continue
                 widget, show = place
                 show(problem.problem)
@@ -1003,6 +1009,15 @@ class AreaEditor(QDialog):
             "see the field marked in red" if marks == 1 else "see the fields marked in red"]
         self.show_banner(f"{self._problem_prefix}: {counted} — "
                          f"{'; '.join(parts + self._unplaced)}.", error=True)
+
+    def _in_words(self, message: str) -> str:
+        """An engine message with its place ("reactions[0].params.title") said as the
+        editor shows it ("Reaction 1 (Show a notification), field Title")."""
+        try:
+            spec = self.spec()
+        except ValidationError:
+            return message
+        return in_words(message, spec, self.bridge.registry)
 
     def clear_problems(self) -> None:
         self._problem_prefix = None
@@ -1054,7 +1069,7 @@ class AreaEditor(QDialog):
             self.show_problems(exc, "Not saved")
             return None
         except HooklineError as exc:
-            self.show_banner(f"Not saved: {exc}", error=True)
+            self.show_banner(f"Not saved: {self._in_words(str(exc))}", error=True)
             return None
         finally:
             self._busy(False)
@@ -1096,10 +1111,13 @@ class AreaEditor(QDialog):
             self.show_problems(exc, "Cannot test yet")
             return None
         except HooklineError as exc:
-            self._show_result(f"The test failed: {exc}", "", error=True)
+            self._show_result(f"The test failed: {self._in_words(str(exc))}", "", error=True)
             return None
         finally:
             self._busy(False)
+        for step in result.get("reactions") or []:
+            if step.get("error"):  # located in the user's words, not by the engine's path
+                step["error"] = in_words(str(step["error"]), spec, self.bridge.registry)
         titles = [card.picker.title() for card in self.cards]
         failed = live and any(s.get("status") == "failed" for s in result.get("reactions", []))
         used = _TESTED_WITH.get(str(result.get("sample")), "a sample event")

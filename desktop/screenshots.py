@@ -212,6 +212,7 @@ async def _render_window(window: QMainWindow, bridge: Any, ids: dict[str, str],
         await settle()
         written.append(save(editor, outdir / "editor.png"))
         editor.close()
+    written += await _render_error(bridge, window, outdir)
     written += await _render_tray(bridge, window, outdir)
     window.close()
     return written
@@ -253,6 +254,32 @@ def _open_editor(bridge: Any, parent: QWidget, ids: dict[str, str]) -> QWidget |
     editor = AreaEditor(bridge, parent, area_id=area_id)
     editor.show()
     return editor
+
+
+#: An automation whose Test meets a value its event lacks (docs/screenshots/error-message.png).
+MISSING_VALUE = {
+    "name": "Door bell",
+    "trigger": {"service": "webhook", "trigger": "incoming"},
+    "reactions": [{"service": "notify", "reaction": "notify",
+                   "params": {"title": "{{ trigger.body.title }}",
+                              "message": "Someone is at the door."}}],
+}
+
+
+async def _render_error(bridge: Any, parent: QWidget, outdir: Path) -> list[Path]:
+    """The editor after a Test whose template asks for a value the event does not have:
+    a problem as the user reads it."""
+    from desktop.editor import AreaEditor
+
+    editor = AreaEditor(bridge, parent, spec_dict=MISSING_VALUE)
+    editor.pasted_body = {"text": "Ding dong", "door": "front"}
+    editor.show()
+    await settle()
+    await editor.run_test()
+    await settle()
+    written = [save(editor, outdir / "error-message.png")]
+    editor.close()
+    return written
 
 
 async def _render_tray(bridge: Any, window: QWidget, outdir: Path) -> list[Path]:
@@ -300,7 +327,12 @@ def main(argv: list[str] | None = None) -> int:
     assert isinstance(app, QApplication)
     app.setApplicationName("Hookline")
     app.setQuitOnLastWindowClosed(False)  # closing one screen must not end the run
-    written = qasync.run(render(args.outdir, QSize(args.width, args.height)))
+    # The window's loop only (as the app does): qasync.run would make every new loop a
+    # Qt one, the engine thread's too, and Qt's loop cannot run off the main thread.
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    with loop:
+        written = loop.run_until_complete(render(args.outdir, QSize(args.width, args.height)))
     print(f"{len(written)} screenshots in {args.outdir}", flush=True)
     return 0
 

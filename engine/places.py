@@ -1,4 +1,4 @@
-"""Where a problem is, in the user's words: "Step 1 (Show a notification), field Title"
+"""Where a problem is, in the user's words: "Reaction 1 (Show a notification), field Title"
 rather than the path ``reactions[0].params.title`` the engine locates it by."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from engine.registry import Registry
 _LEADING = re.compile(r"^(?:(?:reactions\[\d+\]|trigger)(?:\.[\w.]+)?(?: [^:]{1,80})?: )+")
 _PATH = re.compile(r"^(reactions\[(\d+)\]|trigger)(?:\.params\.(\w+))?")
 _OTHERS = {"name": "Name", "condition": "Condition", "interval": "Check every",
-           "catch_up": "If a time is missed", "reactions": "Steps"}
+           "catch_up": "If a time is missed", "reactions": "Reactions"}
 
 
 def place(where: str, spec: AreaSpec, registry: Registry) -> str:
@@ -24,7 +24,7 @@ def place(where: str, spec: AreaSpec, registry: Registry) -> str:
     if found[2] is not None:
         index = int(found[2])
         step = spec.reactions[index] if index < len(spec.reactions) else None
-        owner = f"Step {index + 1}"
+        owner = f"Reaction {index + 1}"
         label, field = _labels(step, registry, trigger=False, param=found[3])
     else:
         owner = "Trigger"

@@ -118,13 +118,13 @@ def check(
                 and target.node.name == "reactions" and isinstance(target.arg, nodes.Const)):
             index = target.arg.value
             if not isinstance(index, int) or not 0 <= index < len(reaction_fields):
-                raise TemplateError(where, f"reactions[{index}] is not an earlier step: this "
-                                           f"step can use the results of steps 1 to "
+                raise TemplateError(where, f"reactions[{index}] is not an earlier reaction: "
+                                           f"this one can use the results of reactions 1 to "
                                            f"{len(reaction_fields)} (reactions[0] to "
                                            f"reactions[{len(reaction_fields) - 1}])"
                                     if reaction_fields else
                                     f"reactions[{index}] does not exist yet: only a later "
-                                    "step can use an earlier step's result")
+                                    "reaction can use an earlier one's result")
             fields = reaction_fields[index]
             if fields and node.attr not in fields:
                 raise TemplateError(where, _unknown_field(f"reactions[{index}]", node.attr,
@@ -142,14 +142,14 @@ def _unknown_field(owner: str, name: str, fields: Sequence[str]) -> str:
 
 def _owner_words(path: str) -> str:
     """A value's place in the user's words: ``trigger`` is "this event",
-    ``reactions[0]`` "step 1's result"."""
+    ``reactions[0]`` "reaction 1's result"."""
     if path == "trigger":
         return "this event"
     if path.startswith("trigger."):
         return f"this event's {path[len('trigger.'):]!r}"
     step = re.fullmatch(r"reactions\[(\d+)\](.*)", path)
     if step:
-        owner = f"step {int(step[1]) + 1}'s result"
+        owner = f"reaction {int(step[1]) + 1}'s result"
         return f"{owner} {step[2].lstrip('.')!r}" if step[2] else owner
     return repr(path)
 

@@ -21,7 +21,13 @@ from PySide6.QtWidgets import (
 from pytestqt.qtbot import QtBot
 
 from desktop.bridge import EngineBridge
-from desktop.editor import AreaEditor, ReactionCard, SampleDialog, format_test_result
+from desktop.editor import (
+    AreaEditor,
+    ReactionCard,
+    SampleDialog,
+    format_test_result,
+    interval_param,
+)
 from desktop.forms import SAVED_SECRET_PLACEHOLDER, ParamField, ParamForm
 from engine.areas import AreaSpec
 from engine.auth.session import Account
@@ -595,3 +601,40 @@ async def test_every_problem_shows_at_once_and_the_banner_follows_the_fixes(
     qtbot.mouseClick(editor.test_button, Qt.MouseButton.LeftButton)
     await until(editor.result_box.isVisible)
     assert not editor.banner.isVisible()
+
+
+async def test_a_value_the_event_lacks_is_said_in_the_users_words(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    editor = editor_for(qtbot, bridge, spec_dict=WEBHOOK_TITLE)
+    editor.pasted_body = {"text": "Door opened"}
+    title = field(editor.cards[0].form, "title")
+    assert await editor.run_test() is None  # the dry test stops at the field
+    assert title.error.isVisible()
+    assert title.error.text() == ("this event's 'body' has no value 'title'. It has: text. "
+                                  "Use Insert field to pick one.")
+    result = await editor.run_test(live=True)
+    assert result is not None
+    assert ("    error: Reaction 1 (Show a notification), field Title: this event's 'body' has "
+            "no value 'title'. It has: text. Use Insert field to pick one."
+            ) in editor.result_text.toPlainText().splitlines()
+    assert "reactions[0]" not in editor.result_text.toPlainText()
+
+
+async def test_an_unfinished_template_says_how_to_finish_it(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    editor = editor_for(qtbot, bridge, spec_dict={
+        **TIMER_NOTIFY, "reactions": [{"service": "notify", "reaction": "notify",
+                                       "params": {"title": "Tick {{ trigger.missed }"}}]})
+    title = field(editor.cards[0].form, "title")
+    assert await editor.run_test() is None
+    assert title.error.text() == ("the template is not finished: a '}}' closes nothing on "
+                                  "line 1 (a lone '}' stands where '}}' should close a '{{'). "
+                                  "Write {{ and }} in pairs.")
+
+
+def test_the_check_every_hint_offers_only_intervals_the_trigger_allows(
+        bridge: EngineBridge) -> None:
+    feed = bridge.registry.trigger("rss", "new_item")
+    assert feed.min_interval == 60
+    assert interval_param(feed).help == ("How often to look for something new: every 1m or "
+                                         "more, e.g. 1m, 15m, 1h. Empty: every 15m.")

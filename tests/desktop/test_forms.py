@@ -179,7 +179,7 @@ async def test_templates_are_checked_against_the_fields_on_offer(qtbot: QtBot) -
     title.editor.clear()  # type: ignore[attr-defined]
     qtbot.keyClicks(title.editor, "{{ reactions[1].title }}")
     await until(title.error.isVisible)
-    assert "reactions[1] is not an earlier step" in title.error.text()
+    assert "reactions[1] is not an earlier reaction" in title.error.text()
 
 
 async def test_insert_field_puts_the_template_at_the_cursor(qtbot: QtBot) -> None:

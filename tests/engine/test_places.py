@@ -19,13 +19,13 @@ def test_a_run_error_names_the_step_and_the_field_as_the_editor_shows_them() -> 
     message = ("reactions[0]: reactions[0].params.title: this event has no value 'title'. "
                "It has: body, headers, query. Use Insert field to pick one.")
     assert in_words(message, SPEC, REGISTRY) == (
-        "Step 1 (Show a notification), field Title: this event has no value 'title'. "
+        "Reaction 1 (Show a notification), field Title: this event has no value 'title'. "
         "It has: body, headers, query. Use Insert field to pick one.")
 
 
 def test_places_without_a_field_and_messages_without_a_place() -> None:
     assert in_words("reactions[0] Show a notification: not shown", SPEC, REGISTRY) == (
-        "Step 1 (Show a notification): not shown")
+        "Reaction 1 (Show a notification): not shown")
     assert place("trigger.params.body", SPEC, REGISTRY) == (
         "Trigger (Request received), field Body format")
     assert place("name", SPEC, REGISTRY) == "Name"

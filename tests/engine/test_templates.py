@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pytest
 
 from engine import templates
@@ -10,12 +13,15 @@ from engine.errors import TemplateError
 WEBHOOK_EVENT = {"trigger": {"body": {"text": "hi"}, "headers": {}, "query": {}}}
 
 
-def problem_of(source: str, context: dict[str, object] | None = None) -> str:
-    with pytest.raises(TemplateError) as caught:
+def problem_of(source: str, context: Mapping[str, Any] | None = None) -> str:
+    def attempt() -> None:
         if context is None:
             templates.check(source, trigger_fields=None)
         else:
             templates.render(source, context, where="reactions[0].params.title")
+
+    with pytest.raises(TemplateError) as caught:
+        attempt()
     return caught.value.problem
 
 
@@ -27,7 +33,7 @@ def test_a_value_the_event_lacks_names_it_and_lists_what_the_event_has() -> None
         "this event's 'body' has no value 'name'. It has: text. Use Insert field to pick one.")
     assert problem_of("{{ reactions[0].id }}",
                       {**WEBHOOK_EVENT, "reactions": [{"url": "u"}]}) == (
-        "step 1's result has no value 'id'. It has: url. Use Insert field to pick one.")
+        "reaction 1's result has no value 'id'. It has: url. Use Insert field to pick one.")
 
 
 @pytest.mark.parametrize(("source", "problem"), [
