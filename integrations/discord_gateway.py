@@ -28,14 +28,11 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import aiohttp
 
 from engine import (
     AuthError,
-    HttpClient,
     Item,
     PermanentError,
     PollContext,
@@ -44,6 +41,11 @@ from engine import (
     ServiceError,
     TransientError,
 )
+
+if TYPE_CHECKING:  # aiohttp is imported when a bot connects: `hookline services` stays quick
+    import aiohttp
+
+    from engine import HttpClient
 
 # Intents (https://discord.com/developers/docs/events/gateway#list-of-intents).
 GUILDS = 1 << 0
@@ -323,6 +325,8 @@ class Gateway:
     # --- the connection's life ---------------------------------------------------------
 
     async def _run(self) -> None:
+        import aiohttp
+
         self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
         delay = RECONNECT_MIN
         try:
@@ -432,6 +436,8 @@ class Gateway:
 
     async def _connection(self) -> None:
         """One websocket connection, until it ends (by a _Reconnect, a _Refused or a drop)."""
+        import aiohttp
+
         assert self._client is not None
         resume = self.session_id is not None and self.resume_url is not None
         self._resuming = resume
@@ -610,6 +616,8 @@ async def _receive(
     ws: aiohttp.ClientWebSocketResponse, timeout: float | None
 ) -> Mapping[str, Any] | None:
     """The next payload, or None when the connection closed."""
+    import aiohttp
+
     while True:
         try:
             message = await ws.receive(timeout=timeout)
