@@ -40,7 +40,7 @@ from desktop.bridge import AreaRow, EngineBridge
 from desktop.editor import AreaEditor
 from desktop.forms import error_color, small_label
 from desktop.live_refresh import LiveRefresh
-from desktop.models import FLOW_SLOTS, AreasModel
+from desktop.models import FLOW_SLOTS, HEALTH_TEXT, AreasModel
 from desktop.pages.activity import CheckHistory
 from desktop.tasks import WidgetTasks
 from engine.catalog.service import TriggerKind
@@ -170,9 +170,13 @@ class AutomationsPage(QWidget):
         header.setSectionResizeMode(AreasModel.ON, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(AreasModel.NAME, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(AreasModel.WHAT, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(AreasModel.LAST_RUN,
-                                    QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(AreasModel.HEALTH, QHeaderView.ResizeMode.ResizeToContents)
+        # Widths set once for the longest text, not to the contents: turning an automation
+        # on or off ("Off", "Waiting for its first run") must not move the columns.
+        width = self.table.fontMetrics().horizontalAdvance
+        for column, longest in ((AreasModel.LAST_RUN, "2026-11-02 08:00 · succeeded"),
+                                (AreasModel.HEALTH, max(HEALTH_TEXT.values(), key=width))):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(column, width(longest) + 28)
         header.resizeSection(AreasModel.NAME, 220)
         self.table.activated.connect(self._activated)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)

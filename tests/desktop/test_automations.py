@@ -10,6 +10,7 @@ import pytest
 import yaml
 from PySide6.QtCore import QModelIndex, QPoint, Qt, SignalInstance
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QMenu,
     QMessageBox,
@@ -363,3 +364,16 @@ async def test_checks_lists_each_check_of_a_feed_with_why_it_failed(
         assert checks.isEnabled()
         menu.close()
         dialog.close()
+
+
+async def test_turning_an_automation_off_does_not_move_the_columns(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    area_id = (await bridge.save_area(AreaSpec.from_dict(area("Steady")))).id
+    page = await page_for(qtbot, bridge)
+    header = page.table.horizontalHeader()
+    assert text(page, area_id, AreasModel.HEALTH) == "Waiting for its first run"
+    widths = [header.sectionSize(c) for c in range(header.count())]
+    await bridge.set_enabled(area_id, False)
+    await until(lambda: text(page, area_id, AreasModel.HEALTH) == "Off")
+    QApplication.processEvents()  # the header lays its sections out
+    assert [header.sectionSize(c) for c in range(header.count())] == widths
