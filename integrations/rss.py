@@ -227,7 +227,7 @@ def _refused(resp: HttpResponse) -> Exception:
         said = f"{status} {HTTPStatus(status).phrase}"
     except ValueError:
         said = str(status)
-    answered = f"The feed address answered {said}"
+    answered = f"The feed address {redact_url(resp.url)} answered {said}"
     if status in (404, 410):
         return PermanentError(f"{answered}: there is no feed there. Check the address "
                               "(open it in a browser).")

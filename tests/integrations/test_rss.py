@@ -318,8 +318,9 @@ async def test_a_missing_feed_is_said_in_words_never_with_the_page_the_server_se
     feeds.handler = handler
     with pytest.raises(PermanentError) as caught:
         await poll(http, url=feeds.url())
-    assert str(caught.value) == ("The feed address answered 404 Not Found: there is no feed "
-                                 "there. Check the address (open it in a browser).")
+    assert str(caught.value) == (f"The feed address {feeds.url()} answered 404 Not Found: "
+                                 "there is no feed there. Check the address (open it in a "
+                                 "browser).")
 
 
 def test_feeds_are_polled_gently() -> None:
