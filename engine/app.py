@@ -124,7 +124,7 @@ class Engine:
         self._timers_failing = False  # a timer could not be journaled; said once
         #: why runs wait for the disk (None: they do not): the listener refuses meanwhile
         self.disk_trouble: str | None = None
-        #: MQTT events and metrics (engine/observe), when one is on
+        #: MQTT events, metrics and spans (engine/observe), when one is on
         self.observe: Observers | None = None
 
     # ----------------------------------------------------------------- lifecycle
@@ -169,7 +169,8 @@ class Engine:
                 self.observe = await Observers.start(
                     self.settings, self.bus, self.secrets, areas=self.areas,
                     backlog=lambda: self.dispatcher.backlog,
-                    failing=lambda: len(self.poller.streaks()), listener=self.listener)
+                    failing=lambda: len(self.poller.streaks()), listener=self.listener,
+                    installation=self.store.installation or "")
             if not self.offline:
                 self.scheduler.start()
                 await self._recover()
@@ -815,8 +816,8 @@ class Engine:
             outcome = await self.runner.run(area, event, carried=carried)
         record = outcome.record
         assert record is not None
-        if self.observe is not None:  # metrics, MQTT: when the run really began and ended
-            self.observe.ran(outcome, began)
+        if self.observe is not None:  # metrics, MQTT, spans: when it began and ended
+            self.observe.ran(area, event, outcome, began)
         try:
             if outcome.status == "failed":
                 await self._count_failure(area, outcome.error or "failed", record)

@@ -130,6 +130,11 @@ class Settings:
         "Prometheus metrics on the webhook listener (runs, durations, failing checks, "
         "backlog), answered only to this computer.",
     )
+    otel_endpoint: str = _setting(
+        "", ParamType.URL, "OpenTelemetry endpoint",
+        "An OTLP/HTTP collector (e.g. http://localhost:4318) to send each run to as a "
+        "trace. Empty: off. Needs the otel extra (pip install 'hookline[otel]').",
+    )
     start_at_login: bool = _setting(False, ParamType.BOOL, "Start at login")
     close_to_tray: bool = _setting(
         True, ParamType.BOOL, "Keep running in the tray when the window closes",

@@ -1,4 +1,5 @@
-"""What the user opts into to watch Hookline from outside: its events on MQTT, metrics.
+"""What the user opts into to watch Hookline from outside: its events on MQTT, metrics,
+runs as OpenTelemetry spans.
 
 Each part listens to the bus only when its setting is on; with every one off the engine
 makes none of this (:func:`wanted`), so the hot path costs nothing more.
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from engine.listener import Listener
     from engine.observe.metrics import Metrics
     from engine.observe.mqtt_events import MqttEvents
+    from engine.observe.otel import RunSpans
     from engine.runner import Outcome
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,8 @@ log = logging.getLogger(__name__)
 
 def wanted(settings: Settings) -> bool:
     """Whether any observer is on."""
-    return settings.events_mqtt_enabled or settings.metrics_enabled
+    return settings.events_mqtt_enabled or settings.metrics_enabled or bool(
+        settings.otel_endpoint)
 
 
 class Observers:
@@ -42,17 +45,30 @@ class Observers:
     Attributes:
         mqtt: publishes Hookline's events (``events_mqtt_enabled``), else None.
         metrics: the Prometheus metrics (``metrics_enabled``), else None.
+        spans: exports runs as spans (``otel_endpoint``), else None.
     """
 
     def __init__(self) -> None:
         self.mqtt: MqttEvents | None = None
         self.metrics: Metrics | None = None
+        self.spans: RunSpans | None = None
 
     @classmethod
     async def start(cls, settings: Settings, bus: Bus, secrets: SecretStore, *,
                     areas: Callable[[], list[Area]], backlog: Callable[[], int],
-                    failing: Callable[[], int], listener: Listener | None) -> Observers:
+                    failing: Callable[[], int], listener: Listener | None,
+                    installation: str) -> Observers:
         observers = cls()
+        if settings.otel_endpoint:
+            from engine.observe import otel
+
+            if otel.available():
+                observers.spans = otel.RunSpans(installation,
+                                                otel.make_exporter(settings.otel_endpoint))
+            else:
+                log.warning("runs are not sent to %s as OpenTelemetry spans: the "
+                            "OpenTelemetry SDK is not installed (%s)",
+                            settings.otel_endpoint, otel.INSTALL_HINT)
         if settings.metrics_enabled:
             from engine.observe.metrics import Metrics
 
@@ -80,9 +96,13 @@ class Observers:
         if self.metrics is not None:
             self.metrics.accepted([event.source for event in events])
 
-    def ran(self, outcome: Outcome, began: float) -> None:
+    def ran(self, area: Area, event: Journaled, outcome: Outcome, began: float) -> None:
         """A run ended (not saved yet); ``began`` is its start (``time.time()``)."""
         ended = time.time()
+        if self.spans is not None:
+            self.spans.ran(area.id, area.name, (event.id, event.source, event.payload),
+                           outcome.run_id, outcome.status, outcome.error, outcome.steps,
+                           began, ended)
         if self.metrics is not None:
             self.metrics.ran(ended - began, outcome.steps)
         if self.mqtt is not None:
@@ -94,6 +114,8 @@ class Observers:
             self.metrics.aclose()
         if self.mqtt is not None:
             await self.mqtt.aclose()
+        if self.spans is not None:  # what is batched goes out (the exporter's timeout)
+            await asyncio.to_thread(self.spans.close)
 
 
 __all__: list[Any] = ["Observers", "wanted"]

@@ -11,13 +11,7 @@ from engine.app import Engine
 from engine.areas import AreaSpec
 from tests.engine import probe
 from tests.engine.conftest import EngineFactory
-
-HOOK = {
-    "name": "Door bell",
-    "trigger": {"service": "probe", "trigger": "hook"},
-    "reactions": [{"service": "probe", "reaction": "record",
-                   "params": {"text": "{{ trigger.title }}"}}],
-}
+from tests.engine.observe.conftest import HOOK, deliver
 
 
 def metrics_url(engine: Engine) -> str:
@@ -39,13 +33,9 @@ def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 async def test_metrics_count_a_real_engines_webhook_runs(make_engine: EngineFactory) -> None:
     engine = await make_engine(metrics_enabled=True)
     area = await engine.create_area(AreaSpec.from_dict(HOOK))
-    url = await engine.webhook_url(area.id)
-    assert url is not None
     probe.controls.fail_times, probe.controls.fail_with = 1, PermanentError
-    async with aiohttp.ClientSession() as session:
-        for n in range(3):
-            async with session.post(url, json={"title": f"ding {n}"}) as response:
-                assert response.status == 202
+    for n in range(3):
+        await deliver(engine, area.id, f"ding {n}")
     await engine.wait_idle()
 
     status, text = await scrape(engine)

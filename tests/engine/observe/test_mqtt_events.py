@@ -12,25 +12,18 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 import pytest
 
 from engine import PermanentError
-from engine.app import Engine
 from engine.areas import AreaSpec
 from engine.bus import ACCOUNT_NEEDS_RECONNECT, RUN_FINISHED
 from engine.observe.mqtt_events import PASSWORD_REF
 from engine.secrets import open_secret_store
 from tests.engine import probe
 from tests.engine.conftest import EngineFactory, next_message
+from tests.engine.observe.conftest import HOOK, deliver
 from tests.fixtures.mqtt import PASSWORD, USER, Mosquitto, StartMosquitto
 
-HOOK = {
-    "name": "Door bell!",
-    "trigger": {"service": "probe", "trigger": "hook"},
-    "reactions": [{"service": "probe", "reaction": "record",
-                   "params": {"text": "{{ trigger.title }}"}}],
-}
 FEED = {
     "name": "Python blog",
     "trigger": {"service": "probe", "trigger": "items"},
@@ -85,14 +78,6 @@ def sharing(broker: Mosquitto) -> dict[str, Any]:
     return {"events_mqtt_enabled": True, "events_mqtt_host": "127.0.0.1",
             "events_mqtt_port": broker.port,
             "events_mqtt_username": USER if broker.users else ""}
-
-
-async def deliver(engine: Engine, area_id: str, title: str) -> None:
-    url = await engine.webhook_url(area_id)
-    assert url is not None
-    async with aiohttp.ClientSession() as session, session.post(
-            url, json={"title": title}) as response:
-        assert response.status == 202
 
 
 def when(text: str) -> datetime:
