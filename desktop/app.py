@@ -77,6 +77,7 @@ class Clipboard(QObject):
 async def run(app: QApplication, data_dir: Path) -> int:
     """Start the engine on its thread, show the window and the tray, run until Quit
     (the tray's, the window's, logout, SIGTERM or SIGINT)."""
+    from desktop import first_start
     from desktop.bridge import EngineBridge
     from desktop.engine_thread import EngineThread
     from desktop.main_window import MainWindow
@@ -95,6 +96,7 @@ async def run(app: QApplication, data_dir: Path) -> int:
     signals = QuitOnSignals(quit_now)
     clipboard = Clipboard(app)
     machine.readers["clipboard"] = clipboard.read
+    new = first_start.is_new(data_dir)  # before the engine creates its database
     engine = Engine(data_dir)
     logs.configure(data_dir, engine.settings.log_level)
     thread = EngineThread(engine)
@@ -106,6 +108,8 @@ async def run(app: QApplication, data_dir: Path) -> int:
         cannot_start(str(exc))
         return 1
     bridge = EngineBridge(engine, thread)
+    if new and not bridge.areas():
+        await first_start.add_demo(bridge, data_dir)
     window = MainWindow(bridge)
     tray = Tray(bridge, window)
     answer_hand_offs(bridge, window)
