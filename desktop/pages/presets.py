@@ -24,7 +24,7 @@ from desktop.flow_layout import FlowLayout
 from desktop.icons import service_icon
 from desktop.pages.common import empty_state, heading, muted, open_area_editor
 from desktop.presets import Blank, Preset, load_presets
-from engine.errors import CatalogError
+from engine.errors import CatalogError, HooklineError
 
 CARD_WIDTH = 300  # the narrowest a card gets; cards widen to fill each row
 CARD_MAX_WIDTH = 420
@@ -202,9 +202,15 @@ class PresetsPage(QWidget):
         intro.setWordWrap(True)
         top.addWidget(intro, 1)
         top.addWidget(self.search)
+        #: Says where a preset went once saved (the editor closes, the gallery stays).
+        self.status = QLabel()
+        self.status.setAccessibleName("Status")
+        self.status.setStyleSheet("color: #1e8e3e;")
+        self.status.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
         layout.addLayout(top)
+        layout.addWidget(self.status)
         layout.addWidget(self.scroll_area, 1)
         self.setMinimumSize(CARD_WIDTH + 80, 360)
 
@@ -218,7 +224,19 @@ class PresetsPage(QWidget):
         return self.open_editor(preset.spec())
 
     def open_editor(self, spec_dict: dict[str, Any]) -> QWidget:
-        return open_area_editor(self.bridge, self, spec_dict)
+        editor = open_area_editor(self.bridge, self, spec_dict)
+        saved = getattr(editor, "saved", None)
+        if saved is not None:
+            saved.connect(self._saved)
+        return editor
+
+    def _saved(self, area_id: str) -> None:
+        try:
+            name = self.bridge.area(area_id).name
+        except HooklineError:  # deleted meanwhile (from the tray, another window)
+            return
+        self.status.setText(f"Saved: “{name}” is on the Automations screen.")
+        self.status.show()
 
     # ----------------------------------------------------------------- internals
 

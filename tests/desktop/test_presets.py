@@ -139,3 +139,26 @@ async def test_use_opens_the_real_editor_on_the_preset(bridge: EngineBridge,
     assert [(r["service"], r["reaction"]) for r in held["reactions"]] == [("http", "request")]
     assert not held["reactions"][0]["params"].get("url")  # the blank is still to fill
     editor.close()  # a child of the page, deleted on close
+
+
+async def test_saving_a_preset_says_where_the_automation_went(bridge: EngineBridge,
+                                                              qtbot: QtBot) -> None:
+    from desktop.editor import AreaEditor
+    from tests.desktop.conftest import signal_once
+
+    page = PresetsPage(bridge)
+    qtbot.addWidget(page)
+    page.show()
+    assert not page.status.isVisible()
+    [card] = [c for c in page.cards if c.preset.name == "Daily reminder at 09:00"]
+    qtbot.mouseClick(card.use_button, Qt.MouseButton.LeftButton)
+    [editor] = [w for w in page.findChildren(AreaEditor) if w.isVisible()]
+    blank = editor.cards[0].form.field("title")
+    assert blank is not None
+    qtbot.keyClicks(blank.editor, "Water the plants")
+    saved = signal_once(editor.saved)
+    qtbot.mouseClick(editor.save_button, Qt.MouseButton.LeftButton)
+    (area_id,) = await saved
+    assert page.status.isVisible()
+    assert page.status.text() == (f"Saved: “{bridge.area(area_id).name}” is on the "
+                                  "Automations screen.")
