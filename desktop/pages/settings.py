@@ -48,13 +48,19 @@ from engine.area_files import read_area_file
 from engine.backup import BackupError, backup_dir, list_backups, request_restore, taken_at
 from engine.catalog.params import Param, ParamType
 from engine.errors import ConfigError, HooklineError, ImportRefused, ValidationError
+from engine.observe.mqtt_events import PASSWORD_REF as BROKER_PASSWORD_REF
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
 #: Settings the running engine cannot change: they take effect at the next start.
 RESTART_NEEDED = frozenset({"listener_enabled", "listener_host", "listener_port",
-                            "database_url", "service_concurrency"})
+                            "database_url", "service_concurrency", "events_mqtt_enabled",
+                            "events_mqtt_host", "events_mqtt_port", "events_mqtt_username",
+                            "events_mqtt_tls", "events_mqtt_prefix", "metrics_enabled",
+                            "otel_endpoint"})
+
+SHARE_EVENTS = "Share Hookline's events"
 
 #: Groups on the page, in order; a setting declared later and not listed here lands
 #: in "Other", so nothing declared is ever missing from the page.
@@ -66,6 +72,9 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
                      "service_concurrency", "keep_successful_runs_days",
                      "keep_failed_runs_days", "max_runs_per_area")),
     ("Data", ("database_url",)),
+    (SHARE_EVENTS, ("events_mqtt_enabled", "events_mqtt_host", "events_mqtt_port",
+                    "events_mqtt_username", "events_mqtt_tls", "events_mqtt_prefix")),
+    ("Metrics", ("metrics_enabled", "otel_endpoint")),
 )
 
 #: Turning one of these on asks first: (title, explanation, confirm button).
@@ -243,6 +252,10 @@ class SettingsPage(QWidget):
                 self._add_field(form, params[name])
             if title == "Webhooks":
                 self._webhook_row(form)
+            elif title == SHARE_EVENTS:
+                self._broker_password_row(form)
+            elif title == "Metrics":
+                self._metrics_row(form)
             self.groups[title] = box
             column.addWidget(box)
         login = self.fields.get("start_at_login")
@@ -345,6 +358,40 @@ class SettingsPage(QWidget):
         form.addRow(label, row)
         self._show_webhook_base()
 
+    def _broker_password_row(self, form: QFormLayout) -> None:
+        """The broker's password: kept in the keyring, never in the settings file."""
+        self.broker_password = QLineEdit()
+        self.broker_password.setObjectName("brokerPassword")
+        self.broker_password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.broker_password.setPlaceholderText("none: connect without one")
+        self._spawn(self._show_saved_password())
+        self.broker_password.textChanged.connect(lambda _t: self._changed())
+        label = QLabel("Broker password:")
+        label.setBuddy(self.broker_password)
+        form.insertRow(4, label, self.broker_password)  # under the user name
+
+    async def _show_saved_password(self) -> None:
+        if await asyncio.to_thread(self.bridge.engine.secrets.get, BROKER_PASSWORD_REF):
+            self.broker_password.setPlaceholderText("saved — leave empty to keep")
+
+    def _metrics_row(self, form: QFormLayout) -> None:
+        self.metrics_url = QLabel()
+        self.metrics_url.setObjectName("metricsUrl")
+        self.metrics_url.setTextFormat(Qt.TextFormat.PlainText)
+        self.metrics_url.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.insertRow(1, "Address:", self.metrics_url)
+        self._show_metrics_url()
+
+    def _show_metrics_url(self) -> None:
+        listener = self.bridge.engine.listener
+        if listener is None or listener.port is None:
+            text = "Metrics need the webhook listener, which is off."
+        else:
+            text = f"http://127.0.0.1:{listener.port}/metrics"
+            if not self._running.metrics_enabled:
+                text += " (once metrics are on and Hookline restarted)"
+        self.metrics_url.setText(text)
+
     def _data_rows(self, form: QFormLayout) -> None:
         folder = QLabel(str(self.bridge.data_dir))
         folder.setObjectName("dataFolder")
@@ -424,7 +471,7 @@ class SettingsPage(QWidget):
         return {k: v for k, v in self.values().items() if saved[k] != v}
 
     def is_dirty(self) -> bool:
-        return bool(self.changes())
+        return bool(self.changes()) or bool(self.broker_password.text())
 
     def _changed(self) -> None:
         if self._loading:
@@ -450,6 +497,7 @@ class SettingsPage(QWidget):
             self.fields[name].set_value(value)
 
     def revert(self) -> None:
+        self.broker_password.clear()
         self.load(self._saved)
 
     def _say(self, text: str, kind: str = "info") -> None:
@@ -524,6 +572,12 @@ class SettingsPage(QWidget):
                 settings = settings.replace(start_at_login=self._saved.start_at_login)
                 self.fields["start_at_login"].set_value(self._saved.start_at_login)
         try:
+            password = self.broker_password.text()
+            if password:  # the keyring first: the settings saved next may use it
+                await asyncio.to_thread(self.bridge.engine.secrets.set,
+                                        BROKER_PASSWORD_REF, password)
+                self.broker_password.clear()
+                self.broker_password.setPlaceholderText("saved — leave empty to keep")
             await self.bridge.save_settings(settings)
         except (OSError, HooklineError) as exc:
             self._say(f"Not saved: {exc}", "error")

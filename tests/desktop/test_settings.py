@@ -303,3 +303,30 @@ async def test_restoring_a_backup_asks_then_quits_to_restore_at_the_next_start(
     restore_and_quit.click()
     assert quits == [True]
     assert pending_restore(data_dir) == made
+
+
+async def test_sharing_events_and_metrics_are_switched_on_for_the_next_start(
+        page: SettingsPage, bridge: EngineBridge, data_dir: Path, qtbot: QtBot) -> None:
+    from engine.observe.mqtt_events import PASSWORD_REF
+
+    tick(qtbot, field(page, "events_mqtt_enabled"))
+    qtbot.keyClicks(field(page, "events_mqtt_host"), "homeassistant.local")
+    qtbot.keyClicks(field(page, "events_mqtt_username"), "hookline")
+    qtbot.keyClicks(page.broker_password, "broker pa55")
+    tick(qtbot, field(page, "metrics_enabled"))
+    assert "/metrics" in page.metrics_url.text()
+
+    restart = await save(page, qtbot)
+
+    assert restart == ["events_mqtt_enabled", "events_mqtt_host", "events_mqtt_username",
+                       "metrics_enabled"]
+    fresh = load_settings(data_dir)
+    assert (fresh.events_mqtt_enabled, fresh.events_mqtt_host, fresh.events_mqtt_username,
+            fresh.metrics_enabled) == (True, "homeassistant.local", "hookline", True)
+    assert bridge.engine.secrets.get(PASSWORD_REF) == "broker pa55"  # in the keyring
+    assert "broker pa55" not in (data_dir / "settings.json").read_text()
+    assert page.broker_password.text() == "" and not page.save_button.isEnabled()
+
+    tick(qtbot, field(page, "metrics_enabled"))  # and off again
+    await save(page, qtbot)
+    assert not load_settings(data_dir).metrics_enabled
