@@ -241,7 +241,7 @@ class MqttEvents:
                             return
                         self._wake.clear()
                         await self._wake.wait()
-            except aiomqtt.MqttError as exc:
+            except (aiomqtt.MqttError, OSError) as exc:  # refused, unreachable, TLS
                 self.connected.clear()
                 if self._closing:
                     return
