@@ -218,6 +218,13 @@ class HttpClient:
             )
         return self._session
 
+    @staticmethod
+    def traceparent() -> str | None:
+        """The ``traceparent`` a request made now carries: the run's trace (W3C Trace
+        Context), or None outside a run. Other protocols send it their own way (MQTT
+        5: a user property)."""
+        return trace.traceparent()
+
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -243,7 +250,7 @@ class HttpClient:
         is under way carries its ``traceparent`` (unless the caller gave one).
         """
         session = self._ensure()
-        parent = trace.traceparent()
+        parent = self.traceparent()
         if parent is not None and not (headers and any(
                 name.lower() == trace.HEADER for name in headers)):
             headers = {**headers, trace.HEADER: parent} if headers else {trace.HEADER: parent}

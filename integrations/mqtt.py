@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from engine import (
     AuthError,
@@ -74,6 +76,8 @@ IDLE_AFTER = 900.0
 _AUTH_CODES = frozenset({4, 5, 134, 135})
 # CONNACK codes meaning "client identifier not accepted".
 _ID_CODES = frozenset({2, 133})
+# The CONNACK code of a broker that does not speak MQTT 5 (its 3.1.1 code 1, as paho reads it).
+_UNSUPPORTED_PROTOCOL = 132
 
 service = Service(
     "mqtt",
@@ -231,9 +235,15 @@ class Broker:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def client(
-        self, identifier: str | None = None, *, clean_session: bool | None = None
+        self,
+        identifier: str | None = None,
+        *,
+        clean_session: bool | None = None,
+        protocol: aiomqtt.ProtocolVersion | None = None,
     ) -> aiomqtt.Client:
-        return aiomqtt.Client(self.host, self.port, **self._options(identifier, clean_session))
+        return aiomqtt.Client(
+            self.host, self.port, protocol=protocol, **self._options(identifier, clean_session)
+        )
 
     def connection(
         self,
@@ -1107,17 +1117,42 @@ async def publish(ctx: ReactionContext) -> Mapping[str, Any]:
     topic = check_topic_name(ctx.params["topic"])
     data = (ctx.params.get("payload") or "").encode("utf-8")
     await broker.check_address(ctx.http)
-    client = broker.client()
+    qos, retain = int(ctx.params["qos"]), bool(ctx.params.get("retain"))
+    traceparent = ctx.http.traceparent()
     try:
-        async with client:
-            await client.publish(
-                topic, data, qos=int(ctx.params["qos"]), retain=bool(ctx.params.get("retain"))
-            )
+        if traceparent is None or not await _publish_traced(
+            broker, topic, data, qos, retain, traceparent
+        ):
+            client = broker.client()
+            try:
+                async with client:
+                    await client.publish(topic, data, qos=qos, retain=retain)
+            finally:
+                _read_disconnection(client)
     except aiomqtt.MqttError as exc:
         raise broker.error(exc) from None
+    return {"topic": topic, "bytes": len(data)}
+
+
+async def _publish_traced(
+    broker: Broker, topic: str, data: bytes, qos: int, retain: bool, traceparent: str
+) -> bool:
+    """Publish over MQTT 5 with the run's trace as the user property ``traceparent``
+    (MQTT 3.1.1 has no properties); False when the broker does not speak MQTT 5, and
+    nothing was sent: the caller publishes over 3.1.1, without it."""
+    properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # (paho)
+    properties.UserProperty = ("traceparent", traceparent)
+    client = broker.client(protocol=aiomqtt.ProtocolVersion.V5)
+    try:
+        async with client:
+            await client.publish(topic, data, qos=qos, retain=retain, properties=properties)
+    except aiomqtt.MqttCodeError as exc:
+        if exc.rc is None or _code(exc.rc) != _UNSUPPORTED_PROTOCOL:
+            raise
+        return False
     finally:
         _read_disconnection(client)
-    return {"topic": topic, "bytes": len(data)}
+    return True
 
 
 # The engine closes subscriptions when an area stops listening and when it stops.

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 from sqlalchemy import select
 
@@ -868,3 +869,40 @@ async def test_a_qos_0_burst_past_the_buffer_is_a_failed_check_saying_how_many_w
     assert (latest["outcome"], latest["new"]) == ("new", 3)
     assert failed["outcome"] == "failed"
     assert failed["error"].startswith("MQTT burst: 2 message(s) dropped: more than 3 arrived")
+
+
+async def test_a_publish_in_a_run_carries_the_runs_trace_as_a_user_property(
+    engine: Engine, mosquitto: Mosquitto
+) -> None:
+    """MQTT 5 subscribers see ``traceparent`` (W3C Trace Context) on the message, with
+    the trace id Activity shows for the run."""
+    area = await engine.create_area(
+        AreaSpec.from_dict(
+            {
+                "name": "Hook to light",
+                "trigger": {"service": "webhook", "trigger": "incoming"},
+                "reactions": [
+                    {
+                        "service": "mqtt",
+                        "reaction": "publish",
+                        "params": mosquitto.params(topic="light/hall/set", payload="ON"),
+                    }
+                ],
+            }
+        )
+    )
+    async with mosquitto.client(protocol=aiomqtt.ProtocolVersion.V5) as watcher:
+        await watcher.subscribe("light/hall/set")
+        finished = next_message(engine, topics.RUN_FINISHED)
+        await engine.run_now(area.id, {"body": {}, "headers": {}})
+        run = await asyncio.wait_for(finished, 60)
+        assert run.data["status"] == "succeeded", run.data
+        async with asyncio.timeout(30):
+            light = await anext(aiter(watcher.messages))
+    assert light.payload == b"ON"
+    assert light.properties is not None
+    [(name, value)] = light.properties.UserProperty  # type: ignore[attr-defined]  # (paho)
+    (record,) = await engine.store.runs(area.id)
+    assert name == "traceparent"
+    assert value.startswith(f"00-{record['trace_id']}-")
+    assert len(value) == 55 and value.endswith("-01")
