@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
 from engine import logs
 from engine.app import Engine
@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from desktop.main_window import MainWindow
 
 log = logging.getLogger(__name__)
+
+#: What a notification's step says on a desktop without a tray (nothing was shown).
+NO_TRAY = ("this desktop has no notification area (system tray) for Hookline to show it "
+           "in, so it went only to Hookline's log. Turn a tray on (on GNOME: the "
+           "AppIndicator extension), or send it another way, e.g. by email.")
 
 
 def hand_off(data_dir: Path) -> bool:
@@ -84,7 +89,7 @@ async def run(app: QApplication, data_dir: Path) -> int:
     from desktop.os_signals import QuitOnSignals
     from desktop.tasks import WidgetTasks
     from desktop.tray import Tray
-    from integrations import machine
+    from integrations import machine, notify
 
     quitting = asyncio.Event()
     app.aboutToQuit.connect(quitting.set)
@@ -112,6 +117,8 @@ async def run(app: QApplication, data_dir: Path) -> int:
         await first_start.add_demo(bridge, data_dir)
     window = MainWindow(bridge)
     tray = Tray(bridge, window)
+    if not (tray.available and QSystemTrayIcon.supportsMessages()):
+        notify.not_shown_because = NO_TRAY
     answer_hand_offs(bridge, window)
     # Logout: the session manager asks the app to save its state, then ends it.
     app.commitDataRequest.connect(lambda _manager: app.quit())
@@ -130,6 +137,7 @@ async def run(app: QApplication, data_dir: Path) -> int:
         await quitting.wait()
     finally:
         log.info("quitting: stopping the engine")
+        notify.not_shown_because = None
         tray.close()
         window.hide()
         # End the screens' tasks before their widgets go: a refresh whose answer from

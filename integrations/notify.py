@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine import Field, Param, ParamType, ReactionContext, Service
+from engine import Field, Param, ParamType, PermanentError, ReactionContext, Service
 
 service = Service(
     "notify",
@@ -17,6 +17,9 @@ service = Service(
 
 #: The bus topic the desktop app and the CLI listen to for notifications.
 NOTIFICATION_TOPIC = "notification"
+#: Why a notification cannot be shown: set by the desktop app while this desktop has no
+#: tray to show one in (None: it is shown, or written to the log without a window).
+not_shown_because: str | None = None
 
 
 @service.reaction(
@@ -66,4 +69,6 @@ async def notify(ctx: ReactionContext) -> Mapping[str, Any]:
         level=ctx.params["level"],
         area_id=ctx.area_id,
     )
+    if not_shown_because is not None:  # published all the same: the log has it
+        raise PermanentError(f"Not shown: {not_shown_because}")
     return {"title": title, "message": message}

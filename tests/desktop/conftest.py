@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Mapping
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import qasync
@@ -20,6 +21,9 @@ from desktop.engine_thread import EngineThread
 from desktop.tasks import WidgetTasks
 from engine.app import Engine
 from engine.settings import Settings
+
+if TYPE_CHECKING:
+    from desktop.main_window import MainWindow
 
 
 class _RunningTimer(qasync._SimpleTimer):  # type: ignore[misc]
@@ -156,3 +160,29 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def app_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Undoes what ``desktop.app.run`` changes for the whole process (log handlers, the
+    clipboard reader) after the test; the screens' tasks may run (an earlier run's Quit
+    ended them)."""
+    from integrations import machine
+
+    WidgetTasks.resume()
+    monkeypatch.setattr(machine, "readers", dict(machine.readers))
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
+
+
+def shown_window() -> MainWindow | None:
+    """The app's main window, once it shows."""
+    from desktop.main_window import MainWindow
+
+    return next((w for w in QApplication.topLevelWidgets()
+                 if isinstance(w, MainWindow) and w.isVisible()), None)

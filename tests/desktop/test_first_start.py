@@ -4,40 +4,16 @@ works and says it is a demo; a later start (the demo deleted) adds none again.""
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from PySide6.QtWidgets import QApplication
 
 from desktop import app as desktop_app
 from desktop.first_start import DEMO_FILE, DEMO_NAME, is_new
-from desktop.main_window import MainWindow
 from desktop.models import AreasModel
 from desktop.pages.automations import AutomationsPage
 from engine.settings import Settings, save_settings
-from integrations import machine
-from tests.desktop.conftest import until
-
-
-@pytest.fixture
-def app_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """desktop.app.run's process-wide changes (log handlers, the clipboard reader),
-    undone after the test."""
-    monkeypatch.setattr(machine, "readers", dict(machine.readers))
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in [h for h in root.handlers if h not in handlers]:
-        root.removeHandler(handler)
-        handler.close()
-    root.setLevel(level)
-
-
-def shown_window() -> MainWindow | None:
-    return next((w for w in QApplication.topLevelWidgets()
-                 if isinstance(w, MainWindow) and w.isVisible()), None)
+from tests.desktop.conftest import shown_window, until
 
 
 async def test_a_first_start_on_an_empty_data_folder_shows_a_working_demo(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import Bus, HttpClient, Message, ValidationError
+from engine import Bus, HttpClient, Message, PermanentError, ValidationError
 from engine.testing import reaction_context
 from integrations.notify import service
 
@@ -53,3 +53,17 @@ async def test_notify_needs_a_title_and_a_known_level(http: HttpClient) -> None:
         reaction_context(SPEC, {"message": "no title"}, http)
     with pytest.raises(ValidationError, match="'loud' is not one of: info, warning, error"):
         reaction_context(SPEC, {"title": "x", "level": "loud"}, http)
+
+
+async def test_a_notification_nobody_can_show_fails_its_step_saying_why(
+        http: HttpClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from integrations import notify
+
+    monkeypatch.setattr(notify, "not_shown_because", "this desktop has no tray")
+    bus = Bus()
+    heard: list[Message] = []
+    bus.subscribe("notification", heard.append)
+    with pytest.raises(PermanentError) as caught:
+        await SPEC.run(reaction_context(SPEC, {"title": "Backup done"}, http, bus=bus))
+    assert str(caught.value) == "Not shown: this desktop has no tray"
+    assert [m.data["title"] for m in heard] == ["Backup done"]  # still in the log
