@@ -27,6 +27,7 @@ from engine.auth.session import Account
 from engine.bus import Message
 from engine.catalog.service import Service
 from engine.errors import CatalogError, HooklineError
+from engine.inspect import Found, ItemVerdict, not_seen
 from engine.journal import Journaled
 from engine.registry import Registry
 from engine.settings import Settings, save_settings
@@ -481,3 +482,24 @@ class EngineBridge(QObject):
         """Use ``settings`` from now on (on the engine's thread), without saving them."""
         await self.engine_thread.run(self.engine.apply_settings, settings)
         self.settingsChanged.emit()
+
+    # ----------------------------------------------------------------- looking
+
+    async def check_now(self, area_id: str) -> list[ItemVerdict]:
+        """What each item the area's trigger returns now would do (new, seen, filtered
+        out), without firing or saving anything."""
+        return await self.call(self.engine.check_now(area_id))
+
+    async def find_item(self, text: str, area_id: str | None = None) -> list[Found]:
+        """Whether and when an item (its id, link or part of its title) was seen, and
+        the run it started; empty: not seen (``not_seen`` says so)."""
+        return await self.call(self.engine.find_item(text, area_id))
+
+    def not_seen(self, text: str) -> str:
+        """What to say when ``find_item`` found nothing (what Hookline keeps)."""
+        return not_seen(text, self.settings.keep_failed_runs_days)
+
+    async def run(self, run_id: int) -> dict[str, Any]:
+        """One run with its automation's name (to open one a search found)."""
+        run = await self.call(self.engine.store.run(run_id))
+        return {**run, "area_name": dict(self.area_names()).get(run["area_id"])}

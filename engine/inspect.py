@@ -373,24 +373,27 @@ def _event_answer(event: Mapping[str, Any], name: str, run: tuple[int, str] | No
 async def _found_keys(conn: AsyncConnection, text: str, area_id: str | None,
                       names: Mapping[str, str], with_event: set[str], horizon: datetime,
                       limit: int) -> list[Found]:
-    """Areas that remember ``text`` as an item's key (exactly), though no event of
-    theirs holds it: the item was there at their first check (said for sure when the
-    area's trigger has fired nothing since)."""
-    query = select(seen_keys.c.area_id, seen_keys.c.key, seen_keys.c.seen_at).where(
-        seen_keys.c.key == text).limit(limit)
+    """Areas that remember an item's key that is ``text`` (first) or holds it (any
+    case: a file's key starts with its path), though no event of theirs holds ``text``:
+    the item was there at their first check. Said for sure when the area's first check
+    is kept, and either its trigger fired nothing since or its keys are made of what
+    its payloads show (a feed's guid, a file's path), so the item's event would have
+    been found."""
+    query = (select(seen_keys.c.area_id, seen_keys.c.key, seen_keys.c.seen_at)
+             .where(seen_keys.c.key.like(_like(text), escape="!"))
+             .order_by((seen_keys.c.key != text), seen_keys.c.seen_at.desc())
+             .limit(limit))
     if area_id is not None:
         query = query.where(seen_keys.c.area_id == area_id)
     out = []
     for key_area, key, seen_at in (await conn.execute(query)).all():
-        if key_area in with_event:
-            continue
-        fired = await _fired(conn, key_area, [Item(key, {})])
-        if fired:  # its event holds the key only as part of a value
-            continue
+        if key_area in with_event or await _fired(conn, key_area, [Item(key, {})]):
+            continue  # its event was found, or holds the key as a value
         name = names.get(key_area, key_area)
         first = await _primed_at(conn, key_area)
-        if first is not None and first >= horizon and not await _fired_since(
-                conn, key_area, first):
+        if first is not None and first >= horizon and (
+                not await _fired_since(conn, key_area, first)
+                or await _keys_show_in_payloads(conn, key_area)):
             answer = (f"seen at the first check on {_when(first)} by “{name}”, so it did "
                       "not fire")
             when = first
@@ -409,6 +412,22 @@ async def _fired_since(conn: AsyncConnection, area_id: str, since: datetime) -> 
     return (await conn.execute(select(events.c.id).where(
         events.c.area_id == area_id, events.c.source == "poll",
         events.c.received_at >= since).limit(1))).first() is not None
+
+
+async def _keys_show_in_payloads(conn: AsyncConnection, area_id: str) -> bool:
+    """Whether the area's keys are made of values its payloads show, judged on its
+    newest polled event: one of its values is part of a key the area remembers."""
+    payload = (await conn.execute(
+        select(events.c.payload).where(events.c.area_id == area_id,
+                                       events.c.source == "poll")
+        .order_by(events.c.id.desc()).limit(1))).scalar()
+    for value in [v for v in _leaves(payload) if len(v) >= 4][:20]:
+        hit = (await conn.execute(select(seen_keys.c.key).where(
+            seen_keys.c.area_id == area_id,
+            seen_keys.c.key.like(_like(value), escape="!")).limit(1))).first()
+        if hit is not None:
+            return True
+    return False
 
 
 def _match(payload: Any, wanted: str) -> tuple[str, str] | None:

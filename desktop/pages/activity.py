@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
@@ -50,6 +51,7 @@ from desktop.live_refresh import LiveRefresh
 from desktop.models import STATUS_COLOR, RunsModel
 from desktop.pages.common import empty_state, heading, monospace, muted
 from desktop.tasks import WidgetTasks
+from engine.inspect import Found, ItemVerdict
 
 log = logging.getLogger(__name__)
 TableT = TypeVar("TableT", bound=QTableView)
@@ -80,6 +82,15 @@ OUTCOME_TEXT = {
     "primed": "First check",
     "failed": "Failed",
 }
+#: What Check now says an item would do, in short (the reason column has the rest).
+VERDICT_TEXT = {
+    "new": "Would fire",
+    "filtered": "Filtered out",
+    "seen": "Already seen",
+    "first check": "Remembered",
+    "no key": "Never fires",
+}
+VERDICT_COLOR = {"new": STATUS_COLOR["succeeded"], "filtered": STATUS_COLOR["skipped"]}
 OUTCOME_TIP = {
     "new": "Found items it had not seen: each started a run",
     "nothing new": "Every item it found had been seen before",
@@ -539,6 +550,116 @@ class FailingChecks(QFrame):
         self.setVisible(bool(failing))
 
 
+class FoundItems(QFrame):
+    """Under the filters: what a search for an item found (each answer in a sentence,
+    where the text was found, and a button that opens the run it started); hidden
+    until a search is made.
+
+    Attributes:
+        summary: what was looked for and how many answers.
+        rows: one frame per answer.
+        open_buttons: the "Open run #N" buttons, by run id.
+
+    Signals:
+        openRun(int, str): the user asked to see run id of automation id.
+    """
+
+    openRun = Signal(int, str)
+
+    #: How tall the list grows before it scrolls.
+    MAX_HEIGHT = 220
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("foundItems")
+        self.setAccessibleName("What the search found")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.summary = _selectable("")
+        self.summary.setObjectName("foundSummary")
+        self.close_button = QPushButton("Close")
+        self.close_button.setToolTip("Hide what the search found")
+        self.close_button.clicked.connect(self.hide)
+        top = QHBoxLayout()
+        top.addWidget(self.summary, 1)
+        top.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
+        self._list = QVBoxLayout()
+        self._list.setSpacing(6)
+        inner = QWidget()
+        inner_layout = QVBoxLayout(inner)
+        inner_layout.setContentsMargins(0, 0, 0, 0)
+        inner_layout.addLayout(self._list)
+        inner_layout.addStretch(1)
+        self.answers = QScrollArea()
+        self.answers.setWidgetResizable(True)
+        self.answers.setFrameShape(QFrame.Shape.NoFrame)
+        self.answers.setWidget(inner)
+        self._inner = inner
+        self.answers.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 6, 10, 6)
+        layout.addLayout(top)
+        layout.addWidget(self.answers)
+        self.rows: list[QFrame] = []
+        self.open_buttons: dict[int, QPushButton] = {}
+        self.hide()
+
+    def show_found(self, text: str, found: Sequence[Found], not_seen: str) -> None:
+        """Show the answers for ``text`` (``not_seen``: what to say when there are none)."""
+        for row in self.rows:
+            self._list.removeWidget(row)
+            row.hide()
+            row.deleteLater()
+        self.rows, self.open_buttons = [], {}
+        if not found:
+            self.summary.setText(not_seen[:1].upper() + not_seen[1:] + ".")
+        else:
+            many = "answers" if len(found) != 1 else "answer"
+            self.summary.setText(f"Looked for “{text}”: {len(found)} {many}, newest first.")
+        for hit in found:
+            self._add(hit)
+        self.answers.setVisible(bool(found))
+        self.show()
+        self._fit()
+
+    def _fit(self) -> None:
+        """As tall as the answers at the list's width, up to ``MAX_HEIGHT``."""
+        layout = self._inner.layout()
+        assert layout is not None
+        layout.activate()
+        width = max(self.answers.viewport().width(), 300)
+        hint = (layout.heightForWidth(width) if layout.hasHeightForWidth()
+                else self._inner.sizeHint().height())
+        self.answers.setFixedHeight(min(hint + 4, self.MAX_HEIGHT))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self.rows and event.size().width() != event.oldSize().width():
+            self._fit()
+
+    def _add(self, hit: Found) -> None:
+        row = QFrame()
+        row.setObjectName("foundItem")
+        line = QHBoxLayout(row)
+        line.setContentsMargins(0, 0, 0, 0)
+        words = QVBoxLayout()
+        answer = _selectable(hit.answer[:1].upper() + hit.answer[1:])
+        answer.setObjectName("foundAnswer")
+        value = hit.value if len(hit.value) <= 160 else hit.value[:159] + "…"
+        where = muted(_selectable(f"found in {hit.field}: {value}"))
+        words.addWidget(answer)
+        words.addWidget(where)
+        line.addLayout(words, 1)
+        if hit.run_id is not None:
+            run_id, area_id = hit.run_id, hit.area_id
+            button = QPushButton(f"Open run #{run_id}")
+            button.setToolTip("Show this run's details below")
+            button.clicked.connect(lambda: self.openRun.emit(run_id, area_id))
+            line.addWidget(button, 0, Qt.AlignmentFlag.AlignTop)
+            self.open_buttons[run_id] = button
+        self._list.addWidget(row)
+        self.rows.append(row)
+
+
 class CheckHistory(QDialog):
     """The latest checks of one automation's trigger: when, what each found or why it
     failed, how long it took, and when the next was due and why then.
@@ -552,12 +673,20 @@ class CheckHistory(QDialog):
         table: one row per check, newest first.
         summary: the last check and the next, in a sentence.
         refresh_button: reads the checks again.
+        check_now_button: checks the trigger once without firing (``check_now``).
+        verdicts: what each item the last Check now found would do, one row each.
+        verdicts_summary: that check in a sentence (or why it did not work).
 
     Signals:
         loaded(): the checks were read (again) and are shown.
+        checkedNow(): a Check now finished; its answer is shown.
     """
 
     loaded = Signal()
+    checkedNow = Signal()
+
+    VERDICT_COLUMNS = ("Item", "At a real check", "Why")
+    ITEM, VERDICT, WHY = range(3)
 
     COLUMNS = ("When", "Result", "Items", "New", "Took", "Next check", "Problem")
     WHEN, RESULT, ITEMS, NEW, TOOK, NEXT, PROBLEM = range(7)
@@ -584,11 +713,35 @@ class CheckHistory(QDialog):
         self.refresh_button = buttons.addButton("Re&fresh",
                                                 QDialogButtonBox.ButtonRole.ActionRole)
         self.refresh_button.clicked.connect(lambda: self.tasks.spawn(self.refresh()))
+        self.check_now_button = buttons.addButton("Check &now",
+                                                  QDialogButtonBox.ButtonRole.ActionRole)
+        self.check_now_button.setToolTip(
+            "Ask the trigger for its items once and show what each would do (fire, "
+            "already seen, filtered out), without firing anything or changing what "
+            "Hookline remembers. Run now on the Automations screen fires.")
+        self.check_now_button.clicked.connect(lambda: self.tasks.spawn(self.check_now()))
         buttons.rejected.connect(self.close)
+        self.verdicts_summary = _selectable("")
+        self.verdicts_summary.setObjectName("checkNowSummary")
+        self.verdicts = _history_table(QTableWidget(0, len(self.VERDICT_COLUMNS)),
+                                       "What each item would do")
+        self.verdicts.setHorizontalHeaderLabels(list(self.VERDICT_COLUMNS))
+        self.verdicts.setWordWrap(True)
+        header = self.verdicts.horizontalHeader()
+        header.setSectionResizeMode(self.ITEM, QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(self.VERDICT, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(self.WHY, QHeaderView.ResizeMode.Stretch)
+        self.verdicts.setColumnWidth(self.ITEM, 260)
+        self.now_box = QGroupBox("Check now: what each item would do (nothing fired or saved)")
+        now_layout = QVBoxLayout(self.now_box)
+        now_layout.addWidget(self.verdicts_summary)
+        now_layout.addWidget(self.verdicts, 1)
+        self.now_box.hide()
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(self.table, 1)
         layout.addWidget(note)
+        layout.addWidget(self.now_box, 1)
         layout.addWidget(buttons)
         self.resize(900, 440)
         self.tasks.spawn(self.refresh())
@@ -634,6 +787,52 @@ class CheckHistory(QDialog):
         self.table.resizeRowsToContents()
         self.summary.setText(self._summary(checks))
 
+    async def check_now(self) -> None:
+        """Ask the trigger once, as a dry run, and show what each item would do."""
+        self.check_now_button.setEnabled(False)
+        self.now_box.show()
+        if self.height() < 640:
+            self.resize(self.width(), 640)
+        self.verdicts.setRowCount(0)
+        self.verdicts_summary.setText("Checking…")
+        self.verdicts_summary.setPalette(self.palette())
+        try:
+            verdicts = await self.bridge.check_now(self.area_id)
+        except Exception as exc:
+            self.verdicts_summary.setText(f"Could not check now: {exc}")
+            _color(self.verdicts_summary, STATUS_COLOR["failed"])
+            self.checkedNow.emit()
+            return
+        finally:
+            self.check_now_button.setEnabled(True)
+        self.show_verdicts(verdicts)
+        self.checkedNow.emit()
+
+    def show_verdicts(self, verdicts: Sequence[ItemVerdict]) -> None:
+        self.verdicts.setRowCount(len(verdicts))
+        for row, verdict in enumerate(verdicts):
+            cells = (verdict.title, VERDICT_TEXT.get(verdict.verdict, verdict.verdict),
+                     verdict.reason)
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(text if column != self.ITEM else
+                                f"{text}\nKey: {verdict.key or '(none)'}")
+                if column == self.VERDICT:
+                    item.setForeground(QColor(VERDICT_COLOR.get(verdict.verdict,
+                                                                "#5f6368")))
+                self.verdicts.setItem(row, column, item)
+        self.verdicts.resizeRowsToContents()
+        new = sum(1 for v in verdicts if v.verdict == "new")
+        at = clock(datetime.now(UTC), seconds=True)
+        if not verdicts:
+            text = f"Checked at {at}: the trigger returns nothing right now."
+        else:
+            count = f"{len(verdicts)} item{'s' if len(verdicts) != 1 else ''}"
+            fire = ("none would fire" if not new else
+                    f"{new} would fire" if new != 1 else "1 would fire")
+            text = f"Checked at {at}: the trigger returns {count}; {fire}."
+        self.verdicts_summary.setText(text)
+
     @staticmethod
     def _summary(checks: Sequence[dict[str, Any]]) -> str:
         if not checks:
@@ -659,12 +858,17 @@ class ActivityPage(QWidget):
         table: the list of runs.
         detail: the selected run's details (``RunDetail``).
         area_filter / status_filter: the two filter menus.
+        find_field: "Find an item…": an id, link or part of a title to look for (in
+            the chosen automation's events, or every automation's).
+        found: what the search found (``FoundItems``).
 
     Signals:
         refreshed(): the list was read again from the engine.
+        searched(): a search's answer is shown.
     """
 
     refreshed = Signal()
+    searched = Signal()
 
     LIMIT = 200
     REFRESH_DELAY_MS = 200
@@ -695,6 +899,20 @@ class ActivityPage(QWidget):
         self.refresh_button.setToolTip("Read the runs again (F5)")
         self.refresh_button.clicked.connect(lambda: self._spawn(self.refresh()))
         self.count_label = muted(QLabel(""))
+        self.find_field = QLineEdit()
+        self.find_field.setPlaceholderText("Find an item… (id, link or title)")
+        self.find_field.setAccessibleName("Find an item")
+        self.find_field.setToolTip("Paste an item's id or link, or type part of its title, "
+                                   "and press Enter: Hookline says whether and when it saw "
+                                   "it, and the run it started (in the chosen automation, "
+                                   "or in all)")
+        self.find_field.setClearButtonEnabled(True)
+        self.find_field.setMinimumWidth(220)
+        self.find_field.returnPressed.connect(
+            lambda: self._spawn(self.find_item(self.find_field.text())))
+        self.found = FoundItems()
+        self.found.openRun.connect(lambda run_id, area_id: self._spawn(
+            self.open_run(run_id, area_id)))
 
         filters = QHBoxLayout()
         title = heading("Activity")
@@ -708,6 +926,8 @@ class ActivityPage(QWidget):
         filters.addWidget(self.area_filter, 1)
         filters.addWidget(status_label)
         filters.addWidget(self.status_filter)
+        filters.addSpacing(8)
+        filters.addWidget(self.find_field, 1)
         filters.addStretch(0)
         filters.addWidget(self.count_label)
         filters.addWidget(self.refresh_button)
@@ -749,6 +969,7 @@ class ActivityPage(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
         layout.addLayout(filters)
+        layout.addWidget(self.found)
         layout.addWidget(self.failing)
         layout.addWidget(self.stack, 1)
         self.setMinimumSize(640, 360)
@@ -857,6 +1078,43 @@ class ActivityPage(QWidget):
         ids = ", ".join(f"#{e.id}" for e in events)
         self.detail.set_message(f"Sent again to {name} as event {ids}; its run appears at "
                                 "the top when it finishes.")
+
+    async def find_item(self, text: str) -> None:
+        """Look for an item (its id, link or part of its title) in the chosen
+        automation's events, or every automation's, and show what was found."""
+        if not text.strip():
+            self.found.hide()
+            return
+        self.find_field.setEnabled(False)
+        try:
+            found = await self.bridge.find_item(text, self.area_filter.currentData())
+        except Exception as exc:
+            self.found.show_found(text, [], f"could not look for it: {exc}")
+            self.searched.emit()
+            return
+        finally:
+            self.find_field.setEnabled(True)
+        self.found.show_found(text.strip(), found, self.bridge.not_seen(text))
+        self.searched.emit()
+
+    async def open_run(self, run_id: int, area_id: str) -> None:
+        """Show run ``run_id`` (of ``area_id``): selected in the list when it is among
+        the newest, else in the detail pane alone."""
+        self.status_filter.blockSignals(True)
+        self.status_filter.setCurrentIndex(0)
+        self.status_filter.blockSignals(False)
+        await self.select_area(area_id)
+        if self.select_run(run_id):
+            return
+        try:
+            run = await self.bridge.run(run_id)
+        except Exception as exc:
+            self.count_label.setText(f"Could not open run #{run_id}: {exc}")
+            return
+        self.table.clearSelection()
+        self._selected_id = None
+        self.stack.setCurrentWidget(self.splitter)
+        self.detail.show_run(run)
 
     # ----------------------------------------------------------------- internals
 

@@ -188,9 +188,23 @@ async def test_find_an_item_that_fired_by_its_id_link_or_a_bit_of_its_title(
         assert (found.run_id, found.event_id) == (run["id"], run["event_id"])
     [found] = await engine.find_item("release 2", area.id)
     assert (found.field, found.value) == ("title", "Release 2 is out")
-    [found] = await engine.find_item("post-1")  # its key; since then the area fired
+    [found] = await engine.find_item("post-1")  # its id is its key: it would show
+    assert found.answer.startswith("seen at the first check on ")
+
+
+async def test_a_key_no_payload_shows_is_not_claimed_as_the_first_checks(
+        engine: Engine) -> None:
+    area = await create(engine)
+    probe.controls.items = [Item("k1", {"title": "one"})]
+    await poll(engine, area)
+    probe.controls.items = [Item("k2", {"title": "two"}), Item("k1", {"title": "one"})]
+    await poll(engine, area)
+
+    [found] = await engine.find_item("k2")  # it fired, but nothing ties the key to it
+
     assert found.answer.startswith("seen by “Python blog” (still there on ")
     assert "it was there at the first check, or it fired with a payload" in found.answer
+    assert [f.run_id is not None for f in await engine.find_item("two")] == [True]
 
 
 async def test_find_an_item_that_was_there_at_the_first_check(engine: Engine) -> None:
