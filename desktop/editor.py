@@ -33,8 +33,10 @@ from PySide6.QtWidgets import (
 
 from desktop import dialogs
 from desktop.bridge import EngineBridge
+from desktop.filter_builder import ConditionBuilder
 from desktop.forms import (
     Available,
+    FieldChoice,
     FieldGroup,
     ParamField,
     ParamForm,
@@ -74,6 +76,8 @@ CONDITION = Param(
 NAME = Param("name", ParamType.TEXT, "Name", example="Morning reminder")
 #: The answers to "Discard changes?" when closing with unsaved changes.
 SAVE, DISCARD, KEEP_EDITING = "Save", "Discard", "Keep editing"
+#: ... and when quitting with unsaved changes: Cancel keeps Hookline open.
+CANCEL_QUIT = "Cancel"
 #: The largest sample body taken (as the webhook listener's default limit).
 SAMPLE_LIMIT = 1024 * 1024
 SAMPLE_EXAMPLE = '{"title": "Hello", "user": {"name": "Ada"}}'
@@ -616,16 +620,18 @@ class AreaEditor(QDialog):
         layout.addWidget(self.trigger_box)
 
         # -- only when
-        self.condition_check = QCheckBox("Only when…")
+        self.condition_check = QCheckBox("Add a condition")
         self.condition_check.setToolTip("Run the reactions only when a condition holds")
         self.condition_form = ParamForm([CONDITION], in_reaction=True,
                                         available=self._condition_available)
-        self.condition_form.setContentsMargins(24, 0, 0, 0)  # it belongs to the box above
-        self.condition_form.hide()
         self.condition_form.problemShown.connect(self._refresh_banner)
+        # rules by default, written into the template field the builder holds
+        self.condition_builder = ConditionBuilder(self.condition_form, self._condition_fields)
+        self.condition_builder.setContentsMargins(24, 0, 0, 0)  # it belongs to the box above
+        self.condition_builder.hide()
         self.condition_check.toggled.connect(self._condition_toggled)
         layout.addWidget(self.condition_check)
-        layout.addWidget(self.condition_form)
+        layout.addWidget(self.condition_builder)
 
         # -- then
         self.reactions_box = QGroupBox("Then do this")
@@ -734,15 +740,18 @@ class AreaEditor(QDialog):
         self._recheck_templates()
 
     def _condition_toggled(self, on: bool) -> None:
-        self.condition_form.setVisible(on)
+        self.condition_builder.setVisible(on)
         self._refresh_banner()  # an unused condition's problem is none
         if on:
-            field = self.condition_form.field("condition")
-            if field is not None:
-                field.focus()
+            self.condition_builder.focus()
 
     def _condition_available(self) -> Available:
         return Available.build(self._trigger_group(), (), self.sample_group)
+
+    def _condition_fields(self) -> list[FieldChoice]:
+        """What a rule can compare: the trigger's fields, then its sample event's."""
+        return [choice for group in self._condition_available().groups
+                for choice in group.choices]
 
     def _trigger_group(self) -> tuple[str, Sequence[Any]] | None:
         spec = self.trigger_spec()
@@ -849,6 +858,7 @@ class AreaEditor(QDialog):
         condition = data.get("condition")
         self.condition_check.setChecked(bool(condition))
         self.condition_form.set_values({"condition": condition or ""})
+        self.condition_builder.load(condition)
         for card in list(self.cards):
             self.cards.remove(card)
             self.cards_layout.removeWidget(card)
@@ -860,6 +870,8 @@ class AreaEditor(QDialog):
     def spec_dict(self) -> dict[str, Any]:
         """What the editor holds, in the import format."""
         out = self._held()
+        if self.condition_check.isChecked():
+            self.condition_builder.check()  # a rule not finished is refused, not dropped
         if "interval" in out:
             try:
                 out["interval"] = parse_duration(out["interval"])
@@ -1239,17 +1251,39 @@ class AreaEditor(QDialog):
     async def confirm_close(self) -> None:
         """Ask whether to save the changes, discard them, or keep editing (the default,
         and what Esc chooses)."""
-        name = str(self.name_form.values().get("name") or "").strip()
-        answer = await dialogs.choose(
-            self, "Discard changes?",
+        name = self._name()
+        answer = await self._ask_to_save(
+            "Discard changes?",
             f"Your changes to “{name}” are not saved." if name else "Your changes are not saved.",
-            [(SAVE, QMessageBox.ButtonRole.AcceptRole),
-             (DISCARD, QMessageBox.ButtonRole.DestructiveRole),
-             (KEEP_EDITING, QMessageBox.ButtonRole.RejectRole)], default=KEEP_EDITING)
+            KEEP_EDITING)
         if answer == DISCARD:
             super().reject()
         elif answer == SAVE:
             await self.save()
+
+    async def confirm_quit(self) -> bool:
+        """Hookline is quitting with these changes unsaved: save them, discard them, or
+        cancel the quit (the default, and what Esc chooses). True if the quit may go on."""
+        name = self._name()
+        answer = await self._ask_to_save(
+            "Quit Hookline?",
+            f"Save changes to “{name}”?" if name else "Save changes to the new automation?",
+            CANCEL_QUIT)
+        if answer == DISCARD:
+            super().reject()
+            return True
+        return answer == SAVE and await self.save() is not None
+
+    def _name(self) -> str:
+        return str(self.name_form.values().get("name") or "").strip()
+
+    async def _ask_to_save(self, title: str, text: str, stay: str) -> str:
+        """Save, Discard, or ``stay`` (the default, and Esc): the answer's label."""
+        return await dialogs.choose(
+            self, title, text,
+            [(SAVE, QMessageBox.ButtonRole.AcceptRole),
+             (DISCARD, QMessageBox.ButtonRole.DestructiveRole),
+             (stay, QMessageBox.ButtonRole.RejectRole)], default=stay)
 
     def done(self, result: int) -> None:
         """Closing stops what is under way (a test, loading), not the save closing it."""

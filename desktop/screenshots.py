@@ -213,6 +213,7 @@ async def _render_window(window: QMainWindow, bridge: Any, ids: dict[str, str],
         written.append(save(editor, outdir / "editor.png"))
         editor.close()
     written += await _render_error(bridge, window, outdir)
+    written += await _render_filter_builder(bridge, window, outdir)
     written += await _render_tray(bridge, window, outdir)
     window.close()
     return written
@@ -278,6 +279,37 @@ async def _render_error(bridge: Any, parent: QWidget, outdir: Path) -> list[Path
     await editor.run_test()
     await settle()
     written = [save(editor, outdir / "error-message.png")]
+    editor.close()
+    return written
+
+
+#: An automation whose condition is built from rules (docs/screenshots/filter-builder.png).
+FROST_WARNING = {
+    "name": "Frost warning",
+    "trigger": {"service": "webhook", "trigger": "incoming"},
+    "reactions": [{"service": "notify", "reaction": "notify",
+                   "params": {"title": "Cover the plants: {{ trigger.body.temperature }} °C"}}],
+}
+
+
+async def _render_filter_builder(bridge: Any, parent: QWidget, outdir: Path) -> list[Path]:
+    """The editor's condition as rules, with the fields of a sample body to choose from."""
+    from desktop.editor import AreaEditor
+    from engine.filters import Filter, Rule, to_condition
+
+    rules = Filter((Rule("trigger.body.title", "contains", "frost"),
+                    Rule("trigger.body.temperature", "lt", "2")))
+    editor = AreaEditor(bridge, parent, spec_dict=dict(FROST_WARNING,
+                                                       condition=to_condition(rules)))
+    editor.pasted_body = {"title": "Frost tonight", "temperature": "1.5", "station": "Garden"}
+    editor.show()
+    await editor.load_sample()
+    for row in editor.condition_builder.rows:
+        row.field_combo.refresh()  # as it does when it opens: the sample's names
+    await settle()
+    editor.scroller.ensureWidgetVisible(editor.condition_builder)
+    await settle(0.2)
+    written = [save(editor, outdir / "filter-builder.png")]
     editor.close()
     return written
 
