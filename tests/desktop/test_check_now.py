@@ -136,6 +136,7 @@ async def test_find_an_item_says_when_it_was_seen_and_opens_its_run(
     await until(lambda: page.detail.run is not None
                 and page.detail.run["id"] == run["run_id"])
     assert page.area_filter.currentText() == "Invoices"
+    page.grab().save("/tmp/hookline-find-opened.png")
 
     page.find_field.setText("old-invoice")
     searched = signal_once(page.searched)
