@@ -92,7 +92,8 @@ async def run(app: QApplication, data_dir: Path) -> int:
     from integrations import machine, notify
 
     quitting = asyncio.Event()
-    app.aboutToQuit.connect(quitting.set)
+    stop_waiting = quitting.set
+    app.aboutToQuit.connect(stop_waiting)
     # Quit asked for before the window exists (a signal during start) is kept too.
     def quit_now() -> None:
         quitting.set()
@@ -109,6 +110,7 @@ async def run(app: QApplication, data_dir: Path) -> int:
         await thread.start()
     except HooklineError as exc:  # locked by another copy, a damaged database...
         signals.close()
+        app.aboutToQuit.disconnect(stop_waiting)
         print(f"hookline: {exc}", file=sys.stderr)
         cannot_start(str(exc))
         return 1
@@ -117,11 +119,17 @@ async def run(app: QApplication, data_dir: Path) -> int:
         await first_start.add_demo(bridge, data_dir)
     window = MainWindow(bridge)
     tray = Tray(bridge, window)
+    # Quit asks first about an editor's unsaved changes (Cancel keeps Hookline open).
+    tray.quit_action.triggered.disconnect(tray.quit)
+    tray.quit_action.triggered.connect(window.request_quit)
     if not (tray.available and QSystemTrayIcon.supportsMessages()):
         notify.not_shown_because = NO_TRAY
     answer_hand_offs(bridge, window)
     # Logout: the session manager asks the app to save its state, then ends it.
-    app.commitDataRequest.connect(lambda _manager: app.quit())
+    def end_session(_manager: object) -> None:
+        app.quit()
+
+    app.commitDataRequest.connect(end_session)
 
     def last_window_closed() -> None:
         # Closing the window quits, unless it went to the tray (no tray: it always quits).
@@ -147,6 +155,11 @@ async def run(app: QApplication, data_dir: Path) -> int:
         bridge.close()
         await thread.stop()
         signals.close()
+        # The application outlives this run (a test's, or a second run in one process):
+        # its signals must not reach this run's window and tray any more.
+        app.aboutToQuit.disconnect(stop_waiting)
+        app.commitDataRequest.disconnect(end_session)
+        app.lastWindowClosed.disconnect(last_window_closed)
     return 0
 
 

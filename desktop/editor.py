@@ -76,6 +76,8 @@ CONDITION = Param(
 NAME = Param("name", ParamType.TEXT, "Name", example="Morning reminder")
 #: The answers to "Discard changes?" when closing with unsaved changes.
 SAVE, DISCARD, KEEP_EDITING = "Save", "Discard", "Keep editing"
+#: ... and when quitting with unsaved changes: Cancel keeps Hookline open.
+CANCEL_QUIT = "Cancel"
 #: The largest sample body taken (as the webhook listener's default limit).
 SAMPLE_LIMIT = 1024 * 1024
 SAMPLE_EXAMPLE = '{"title": "Hello", "user": {"name": "Ada"}}'
@@ -1249,17 +1251,39 @@ class AreaEditor(QDialog):
     async def confirm_close(self) -> None:
         """Ask whether to save the changes, discard them, or keep editing (the default,
         and what Esc chooses)."""
-        name = str(self.name_form.values().get("name") or "").strip()
-        answer = await dialogs.choose(
-            self, "Discard changes?",
+        name = self._name()
+        answer = await self._ask_to_save(
+            "Discard changes?",
             f"Your changes to “{name}” are not saved." if name else "Your changes are not saved.",
-            [(SAVE, QMessageBox.ButtonRole.AcceptRole),
-             (DISCARD, QMessageBox.ButtonRole.DestructiveRole),
-             (KEEP_EDITING, QMessageBox.ButtonRole.RejectRole)], default=KEEP_EDITING)
+            KEEP_EDITING)
         if answer == DISCARD:
             super().reject()
         elif answer == SAVE:
             await self.save()
+
+    async def confirm_quit(self) -> bool:
+        """Hookline is quitting with these changes unsaved: save them, discard them, or
+        cancel the quit (the default, and what Esc chooses). True if the quit may go on."""
+        name = self._name()
+        answer = await self._ask_to_save(
+            "Quit Hookline?",
+            f"Save changes to “{name}”?" if name else "Save changes to the new automation?",
+            CANCEL_QUIT)
+        if answer == DISCARD:
+            super().reject()
+            return True
+        return answer == SAVE and await self.save() is not None
+
+    def _name(self) -> str:
+        return str(self.name_form.values().get("name") or "").strip()
+
+    async def _ask_to_save(self, title: str, text: str, stay: str) -> str:
+        """Save, Discard, or ``stay`` (the default, and Esc): the answer's label."""
+        return await dialogs.choose(
+            self, title, text,
+            [(SAVE, QMessageBox.ButtonRole.AcceptRole),
+             (DISCARD, QMessageBox.ButtonRole.DestructiveRole),
+             (stay, QMessageBox.ButtonRole.RejectRole)], default=stay)
 
     def done(self, result: int) -> None:
         """Closing stops what is under way (a test, loading), not the save closing it."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QApplication,
     QHBoxLayout,
     QListWidget,
     QListWidgetItem,
@@ -21,6 +24,10 @@ from desktop.pages.automations import AutomationsPage
 from desktop.pages.presets import PresetsPage
 from desktop.pages.services import ServicesPage
 from desktop.pages.settings import SettingsPage
+from desktop.tasks import WidgetTasks
+
+if TYPE_CHECKING:
+    from desktop.editor import AreaEditor
 
 
 class MainWindow(QMainWindow):
@@ -49,6 +56,7 @@ class MainWindow(QMainWindow):
         self.bridge = bridge
         #: Whether closing hides to the tray (set by the app once it knows the tray works).
         self.tray_available = False
+        self.tasks = WidgetTasks(self)
         self.setWindowTitle("Hookline")
         self.setWindowIcon(app_icon())
         self.setMinimumSize(QSize(820, 520))
@@ -107,4 +115,35 @@ class MainWindow(QMainWindow):
             self.hide()
             self.hiddenToTray.emit()
             return
+        if self._unsaved():  # closing quits: ask about them first, then close again
+            event.ignore()
+            self.tasks.spawn(self._close_when_settled())
+            return
         event.accept()
+
+    def request_quit(self) -> None:
+        """Quit Hookline (the tray's Quit), once each editor's unsaved changes are saved
+        or discarded; Cancel in any of them keeps it open."""
+        self.tasks.spawn(self._quit_when_settled())
+
+    async def settle_unsaved(self) -> bool:
+        """Each open editor with unsaved changes asks "Save changes to <name>?" (Save,
+        Discard, Cancel). False when the user chose Cancel, or a save did not go through."""
+        for editor in self._unsaved():
+            self.bring_forward()
+            if not await editor.confirm_quit():
+                return False
+        return True
+
+    def _unsaved(self) -> list[AreaEditor]:
+        from desktop.editor import AreaEditor  # heavy: only once there may be one
+
+        return [e for e in self.findChildren(AreaEditor) if e.isVisible() and e.has_changes()]
+
+    async def _close_when_settled(self) -> None:
+        if await self.settle_unsaved():
+            self.close()
+
+    async def _quit_when_settled(self) -> None:
+        if await self.settle_unsaved():
+            QApplication.quit()
