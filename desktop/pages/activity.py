@@ -292,6 +292,13 @@ class RunDetail(QScrollArea):
         self.times.addRow("Finished:", self.finished)
         self.times.addRow("Took:", self.took)
         self.times.addRow("Event:", self.event_label)
+        self.trace_label = _selectable("")
+        self.trace_label.setObjectName("traceId")
+        self.trace_label.setToolTip(
+            "The trace id this run's requests carried (the traceparent header, W3C Trace "
+            "Context) and its lines in Hookline's log: search for it in the services' logs "
+            "to follow this event")
+        self.times.addRow("Trace:", self.trace_label)
         self.replay_button = QPushButton("&Replay")
         self.replay_button.setToolTip("Send this run's event again into the automation as "
                                       "it is now (after you fixed it, for example)")
@@ -373,6 +380,8 @@ class RunDetail(QScrollArea):
         event_id = run.get("event_id")
         self.event_label.setText(f"#{event_id}" if event_id is not None
                            else "no longer kept (removed by retention)")
+        trace = run.get("trace_id")
+        self.trace_label.setText(str(trace) if trace else "—")
         self.replay_button.setEnabled(event_id is not None)
         self.replay_button.setToolTip(
             "Send this run's event again into the automation as it is now"

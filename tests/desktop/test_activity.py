@@ -4,6 +4,7 @@ happened, and Replay sends an event again."""
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -136,6 +137,10 @@ async def test_detail_shows_payload_steps_attempts_and_error(
     assert "cannot reach" in detail.error_label.text()
     assert "after 3 attempts" in detail.error_label.text()
     assert detail.condition.text().startswith("No condition")
+    # The trace id its requests carried, to follow the event in other services' logs.
+    [record] = await bridge.runs(bad.id)
+    assert re.fullmatch(r"[0-9a-f]{32}", detail.trace_label.text())
+    assert detail.trace_label.text() == record["trace_id"]
     [box] = detail.step_boxes
     assert box.title() == "1. HTTP: Send a request"
     texts = [w.text() for w in box.findChildren(QLabel) if w.objectName() == "attempt"]
