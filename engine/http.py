@@ -138,13 +138,22 @@ class HttpResponse:
                 return max(0.0, when.timestamp() - time.time())
         return None
 
+    def readable_detail(self, limit: int = 160) -> str:
+        """What the body says, as one short line a person can read in a message; empty
+        for an HTML page (its markup, scripts and styles would fill the message)."""
+        text = self.text()[:4096].strip()
+        if "html" in (self.header("Content-Type") or "").lower() or text.startswith("<"):
+            return ""
+        line = " ".join(text.split())
+        return line if len(line) <= limit else line[:limit - 1].rstrip() + "…"
+
     def raise_for_status(self) -> HttpResponse:
         """Self if 2xx/3xx; else the engine error that says what kind of failure."""
         status = self.status
         if status < 400:
             return self
         where = redact_url(self.url)
-        detail = self.text()[:200].strip()
+        detail = self.readable_detail()
         message = f"{where} answered {status}" + (f": {detail}" if detail else "")
         if status == 429:
             raise RateLimited(message, self.retry_after())
