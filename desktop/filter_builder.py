@@ -308,14 +308,17 @@ class ConditionBuilder(QWidget):
         save the condition without it; mark it on its row."""
         if not self.in_builder():
             return
-        for index, row in enumerate(self.rows):
+        unfinished = 0
+        for row in self.rows:
             rule = row.rule()
             if rule == Rule("", rule.op, ""):
                 continue  # an untouched blank row is no rule
             wrong = filters.problem(rule)
             row.show_problem(wrong)
-            if wrong:
-                raise ValidationError("condition", f"rule {index + 1}: {wrong}")
+            unfinished += wrong is not None
+        if unfinished:
+            raise ValidationError("condition", "finish the rule marked above" if unfinished == 1
+                                  else "finish the rules marked above")
 
     def focus(self) -> None:
         """Put the keyboard on the first rule (a blank one when there is none)."""

@@ -139,7 +139,7 @@ def problem(rule: Rule) -> str | None:
         return None if number_text(rule.value) is not None else (
             f"{op.label} compares numbers: enter a number, e.g. 2 or 1.5")
     if rule.value == "":
-        return f"enter the text the field {op.label}"
+        return "enter the text to compare with"
     if op.id == "matches":
         try:
             re.compile(rule.value)

@@ -152,7 +152,9 @@ async def test_a_rule_not_finished_is_refused_on_save(
     qtbot.keyClicks(row.value_edit, "two")
     assert row.error.isVisible() and "enter a number" in row.error.text()
     assert await editor.save() is None
-    assert editor.banner.text().startswith("Not saved")
+    assert editor.banner.text().startswith("Not saved: 1 problem")
+    assert editor.condition_builder.field.error.isVisible()  # under the rules
+    assert editor.condition_builder.field.error.text() == "finish the rule marked above"
     assert bridge.engine.areas() == []
 
 
