@@ -148,8 +148,7 @@ def format_test_result(result: Mapping[str, Any], titles: Sequence[str], *,
         lines.append("Condition: true — the reactions run." if condition else
                      "Condition: false — nothing would run (the run is noted as skipped).")
     for index, step in enumerate(result.get("reactions") or []):
-        title = (titles[index] if index < len(titles)
-                 else f"{step.get('service')}.{step.get('reaction')}")
+        title = titles[index] if index < len(titles) else f"Reaction {index + 1}"
         lines.append("")
         if not live:
             lines.append(f"{index + 1}. {title} would send:")

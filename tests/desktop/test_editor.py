@@ -638,3 +638,11 @@ def test_the_check_every_hint_offers_only_intervals_the_trigger_allows(
     assert feed.min_interval == 60
     assert interval_param(feed).help == ("How often to look for something new: every 1m or "
                                          "more, e.g. 1m, 15m, 1h. Empty: every 15m.")
+
+
+def test_a_result_without_a_reactions_title_never_shows_internal_names() -> None:
+    text = format_test_result({"trigger": {}, "reactions": [
+        {"service": "notify", "reaction": "notify", "would_send": {"title": "Hi"}}]}, [],
+        live=False)
+    assert "1. Reaction 1 would send:" in text.splitlines()
+    assert "notify.notify" not in text
