@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEMO_NAME = "Demo: a heartbeat line every minute (delete it when you like)"
+DEMO_NAME = "Demo (delete me): a heartbeat line every minute"
 #: The file the demo adds its lines to, in the data folder.
 DEMO_FILE = "demo-heartbeat.log"
 
