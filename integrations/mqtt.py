@@ -55,8 +55,14 @@ BUFFER_LIMIT = 1000
 #: schedule) is the oldest acknowledged on arrival past this many.
 ACK_WINDOW = 5
 #: Topics whose latest value each area remembers, so that the value a broker keeps for
-#: a topic (retained), sent again on every reconnection, fires only when it is new.
-VALUE_MEMORY = 1000
+#: a topic (retained), sent again on every reconnection, fires only when it is new. Each
+#: takes about 30 bytes of the area's saved state (hashes of the topic and the value).
+#: Past it the least recently changed are forgotten; a kept value that comes again for a
+#: forgotten topic does not fire (it may be one the area had), and the next check fails
+#: saying how many did not.
+VALUE_MEMORY = 10_000
+#: Hex digits of the topic's and of the value's hash kept per remembered topic.
+VALUE_KEY = 12
 #: The largest payload turned into an event (the webhook listener's limit too).
 MAX_PAYLOAD = 1024 * 1024
 #: Seconds between reconnection attempts: the first, doubling up to the last.
@@ -489,6 +495,8 @@ class Inbox:
         self.hold = hold
         self.received = 0
         self.dropped = 0
+        self.unsure = 0  # kept values of forgotten topics not fired (saved checks)
+        self._unsure_taken = 0  # ... in the last check, until the engine saved it
         self._held: deque[_Held] = deque()
         self._serials = itertools.count()
         self._handed = 0  # how many of the first held the last check handed out
@@ -578,6 +586,8 @@ class Inbox:
         if self._token is None or state.get("batch") != self._token:
             return
         self._confirmed = []
+        self.unsure += self._unsure_taken
+        self._unsure_taken = 0
         for _ in range(self._handed):
             held = self._held.popleft()
             if not held.acked:
@@ -593,15 +603,21 @@ class Inbox:
         unchanged. Writes into ``state`` what the engine saves with them: the check's
         token, each topic's latest value, the saved messages the broker may send again."""
         batch = list(itertools.islice(self._held, self.limit))
-        values = {str(topic): str(digest) for topic, digest in state.get("values", ())}
+        values = _kept_values(state)
+        forgot = bool(state.get("forgot"))
         items: list[Item] = []
+        self._unsure_taken = 0
         for held in batch:
             if held.item is None:
                 continue
-            before = values.pop(held.topic, None)
-            values[held.topic] = held.digest  # last: the least recently changed go first
-            if held.retained and held.digest == before:
+            topic, value = _short(held.topic), held.digest[:VALUE_KEY]
+            before = values.pop(topic, None)
+            values[topic] = value  # last: the least recently changed go first
+            if held.retained and value == before:
                 continue  # the broker's kept value, sent again on subscribing: had it
+            if held.retained and before is None and forgot:
+                self._unsure_taken += 1  # a forgotten topic's: maybe a value it had
+                continue
             item = held.item
             if held.retained and before is None:
                 # Hookline used to key a kept value by its digest: seen so, it is not new.
@@ -618,7 +634,11 @@ class Inbox:
         resend = dict(self._restored)
         resend.update((held.mid, held.digest) for held in doubtful if held not in unsaved)
         state["batch"] = self._token
-        state["values"] = [[topic, digest] for topic, digest in values.items()][-self.memory :]
+        if len(values) > self.memory:
+            values = dict(itertools.islice(values.items(), len(values) - self.memory, None))
+            state["forgot"] = True
+        state["kept"] = values
+        state.pop("values", None)  # (the form before: whole topics and digests)
         state["resend"] = [[mid, digest] for mid, digest in resend.items()]
         return items
 
@@ -642,6 +662,19 @@ class Inbox:
         if len(self._acked) > self.limit + self.window:  # (what one check acknowledges)
             self._acked.popitem(last=False)
         return True
+
+
+def _kept_values(state: Mapping[str, Any]) -> dict[str, str]:
+    """The area's remembered topics (hashed) and their latest values' hashes, least
+    recently changed first, from the saved state (also as saved before: ``values``)."""
+    kept = state.get("kept")
+    if isinstance(kept, dict):
+        return {str(topic): str(value) for topic, value in kept.items()}
+    return {_short(str(t)): str(d)[:VALUE_KEY] for t, d in state.get("values", ())}
+
+
+def _short(topic: str) -> str:
+    return hashlib.sha256(topic.encode("utf-8", "surrogatepass")).hexdigest()[:VALUE_KEY]
 
 
 def _digest(topic: str, payload: bytes) -> str:
@@ -726,6 +759,15 @@ class Subscription:
                     f"{OPERATION_TIMEOUT + 5:g} s"
                 ) from None
         self.inbox.confirm(state)
+        if self.inbox.unsure:
+            unsure, self.inbox.unsure = self.inbox.unsure, 0
+            raise PermanentError(
+                f"MQTT {self.topic}: {unsure} retained message(s) came again for topics "
+                f"whose last value Hookline no longer remembers (it remembers "
+                f"{VALUE_MEMORY:,} topics per automation), and did not fire: they may be "
+                "values this automation already had. Choose a narrower topic if every "
+                "topic's changes matter."
+            )
         if self.inbox.dropped:
             dropped, self.inbox.dropped = self.inbox.dropped, 0
             # A failed check is what the engine records and shows; the messages held
@@ -987,7 +1029,9 @@ async def aclose_all() -> None:
     "With QoS 0 the rest is dropped, and the check fails saying how many. "
     "A retained message (the value the broker keeps for a topic and sends again on every "
     "reconnection) fires once per value: again only when the value changes (on a topic "
-    "that also carries messages that are not retained, after each of those).",
+    "that also carries messages that are not retained, after each of those). Hookline "
+    f"remembers the latest value of {VALUE_MEMORY:,} topics per automation; past that, a "
+    "kept value sent again for a topic it forgot does not fire, and the check says so.",
     params=[
         *_connection_params(),
         Param(

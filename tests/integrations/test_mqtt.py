@@ -17,6 +17,7 @@ from sqlalchemy import select
 from engine import (
     AuthError,
     HttpClient,
+    Item,
     PermanentError,
     PollResult,
     RateLimited,
@@ -869,6 +870,53 @@ async def test_a_qos_0_burst_past_the_buffer_is_a_failed_check_saying_how_many_w
     assert (latest["outcome"], latest["new"]) == ("new", 3)
     assert failed["outcome"] == "failed"
     assert failed["error"].startswith("MQTT burst: 2 message(s) dropped: more than 3 arrived")
+
+
+def test_a_kept_value_remembered_in_the_form_before_does_not_fire_again() -> None:
+    """Areas saved whole topics and 32-digit digests before; they are read as hashes."""
+    topic, payload = "heating/target", b"21"
+    state: dict[str, Any] = {"values": [[topic, mqtt._digest(topic, payload)]]}
+    inbox = mqtt.Inbox(10, 5, 100, hold=True)
+    inbox.receive(Item("k1", {"payload": "21"}), topic=topic,
+                  digest=mqtt._digest(topic, payload), retained=True, qos=0, mid=1, acked=True)
+    assert inbox.take(state) == []
+    assert "values" not in state and list(state["kept"].values()) == [
+        mqtt._digest(topic, payload)[:mqtt.VALUE_KEY]]
+
+
+async def test_past_its_memory_a_forgotten_topics_kept_value_does_not_fire_again(
+    engine: Engine, start_mosquitto: StartMosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The area remembers the latest value of VALUE_MEMORY topics; past it the least
+    recently changed are forgotten. Their kept values, sent again on reconnecting, do not
+    fire a second time: they are counted, and a failed check says how many."""
+    monkeypatch.setattr(mqtt, "VALUE_MEMORY", 3)
+    broker = start_mosquitto(persistent=True)
+    area = await engine.create_area(watching(broker, "sensor/+", "0"))
+    engine.scheduler.remove(area.id)
+    assert await check(engine, area.id) == 0
+    for n in range(5):
+        await send(broker, f"sensor/{n}", f"2{n}", retain=True)
+    await until(area.id, lambda s: s.received == 5)
+    assert await check(engine, area.id) == 5
+
+    before = (await until(area.id, lambda s: s.connected)).received
+    broker.stop()
+    await until(area.id, lambda s: not s.connected)
+    broker.start()
+    # subscribed again: the broker sends all five kept values, now with retain=1
+    await until(area.id, lambda s, n=before + 5: s.received == n)
+    assert await check(engine, area.id) == 0  # three remembered, two forgotten
+    assert await check(engine, area.id) == 0
+    await send(broker, "sensor/0", "30", retain=True)  # a change still fires
+    await until(area.id, lambda s, n=before + 6: s.received == n)
+    assert await check(engine, area.id) == 1
+    assert await fired(engine, area.id) == ["20", "21", "22", "23", "24", "30"]
+    await engine.wait_idle()
+    failed = next(c for c in await engine.checks(area.id) if c["outcome"] == "failed")
+    assert failed["error"].startswith(
+        "MQTT sensor/+: 2 retained message(s) came again for topics whose last value "
+        "Hookline no longer remembers (it remembers 3 topics per automation)")
 
 
 async def test_a_publish_in_a_run_carries_the_runs_trace_as_a_user_property(
