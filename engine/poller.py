@@ -240,10 +240,16 @@ class Poller:
 
 
 def oldest_first(items: list[Item]) -> list[Item]:
-    """New items in the order they fire: by their own time where every one has one (the
-    source's order kept among equal times), else the source's order reversed (feeds and
-    APIs list newest first)."""
+    """New items in the order they fire: by their own time where every one has one,
+    else the source's order reversed (feeds and APIs list newest first).
+
+    Among equal times the listing's own direction decides: a listing that runs newest
+    first (its first item is not older than its last, as most feeds and APIs list, and
+    as a listing of equal times is taken to be) fires them in reverse listing order, one
+    that runs oldest first in listing order."""
     if items and all(i.at is not None for i in items):
+        if _utc(items[0].at) >= _utc(items[-1].at):
+            items = items[::-1]
         return sorted(items, key=lambda i: _utc(i.at))
     return items[::-1]
 

@@ -241,9 +241,10 @@ async def _poll(ctx: PollContext, key: Callable[[FoundFile], str]) -> PollResult
     found = await asyncio.to_thread(
         scan, folder, ctx.params["pattern"] or "*", bool(ctx.params["recursive"])
     )
-    # In name order, each with its time: new files fire oldest first, by name among
-    # files of the same time (a folder lists them in no particular order).
-    found.sort(key=lambda f: f.relative)
+    # Newest first, each with its time, and by name backwards among files of the same
+    # time (a folder lists them in no particular order): new files fire oldest first,
+    # and by name among files of the same time (engine.poller.oldest_first).
+    found.sort(key=lambda f: (f.stat.st_mtime, f.relative), reverse=True)
     return PollResult([Item(key(f), _data(f), at=datetime.fromtimestamp(f.stat.st_mtime, UTC))
                        for f in found])
 

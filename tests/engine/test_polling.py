@@ -118,6 +118,23 @@ async def test_new_items_fire_by_their_own_time_whatever_the_listing_order(
     assert [r["text"] for r in probe.controls.received] == ["D", "E", "F", "G1", "G2"]
 
 
+def test_equal_times_fire_in_the_listings_own_direction() -> None:
+    """Ties among items that carry their time: a feed that lists newest first fired the
+    newer of two items of the same second first; it now fires them as it would without
+    times, oldest first. A listing that runs oldest first keeps its order."""
+    day = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def item(name: str, hours: int) -> Item:
+        return Item(name, {"title": name}, at=day + timedelta(hours=hours))
+
+    newest_first = [item("C2", 2), item("C1", 2), item("B", 1), item("A2", 0), item("A1", 0)]
+    # (the same items listed oldest first: A1 A2 B C1 C2)
+    assert [i.key for i in oldest_first(newest_first)] == ["A1", "A2", "B", "C1", "C2"]
+    assert [i.key for i in oldest_first(newest_first[::-1])] == ["A1", "A2", "B", "C1", "C2"]
+    same_second = [item("3", 0), item("2", 0), item("1", 0)]  # as a feed lists them
+    assert [i.key for i in oldest_first(same_second)] == ["1", "2", "3"]
+
+
 def test_items_without_a_time_are_taken_as_listed_newest_first() -> None:
     listed = items(3)  # k2, k1, k0
     assert [i.key for i in oldest_first(listed)] == ["k0", "k1", "k2"]

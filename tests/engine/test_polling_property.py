@@ -1,8 +1,9 @@
 """The poller's promise as a property: whatever the source shows, poll after poll (items
 added, removed, re-added, reordered, retitled, more than the seen memory's bound, with or
 without their own time), across cleanups, restarts and kills, every item that appears
-fires exactly once, oldest first by its own time (else in the source's newest-first
-order, reversed), and nothing fires again after a restart. The one exception of the
+fires exactly once, oldest first by its own time (equal times in the direction the new
+items are listed; without times in the source's newest-first order, reversed), and
+nothing fires again after a restart. The one exception of the
 bounded memory: an item that had left the source when a cleanup ran may be forgotten,
 and fires again, once, if it comes back.
 
@@ -187,7 +188,9 @@ class PollerMachine(RuleBasedStateMachine):
             fired_now = {_key(r) for r in probe.controls.received[fired_since:]}
             fresh = [i for i in shown if i.key not in self.seen_ever
                      or (i.key in self.forgettable and i.key in fired_now)]
-            if self.timed:  # oldest first by time; among equal times, as listed
+            if self.timed:  # oldest first by time; among equal times, the listing's way
+                if fresh and (fresh[0].at or DAY) >= (fresh[-1].at or DAY):
+                    fresh.reverse()  # the new items run newest first
                 fresh.sort(key=lambda i: i.at or DAY)
             else:  # listed newest first
                 fresh.reverse()

@@ -37,7 +37,9 @@ async def react(http: HttpClient, reaction: str, params: Mapping[str, Any]) -> A
 
 
 def names(result: PollResult) -> list[str]:
-    return [item.data["name"] for item in result.items]
+    """The names a check lists, sorted (it lists them newest first; the order they fire
+    in is oldest_first's, tested on its own)."""
+    return sorted(item.data["name"] for item in result.items)
 
 
 @pytest.fixture
@@ -80,7 +82,8 @@ async def test_new_file_lists_visible_files_with_their_details(
 ) -> None:
     result = await poll(http, "file_created", {"folder": str(watched)})
     assert names(result) == ["report.txt", "scan.PDF"]
-    report = result.items[0].data
+    by_name = {i.data["name"]: i.data for i in result.items}
+    report = by_name["report.txt"]
     mtime = (watched / "report.txt").stat().st_mtime
     assert report == {
         "path": str(watched / "report.txt"),
@@ -91,7 +94,7 @@ async def test_new_file_lists_visible_files_with_their_details(
         "extension": "txt",
     }
     assert datetime.fromisoformat(report["modified"]).timestamp() == int(mtime)
-    assert result.items[1].data["extension"] == "pdf"
+    assert by_name["scan.PDF"]["extension"] == "pdf"
 
 
 async def test_pattern_filters_names_and_may_list_several(http: HttpClient, watched: Path) -> None:
@@ -113,8 +116,8 @@ async def test_a_pattern_starting_with_a_dot_finds_dotted_files(
 
 async def test_subfolders_are_watched_only_when_asked(http: HttpClient, watched: Path) -> None:
     result = await poll(http, "file_created", {"folder": str(watched), "recursive": True})
-    assert names(result) == ["report.txt", "scan.PDF", "deep.txt"]
-    deep = result.items[2]
+    assert names(result) == ["deep.txt", "report.txt", "scan.PDF"]
+    [deep] = [i for i in result.items if i.data["name"] == "deep.txt"]
     assert deep.data["folder"] == str(watched / "sub")
     assert deep.key is not None
     assert deep.key.startswith("sub/deep.txt|")
