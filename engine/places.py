@@ -10,7 +10,8 @@ from engine.errors import CatalogError
 from engine.registry import Registry
 
 #: A path (or two, the run's and the step's) at the start of an engine message.
-_LEADING = re.compile(r"^(?:(?:reactions\[\d+\]|trigger)(?:\.[\w.]+)?(?: [^:]{1,80})?: )+")
+_LEADING = re.compile(
+    r"^(?:(?:reactions\[\d+\]|trigger|condition)(?:\.[\w.]+)?(?: [^:]{1,80})?: )+")
 _PATH = re.compile(r"^(reactions\[(\d+)\]|trigger)(?:\.params\.(\w+))?")
 _OTHERS = {"name": "Name", "condition": "Condition", "interval": "Check every",
            "catch_up": "If a time is missed", "reactions": "Reactions"}

@@ -32,6 +32,7 @@ from engine.errors import (
 )
 from engine.http import HttpClient
 from engine.journal import Journal, Journaled, RunRecord
+from engine.places import in_words
 from engine.registry import Registry
 from engine.settings import Settings
 from engine.storage.schema import utcnow
@@ -209,10 +210,10 @@ class Runner:
             deferred = True
             status, error = "failed", (f"{trouble}; it runs again once the disk takes "
                                        "writes")
-        except _StepFailed as failed:
-            status, error = "failed", failed.message
+        except _StepFailed as failed:  # said with the step's place as the editor names it
+            status, error = "failed", in_words(failed.message, spec, self.registry)
         except HooklineError as exc:  # condition problems
-            status, error = "failed", str(exc)
+            status, error = "failed", in_words(str(exc), spec, self.registry)
             if condition is None and spec.condition:
                 condition = {"expression": spec.condition, "error": str(exc)}
         # deferred: the event stays pending (run again now, or after a restart)
@@ -279,7 +280,7 @@ class Runner:
             spec = self.registry.reaction(step.service, step.action)
             params, shown = await self.render_params(area, event, index, step, spec, outputs)
         except (CatalogError, ValidationError) as exc:
-            record.update(status="failed", error=str(exc))
+            record.update(status="failed", error=in_words(str(exc), area.spec, self.registry))
             raise _StepFailed(f"{where}: {exc}") from None
         record["params"] = shown
         if spec.requires_setting and not getattr(self.settings, spec.requires_setting):

@@ -26,12 +26,15 @@ class Settings:
 
     database_url: str = _setting(
         "", ParamType.TEXT, "Database URL",
-        "Leave empty for the SQLite file in the data folder. A headless install may use "
-        "a PostgreSQL URL (postgresql+asyncpg://...).",
+        "Where Hookline keeps your automations and their history. Leave it empty to keep "
+        "them in a file in the data folder, which is right on this computer. Fill it in "
+        "only for a server install that shares a PostgreSQL database: the address its "
+        "administrator gives you, with postgresql+asyncpg:// at its start in place of "
+        "postgresql://.",
     )
     listener_enabled: bool = _setting(
         True, ParamType.BOOL, "Webhook listener",
-        "Receive webhooks for areas whose trigger is a webhook.",
+        "Receive webhooks for automations whose trigger is a webhook.",
     )
     listener_host: str = _setting(
         "127.0.0.1", ParamType.TEXT, "Listen on address",
@@ -49,7 +52,7 @@ class Settings:
     )
     allow_shell: bool = _setting(
         False, ParamType.BOOL, "Run shell commands",
-        "Let areas run programs on this computer. Off by default: an area that runs "
+        "Let automations run programs on this computer. Off by default: one that runs "
         "programs can do anything you can.",
     )
     allow_internal_targets: bool = _setting(
@@ -65,7 +68,7 @@ class Settings:
     )
     pause_after_failures: int = _setting(
         5, ParamType.INTEGER, "Pause after failed runs",
-        "An area pauses itself after this many failed runs in a row (0 never pauses).",
+        "An automation pauses itself after this many failed runs in a row (0 never pauses).",
         minimum=0, maximum=1000,
     )
     reaction_attempts: int = _setting(
@@ -93,7 +96,7 @@ class Settings:
         minimum=1, maximum=3650,
     )
     max_runs_per_area: int = _setting(
-        1000, ParamType.INTEGER, "Runs kept per area",
+        1000, ParamType.INTEGER, "Runs kept per automation",
         "Older runs beyond this count are removed (failures last).",
         minimum=10, maximum=1_000_000,
     )

@@ -19,7 +19,7 @@ from engine import Field, Param, ParamType, Service, ValidationError
 service = Service(
     "timer",
     "Timer",
-    "Start areas on a schedule: every few minutes, every day at a set time, on chosen "
+    "Start automations on a schedule: every few minutes, every day at a set time, on chosen "
     "weekdays, or with a cron expression.",
     icon="timer.svg",
 )
@@ -107,7 +107,8 @@ def _days(values: Sequence[str]) -> list[str]:
 @service.schedule_trigger(
     "every",
     "Every so often",
-    "Runs at a fixed interval, counted from when the area starts.",
+    "Runs at a fixed interval, counted from when the automation is switched on (or the "
+    "app starts).",
     params=[
         Param(
             "interval",

@@ -13,7 +13,7 @@ from engine import Field, Item, Param, ParamType, PushRequest, Rejected, Service
 service = Service(
     "webhook",
     "Webhook",
-    "Start an area when another program or website sends a request to its address.",
+    "Start an automation when another program or website sends a request to its address.",
     icon="webhook.svg",
 )
 
@@ -40,7 +40,7 @@ _BODY_CHOICES = (
 @service.push_trigger(
     "incoming",
     "Request received",
-    "Fires when a POST or PUT arrives at the area's webhook address.",
+    "Fires when a POST or PUT arrives at the automation's webhook address.",
     params=[
         Param(
             "body",

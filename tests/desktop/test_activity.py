@@ -136,6 +136,7 @@ async def test_detail_shows_payload_steps_attempts_and_error(
     assert detail.error_box.isVisible()
     assert "cannot reach" in detail.error_label.text()
     assert "after 3 attempts" in detail.error_label.text()
+    assert detail.error_label.text().startswith("Reaction 1 (Send a request): cannot reach")
     assert detail.condition.text().startswith("No condition")
     # The trace id its requests carried, to follow the event in other services' logs.
     [record] = await bridge.runs(bad.id)

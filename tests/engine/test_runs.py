@@ -97,6 +97,24 @@ async def test_repeated_failures_pause_the_area_and_tell_the_user(engine: Engine
     assert len(runs[0]["steps"][0]["attempts"]) == 1  # retry=False: tried once
 
 
+async def test_a_run_error_names_the_reaction_as_the_editor_does(engine: Engine) -> None:
+    """What Activity and the Health tooltip show: the reaction's number and name, and a
+    field by its label, never the engine's path ("reactions[0]")."""
+    failing = await engine.create_area(area(reactions=[
+        {"service": "probe", "reaction": "record", "params": {"text": "ok"}},
+        {"service": "probe", "reaction": "fail"}]))
+    missing = await engine.create_area(area(name="Missing"))
+    await engine.run_now(failing.id, {"title": "a", "n": 0})
+    await engine.run_now(missing.id, {"n": 0})
+    await engine.wait_idle()
+    [failed] = await engine.store.runs(failing.id)
+    assert failed["error"].startswith("Reaction 2 (Fail): the far side said no")
+    [unfilled] = await engine.store.runs(missing.id)
+    assert unfilled["error"].startswith("Reaction 1 (Record), field Text: ")
+    assert unfilled["steps"][0]["error"].startswith("Reaction 1 (Record), field Text: ")
+    assert "reactions[" not in failed["error"] + unfilled["error"]
+
+
 async def test_one_failing_area_does_not_stall_another(engine: Engine) -> None:
     probe.controls.fail_with = PermanentError
     bad = await engine.create_area(area(reactions=[{"service": "probe", "reaction": "fail"}]))
