@@ -313,7 +313,13 @@ class EngineBridge(QObject):
         return self.engine.area(area_id)
 
     async def account_choices(self, service_id: str) -> list[tuple[str, str]]:
-        """(id, name) of the service's connected accounts, for the editor's picker."""
+        """(id, name) of the service's connected accounts, for the editor's picker; for
+        a service that acts as a custom OAuth 2 provider's account (HTTP), those
+        accounts, named "PROVIDER: NAME"."""
+        service = self.registry.services.get(service_id)
+        if service is not None and service.custom_accounts and not service.needs_account:
+            return [(a.id, f"{a.service_id}: {a.name}") for a in await self.accounts()
+                    if a.service_id not in self.registry.services]
         return [(a.id, a.name) for a in await self.accounts(service_id)]
 
     async def saved_secrets(self, area_id: str) -> set[tuple[str, str]]:

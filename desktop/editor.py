@@ -172,6 +172,12 @@ def format_test_result(result: Mapping[str, Any], titles: Sequence[str], *,
 AccountsFn = Callable[[str], Awaitable[list[tuple[str, str]]]]
 
 
+def uses_account(service: Service | None) -> bool:
+    """Whether a step of ``service`` may act as an account: its own, or (HTTP) a custom
+    OAuth 2 provider's."""
+    return service is not None and (service.needs_account or service.custom_accounts)
+
+
 class StepPicker(QWidget):
     """Which service, then which of its triggers (or reactions), with its description;
     for a service that acts as one of the user's accounts, which account.
@@ -298,8 +304,8 @@ class StepPicker(QWidget):
                                               action.description,
                                               Qt.ItemDataRole.ToolTipRole)
         self.action_combo.blockSignals(False)
-        self.account_row.setVisible(service is not None and service.needs_account)
-        if service is not None and service.needs_account:
+        self.account_row.setVisible(uses_account(service))
+        if uses_account(service):
             self.tasks.spawn(self.load_accounts())
         self._action_changed()
 
@@ -311,8 +317,7 @@ class StepPicker(QWidget):
 
     def account(self) -> str | None:
         """The chosen account's id (or, before the list has loaded, the one asked for)."""
-        service = self.service()
-        if service is None or not service.needs_account:
+        if not uses_account(self.service()):
             return None
         if not self._accounts_loaded:
             return self._wanted_account
@@ -328,8 +333,7 @@ class StepPicker(QWidget):
     def asked_account(self) -> str | None:
         """The account asked for (by the area opened, or chosen by the user since): what
         the user set, unlike ``account()``, which a list still loading changes."""
-        service = self.service()
-        if service is None or not service.needs_account:
+        if not uses_account(self.service()):
             return None
         return self._wanted_account
 
@@ -337,26 +341,32 @@ class StepPicker(QWidget):
         data = self.account_combo.itemData(index)
         self._wanted_account = str(data) if data else None
 
-    def _select_account(self) -> None:
+    def _select_account(self) -> bool:
+        """Select the account asked for; whether it is in the list."""
         ref = (self._wanted_account or "").casefold()
         for index in range(self.account_combo.count()):
-            if ref in (str(self.account_combo.itemData(index)).casefold(),
-                       self.account_combo.itemText(index).casefold()):
+            text = self.account_combo.itemText(index).casefold()
+            if ref in (str(self.account_combo.itemData(index)).casefold(), text,
+                       text.replace(": ", ":", 1)):  # "PROVIDER:NAME" names a custom one
                 self.account_combo.setCurrentIndex(index)
-                return
+                return True
+        return False
 
     async def load_accounts(self) -> None:
         """Fill the account list for the chosen service."""
         service = self.service()
         self._accounts_loaded = False
         self.account_combo.clear()
-        self.account_row.setVisible(service is not None and service.needs_account)
-        if service is None or not service.needs_account or self._list_accounts is None:
+        self.account_row.setVisible(uses_account(service))
+        if service is None or not uses_account(service) or self._list_accounts is None:
             return
         choices = await self._list_accounts(service.id)
         if service.id != self.service_id():
             return  # the user moved on meanwhile
         self.account_combo.clear()  # again: two loads may have overlapped
+        if not service.needs_account:
+            self._fill_custom_accounts(choices)
+            return
         spec = self.spec()
         optional = isinstance(spec, ReactionSpec) and spec.account_optional
         if optional:
@@ -371,6 +381,25 @@ class StepPicker(QWidget):
             f"No {service.name} account is connected yet: connect one on the Accounts "
             "screen, then come back."
             + (" This reaction can also work without one." if optional else ""))
+
+    def _fill_custom_accounts(self, choices: list[tuple[str, str]]) -> None:
+        """A service that may act as a custom OAuth 2 provider's account (HTTP): none
+        first, then those accounts."""
+        self.account_combo.addItem("No account", "")
+        for account_id, name in choices:
+            self.account_combo.addItem(name, account_id)
+        self._accounts_loaded = True
+        if not self._select_account() and self._wanted_account:
+            # Kept, not silently dropped on save: saving says it is not connected.
+            self.account_combo.addItem(f"{self._wanted_account} (not connected)",
+                                       self._wanted_account)
+            self._select_account()
+        self.account_combo.setEnabled(True)
+        self.account_note.setText(
+            "Requests carry this account's token; with none they carry no one's."
+            if choices else
+            "No custom OAuth 2 provider's account is connected: requests carry no one's "
+            "token. Add a provider on the Accounts screen to sign requests.")
 
     def _action_changed(self) -> None:
         spec = self.spec()
