@@ -45,6 +45,7 @@ from desktop.forms import (
     small_label,
 )
 from desktop.icons import service_icon
+from desktop.tab_order import lay_tab_order
 from desktop.tasks import WidgetTasks
 from desktop.wheel import guard_inputs
 from engine.areas import AreaSpec, Step
@@ -597,6 +598,7 @@ class AreaEditor(QDialog):
         self.scroller = QScrollArea()
         self.scroller.setWidgetResizable(True)
         self.scroller.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroller.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # no stop of its own on Tab
         body = QWidget()
         self.body = body
         layout = QVBoxLayout(body)
@@ -1266,6 +1268,12 @@ class AreaEditor(QDialog):
         if target is not None:
             self.scroller.ensureWidgetVisible(target)
             target.focus()
+
+    def focusNextPrevChild(self, next: bool) -> bool:
+        """Tab and Shift+Tab go in reading order, whatever came since (a trigger's
+        fields, a reaction, the condition's rules): the order is laid again first."""
+        lay_tab_order(self)
+        return super().focusNextPrevChild(next)
 
     # ------------------------------------------------------------------ closing
 

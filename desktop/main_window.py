@@ -30,6 +30,11 @@ if TYPE_CHECKING:
     from desktop.editor import AreaEditor
 
 
+def _keys(number: int) -> str:
+    """The shortcut of the ``number``-th screen (from 1), as the sidebar's tooltip says."""
+    return QKeySequence(f"Ctrl+{number}").toString(QKeySequence.SequenceFormat.NativeText)
+
+
 class MainWindow(QMainWindow):
     """Automations, presets, services, activity and settings, one sidebar away.
 
@@ -69,13 +74,14 @@ class MainWindow(QMainWindow):
         self.sidebar.setStyleSheet("QListWidget#sidebar::item { padding-left: 12px; }")
         self.stack = QStackedWidget()
         self.pages: dict[str, QWidget] = {}
-        for key, title, page_class in self.SCREENS:
+        for number, (key, title, page_class) in enumerate(self.SCREENS, 1):
             page = page_class(bridge, self)
             page.setObjectName(f"page-{key}")
             self.pages[key] = page
             self.stack.addWidget(page)
             item = QListWidgetItem(title)
             item.setData(Qt.ItemDataRole.UserRole, key)
+            item.setToolTip(f"{title} ({_keys(number)})")
             item.setSizeHint(QSize(150, 36))
             self.sidebar.addItem(item)
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
@@ -91,6 +97,23 @@ class MainWindow(QMainWindow):
         for number in range(len(self.SCREENS)):
             shortcut = QShortcut(QKeySequence(f"Ctrl+{number + 1}"), self)
             shortcut.activated.connect(lambda n=number: self.sidebar.setCurrentRow(n))
+        # Ctrl+N from any screen; inside Automations its own New shortcut answers it
+        # (two live shortcuts on one key would both be ignored as ambiguous).
+        self.new_shortcut = QShortcut(QKeySequence(QKeySequence.StandardKey.New), self)
+        self.new_shortcut.activated.connect(self.new_automation)
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            app.focusChanged.connect(self._focus_moved)
+
+    def new_automation(self) -> AreaEditor:
+        """Open the editor for a new automation, over the Automations screen."""
+        page = self.show_screen("automations")
+        assert isinstance(page, AutomationsPage)
+        return page.new_area()
+
+    def _focus_moved(self, _old: QWidget | None, now: QWidget | None) -> None:
+        inside = now is not None and self.pages["automations"].isAncestorOf(now)
+        self.new_shortcut.setEnabled(not inside)
 
     def show_screen(self, key: str) -> QWidget:
         """Switch to a screen by key ('automations', 'activity', ...) and return it."""
