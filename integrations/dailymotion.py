@@ -86,6 +86,7 @@ service = Service(
         client_secret_required=True,
         fixed_port=17564,
         userinfo=_whoami,
+        register_url="https://www.dailymotion.com/settings/developer",
         client_help="(Dailymotion: in Partner HQ or https://www.dailymotion.com/settings/"
         "developer create an API key of type “Public API”; set its callback URL to "
         "http://127.0.0.1:17564/callback. The API key is the client id, the API secret "

@@ -102,6 +102,7 @@ service = Service(
         apps_url="https://www.dropbox.com/account/connected_apps",
         pkce=True,
         userinfo=_whoami,
+        register_url="https://www.dropbox.com/developers/apps",
         client_help="(Dropbox: https://www.dropbox.com/developers/apps → Create app → "
         "Scoped access; on its Permissions tab tick account_info.read, "
         "files.metadata.read, files.content.read, files.content.write and sharing.write, "

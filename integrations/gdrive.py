@@ -98,6 +98,9 @@ service = Service(
         extra_authorize_params={"access_type": "offline", "prompt": "consent"},
         client_secret_required=True,
         userinfo=_whoami,
+        register_url="https://console.cloud.google.com/apis/credentials",
+        client_id_pattern=r"[0-9]+-[0-9a-z]+\.apps\.googleusercontent\.com",
+        client_id_shape="a Google client ID ends with .apps.googleusercontent.com",
         client_help="(Google Cloud console → APIs & Services: enable the Google Drive API; "
         "on the OAuth consent screen add the scopes drive.readonly (the triggers need it "
         "to see files you did not make with Hookline) and drive.file (uploads), and add "

@@ -85,6 +85,9 @@ service = Service(
         apps_url="https://github.com/settings/applications",
         client_secret_required=True,
         userinfo=_whoami,
+        register_url="https://github.com/settings/applications/new",
+        client_id_pattern=r"(Ov23|Iv23)[0-9A-Za-z]{16}|Iv1\.[0-9a-f]{16}|[0-9a-f]{20}",
+        client_id_shape="a GitHub client ID is 20 characters, such as Ov23li… or Iv1.…",
         client_help="(GitHub: Settings → Developer settings → OAuth Apps → New OAuth App; "
         "use it as the “Authorization callback URL”; GitHub accepts any port on 127.0.0.1)",
     ),

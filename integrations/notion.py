@@ -94,6 +94,7 @@ service = Service(
         client_auth="basic",
         revoke=_revoke,
         userinfo=_whoami,
+        register_url="https://www.notion.so/profile/integrations",
         client_help="(Notion: https://www.notion.so/profile/integrations → New integration "
         "→ type Public; its OAuth client ID and secret are on the Configuration tab)",
     ),

@@ -93,6 +93,7 @@ service = Service(
         client_secret_required=False,
         client_auth="basic",
         userinfo=_whoami,
+        register_url="https://www.reddit.com/prefs/apps",
         client_help="(Reddit approves API access by hand since November 2025: request it under "
         f"the Responsible Builder Policy, {POLICY_URL}. Once approved, or with an app you "
         "made before: https://www.reddit.com/prefs/apps → your app of type “installed app” "

@@ -82,6 +82,7 @@ service = Service(
         loopback_host="127.0.0.1",
         pkce=True,
         userinfo=_whoami,
+        register_url="https://developer.spotify.com/dashboard",
         client_help="(Spotify: https://developer.spotify.com/dashboard → Create app, tick "
         "“Web API”; add http://127.0.0.1/callback as a Redirect URI — Spotify refuses "
         "“localhost”, and accepts any port on 127.0.0.1. Copy the Client ID; with PKCE no "

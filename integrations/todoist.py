@@ -95,6 +95,7 @@ service = Service(
         revoke=_revoke,
         apps_url="https://app.todoist.com/app/settings/integrations",
         userinfo=_whoami,
+        register_url="https://developer.todoist.com/appconsole.html",
         client_help="(Todoist: https://developer.todoist.com/appconsole.html → Create a new "
         "app; use it as the “OAuth redirect URL”)",
     ),

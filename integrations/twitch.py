@@ -152,6 +152,7 @@ service = Service(
         loopback_host="localhost",
         fixed_port=17563,
         userinfo=_whoami,
+        register_url="https://dev.twitch.tv/console/apps",
         client_help="(Twitch: https://dev.twitch.tv/console/apps → Register Your "
         "Application, category “Other”, client type Confidential; add exactly "
         "http://localhost:17563/callback as an OAuth Redirect URL — Twitch matches it "

@@ -84,6 +84,7 @@ service = Service(
         fixed_port=17571,
         pkce=True,
         userinfo=_whoami,
+        register_url="https://console.x.com",
         client_help="(X Developer Console, https://console.x.com → your app → User "
         "authentication settings: type “Native App” (a public client, no secret), "
         "permissions “Read and write”, and this exact callback URL. X's API is "

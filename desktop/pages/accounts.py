@@ -26,6 +26,7 @@ from desktop.bridge import EngineBridge
 from desktop.custom_oauth import CustomProviderDialog
 from desktop.icons import service_icon
 from desktop.models import when
+from desktop.oauth_guide import OAuthGuide
 from desktop.tasks import WidgetTasks
 from engine.auth.custom import CustomProvider, add_provider
 from engine.auth.session import Account
@@ -85,6 +86,13 @@ class AccountsPage(QWidget):
                             "act as one of your accounts: press Connect… to add one.")
         self.empty.setWordWrap(True)
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.guide_link = QLabel("To sign in with the browser, a service needs an OAuth "
+                                 "app you register there (its client ID). "
+                                 "<a href=\"#guide\">How do I get these?</a>")
+        self.guide_link.setWordWrap(True)
+        self.guide_link.setToolTip("For a service: where to register the app, the redirect "
+                                   "URI to give it, the scopes, and the client ID to paste")
+        self.guide_link.linkActivated.connect(lambda _link: self._guide_menu())
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -92,6 +100,7 @@ class AccountsPage(QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.empty)
+        layout.addWidget(self.guide_link)
         layout.addWidget(self.status)
         self._later = QTimer(self, singleShot=True, interval=200)
         self._later.timeout.connect(lambda: self.tasks.spawn(self.refresh()))
@@ -176,27 +185,30 @@ class AccountsPage(QWidget):
         return token if token and token.strip() else None
 
     async def ask_client(self, service: Service) -> tuple[str, str | None] | None:
-        """The user's own OAuth app: client ID (and secret where the provider wants it)."""
-        assert service.oauth is not None
-        # Up to the command-line hint: its help may say "then" too (Dropbox's does).
-        message = self.bridge.client_missing(service).rsplit(", then", 1)[0]
-        title = f"{service.name}: your OAuth app"
-        client_id = await dialogs.text(self, title, f"{message}.\n\nClient ID:")
-        if not client_id or not client_id.strip():
+        """The user's own OAuth app: client ID (and secret where the provider wants it),
+        asked in the guide that says how to register one (None: cancelled)."""
+        guide = OAuthGuide(service, self)
+        if await dialogs.finished(guide) != QDialog.DialogCode.Accepted:
             return None
-        secret = None
-        if service.oauth.client_secret_required:
-            secret = await dialogs.text(self, title, "Client secret (kept in your OS keyring):",
-                                        secret=True)
-            if secret is None:
-                return None
-        return client_id.strip(), secret
+        return guide.client_id, guide.client_secret
 
-    async def connect_service(self, service: Service) -> Account | None:
+    def _guide_menu(self) -> None:
+        """"How do I get these?": which service's guide to show."""
+        menu = QMenu(self)
+        for service in self.account_services():
+            if service.oauth is not None:
+                action = menu.addAction(service_icon(service.id), service.name)
+                action.triggered.connect(lambda _=False, s=service: self.tasks.spawn(
+                    self.connect_service(s, new_client=True)))
+        menu.popup(self.guide_link.mapToGlobal(self.guide_link.rect().bottomLeft()))
+
+    async def connect_service(self, service: Service, *, new_client: bool = False
+                              ) -> Account | None:
         """Connect (or reconnect) an account of ``service``: a browser sign-in or a pasted
-        token, whichever it takes (the user chooses when it takes both)."""
+        token, whichever it takes (the user chooses when it takes both). ``new_client``:
+        sign in with the browser through an OAuth app entered anew in the guide."""
         bridge = self.bridge
-        how = await self.ask_how(service)
+        how = SIGN_IN if new_client else await self.ask_how(service)
         if how is None:
             return None
         try:
@@ -207,7 +219,7 @@ class AccountsPage(QWidget):
                 account = await bridge.add_token(service.id, token, service.name)
             else:
                 assert service.oauth is not None
-                if not await bridge.has_oauth_client(service.id):
+                if new_client or not await bridge.has_oauth_client(service.id):
                     client = await self.ask_client(service)
                     if client is None:
                         return None

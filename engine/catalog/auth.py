@@ -53,6 +53,11 @@ class OAuth2Spec:
         client_secret_required: whether the user's OAuth app needs its secret too.
         userinfo: names the account from its access token.
         client_help: where and how the user registers their own OAuth app.
+        register_url: the provider's page where that app is registered (the desktop's
+            guide opens it; empty: the guide falls back to ``apps_url``).
+        client_id_pattern: a regular expression a client id of this provider matches
+            whole, where its shape is documented (empty: only generic checks).
+        client_id_shape: says that shape in words, for when a pasted id does not match.
         client_auth: how the client authenticates at the token and revoke endpoints:
             ``"body"`` (client_id/client_secret in the form) or ``"basic"`` (HTTP Basic,
             RFC 6749 §2.3.1; Reddit and Notion insist on it).
@@ -74,6 +79,9 @@ class OAuth2Spec:
     userinfo: UserInfo | None = None
     client_help: str = ""
     client_auth: str = "body"
+    register_url: str = ""
+    client_id_pattern: str = ""
+    client_id_shape: str = ""
 
     def redirect_uri(self, port: int | None = None) -> str:
         """The redirect URI for ``port``; without one, the URI to register with the

@@ -18,6 +18,7 @@ from pytestqt.qtbot import QtBot
 
 from desktop.bridge import EngineBridge
 from desktop.main_window import MainWindow
+from desktop.oauth_guide import OAuthGuide
 from desktop.pages.accounts import AccountsPage
 from engine.areas import AreaSpec
 from engine.auth.session import Account
@@ -101,8 +102,8 @@ async def test_the_oauth_app_dialog_stops_no_other_screen(qtbot: QtBot,
     connecting = page.tasks.spawn(page.connect_service(bridge.registry.service("github")))
     # GitHub takes a browser sign-in or a pasted token: the browser, then the app's ID
     click(await shown(QMessageBox), "Sign in with the browser")
-    dialog = await shown(QInputDialog)
-    assert "GitHub has no OAuth app set up yet" in dialog.labelText()
+    dialog = await shown(OAuthGuide)
+    assert dialog.windowTitle() == "Connect GitHub: your own OAuth app"
     area = await bridge.save_area(AreaSpec.from_dict({
         "name": "Hello", "trigger": {"service": "timer", "trigger": "every",
                                      "params": {"interval": "1h"}},
@@ -143,8 +144,8 @@ async def test_a_service_with_two_ways_in_asks_which_in_plain_words(
 
 async def test_the_oauth_app_dialog_fits_on_the_screen(qtbot: QtBot,
                                                        bridge: EngineBridge) -> None:
-    """Each service's instructions wrap in a dialog narrower than a laptop's screen, and
-    are shown whole."""
+    """Each service's guide wraps its notes in a dialog narrower than a laptop's screen,
+    and shows them whole."""
     page = AccountsPage(bridge)
     qtbot.addWidget(page)
     services = sorted((s for s in bridge.registry if s.oauth is not None),
@@ -153,11 +154,10 @@ async def test_the_oauth_app_dialog_fits_on_the_screen(qtbot: QtBot,
     for service in services:
         assert service.oauth is not None
         asking = page.tasks.spawn(page.ask_client(service))
-        dialog = await shown(QInputDialog)
+        dialog = await shown(OAuthGuide)
         assert dialog.width() <= 720, service.id
-        label = dialog.findChild(QLabel)
-        assert label is not None and label.width() <= 600
-        assert service.oauth.client_help.replace("&", "&&") in label.text()
+        notes = [label.text() for label in dialog.findChildren(QLabel)]
+        assert any(service.oauth.client_help.strip("()") in text for text in notes)
         dialog.reject()
         assert await asking is None
 
