@@ -3,6 +3,7 @@ sends, Copy, the client ID checked before Connect, and a dialog that fits a lapt
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -89,7 +90,8 @@ async def test_connect_waits_for_a_client_id_that_looks_right(
 
 
 @pytest.mark.parametrize("service", oauth_services(), ids=lambda s: s.id)
-async def test_the_guide_fits_a_laptop_screen(qtbot: QtBot, service: Service) -> None:
+async def test_the_guide_fits_a_laptop_screen(
+        qtbot: QtBot, service: Service, tmp_path: Path) -> None:
     guide = guide_for(qtbot, service)
     await until(lambda: guide.isVisible())
     qtbot.keyClicks(guide.client_id_edit, "bad id")  # the message shows whole too
@@ -97,7 +99,7 @@ async def test_the_guide_fits_a_laptop_screen(qtbot: QtBot, service: Service) ->
     assert guide.frameGeometry().height() <= 700, guide.height()
     layout = guide.layout()
     assert layout is not None and guide.height() >= layout.totalHeightForWidth(guide.width())
-    guide.grab().save(f"/tmp/oauth-guide-{service.id}.png")  # to look at
+    assert guide.grab().save(str(tmp_path / f"oauth-guide-{service.id}.png"))  # to look at
 
 
 async def test_how_do_i_get_these_opens_the_guide_then_signs_in_through_it(
