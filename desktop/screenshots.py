@@ -214,6 +214,7 @@ async def _render_window(window: QMainWindow, bridge: Any, ids: dict[str, str],
         editor.close()
     written += await _render_error(bridge, window, outdir)
     written += await _render_filter_builder(bridge, window, outdir)
+    written += await _render_webhook_test(bridge, window, outdir)
     written += await _render_tray(bridge, window, outdir)
     window.close()
     return written
@@ -310,6 +311,45 @@ async def _render_filter_builder(bridge: Any, parent: QWidget, outdir: Path) -> 
     editor.scroller.ensureWidgetVisible(editor.condition_builder)
     await settle(0.2)
     written = [save(editor, outdir / "filter-builder.png")]
+    editor.close()
+    return written
+
+
+#: A webhook automation that has had a delivery (docs/screenshots/webhook-test.png).
+DOOR_BELL = dict(MISSING_VALUE, name="Door bell to a notification", reactions=[
+    {"service": "notify", "reaction": "notify",
+     "params": {"title": "{{ trigger.body.who }} is at the {{ trigger.body.door }}"}}])
+
+
+async def _render_webhook_test(bridge: Any, parent: QWidget, outdir: Path) -> list[Path]:
+    """The editor's Test of a webhook automation, run with its last real delivery."""
+    import aiohttp
+
+    from desktop.editor import AreaEditor
+    from engine.areas import AreaSpec
+
+    area = await bridge.save_area(AreaSpec.from_dict(DOOR_BELL))
+    url = await bridge.webhook_url(area.id)
+    if url is None:
+        log.warning("no webhook listener: webhook-test.png left out")
+        return []
+    async with aiohttp.ClientSession() as session, \
+            session.post(url, json={"who": "The postman", "door": "front door"}) as resp:
+        resp.raise_for_status()
+    for _ in range(100):  # its run (the delivery is the Test's event once it is kept)
+        if await bridge.runs(area.id):
+            break
+        await settle(0.05)
+    editor = AreaEditor(bridge, parent, area_id=area.id)
+    editor.show()
+    await settle()
+    await editor.run_test()
+    await settle(0.3)
+    editor.scroller.ensureWidgetVisible(editor.result_box)
+    bar = editor.result_text.verticalScrollBar()
+    bar.setValue(bar.maximum())  # down to what the reaction would send
+    await settle(0.2)
+    written = [save(editor, outdir / "webhook-test.png")]
     editor.close()
     return written
 
