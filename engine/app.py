@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, update
 
 from engine import bus as topics
 from engine import inspect as looking
+from engine import lifecycle as life
 from engine.areas import Area, AreaSpec, Checked, Step, check_area
 from engine.auth.accounts import Accounts
 from engine.auth.session import AccountSession
@@ -32,7 +33,13 @@ from engine.catalog.context import PollContext, TriggerContext
 from engine.catalog.service import Item, PollResult, TriggerKind, TriggerSpec
 from engine.control import ControlServer
 from engine.dispatcher import Dispatcher
-from engine.errors import ConfigError, HooklineError, ImportRefused, StorageError
+from engine.errors import (
+    ConfigError,
+    HooklineError,
+    ImportRefused,
+    LifecycleError,
+    StorageError,
+)
 from engine.http import HttpClient, OutboundGuard
 from engine.journal import Journal, Journaled, NewEvent, RunRecord
 from engine.listener import Listener, Route, token_hash
@@ -47,8 +54,8 @@ from engine.secrets import SecretStore, open_secret_store
 from engine.settings import Settings, load_settings
 from engine.storage.db import database_url, migrate, open_async
 from engine.storage.ledger import LEDGER_DIR, Ledger
+from engine.storage.schema import area_transitions, utcnow
 from engine.storage.schema import areas as areas_table
-from engine.storage.schema import utcnow
 from engine.storage.writer import Statement, Writer
 from engine.store import POLLS_PER_AREA, NotFound, Store
 from engine.trace import installation_id
@@ -158,8 +165,11 @@ class Engine:
             self._set_streak = update(areas_table).where(
                 areas_table.c.id == bindparam("aid")).values(
                 failure_streak=bindparam("streak"), paused_reason=bindparam("reason"))
+            self._set_state = update(areas_table).where(
+                areas_table.c.id == bindparam("aid")).values(state=bindparam("new_state"))
             if self._listen:
-                self.listener = Listener(self.settings, self._ingest, self._inactive_reason,
+                self.listener = Listener(self.settings, self._take_delivery,
+                                         self._inactive_reason,
                                          lambda: self.disk_trouble, self._webhook_owner)
                 port = await self.listener.start()
                 self.http.guard.own_ports.add(port)
@@ -174,6 +184,7 @@ class Engine:
             if not self.offline:
                 self.scheduler.start()
                 await self._recover()
+                await self._apply_due_changes()
                 for area in self._areas.values():
                     if area.active:
                         await self._activate(area, starting=True)
@@ -185,6 +196,7 @@ class Engine:
                 self.control.commands["accounts.changed"] = self._accounts_changed
                 self.control.commands.update(looking.control_commands(self))
                 await self.control.start()
+                self.control.commands.update(self._lifecycle_commands())
             self.started = True
         except BaseException:
             await self.aclose()
@@ -299,6 +311,7 @@ class Engine:
             await self.store.remove(area.id)
             raise
         self._areas[area.id] = area
+        await self._record_change(area, life.DRAFT, "created")
         if area.active:
             await self._activate(area)
         self.bus.publish(topics.AREA_CHANGED, area_id=area.id, change="created")
@@ -353,6 +366,7 @@ class Engine:
             area = await self.store.area(area_id)
         self._forget_secrets(area_id)
         self._areas[area_id] = area
+        await self._record_change(area, old.state, "edited")
         if area.active:
             await self._activate(area)
         self.bus.publish(topics.AREA_CHANGED, area_id=area_id, change="updated")
@@ -376,10 +390,14 @@ class Engine:
 
     async def set_enabled(self, area_id: str, enabled: bool) -> Area:
         area = self.area(area_id)
+        before = area.state
+        if life.state_of(enabled, None) != before:
+            life.check(before, life.state_of(enabled, None))
         await self._deactivate(area)
         await self.store.set_enabled(area_id, enabled)
         area = await self.store.area(area_id)
         self._areas[area_id] = area
+        await self._record_change(area, before, "turned on" if enabled else "turned off")
         if area.active:
             await self._activate(area)
         self.bus.publish(topics.AREA_CHANGED, area_id=area_id,
@@ -391,7 +409,7 @@ class Engine:
         fresh = {a.id: a for a in await self.store.areas()}
         for area_id, old in list(self._areas.items()):
             new = fresh.get(area_id)
-            if new is None or (new.updated_at, new.active) != (old.updated_at, old.active):
+            if new is None or (new.updated_at, new.state) != (old.updated_at, old.state):
                 await self._deactivate(old)
                 self._forget_secrets(area_id)
                 del self._areas[area_id]
@@ -613,11 +631,14 @@ class Engine:
             return "removed"
         if area.paused_reason:
             return f"paused: {area.paused_reason}"
+        if area.state == life.DONE:
+            return "done: it has finished what it was made for"
         return None if area.spec.enabled else "turned off"
 
     async def _activate(self, area: Area, starting: bool = False) -> None:
         if self.offline:
             return
+        self._plan_wake(area)
         spec = self.registry.trigger(area.spec.trigger.service, area.spec.trigger.action)
         params = await self._trigger_params(area, spec)
         if spec.kind is TriggerKind.SCHEDULE:
@@ -645,8 +666,11 @@ class Engine:
 
             async def poll() -> None:
                 current = self._areas.get(area_id)
-                if current is not None and current.active:
-                    await self.poller.poll(current, spec, params, interval)
+                if current is None or not current.active:
+                    return
+                if current.state == life.SNOOZED and current.catch_up_after_snooze:
+                    return  # unchecked until the snooze ends: what came meanwhile fires then
+                await self.poller.poll(current, spec, params, interval)
 
             self.scheduler.add_poll(area.id, interval, poll,
                                     first_within=min(interval, 30.0) if starting else 0.2)
@@ -696,7 +720,8 @@ class Engine:
     async def _fire_schedule(self, area_ids: list[str], scheduled: datetime, *,
                              catch_up: bool = False, missed: int = 0) -> None:
         """Fire every area due at ``scheduled`` on one schedule, in one commit."""
-        area_ids = [a for a in area_ids if a in self._areas]
+        area_ids = [a for a in area_ids if (area := self._areas.get(a)) is not None
+                    and area.state == life.ACTIVE]  # snoozed, waiting: not fired
         if not area_ids:
             return
         # One payload for the group (read-only, like every event's payload): the writer
@@ -856,16 +881,23 @@ class Engine:
         area.failure_streak += 1
         limit = self.settings.pause_after_failures
         pause = bool(limit) and area.failure_streak >= limit and area.paused_reason is None
+        change = None
         if pause:
             area.paused_reason = f"{area.failure_streak} runs in a row failed; last: {error}"
+            if area.state != life.PAUSED:
+                change = life.transition(area, life.PAUSED, area.paused_reason)
         record.statements.append(Statement(6, self._set_streak, {
             "aid": area.id, "streak": area.failure_streak, "reason": area.paused_reason}))
+        if change is not None:
+            record.statements += self._state_statements(area.id, change)
         if pause:
             await self._deactivate(area)
             reason = area.paused_reason
 
             def announce() -> None:  # once the pause is saved, with the run's record
                 log.warning("area %r paused itself: %s", area.name, reason)
+                if change is not None:
+                    self._announce(area, change, notify=False)  # said just below
                 self.bus.publish(topics.AREA_PAUSED, area_id=area.id, name=area.name,
                                  reason=reason)
                 self.bus.publish(topics.NOTIFICATION, title=f"“{area.name}” paused",
@@ -908,6 +940,162 @@ class Engine:
                                          self.settings.max_runs_per_area)
         if removed:
             log.info("history retention removed %d old record(s)", removed)
+
+    # ----------------------------------------------------------------- life in time
+
+    async def snooze(self, area_id: str, until: datetime, *, catch_up: bool = False) -> Area:
+        """Stop the area firing until ``until`` (aware); it comes back by itself, also
+        across restarts. A push delivery meanwhile is recorded as a skipped run; a poll
+        keeps checking and remembers what it sees without firing it, or, with
+        ``catch_up``, leaves it unseen so that it fires once the snooze ends. Snoozing
+        a snoozed area moves its end."""
+        area = self.area(area_id)
+        if until <= utcnow():
+            raise LifecycleError("that moment is already past: snooze until a later one")
+        if area.state == life.SNOOZED:
+            await self.store.set_snooze(area.id, until, catch_up)
+            area.snoozed_until, area.catch_up_after_snooze = until, catch_up
+        else:
+            await self._change(area, life.SNOOZED,
+                               f"snoozed until {until.astimezone():%Y-%m-%d %H:%M}"
+                               + (" (catching up after)" if catch_up else ""),
+                               snoozed_until=until, catch_up_after_snooze=catch_up)
+        self._plan_wake(area)
+        return area
+
+    async def wake(self, area_id: str) -> Area:
+        """End the area's snooze now."""
+        area = self.area(area_id)
+        if area.state != life.SNOOZED:
+            raise LifecycleError(f"“{area.name}” is not snoozed (it is "
+                                 f"{life.LABELS[area.state]}): nothing to wake")
+        await self._end_snooze(area, "woken before its snooze ended")
+        return area
+
+    async def lifecycle(self, area_id: str, limit: int = 10) -> life.Status:
+        """The area's state, when it changes by itself next and to what, and its latest
+        transitions (newest first)."""
+        area = self.area(area_id)
+        next_at, next_state = None, None
+        if area.state == life.SNOOZED and area.snoozed_until is not None:
+            next_at, next_state = area.snoozed_until, life.ACTIVE
+        return life.Status(area.id, area.state, life.LABELS[area.state], next_at,
+                                next_state, await self.store.transitions(area.id, limit))
+
+    async def _change(self, area: Area, to: str, cause: str,
+                      **values: Any) -> life.Transition:
+        """Move ``area`` to ``to`` (refused if the lifecycle does not allow it), save it
+        with ``values`` and the record, then say so."""
+        life.check(area.state, to)
+        change = life.Transition(utcnow(), area.state, to, cause)
+        await self.store.set_state(area.id, change, **values)
+        area.state = to
+        for name, value in values.items():
+            setattr(area, name, value)
+        self._announce(area, change)
+        return change
+
+    async def _record_change(self, area: Area, before: str, cause: str) -> None:
+        """Record a state change another write already saved (created, edited, on/off)."""
+        if area.state == before:
+            return
+        change = life.Transition(utcnow(), before, area.state, cause)
+        await self.store.add_transition(area.id, change)
+        self._announce(area, change)
+
+    def _state_statements(self, area_id: str,
+                          change: life.Transition) -> list[Statement]:
+        """A state change saved with a run's record (a pause after failures)."""
+        return [Statement(6, self._set_state, {"aid": area_id, "new_state": change.to_state}),
+                Statement(6, area_transitions.insert(), {
+                    "area_id": area_id, "at": change.at, "from_state": change.from_state,
+                    "to_state": change.to_state, "cause": change.cause})]
+
+    def _announce(self, area: Area, change: life.Transition, notify: bool = True) -> None:
+        self.bus.publish(topics.AREA_STATE, area_id=area.id, name=area.name,
+                         **{"from": change.from_state}, to=change.to_state,
+                         cause=change.cause, at=change.at)
+        if notify and change.to_state in life.NOTIFY:
+            self.bus.publish(topics.NOTIFICATION,
+                             title=f"“{area.name}” is {life.LABELS[change.to_state]}",
+                             body=change.cause, level="warning"
+                             if change.to_state != life.DONE else "info",
+                             area_id=area.id)
+
+    async def _end_snooze(self, area: Area, cause: str) -> None:
+        catch_up = area.catch_up_after_snooze
+        await self._change(area, life.ACTIVE, cause, snoozed_until=None,
+                           catch_up_after_snooze=False)
+        if not self.offline and self.started:
+            self.scheduler.remove_wake(area.id)
+            if catch_up:  # what came during the snooze is still unseen: check now
+                self.scheduler.poll_soon(area.id)
+
+    def _plan_wake(self, area: Area) -> None:
+        """Schedule the area's next change by itself (a snooze's end)."""
+        if self.offline or not hasattr(self, "scheduler"):
+            return
+        if area.state == life.SNOOZED and area.snoozed_until is not None:
+            area_id = area.id
+
+            async def wake() -> None:
+                current = self._areas.get(area_id)
+                if current is not None and current.state == life.SNOOZED:
+                    await self._end_snooze(current, "the snooze ended")
+
+            self.scheduler.add_wake(area.id, area.snoozed_until, wake)
+
+    async def _apply_due_changes(self) -> None:
+        """At start: changes due while Hookline was not running happen now."""
+        now = utcnow()
+        for area in list(self._areas.values()):
+            if (area.state == life.SNOOZED and area.snoozed_until is not None
+                    and area.snoozed_until <= now):
+                await self._change(area, life.ACTIVE, "the snooze ended while "
+                                   "Hookline was not running", snoozed_until=None,
+                                   catch_up_after_snooze=False)
+
+    async def _take_delivery(self, area: Area, items: list[Item]) -> tuple[list[int], int]:
+        """A push delivery: journaled to run when the area is active (one attribute
+        read: the hot path), else recorded as skipped runs saying why."""
+        current = self._areas.get(area.id, area)
+        if current.state == life.ACTIVE:
+            return await self._ingest(area, items)
+        if not items:
+            return [], 0
+        if current.state == life.SNOOZED and current.snoozed_until is not None:
+            reason = (f"not run: the area is snoozed until "
+                      f"{current.snoozed_until.astimezone():%Y-%m-%d %H:%M}")
+        else:
+            reason = f"not run: the area is {life.LABELS[current.state]}"
+        events = await self.journal.append(
+            [NewEvent(area.id, "webhook", dict(i.data), i.key) for i in items])
+        for event in events:
+            run_id = self.writer.run_id()
+            self.journal.start_run(run_id, event, resumed=False, steps=[], status="skipped")
+            self.journal.finish_run(run_id, event.id, status="skipped", steps=[],
+                                    condition=None, error=reason)
+        return [e.id for e in events], len(items) - len(events)
+
+    def _lifecycle_commands(self) -> dict[str, Any]:
+        """The control channel's snooze, wake and lifecycle (the CLI while an engine runs)."""
+
+        async def snooze(body: dict[str, Any]) -> Any:
+            area = await self.store.area(str(body["area"]))
+            until = datetime.fromisoformat(str(body["until"]))
+            await self.snooze(area.id, until, catch_up=bool(body.get("catch_up")))
+            return (await self.lifecycle(area.id)).to_dict()
+
+        async def wake(body: dict[str, Any]) -> Any:
+            area = await self.store.area(str(body["area"]))
+            await self.wake(area.id)
+            return (await self.lifecycle(area.id)).to_dict()
+
+        async def status(body: dict[str, Any]) -> Any:
+            area = await self.store.area(str(body["area"]))
+            return (await self.lifecycle(area.id, int(body.get("limit", 10)))).to_dict()
+
+        return {"areas.snooze": snooze, "areas.wake": wake, "areas.lifecycle": status}
 
     # ----------------------------------------------------------------- looking
 

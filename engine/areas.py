@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from engine import templates
+from engine import lifecycle, templates
 from engine.catalog.params import Param, parse_duration
 from engine.catalog.service import ReactionSpec, Service, TriggerKind, TriggerSpec
 from engine.errors import CatalogError, ValidationError
@@ -172,6 +172,14 @@ class Area:
     webhook_hash: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    #: its lifecycle state (engine/lifecycle.py); empty: derived from on/off and pause
+    state: str = ""
+    snoozed_until: datetime | None = None
+    catch_up_after_snooze: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.state:
+            self.state = lifecycle.state_of(self.spec.enabled, self.paused_reason)
 
     @property
     def name(self) -> str:
@@ -179,8 +187,9 @@ class Area:
 
     @property
     def active(self) -> bool:
-        """Whether its trigger should be listening now."""
-        return self.spec.enabled and self.paused_reason is None
+        """Whether its trigger should be attached now (polling, routed, timed); only an
+        area whose ``state`` is active fires."""
+        return self.state in lifecycle.ATTACHED
 
 
 class KnownAccount(Protocol):

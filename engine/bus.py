@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 RUN_STARTED = "run.started"  # [run_id, area_id, event_id]
 RUN_FINISHED = "run.finished"  # [run_id, area_id, status, error]
 AREA_PAUSED = "area.paused"  # [area_id, name, reason]
+AREA_STATE = "area.state"  # [area_id, name, from, to, cause, at] (engine/lifecycle.py)
 AREA_CHANGED = "area.changed"  # [area_id, change: created|updated|removed|enabled|disabled]
 EVENT_RECEIVED = "event.received"  # [event_id, area_id, source]
 NOTIFICATION = "notification"  # [title, body, level]

@@ -281,8 +281,9 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
             rows: list[dict[str, Any]] = []
             for a in areas:
                 run = last.get(a.id)
-                state = ("paused" if a.paused_reason else "on" if a.spec.enabled else "off")
+                state = "on" if a.state == "active" else a.state  # "on": as before states
                 rows.append({"id": a.id, "name": a.name, "state": state,
+                             "snoozed_until": a.snoozed_until,
                              "trigger": f"{a.spec.trigger.service}.{a.spec.trigger.action}",
                              "reactions": [f"{r.service}.{r.action}" for r in a.spec.reactions],
                              "last_run": run["started_at"] if run else None,
@@ -293,10 +294,16 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
             elif not rows:
                 print("No areas yet. Import one: hookline areas import FILE.yaml "
                       "(see README for the format)")
-            for r in [] if args.json else rows:
+            # done areas come last, apart: they finished what they were made for
+            ordered = sorted(rows, key=lambda r: r["state"] == "done")
+            for i, r in enumerate([] if args.json else ordered):
+                if r["state"] == "done" and (i == 0 or ordered[i - 1]["state"] != "done"):
+                    print("Done:")
                 last_run = (f"{r['last_status']} {r['last_run']:%Y-%m-%d %H:%M}"
                             if r["last_run"] else "never ran")
-                print(f"{r['id'][:8]}  {r['state']:6} {r['name'][:40]:40} "
+                until = (f" until {r['snoozed_until'].astimezone():%m-%d %H:%M}"
+                         if r["snoozed_until"] else "")
+                print(f"{r['id'][:8]}  {r['state'] + until:7} {r['name'][:40]:40} "
                       f"{r['trigger']} -> {', '.join(r['reactions'])}  ({last_run})")
             return 0
         if action == "import":
@@ -380,6 +387,13 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
                 print(f"    found in {hit['field']}: {_cut(hit['value'], 76)}")
             return 0
         area_id = await s.area_id(args.area)
+        if action in ("snooze", "wake"):
+            status = await _snooze_or_wake(s, area_id, args)
+            if args.json:
+                _print_json(status)
+            else:
+                sys.stdout.write(_status_text(status))
+            return 0
         if action == "check-now":
             area = await s.store.area(area_id)
             verdicts = await _check_now(s, area_id)
@@ -393,7 +407,8 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
             names = {a.id: a.name for a in await AccountStore(s.store.db).accounts()}
             info = {"id": area.id, **area.spec.to_dict(s.registry, names),
                     "paused_reason": area.paused_reason,
-                    "webhook_url": await s.webhook_url(area_id) if area.webhook_hash else None}
+                    "webhook_url": await s.webhook_url(area_id) if area.webhook_hash else None,
+                    **_lifecycle_info(await _lifecycle(s, area_id))}
             if area.webhook_hash and info["webhook_url"] is None:
                 info["webhook_url"] = "(shown while Hookline runs: start `hookline serve`)"
             if args.json:
@@ -465,6 +480,59 @@ def _print_checks(name: str, checks: Sequence[dict[str, Any]]) -> None:
               f"{items:>5}  {new:>4}  {after}")
         if check["error"]:
             print(textwrap.indent(textwrap.fill(check["error"], 88), "    "))
+
+
+async def _lifecycle(s: Session, area_id: str) -> dict[str, Any]:
+    """The area's state, next change and latest transitions (engine/lifecycle.py)."""
+    if s.remote:
+        answer = await s.remote.call("POST", "/command/areas.lifecycle", {"area": area_id})
+        return dict(answer["result"])
+    assert s.local
+    return (await s.local.lifecycle(area_id)).to_dict()
+
+
+async def _snooze_or_wake(s: Session, area_id: str, args: argparse.Namespace
+                          ) -> dict[str, Any]:
+    """Snooze (``args.until``: 2h, until 18:00, ...) or wake the area, in the running
+    engine when there is one (its timers end the snooze), else in the database."""
+    import tzlocal
+
+    from engine.lifecycle import parse_snooze
+    from engine.storage.schema import utcnow
+
+    body: dict[str, Any] = {"area": area_id}
+    if args.action == "snooze":
+        until = parse_snooze(" ".join(args.until), utcnow(), tzlocal.get_localzone())
+        body.update(until=until.isoformat(), catch_up=args.catch_up)
+    if s.remote:
+        answer = await s.remote.call("POST", f"/command/areas.{args.action}", body)
+        return dict(answer["result"])
+    assert s.local
+    if args.action == "snooze":
+        await s.local.snooze(area_id, until, catch_up=args.catch_up)
+    else:
+        await s.local.wake(area_id)
+    return (await s.local.lifecycle(area_id)).to_dict()
+
+
+def _lifecycle_info(status: dict[str, Any]) -> dict[str, Any]:
+    """``areas show``'s lines of the area's life: state, next change, transitions."""
+    from datetime import datetime
+
+    def local(at: str) -> str:
+        return f"{datetime.fromisoformat(at).astimezone():%Y-%m-%d %H:%M}"
+
+    nxt = (f"{status['next_state']} at {local(status['next_change'])}"
+           if status["next_change"] else None)
+    return {"state": status["label"], "next_change": nxt,
+            "transitions": [f"{local(t['at'])}  {t['from']} -> {t['to']}: {t['cause']}"
+                            for t in status["history"]]}
+
+
+def _status_text(status: dict[str, Any]) -> str:
+    info = _lifecycle_info(status)
+    line = f"{status['area_id'][:8]} is {info['state']}"
+    return line + (f"; next: {info['next_change']}\n" if info["next_change"] else "\n")
 
 
 async def _check_now(s: Session, area_id: str) -> list[dict[str, Any]]:
@@ -683,6 +751,18 @@ def build_parser(quick: bool = False) -> argparse.ArgumentParser:
                                        "found or why it failed, and when the next is due")
     p.add_argument("area", help="id, id prefix or name")
     p.add_argument("--limit", type=int, default=50, help="how many (the last 50 are kept)")
+    p.add_argument("--json", action="store_true")
+    p = asub.add_parser("snooze", help="stop an area firing for a while; it comes back by "
+                                       "itself (deliveries meanwhile are recorded as skipped)")
+    p.add_argument("area", help="id, id prefix or name")
+    p.add_argument("until", nargs="+", help="how long: 30m, 2h, until 18:00, until tomorrow "
+                                            "(08:00), until 2027-01-01 09:00")
+    p.add_argument("--catch-up", action="store_true",
+                   help="a polling trigger fires what it found during the snooze once it ends "
+                        "(else that is remembered and never fires)")
+    p.add_argument("--json", action="store_true")
+    p = asub.add_parser("wake", help="end an area's snooze now")
+    p.add_argument("area", help="id, id prefix or name")
     p.add_argument("--json", action="store_true")
     p = asub.add_parser("check-now", help="check an area's trigger once without firing: "
                                           "what each item would do (new, seen, filtered)")

@@ -7,6 +7,7 @@
      ├── ValidationError        an area or a parameter is wrong (names which one)
      │    ├── TemplateError     a template does not compile, escapes, or is too big
      │    └── SeveralProblems   more than one of them, each said at once
+     ├── LifecycleError         a state change the lifecycle does not allow
      ├── ImportRefused          an import in which some areas are wrong: none was made
      ├── SecretError            the OS keyring is missing or refused
      ├── StorageError           a write could not be made durable
@@ -104,6 +105,11 @@ class SeveralProblems(ValidationError):
 
     def at(self, prefix: str) -> ValidationError:
         return SeveralProblems([p.at(prefix) for p in self._problems])
+
+
+class LifecycleError(HooklineError):
+    """An area cannot go from its state to the one asked for (engine/lifecycle.py), or
+    a snooze or window that cannot be (a moment already past)."""
 
 
 class ImportRefused(HooklineError):

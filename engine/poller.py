@@ -24,6 +24,7 @@ from engine.catalog.service import Item, TriggerSpec
 from engine.errors import HooklineError, PermanentError, RateLimited, TransientError
 from engine.http import HttpClient
 from engine.journal import Journal, Journaled, NewEvent
+from engine.lifecycle import ACTIVE
 from engine.settings import Settings
 from engine.storage.schema import seen_keys, utcnow
 from engine.storage.writer import Statement
@@ -145,9 +146,12 @@ class Poller:
             seen = await self._seen(area.id, keys + aliases)
             fresh = [i for i in items if i.key is not None and i.key not in seen
                      and seen.isdisjoint(i.aliases)]
+            # snoozed (or waiting for its window): what is new is remembered, not fired
+            quiet = area.state != ACTIVE
             new_events = ([NewEvent(area.id, "poll", dict(i.data)) for i in oldest_first(fresh)]
-                          if primed else [])
-            outcome = "new" if new_events else "nothing new" if primed else "primed"
+                          if primed and not quiet else [])
+            outcome = ("new" if new_events else "primed" if not primed
+                       else area.state if quiet and fresh else "nothing new")
             record = self._record(area, at, started, outcome, items=len(items),
                                   new=len(new_events))
             journaled = await self.journal.append(

@@ -15,6 +15,7 @@ from typing import Any
 from apscheduler.events import EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from engine.storage.schema import utcnow
@@ -162,9 +163,26 @@ class Scheduler:
         """A housekeeping job every ``every`` seconds."""
         self._aps.add_job(fn, IntervalTrigger(seconds=every), id=job_id, replace_existing=True)
 
-    def remove(self, area_id: str) -> None:
+    def add_wake(self, area_id: str, when: datetime,
+                 fn: Callable[[], Awaitable[None]]) -> None:
+        """The area's next change of state (a snooze's end, a window opening or
+        closing) at ``when``: one date job per area, run even when late (a machine that
+        slept through it changes the state as it wakes)."""
+        self._aps.add_job(fn, DateTrigger(run_date=when), id=f"wake:{area_id}",
+                          replace_existing=True, misfire_grace_time=None)
+
+    def remove_wake(self, area_id: str) -> None:
         with contextlib.suppress(Exception):
-            self._aps.remove_job(f"poll:{area_id}")
+            self._aps.remove_job(f"wake:{area_id}")
+
+    def next_wake(self, area_id: str) -> datetime | None:
+        job = self._aps.get_job(f"wake:{area_id}")
+        return job.next_run_time if job is not None else None
+
+    def remove(self, area_id: str) -> None:
+        for kind in ("poll", "wake"):
+            with contextlib.suppress(Exception):
+                self._aps.remove_job(f"{kind}:{area_id}")
         group = self._group_of.pop(area_id, None)
         if group is not None:
             members = self._groups.get(group, {})

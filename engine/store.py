@@ -6,13 +6,23 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from engine import trace
 from engine.areas import Area, AreaSpec, Step
 from engine.errors import CatalogError, HooklineError
-from engine.storage.schema import areas, events, polls, runs, seen_keys, trigger_state, utcnow
+from engine.lifecycle import TRANSITIONS_PER_AREA, Transition, state_of
+from engine.storage.schema import (
+    area_transitions,
+    areas,
+    events,
+    polls,
+    runs,
+    seen_keys,
+    trigger_state,
+    utcnow,
+)
 
 #: How many checks of a polling trigger each area's history keeps (the newest).
 POLLS_PER_AREA = 50
@@ -39,7 +49,8 @@ def _area(row: Row[Any]) -> Area:
         interval=row.interval,
     )
     return Area(row.id, spec, row.paused_reason, row.failure_streak, row.webhook_hash,
-                row.created_at, row.updated_at)
+                row.created_at, row.updated_at, row.state, row.snoozed_until,
+                row.catch_up_after_snooze)
 
 
 def _account(step: Step) -> dict[str, Any]:
@@ -59,6 +70,12 @@ def _columns(spec: AreaSpec) -> dict[str, Any]:
         "catch_up": spec.catch_up,
         "interval": spec.interval,
     }
+
+
+def _transition_row(area_id: str, record: Transition) -> Any:
+    return area_transitions.insert().values(
+        area_id=area_id, at=record.at, from_state=record.from_state,
+        to_state=record.to_state, cause=record.cause)
 
 
 class Store:
@@ -102,13 +119,14 @@ class Store:
         async with self.db.begin() as conn:
             await conn.execute(areas.insert().values(
                 id=area_id, created_at=now, updated_at=now, webhook_hash=webhook_hash,
-                failure_streak=0, **_columns(spec)))
+                failure_streak=0, state=state_of(spec.enabled, None), **_columns(spec)))
         return await self.area(area_id)
 
     async def update(self, area_id: str, spec: AreaSpec, *, reset_trigger: bool) -> Area:
         async with self.db.begin() as conn:
             await conn.execute(update(areas).where(areas.c.id == area_id).values(
-                updated_at=utcnow(), paused_reason=None, failure_streak=0, **_columns(spec)))
+                updated_at=utcnow(), paused_reason=None, failure_streak=0,
+                state=state_of(spec.enabled, None), snoozed_until=None, **_columns(spec)))
             if reset_trigger:
                 # A different trigger or parameters: forget what the old one saw, prime anew.
                 await conn.execute(delete(seen_keys).where(seen_keys.c.area_id == area_id))
@@ -123,10 +141,39 @@ class Store:
 
     async def set_enabled(self, area_id: str, enabled: bool) -> None:
         async with self.db.begin() as conn:
-            values: dict[str, Any] = {"enabled": enabled, "updated_at": utcnow()}
+            values: dict[str, Any] = {"enabled": enabled, "updated_at": utcnow(),
+                                      "state": state_of(enabled, None), "snoozed_until": None}
             if enabled:
                 values.update(paused_reason=None, failure_streak=0)
             await conn.execute(update(areas).where(areas.c.id == area_id).values(**values))
+
+    async def set_state(self, area_id: str, record: Transition, **values: Any) -> None:
+        """Save the area's new state (with ``values``: snoozed_until, ...) and the
+        record of the transition, in one commit."""
+        async with self.db.begin() as conn:
+            await conn.execute(update(areas).where(areas.c.id == area_id).values(
+                state=record.to_state, **values))
+            await conn.execute(_transition_row(area_id, record))
+
+    async def set_snooze(self, area_id: str, until: datetime | None, catch_up: bool) -> None:
+        """Move a snooze's end (the area stays snoozed: no transition)."""
+        async with self.db.begin() as conn:
+            await conn.execute(update(areas).where(areas.c.id == area_id).values(
+                snoozed_until=until, catch_up_after_snooze=catch_up))
+
+    async def add_transition(self, area_id: str, record: Transition) -> None:
+        """Only the record of a transition whose state another write saved."""
+        async with self.db.begin() as conn:
+            await conn.execute(_transition_row(area_id, record))
+
+    async def transitions(self, area_id: str, limit: int = TRANSITIONS_PER_AREA
+                          ) -> list[Transition]:
+        """The area's latest state changes, newest first."""
+        query = (select(area_transitions).where(area_transitions.c.area_id == area_id)
+                 .order_by(area_transitions.c.id.desc()).limit(limit))
+        async with self.db.connect() as conn:
+            return [Transition(r.at, r.from_state, r.to_state, r.cause)
+                    for r in await conn.execute(query)]
 
     async def remove(self, area_id: str) -> None:
         async with self.db.begin() as conn:
@@ -228,9 +275,10 @@ class Store:
             return {r.area_id: dict(r._mapping) for r in rows}
 
     async def prune(self, keep_ok_days: int, keep_failed_days: int, per_area: int,
-                    seen_per_area: int = 5000, polls_per_area: int = POLLS_PER_AREA) -> int:
-        """Drop old history: successes sooner than failures; bound runs, seen keys and
-        the check history."""
+                    seen_per_area: int = 5000, polls_per_area: int = POLLS_PER_AREA,
+                    transitions_per_area: int = TRANSITIONS_PER_AREA) -> int:
+        """Drop old history: successes sooner than failures; bound runs, seen keys,
+        the check history and the record of state changes."""
         now = utcnow()
         removed = 0
         async with self.db.begin() as conn:
@@ -250,21 +298,23 @@ class Store:
                         runs.c.area_id == area_id, runs.c.id <= cutoff))
                     removed += result.rowcount or 0
                 removed += await _prune_seen(conn, area_id, seen_per_area)
-                removed += await _prune_polls(conn, area_id, polls_per_area)
+                removed += await _keep_newest(conn, polls, area_id, polls_per_area)
+                removed += await _keep_newest(conn, area_transitions, area_id,
+                                              transitions_per_area)
             await conn.execute(delete(events).where(
                 events.c.status == "done", events.c.received_at < bad_cut))
         return removed
 
 
-async def _prune_polls(conn: AsyncConnection, area_id: str, bound: int) -> int:
-    """Keep the newest ``bound`` checks of the area."""
+async def _keep_newest(conn: AsyncConnection, table: Table, area_id: str, bound: int) -> int:
+    """Keep the newest ``bound`` rows of the area in ``table`` (checks, state changes)."""
     cutoff = (await conn.execute(
-        select(polls.c.id).where(polls.c.area_id == area_id)
-        .order_by(polls.c.id.desc()).offset(bound).limit(1))).scalar()
+        select(table.c.id).where(table.c.area_id == area_id)
+        .order_by(table.c.id.desc()).offset(bound).limit(1))).scalar()
     if cutoff is None:
         return 0
-    result = await conn.execute(delete(polls).where(
-        polls.c.area_id == area_id, polls.c.id <= cutoff))
+    result = await conn.execute(delete(table).where(
+        table.c.area_id == area_id, table.c.id <= cutoff))
     return result.rowcount or 0
 
 

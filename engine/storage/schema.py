@@ -73,6 +73,12 @@ areas = Table(
     Column("webhook_hash", String(64), nullable=True, unique=True),
     Column("paused_reason", Text, nullable=True),
     Column("failure_streak", Integer, nullable=False, default=0),
+    # its lifecycle state (engine/lifecycle.py): active | snoozed | waiting | paused |
+    # needs_account | off | done
+    Column("state", String(16), nullable=False, default="active"),
+    Column("snoozed_until", UTCDateTime, nullable=True),
+    # a snoozed poll fires what it finds once the snooze ends (else: remembered, not fired)
+    Column("catch_up_after_snooze", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -114,6 +120,19 @@ runs = Table(
     Index("ix_runs_event", "event_id"),
 )
 
+area_transitions = Table(
+    "area_transitions",
+    metadata,
+    # each change of an area's state; the newest TRANSITIONS_PER_AREA per area are kept
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("area_id", String(36), ForeignKey("areas.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("from_state", String(16), nullable=False),
+    Column("to_state", String(16), nullable=False),
+    Column("cause", Text, nullable=False),
+    Index("ix_area_transitions_area", "area_id", "id"),
+)
+
 seen_keys = Table(
     "seen_keys",
     metadata,
@@ -142,7 +161,8 @@ polls = Table(
     Column("area_id", String(36), ForeignKey("areas.id", ondelete="CASCADE"), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("seconds", Float, nullable=False),
-    # new | nothing new | not modified | primed | failed
+    # new | nothing new | not modified | primed | failed | snoozed | waiting (found new
+    # items while the area did not fire: remembered, not fired)
     Column("outcome", String(12), nullable=False),
     Column("items", Integer, nullable=False, default=0),
     Column("new", Integer, nullable=False, default=0),

@@ -1,17 +1,24 @@
-"""Services hear when their areas stop and when the engine stops; backups are made."""
+"""Services hear when their areas stop and when the engine stops; backups are made; an
+area's states change only along the lifecycle's table, each change recorded and said."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from engine import lifecycle as life
 from engine.app import Engine
 from engine.areas import AreaSpec
 from engine.backup import backup_dir, list_backups
+from engine.bus import AREA_STATE, NOTIFICATION, Message
+from engine.errors import LifecycleError
+from engine.storage.db import migrate_sync
 from tests.engine import probe
-from tests.engine.conftest import EngineFactory
+from tests.engine.conftest import EngineFactory, next_message
 
 AREA = {
     "name": "Items",
@@ -56,3 +63,119 @@ async def test_the_daily_backup_copies_the_database(engine: Engine) -> None:
     assert copy.stat().st_size > 0
     await engine._backup()  # the newest is less than a day old: no second copy
     assert list_backups(backup_dir(engine.data_dir)) == [copy]
+
+
+# ---------------------------------------------------------------------- area states
+
+PAIRS = [(a, b) for a in life.STATES for b in life.STATES]
+
+
+@dataclass
+class _Stub:
+    id: str = "a1"
+    state: str = life.DRAFT
+
+
+@pytest.mark.parametrize(("before", "after"), PAIRS, ids=[f"{a}->{b}" for a, b in PAIRS])
+def test_every_pair_of_states_is_allowed_or_refused_by_the_table(before: str,
+                                                                 after: str) -> None:
+    area = _Stub(state=before)
+    if after in life.ALLOWED[before]:
+        record = life.transition(area, after, "because")
+        assert area.state == after
+        assert (record.from_state, record.to_state, record.cause) == (before, after,
+                                                                      "because")
+        assert record.at.tzinfo is not None
+    else:
+        with pytest.raises(LifecycleError) as raised:
+            life.transition(area, after, "because")
+        assert area.state == before  # refused: nothing changed
+        message = str(raised.value)
+        assert life.LABELS[before] in message and life.LABELS[after] in message
+
+
+def test_every_state_can_be_left_and_reached() -> None:
+    reached = {b for targets in life.ALLOWED.values() for b in targets}
+    assert reached == set(life.STATES) - {life.DRAFT}
+    assert all(life.ALLOWED[s] for s in life.STATES)
+
+
+async def test_transitions_are_recorded_published_and_kept_across_a_restart(
+        make_engine: EngineFactory) -> None:
+    engine = await make_engine()
+    heard: list[Message] = []
+    engine.bus.subscribe(AREA_STATE, heard.append)
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    await engine.set_enabled(area.id, False)
+    await engine.set_enabled(area.id, True)
+    assert [(m.data["from"], m.data["to"], m.data["cause"]) for m in heard] == [
+        ("draft", "active", "created"), ("active", "off", "turned off"),
+        ("off", "active", "turned on")]
+    await engine.aclose()
+    engine = await make_engine()
+    status = await engine.lifecycle(area.id)
+    assert status.state == "active" and status.label == "active"
+    assert [(t.from_state, t.to_state) for t in status.history] == [
+        ("off", "active"), ("active", "off"), ("draft", "active")]
+
+
+async def test_a_pause_after_failures_is_a_recorded_transition_with_one_notification(
+        make_engine: EngineFactory) -> None:
+    engine = await make_engine(pause_after_failures=1)
+    area = await engine.create_area(AreaSpec.from_dict({
+        **AREA, "reactions": [{"service": "probe", "reaction": "fail", "params": {}}]}))
+    notes: list[Message] = []
+    engine.bus.subscribe(NOTIFICATION, notes.append)
+    paused = next_message(engine, AREA_STATE, lambda m: m.data["to"] == "paused")
+    await engine.run_now(area.id, {"title": "x"})
+    message = await paused
+    assert message.data["from"] == "active"
+    assert "1 runs in a row failed" in message.data["cause"]
+    await engine.wait_idle()
+    assert len(notes) == 1 and "paused" in notes[0].data["title"]
+    status = await engine.lifecycle(area.id)
+    assert status.state == "paused"
+    assert status.history[0].to_state == "paused"
+    with pytest.raises(LifecycleError, match="paused after failures"):
+        await engine.wake(area.id)
+
+
+async def test_prune_keeps_the_newest_transitions_of_each_area(engine: Engine) -> None:
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    for _ in range(4):
+        await engine.set_enabled(area.id, False)
+        await engine.set_enabled(area.id, True)
+    assert len(await engine.store.transitions(area.id)) == 9
+    removed = await engine.store.prune(30, 30, 100, transitions_per_area=3)
+    assert removed == 6
+    kept = await engine.store.transitions(area.id)
+    assert [(t.from_state, t.to_state) for t in kept] == [
+        ("off", "active"), ("active", "off"), ("off", "active")]
+
+
+def test_an_old_database_maps_its_areas_to_active_off_and_paused(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from engine.storage.db import alembic_config, open_sync
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    engine = open_sync(url)
+    with engine.begin() as conn:
+        config = alembic_config(url)
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0004")
+        for area_id, enabled, reason in (("on", 1, None), ("off", 0, None),
+                                         ("paused", 1, "3 runs in a row failed")):
+            conn.execute(text(
+                "insert into areas (id, name, enabled, trigger, reactions, catch_up, "
+                "failure_streak, paused_reason, created_at, updated_at) values (:id, :id, "
+                ":enabled, '{}', '[]', 'skip', 0, :reason, '2026-01-01', '2026-01-01')"),
+                {"id": area_id, "enabled": enabled, "reason": reason})
+    engine.dispose()
+    migrate_sync(url)
+    engine = open_sync(url)
+    with engine.connect() as conn:
+        states: dict[str, str] = dict(conn.execute(text("select id, state from areas")).all())
+    engine.dispose()
+    assert states == {"on": "active", "off": "off", "paused": "paused"}
