@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets as _secrets
 import time
@@ -12,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import bindparam, update
 
@@ -30,6 +32,7 @@ from engine.backup import (
 )
 from engine.bus import Bus
 from engine.catalog.context import PollContext, TriggerContext
+from engine.catalog.params import format_duration
 from engine.catalog.service import Item, PollResult, TriggerKind, TriggerSpec
 from engine.control import ControlServer
 from engine.dispatcher import Dispatcher
@@ -645,6 +648,9 @@ class Engine:
             assert spec.schedule is not None
             trigger = spec.schedule(params)
             area_id = area.id
+            if isinstance(trigger, DateTrigger):  # once, at a date and time
+                await self._plan_once(area, trigger.run_date)
+                return
             if starting and isinstance(trigger, IntervalTrigger):
                 # Keep the cadence across restarts: count from the last firing.
                 state = await self.store.trigger_state(area_id)
@@ -1028,6 +1034,9 @@ class Engine:
                            catch_up_after_snooze=False)
         if not self.offline and self.started:
             self.scheduler.remove_wake(area.id)
+            spec = self.registry.trigger(area.spec.trigger.service, area.spec.trigger.action)
+            if spec.kind is TriggerKind.SCHEDULE and self.scheduler.next_fire(area.id) is None:
+                await self._activate(area)  # a one-time moment passed meanwhile: fires now
             if catch_up:  # what came during the snooze is still unseen: check now
                 self.scheduler.poll_soon(area.id)
 
@@ -1054,6 +1063,39 @@ class Engine:
                 await self._change(area, life.ACTIVE, "the snooze ended while "
                                    "Hookline was not running", snoozed_until=None,
                                    catch_up_after_snooze=False)
+
+    async def _plan_once(self, area: Area, when: datetime) -> None:
+        """A one-time trigger: fire at ``when``, or now when that has passed while
+        Hookline was not running (once, saying how late); done when it fired before."""
+        state = await self.store.trigger_state(area.id)
+        fired = (state or {}).get("last_fired_at")
+        if fired is not None and fired >= when:  # fired, stopped before it was done
+            await self._change(area, life.DONE, "it ran at its date and time")
+            return
+        if when <= utcnow():
+            await self._fire_once(area.id, when)
+            return
+        self.scheduler.add_once(area.id, when, functools.partial(self._fire_once, area.id))
+
+    async def _fire_once(self, area_id: str, scheduled: datetime) -> None:
+        """Fire a one-time area (late_by: seconds after its time), then it is done. Not
+        active then (snoozed, waiting for its window): it fires once it is again."""
+        area = self._areas.get(area_id)
+        if area is None or area.state != life.ACTIVE:
+            return
+        now = utcnow()
+        late = max(0.0, (now - scheduled).total_seconds())
+        late = late if late >= 1 else 0.0  # the timer's own delay is not lateness
+        payload = {"scheduled_for": scheduled.isoformat(), "fired_at": now.isoformat(),
+                   "catch_up": bool(late), "missed": 1 if late else 0,
+                   "late_by": round(late)}
+        events = await self.journal.append(
+            [NewEvent(area_id, "schedule", payload)],
+            [self.journal.fired_statement(area_id, scheduled)])
+        self._dispatch(events)
+        self.scheduler.remove(area_id)
+        await self._change(area, life.DONE, "it ran at its date and time" + (
+            f", {format_duration(late)} late (Hookline was not running then)" if late else ""))
 
     async def _take_delivery(self, area: Area, items: list[Item]) -> tuple[list[int], int]:
         """A push delivery: journaled to run when the area is active (one attribute

@@ -6,8 +6,10 @@ from __future__ import annotations
 import secrets as _secrets
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
+
+from apscheduler.triggers.date import DateTrigger
 
 from engine import lifecycle, templates
 from engine.catalog.params import Param, parse_duration
@@ -260,7 +262,11 @@ def check_area(
         spec.trigger = replace(spec.trigger, params=clean, account=account)
         if params_fine and trigger.kind is TriggerKind.SCHEDULE and trigger.schedule:
             try:  # the schedule itself may refuse a combination (time zone, day names)
-                trigger.schedule(clean)
+                timed = trigger.schedule(clean)
+                if isinstance(timed, DateTrigger) and timed.run_date <= datetime.now(UTC):
+                    problems.append(ValidationError(
+                        "trigger.params", f"{timed.run_date:%Y-%m-%d %H:%M} is already past: "
+                                          "choose a moment to come"))
             except ValidationError as exc:
                 problems.append(exc.at("trigger.params"))
             except ValueError as exc:

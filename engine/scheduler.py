@@ -171,6 +171,13 @@ class Scheduler:
         self._aps.add_job(fn, DateTrigger(run_date=when), id=f"wake:{area_id}",
                           replace_existing=True, misfire_grace_time=None)
 
+    def add_once(self, area_id: str, when: datetime,
+                 fire: Callable[[datetime], Awaitable[None]]) -> None:
+        """Fire the area once at ``when`` (a one-time trigger), even late: a machine
+        asleep at that moment fires it as it wakes."""
+        self._aps.add_job(fire, DateTrigger(run_date=when), args=[when], id=f"once:{area_id}",
+                          replace_existing=True, misfire_grace_time=None)
+
     def remove_wake(self, area_id: str) -> None:
         with contextlib.suppress(Exception):
             self._aps.remove_job(f"wake:{area_id}")
@@ -180,7 +187,7 @@ class Scheduler:
         return job.next_run_time if job is not None else None
 
     def remove(self, area_id: str) -> None:
-        for kind in ("poll", "wake"):
+        for kind in ("poll", "wake", "once"):
             with contextlib.suppress(Exception):
                 self._aps.remove_job(f"{kind}:{area_id}")
         group = self._group_of.pop(area_id, None)
@@ -194,7 +201,7 @@ class Scheduler:
                 self._due.pop(group, None)
 
     def next_fire(self, area_id: str) -> datetime | None:
-        for job_id in (self._group_of.get(area_id), f"poll:{area_id}"):
+        for job_id in (self._group_of.get(area_id), f"poll:{area_id}", f"once:{area_id}"):
             job = self._aps.get_job(job_id) if job_id else None
             if job is not None:
                 return job.next_run_time  # type: ignore[no-any-return]

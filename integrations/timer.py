@@ -1,10 +1,11 @@
-"""Timer: start areas every so often, at a time of day, on chosen weekdays or on a cron schedule."""
+"""Timer: start areas every so often, at a time of day, on chosen weekdays, on a cron
+schedule, or once at a date and time."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from datetime import tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -12,6 +13,7 @@ import tzlocal
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from engine import Field, Param, ParamType, Service, ValidationError
@@ -20,7 +22,7 @@ service = Service(
     "timer",
     "Timer",
     "Start automations on a schedule: every few minutes, every day at a set time, on chosen "
-    "weekdays, or with a cron expression.",
+    "weekdays, with a cron expression, or once at a date and time.",
     icon="timer.svg",
 )
 
@@ -242,3 +244,68 @@ def _crontab_day(text: str) -> int:
     if text in _CRONTAB_DAYS:
         return _CRONTAB_DAYS.index(text)
     raise ValueError(f"{text!r} is not a day of the week: use 0-7 (0 and 7 are Sunday) or sun-sat")
+
+
+#: The payload of a one-time firing: the schedule's, and how late it came.
+AT_FIELDS = (
+    *FIELDS,
+    Field("late_by", "Seconds it came after its time (Hookline was not running, or the "
+          "computer slept); 0 when on time", 0),
+)
+
+
+@service.schedule_trigger(
+    "at",
+    "At a date and time",
+    "Runs once, at the local date and time you choose; then the automation is done. If "
+    "Hookline was not running at that moment, it runs once at the next start and says "
+    "how late it is (late_by).",
+    params=[
+        Param(
+            "at",
+            ParamType.TEXT,
+            "Date and time",
+            help="The local date and time, as YYYY-MM-DD HH:MM (e.g. 2027-01-01 09:00). A "
+            "time skipped by a daylight saving change runs at the first moment after the "
+            "gap; a time that happens twice runs at the first.",
+            example="2027-01-01 09:00",
+        ),
+        TIMEZONE,
+    ],
+    fields=AT_FIELDS,
+)
+def at(params: Mapping[str, Any]) -> BaseTrigger:
+    return DateTrigger(run_date=local_moment(_wall_time(params["at"]), _zone(params)))
+
+
+def _wall_time(value: Any) -> datetime:
+    text = str(value or "").strip()
+    try:
+        when = datetime.fromisoformat(text.replace("T", " "))
+    except ValueError:
+        raise ValidationError(
+            "at", f"{text!r} is not a date and time: write YYYY-MM-DD HH:MM, e.g. "
+                  "2027-01-01 09:00") from None
+    if when.tzinfo is not None:
+        raise ValidationError("at", "write the local date and time without an offset, and "
+                                    "choose the time zone in its own field")
+    return when
+
+
+def local_moment(wall: datetime, zone: tzinfo) -> datetime:
+    """The moment a wall-clock time names in ``zone``: an ambiguous one (clocks going
+    back) is its first occurrence; one that does not exist (in the gap of clocks going
+    forward) is the first moment after the gap."""
+    first = wall.replace(tzinfo=zone, fold=0)
+    if _wall(first.astimezone(UTC), zone) == wall:
+        return first
+    # In a gap: search from the earliest reading for the moment the clock jumps past it.
+    moment = min(first.astimezone(UTC), wall.replace(tzinfo=zone, fold=1).astimezone(UTC))
+    moment = moment.replace(second=0, microsecond=0)
+    while _wall(moment, zone) < wall:
+        moment += timedelta(minutes=1)
+    return moment.astimezone(zone)
+
+
+def _wall(moment: datetime, zone: tzinfo) -> datetime:
+    return moment.astimezone(zone).replace(tzinfo=None)

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from engine import lifecycle as life
 from engine.app import Engine
 from engine.areas import AreaSpec
 from engine.backup import backup_dir, list_backups
 from engine.bus import AREA_STATE, NOTIFICATION, Message
-from engine.errors import LifecycleError
-from engine.storage.db import migrate_sync
+from engine.errors import LifecycleError, ValidationError
+from engine.storage.db import migrate_sync, open_async
+from engine.storage.schema import areas as areas_table
+from engine.storage.schema import utcnow
 from tests.engine import probe
 from tests.engine.conftest import EngineFactory, next_message
 
@@ -179,3 +183,67 @@ def test_an_old_database_maps_its_areas_to_active_off_and_paused(tmp_path: Path)
         states: dict[str, str] = dict(conn.execute(text("select id, state from areas")).all())
     engine.dispose()
     assert states == {"on": "active", "off": "off", "paused": "paused"}
+
+
+# ---------------------------------------------------------------------- at a date and time
+
+
+def _at(when: datetime) -> dict[str, Any]:
+    return {"name": "Capsule",
+            "trigger": {"service": "timer", "trigger": "at",
+                        "params": {"at": when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                                   "timezone": "UTC"}},
+            "reactions": [{"service": "probe", "reaction": "record",
+                           "params": {"text": "late by {{ trigger.late_by }}"}}]}
+
+
+async def test_at_in_the_future_fires_once_then_the_area_is_done(
+        make_engine: EngineFactory) -> None:
+    engine = await make_engine()
+    notes: list[Message] = []
+    engine.bus.subscribe(NOTIFICATION, notes.append)
+    done = next_message(engine, AREA_STATE, lambda m: m.data["to"] == "done")
+    area = await engine.create_area(AreaSpec.from_dict(_at(utcnow() + timedelta(seconds=1))))
+    assert engine.scheduler.next_fire(area.id) is not None
+    message = await done
+    assert message.data["cause"] == "it ran at its date and time"
+    await engine.wait_idle()
+    assert [r["text"] for r in probe.controls.received] == ["late by 0"]
+    assert engine.scheduler.next_fire(area.id) is None
+    assert [n.data["title"] for n in notes] == ["“Capsule” is done"]
+    await engine.aclose()
+    engine = await make_engine()  # done stays done: nothing fires again
+    await engine.wait_idle()
+    assert engine.area(area.id).state == "done"
+    assert len(probe.controls.received) == 1
+
+
+async def test_at_missed_while_stopped_fires_once_late_at_the_next_start(
+        make_engine: EngineFactory) -> None:
+    engine = await make_engine()
+    area = await engine.create_area(AreaSpec.from_dict(_at(utcnow() + timedelta(hours=1))))
+    await engine.aclose()
+    # Hookline stays closed past the moment, which came two hours ago
+    spec = _at(utcnow() - timedelta(hours=2))
+    db = open_async(engine.url)
+    async with db.begin() as conn:
+        await conn.execute(update(areas_table).where(areas_table.c.id == area.id).values(
+            trigger={"service": "timer", "trigger": "at", "params": spec["trigger"]["params"]}))
+    await db.dispose()
+    engine = await make_engine()
+    await engine.wait_idle()
+    [run] = await engine.store.runs(area.id)
+    assert run["status"] == "succeeded"
+    assert run["trigger_payload"]["catch_up"] is True
+    assert 7190 <= run["trigger_payload"]["late_by"] <= 7300
+    status = await engine.lifecycle(area.id)
+    assert status.state == "done" and "late" in status.history[0].cause
+    await engine.aclose()
+    engine = await make_engine()
+    await engine.wait_idle()
+    assert len(await engine.store.runs(area.id)) == 1
+
+
+async def test_at_a_moment_already_past_is_refused(engine: Engine) -> None:
+    with pytest.raises(ValidationError, match="is already past"):
+        await engine.create_area(AreaSpec.from_dict(_at(utcnow() - timedelta(minutes=5))))

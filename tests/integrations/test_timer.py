@@ -36,7 +36,9 @@ def fire_times(trigger: Any, now: datetime, count: int) -> list[datetime]:
 
 def test_fields_are_the_engine_payload_of_every_schedule_trigger() -> None:
     for spec in service.triggers.values():
-        assert [f.name for f in spec.fields] == ["scheduled_for", "fired_at", "catch_up", "missed"]
+        late = ["late_by"] if spec.id == "at" else []  # a one-time firing says how late
+        assert [f.name for f in spec.fields] == ["scheduled_for", "fired_at", "catch_up",
+                                                 "missed", *late]
         assert spec.param("timezone") is not None
 
 
@@ -235,3 +237,48 @@ def test_cron_seven_is_sunday_too() -> None:
     trigger = spec.schedule({"expression": "0 9 * * 5-7", "timezone": "Europe/Paris"})
     now = datetime(2024, 5, 6, 12, 0, tzinfo=PARIS)  # a Monday
     assert [t.strftime("%a") for t in fire_times(trigger, now, 4)] == ["Fri", "Sat", "Sun", "Fri"]
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def test_at_fires_once_at_the_local_date_and_time() -> None:
+    trigger = build("at", {"at": "2027-01-01 09:00", "timezone": "Europe/Berlin"})
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=BERLIN)
+    first = trigger.get_next_fire_time(None, now)
+    assert first == datetime(2027, 1, 1, 9, 0, tzinfo=BERLIN)
+    assert first.utcoffset() == timedelta(hours=1)
+    assert trigger.get_next_fire_time(first, first) is None  # once
+
+
+def test_at_a_time_skipped_by_clocks_going_forward_fires_right_after_the_gap() -> None:
+    # 2027-03-28: Berlin's clocks jump from 02:00 to 03:00; 02:30 never happens.
+    trigger = build("at", {"at": "2027-03-28 02:30", "timezone": "Europe/Berlin"})
+    when = trigger.get_next_fire_time(None, datetime(2027, 1, 1, tzinfo=BERLIN))
+    assert when == datetime(2027, 3, 28, 1, 0, tzinfo=ZoneInfo("UTC"))
+    assert when.astimezone(BERLIN).strftime("%H:%M %Z") == "03:00 CEST"
+
+
+def test_at_a_time_that_happens_twice_fires_at_the_first() -> None:
+    # 2027-10-31: Berlin's clocks go back from 03:00 to 02:00; 02:30 happens twice.
+    trigger = build("at", {"at": "2027-10-31 02:30", "timezone": "Europe/Berlin"})
+    when = trigger.get_next_fire_time(None, datetime(2027, 1, 1, tzinfo=BERLIN))
+    assert when.astimezone(ZoneInfo("UTC")) == datetime(2027, 10, 31, 0, 30,
+                                                        tzinfo=ZoneInfo("UTC"))
+    assert when.astimezone(BERLIN).strftime("%H:%M %Z") == "02:30 CEST"
+
+
+def test_at_defaults_to_this_computers_time_zone() -> None:
+    trigger = build("at", {"at": "2027-01-01 09:00"})
+    when = trigger.get_next_fire_time(None, datetime(2026, 1, 1, tzinfo=PARIS))
+    local = tzlocal.get_localzone()
+    assert when.astimezone(local).replace(tzinfo=None) == datetime(2027, 1, 1, 9, 0)
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("next friday", "is not a date and time: write YYYY-MM-DD HH:MM"),
+    ("2027-01-01T09:00+02:00", "without an offset"),
+])
+def test_at_says_how_to_write_a_moment(text: str, says: str) -> None:
+    with pytest.raises(ValidationError, match=says):
+        build("at", {"at": text})
