@@ -315,6 +315,7 @@ class Engine:
             raise
         self._areas[area.id] = area
         await self._record_change(area, life.DRAFT, "created")
+        await self._apply_window(area)
         if area.active:
             await self._activate(area)
         self.bus.publish(topics.AREA_CHANGED, area_id=area.id, change="created")
@@ -370,6 +371,7 @@ class Engine:
         self._forget_secrets(area_id)
         self._areas[area_id] = area
         await self._record_change(area, old.state, "edited")
+        await self._apply_window(area)
         if area.active:
             await self._activate(area)
         self.bus.publish(topics.AREA_CHANGED, area_id=area_id, change="updated")
@@ -401,6 +403,7 @@ class Engine:
         area = await self.store.area(area_id)
         self._areas[area_id] = area
         await self._record_change(area, before, "turned on" if enabled else "turned off")
+        await self._apply_window(area)
         if area.active:
             await self._activate(area)
         self.bus.publish(topics.AREA_CHANGED, area_id=area_id,
@@ -949,13 +952,17 @@ class Engine:
 
     # ----------------------------------------------------------------- life in time
 
-    async def snooze(self, area_id: str, until: datetime, *, catch_up: bool = False) -> Area:
+    async def snooze(self, area_id: str, until: datetime, *,
+                     catch_up: bool | None = None) -> Area:
         """Stop the area firing until ``until`` (aware); it comes back by itself, also
         across restarts. A push delivery meanwhile is recorded as a skipped run; a poll
         keeps checking and remembers what it sees without firing it, or, with
         ``catch_up``, leaves it unseen so that it fires once the snooze ends. Snoozing
-        a snoozed area moves its end."""
+        a snoozed area moves its end. ``catch_up`` None: the area's own choice
+        (``catch_up_after_snooze``)."""
         area = self.area(area_id)
+        if catch_up is None:
+            catch_up = area.spec.catch_up_after_snooze
         if until <= utcnow():
             raise LifecycleError("that moment is already past: snooze until a later one")
         if area.state == life.SNOOZED:
@@ -984,7 +991,14 @@ class Engine:
         area = self.area(area_id)
         next_at, next_state = None, None
         if area.state == life.SNOOZED and area.snoozed_until is not None:
-            next_at, next_state = area.snoozed_until, life.ACTIVE
+            next_at, next_state = area.snoozed_until, self._outside_snooze(area,
+                                                                           area.snoozed_until)
+        elif area.state in (life.ACTIVE, life.WAITING) and area.spec.window:
+            window = area.spec.window
+            next_at = window.next_change(utcnow())
+            if next_at is not None:
+                next_state = (life.DONE if window.ended(next_at) else life.ACTIVE
+                              if window.is_open(next_at) else life.WAITING)
         return life.Status(area.id, area.state, life.LABELS[area.state], next_at,
                                 next_state, await self.store.transitions(area.id, limit))
 
@@ -1000,6 +1014,30 @@ class Engine:
             setattr(area, name, value)
         self._announce(area, change)
         return change
+
+    def _outside_snooze(self, area: Area, at: datetime | None = None) -> str:
+        """What a snoozed area becomes when its snooze ends (at ``at``): active, or
+        waiting when its window is closed then."""
+        window = area.spec.window
+        return life.ACTIVE if not window or window.is_open(at or utcnow()) else life.WAITING
+
+    async def _apply_window(self, area: Area, when: str = "") -> None:
+        """Active inside its window, waiting outside, done once it has ended; then the
+        next opening or closing is scheduled."""
+        window = area.spec.window
+        if not window or area.state not in (life.ACTIVE, life.WAITING):
+            return
+        now = utcnow()
+        said = f" {when}" if when else ""
+        if window.ended(now):
+            await self._change(area, life.DONE, f"its active window ended{said}")
+            await self._deactivate(area)
+            return
+        target = life.ACTIVE if window.is_open(now) else life.WAITING
+        if target != area.state:
+            await self._change(area, target, f"its window opened{said}" if target == life.ACTIVE
+                               else f"outside its window{said}")
+        self._plan_wake(area)
 
     async def _record_change(self, area: Area, before: str, cause: str) -> None:
         """Record a state change another write already saved (created, edited, on/off)."""
@@ -1030,7 +1068,7 @@ class Engine:
 
     async def _end_snooze(self, area: Area, cause: str) -> None:
         catch_up = area.catch_up_after_snooze
-        await self._change(area, life.ACTIVE, cause, snoozed_until=None,
+        await self._change(area, self._outside_snooze(area), cause, snoozed_until=None,
                            catch_up_after_snooze=False)
         if not self.offline and self.started:
             self.scheduler.remove_wake(area.id)
@@ -1053,6 +1091,17 @@ class Engine:
                     await self._end_snooze(current, "the snooze ended")
 
             self.scheduler.add_wake(area.id, area.snoozed_until, wake)
+        elif area.state in (life.ACTIVE, life.WAITING) and area.spec.window:
+            when = area.spec.window.next_change(utcnow())
+            if when is not None:
+                area_id = area.id
+
+                async def turn() -> None:
+                    current = self._areas.get(area_id)
+                    if current is not None:
+                        await self._apply_window(current)
+
+                self.scheduler.add_wake(area.id, when, turn)
 
     async def _apply_due_changes(self) -> None:
         """At start: changes due while Hookline was not running happen now."""
@@ -1060,9 +1109,10 @@ class Engine:
         for area in list(self._areas.values()):
             if (area.state == life.SNOOZED and area.snoozed_until is not None
                     and area.snoozed_until <= now):
-                await self._change(area, life.ACTIVE, "the snooze ended while "
-                                   "Hookline was not running", snoozed_until=None,
+                await self._change(area, self._outside_snooze(area), "the snooze ended "
+                                   "while Hookline was not running", snoozed_until=None,
                                    catch_up_after_snooze=False)
+            await self._apply_window(area, "while Hookline was not running")
 
     async def _plan_once(self, area: Area, when: datetime) -> None:
         """A one-time trigger: fire at ``when``, or now when that has passed while

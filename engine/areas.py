@@ -11,7 +11,7 @@ from typing import Any, Protocol, TypeVar
 
 from apscheduler.triggers.date import DateTrigger
 
-from engine import lifecycle, templates
+from engine import lifecycle, templates, windows
 from engine.catalog.params import Param, parse_duration
 from engine.catalog.service import ReactionSpec, Service, TriggerKind, TriggerSpec
 from engine.errors import CatalogError, ValidationError
@@ -53,6 +53,10 @@ class AreaSpec:
     enabled: bool = True
     catch_up: str = "skip"
     interval: float | None = None
+    #: when it may fire: active from/until and a weekly "only during" (engine/windows.py)
+    window: windows.Window = field(default_factory=windows.Window)
+    #: a snooze of its polling trigger fires what came meanwhile once it ends
+    catch_up_after_snooze: bool = False
 
     def steps(self) -> list[tuple[Step, bool]]:
         return [(self.trigger, True), *((r, False) for r in self.reactions)]
@@ -62,7 +66,8 @@ class AreaSpec:
         """Read the import format; structural problems are ValidationErrors."""
         if not isinstance(data, Mapping):
             raise ValidationError("", "an area must be a mapping with name, trigger, reactions")
-        known = {"name", "enabled", "trigger", "condition", "reactions", "catch_up", "interval"}
+        known = {"name", "enabled", "trigger", "condition", "reactions", "catch_up", "interval",
+                 "active_from", "active_until", "only_during", "catch_up_after_snooze"}
         for key in data:
             if key not in known:
                 hint = CatalogError.unknown("key", str(key), known).args[0]
@@ -81,6 +86,9 @@ class AreaSpec:
                 interval = parse_duration(interval)
             except ValueError as exc:
                 raise ValidationError("interval", f"how often to poll: {exc}") from None
+        catch_up_after_snooze = data.get("catch_up_after_snooze", False)
+        if not isinstance(catch_up_after_snooze, bool):
+            raise ValidationError("catch_up_after_snooze", "write true or false")
         return cls(
             name=str(data.get("name") or "").strip(),
             trigger=_step(trig, "trigger", "trigger"),
@@ -90,6 +98,8 @@ class AreaSpec:
             enabled=bool(data.get("enabled", True)),
             catch_up=str(data.get("catch_up", "skip")),
             interval=interval if interval not in (None, "") else None,
+            window=windows.parse(data),
+            catch_up_after_snooze=catch_up_after_snooze,
         )
 
     def to_dict(self, registry: Registry | None = None,
@@ -127,6 +137,9 @@ class AreaSpec:
             out["catch_up"] = self.catch_up
         if self.interval is not None:
             out["interval"] = self.interval
+        out.update(self.window.to_dict())
+        if self.catch_up_after_snooze:
+            out["catch_up_after_snooze"] = True
         return out
 
 

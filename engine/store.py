@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Row, Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from engine import trace
+from engine import trace, windows
 from engine.areas import Area, AreaSpec, Step
 from engine.errors import CatalogError, HooklineError
 from engine.lifecycle import TRANSITIONS_PER_AREA, Transition, state_of
@@ -47,6 +47,8 @@ def _area(row: Row[Any]) -> Area:
         enabled=row.enabled,
         catch_up=row.catch_up,
         interval=row.interval,
+        window=windows.from_json(row.window),
+        catch_up_after_snooze=bool((row.window or {}).get("catch_up_after_snooze")),
     )
     return Area(row.id, spec, row.paused_reason, row.failure_streak, row.webhook_hash,
                 row.created_at, row.updated_at, row.state, row.snoozed_until,
@@ -69,6 +71,8 @@ def _columns(spec: AreaSpec) -> dict[str, Any]:
                        "params": r.params, **_account(r)} for r in spec.reactions],
         "catch_up": spec.catch_up,
         "interval": spec.interval,
+        "window": ({**spec.window.to_dict(), "catch_up_after_snooze": True}
+                   if spec.catch_up_after_snooze else spec.window.to_dict()) or None,
     }
 
 

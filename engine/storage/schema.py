@@ -79,6 +79,9 @@ areas = Table(
     Column("snoozed_until", UTCDateTime, nullable=True),
     # a snoozed poll fires what it finds once the snooze ends (else: remembered, not fired)
     Column("catch_up_after_snooze", Boolean, nullable=False, default=False),
+    # {"active_from", "active_until", "only_during": {days, from, until, timezone},
+    #  "catch_up_after_snooze"} as in area files (engine/windows.py); None: always
+    Column("window", JSON, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -1,4 +1,4 @@
-"""an area's lifecycle: its state, a snooze, and the record of its transitions
+"""an area's lifecycle: its state, a snooze, its active window, the record of its transitions
 
 Revision ID: 0005
 Revises: 0004
@@ -23,6 +23,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('snoozed_until', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('catch_up_after_snooze', sa.Boolean(), nullable=False,
                                       server_default=sa.false()))
+        batch_op.add_column(sa.Column('window', sa.JSON(), nullable=True))
     # existing areas keep what they were: off, paused after failures, or active
     op.execute("UPDATE areas SET state = CASE WHEN NOT enabled THEN 'off' "
                "WHEN paused_reason IS NOT NULL THEN 'paused' ELSE 'active' END")
@@ -46,6 +47,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_area_transitions_area')
     op.drop_table('area_transitions')
     with op.batch_alter_table('areas', schema=None) as batch_op:
+        batch_op.drop_column('window')
         batch_op.drop_column('catch_up_after_snooze')
         batch_op.drop_column('snoozed_until')
         batch_op.drop_column('state')
