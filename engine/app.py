@@ -30,7 +30,7 @@ from engine.backup import (
     restore_pending,
     sqlite_path,
 )
-from engine.bus import Bus
+from engine.bus import Bus, Message
 from engine.catalog.context import PollContext, TriggerContext
 from engine.catalog.params import format_duration
 from engine.catalog.service import Item, PollResult, TriggerKind, TriggerSpec
@@ -200,6 +200,7 @@ class Engine:
                 self.control.commands.update(looking.control_commands(self))
                 await self.control.start()
                 self.control.commands.update(self._lifecycle_commands())
+                self._watch_accounts()
             self.started = True
         except BaseException:
             await self.aclose()
@@ -1061,7 +1062,7 @@ class Engine:
                          cause=change.cause, at=change.at)
         if notify and change.to_state in life.NOTIFY:
             self.bus.publish(topics.NOTIFICATION,
-                             title=f"“{area.name}” is {life.LABELS[change.to_state]}",
+                             title=f"“{area.name}” {life.NOTIFY[change.to_state]}",
                              body=change.cause, level="warning"
                              if change.to_state != life.DONE else "info",
                              area_id=area.id)
@@ -1106,7 +1107,12 @@ class Engine:
     async def _apply_due_changes(self) -> None:
         """At start: changes due while Hookline was not running happen now."""
         now = utcnow()
+        usable = {a.id for a in await self.accounts.accounts() if a.status == "ok"}
         for area in list(self._areas.values()):
+            if area.state == life.NEEDS_ACCOUNT and all(
+                    step.account in usable for step, _ in area.spec.steps() if step.account):
+                await self._change(area, self._outside_snooze(area), "its accounts were "
+                                   "connected again while Hookline was not running")
             if (area.state == life.SNOOZED and area.snoozed_until is not None
                     and area.snoozed_until <= now):
                 await self._change(area, self._outside_snooze(area), "the snooze ended "
@@ -1168,6 +1174,40 @@ class Engine:
             self.journal.finish_run(run_id, event.id, status="skipped", steps=[],
                                     condition=None, error=reason)
         return [e.id for e in events], len(items) - len(events)
+
+    def _watch_accounts(self) -> None:
+        """An area acting as an account that must be reconnected (or was removed) needs
+        an account, and stops; once it is connected again the area goes on."""
+
+        def later(message: Message) -> None:
+            task = asyncio.get_running_loop().create_task(self._account_state(message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        self.bus.subscribe(topics.ACCOUNT_NEEDS_RECONNECT, later)
+        self.bus.subscribe(topics.ACCOUNT_CHANGED, later)
+
+    async def _account_state(self, message: Message) -> None:
+        account_id, name = message.data["account_id"], message.data.get("name", "")
+        change = message.data.get("change")
+        lost = message.topic == topics.ACCOUNT_NEEDS_RECONNECT or change == "removed"
+        if not lost and change not in ("connected", "reconnected"):
+            return
+        for area in list(self._areas.values()):
+            if all(step.account != account_id for step, _ in area.spec.steps()):
+                continue
+            try:
+                if lost and area.state in life.ATTACHED:
+                    why = ("was removed" if change == "removed"
+                           else f"must be reconnected ({message.data.get('error')})")
+                    await self._deactivate(area)
+                    await self._change(area, life.NEEDS_ACCOUNT, f"its account “{name}” {why}")
+                elif not lost and area.state == life.NEEDS_ACCOUNT:
+                    await self._change(area, self._outside_snooze(area),
+                                       f"its account “{name}” is connected again")
+                    await self._activate(area)
+            except HooklineError:
+                log.exception("area %r: its state did not follow its account", area.name)
 
     def _lifecycle_commands(self) -> dict[str, Any]:
         """The control channel's snooze, wake and lifecycle (the CLI while an engine runs)."""

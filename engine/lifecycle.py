@@ -57,8 +57,8 @@ ALLOWED: dict[str, frozenset[str]] = {
 #: States in which the area's trigger is attached (polls, routes, timers); only ACTIVE
 #: fires. A snoozed poll keeps polling so that what it sees meanwhile is remembered.
 ATTACHED = frozenset({ACTIVE, SNOOZED, WAITING})
-#: States the user wants to hear of (a notification).
-NOTIFY = frozenset({PAUSED, NEEDS_ACCOUNT, DONE})
+#: States the user wants to hear of, with the notification's words ("“NAME” ...").
+NOTIFY = {PAUSED: "is paused", NEEDS_ACCOUNT: "needs an account", DONE: "is done"}
 #: How many transitions each area's history keeps (the newest).
 TRANSITIONS_PER_AREA = 50
 

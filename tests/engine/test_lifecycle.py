@@ -16,7 +16,13 @@ from engine import lifecycle as life
 from engine.app import Engine
 from engine.areas import AreaSpec
 from engine.backup import backup_dir, list_backups
-from engine.bus import AREA_STATE, NOTIFICATION, Message
+from engine.bus import (
+    ACCOUNT_CHANGED,
+    ACCOUNT_NEEDS_RECONNECT,
+    AREA_STATE,
+    NOTIFICATION,
+    Message,
+)
 from engine.errors import LifecycleError, ValidationError
 from engine.storage.db import migrate_sync, open_async
 from engine.storage.schema import areas as areas_table
@@ -247,3 +253,23 @@ async def test_at_missed_while_stopped_fires_once_late_at_the_next_start(
 async def test_at_a_moment_already_past_is_refused(engine: Engine) -> None:
     with pytest.raises(ValidationError, match="is already past"):
         await engine.create_area(AreaSpec.from_dict(_at(utcnow() - timedelta(minutes=5))))
+
+
+async def test_an_area_needs_an_account_while_its_account_must_be_reconnected(
+        engine: Engine) -> None:
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    area.spec.reactions[0].account = "acc-1"  # as if it acted as that account
+    notes: list[Message] = []
+    engine.bus.subscribe(NOTIFICATION, notes.append)
+    needs = next_message(engine, AREA_STATE, lambda m: m.data["to"] == "needs_account")
+    engine.bus.publish(ACCOUNT_NEEDS_RECONNECT, account_id="acc-1", service_id="probe",
+                       name="me", error="token revoked")
+    message = await needs
+    assert message.data["cause"] == "its account “me” must be reconnected (token revoked)"
+    assert [n.data["title"] for n in notes] == ["“Items” needs an account"]
+    assert engine.scheduler.next_fire(area.id) is None  # it stopped polling
+    back = next_message(engine, AREA_STATE, lambda m: m.data["from"] == "needs_account")
+    engine.bus.publish(ACCOUNT_CHANGED, account_id="acc-1", service_id="probe", name="me",
+                       change="reconnected", note="")
+    assert (await back).data["to"] == "active"
+    assert engine.scheduler.next_fire(area.id) is not None
