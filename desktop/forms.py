@@ -30,7 +30,13 @@ from PySide6.QtWidgets import (
 
 from desktop.wheel import guard_inputs
 from engine import templates
-from engine.catalog.params import Param, ParamType, format_duration, parse_duration
+from engine.catalog.params import (
+    Param,
+    ParamType,
+    format_duration,
+    parse_duration,
+    spoken_duration,
+)
 from engine.catalog.service import Field
 from engine.errors import ValidationError
 
@@ -155,19 +161,6 @@ def error_color() -> str:
         if window.lightness() < 128:
             return "#f28b82"
     return "#c5221f"
-
-
-def spoken_duration(seconds: float) -> str:
-    """``5400`` -> ``1 hour 30 minutes`` (whole seconds, largest units first)."""
-    total = round(seconds)
-    if total == 0:
-        return "0 seconds"
-    words = []
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
-        count, total = divmod(total, size)
-        if count:
-            words.append(f"{count} {unit}{'s' if count != 1 else ''}")
-    return " ".join(words)
 
 
 def describe_cron(expression: str) -> str:

@@ -93,6 +93,19 @@ def format_duration(seconds: float) -> str:
     return "".join(parts)
 
 
+def spoken_duration(seconds: float) -> str:
+    """``5400`` -> ``1 hour 30 minutes`` (whole seconds, largest units first)."""
+    total = round(seconds)
+    if total == 0:
+        return "0 seconds"
+    words = []
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count, total = divmod(total, size)
+        if count:
+            words.append(f"{count} {unit}{'s' if count != 1 else ''}")
+    return " ".join(words)
+
+
 @dataclass(frozen=True)
 class Param:
     """One parameter of a trigger or a reaction.
