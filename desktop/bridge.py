@@ -31,6 +31,7 @@ from engine.inspect import Found, ItemVerdict, not_seen
 from engine.journal import Journaled
 from engine.registry import Registry
 from engine.settings import Settings, save_settings
+from engine.why import Why
 
 T = TypeVar("T")
 
@@ -360,6 +361,11 @@ class EngineBridge(QObject):
         """The areas whose trigger's checks fail now: name, the streak's first error,
         since, failures in a row, the next try and why then."""
         return await self.call(self.engine.failing_checks())
+
+    async def why(self, area_id: str) -> Why:
+        """Why the area fired or did not (its state, its trigger's latest checks, times
+        or deliveries, its reactions' outcomes), worked out on the engine's thread."""
+        return await self.call(self.engine.why(area_id))
 
     # ----------------------------------------------------------------- actions
 

@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, update
 from engine import bus as topics
 from engine import inspect as looking
 from engine import lifecycle as life
+from engine import why as explaining
 from engine.areas import Area, AreaSpec, Checked, Step, check_area
 from engine.auth.accounts import Accounts
 from engine.auth.session import AccountSession
@@ -198,6 +199,7 @@ class Engine:
                 self.control = ControlServer(self)
                 self.control.commands["accounts.changed"] = self._accounts_changed
                 self.control.commands.update(looking.control_commands(self))
+                self.control.commands.update(explaining.control_commands(self))
                 await self.control.start()
                 self.control.commands.update(self._lifecycle_commands())
                 self._watch_accounts()
@@ -805,14 +807,16 @@ class Engine:
     def _delay_poll(self, area_id: str, seconds: float) -> None:
         self.scheduler.delay_poll(area_id, seconds)
 
-    async def _ingest(self, area: Area, items: list[Item]) -> tuple[int, int]:
+    async def _ingest(self, area: Area, items: list[Item]) -> tuple[list[int], int]:
+        """Journal a delivery's items; the ids of the events made, and how many items
+        were repeats of ones received before (dropped)."""
         if not items:
-            return 0, 0
+            return [], 0
         await self.dispatcher.room()
         events = await self.journal.append(
             [NewEvent(area.id, "webhook", dict(i.data), i.key) for i in items])
         self._dispatch(events)
-        return len(events), len(items) - len(events)
+        return [e.id for e in events], len(items) - len(events)
 
     async def _recover(self) -> None:
         """Dispatch events journaled before a stop but not finished."""
@@ -1241,6 +1245,13 @@ class Engine:
         """Whether and when an item (part of its id, link or title) was seen, by which
         area, and the run it started (engine/inspect.py); empty: not seen."""
         return await looking.find_item(self, text, area_id)
+
+    # ----------------------------------------------------------------- why
+
+    async def why(self, area_id: str) -> explaining.Why:
+        """Why the area fired or did not: its state, its trigger's latest checks, timed
+        runs or deliveries, and each reaction's last outcomes (engine/why.py)."""
+        return await explaining.explain(self, area_id)
 
 
 

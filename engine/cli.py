@@ -424,6 +424,13 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
             else:
                 _print_checks(area.name, checks)
             return 0
+        if action == "why":
+            why, text = await _why(s, area_id)
+            if args.json:
+                _print_json(why)
+            else:
+                sys.stdout.write(text)
+            return 0
         if action in ("enable", "disable"):
             await s.set_enabled(area_id, action == "enable")
             print(f"{action}d {area_id[:8]}")
@@ -480,6 +487,19 @@ def _print_checks(name: str, checks: Sequence[dict[str, Any]]) -> None:
               f"{items:>5}  {new:>4}  {after}")
         if check["error"]:
             print(textwrap.indent(textwrap.fill(check["error"], 88), "    "))
+
+
+async def _why(s: Session, area_id: str) -> tuple[dict[str, Any], str]:
+    """Why the area fired or did not, as data and as text: from the running engine (its
+    next times, failure streaks and deliveries are in it), else from this process."""
+    if s.remote:
+        answer = await s.remote.call("POST", "/command/areas.why", {"area": area_id})
+        return dict(answer["result"]["why"]), str(answer["result"]["text"])
+    from engine.why import render_text
+
+    assert s.local
+    why = await s.local.why(area_id)
+    return why.to_dict(), render_text(why)
 
 
 async def _lifecycle(s: Session, area_id: str) -> dict[str, Any]:
@@ -751,6 +771,10 @@ def build_parser(quick: bool = False) -> argparse.ArgumentParser:
                                        "found or why it failed, and when the next is due")
     p.add_argument("area", help="id, id prefix or name")
     p.add_argument("--limit", type=int, default=50, help="how many (the last 50 are kept)")
+    p.add_argument("--json", action="store_true")
+    p = asub.add_parser("why", help="why an area fired or did not: its state, its trigger's "
+                                    "latest checks, times or deliveries, its reactions")
+    p.add_argument("area", help="id, id prefix or name")
     p.add_argument("--json", action="store_true")
     p = asub.add_parser("snooze", help="stop an area firing for a while; it comes back by "
                                        "itself (deliveries meanwhile are recorded as skipped)")

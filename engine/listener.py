@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,8 +16,10 @@ from aiohttp.web_protocol import RequestPayloadError
 from engine.areas import Area
 from engine.catalog.context import PushRequest, TriggerContext
 from engine.catalog.service import Item, TriggerSpec
+from engine.deliveries import Deliveries, Delivery
 from engine.errors import Rejected, StorageError
 from engine.settings import Settings
+from engine.storage.schema import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,8 @@ class Route:
     ctx: TriggerContext
 
 
-Ingest = Callable[[Area, list[Item]], Awaitable[tuple[int, int]]]
+#: ``(area, items) -> (the ids of the events journaled, duplicates dropped)``.
+Ingest = Callable[[Area, list[Item]], Awaitable[tuple[list[int], int]]]
 
 
 def _answer(status: int, **body: Any) -> web.Response:
@@ -64,6 +68,27 @@ def _refuse(status: int, error: str, headers: dict[str, str] | None = None) -> w
     response = web.json_response({"error": error}, status=status, headers=headers)
     response.force_close()
     return response
+
+
+class _Accepted(web.Response):
+    """202: the delivery is journaled. The answer keeps, for the record of deliveries,
+    the events it was journaled as."""
+
+    def __init__(self, events: list[int], duplicates: int) -> None:
+        super().__init__(text=json.dumps({"accepted": len(events), "duplicates": duplicates}),
+                         status=202, content_type="application/json")
+        self.events = tuple(events)
+        self.duplicates = duplicates
+
+
+def _refusal(response: web.Response) -> str | None:
+    """What a refusal told its sender (its JSON ``error``)."""
+    if response.status < 300 or not isinstance(response.body, bytes):
+        return None
+    try:
+        return str(json.loads(response.body)["error"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _off(reason: str) -> web.Response:
@@ -84,6 +109,8 @@ class Listener:
         ready: False while the engine is still putting up its routes (at start): an
             address it does not know yet gets 503 and Retry-After, not 404.
         port: the bound port once started.
+        deliveries: each area's latest deliveries and how they were answered (refused
+            ones too; a request to an address no area has is not kept).
 
     Args:
         paused: area id -> why it does not take deliveries (None: it does).
@@ -106,6 +133,7 @@ class Listener:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self._hosts: set[str] = set()
+        self.deliveries = Deliveries()
 
     def url_for(self, token: str) -> str:
         base = self.settings.public_url.rstrip("/") or (
@@ -182,12 +210,25 @@ class Listener:
         return _refuse(404, "not a Hookline webhook address (they look like /hooks/<token>)")
 
     async def _handle(self, request: web.Request) -> web.Response:
+        """Answer a delivery, and keep how it was answered in its area's record."""
+        at = utcnow()
+        hashed = token_hash(request.match_info["token"])
+        response = await self._deliver(request, hashed)
+        route = self.routes.get(hashed)
+        area_id = route.area.id if route is not None else self._owner(hashed)
+        if area_id is not None:
+            accepted = response if isinstance(response, _Accepted) else None
+            self.deliveries.add(area_id, Delivery(
+                at, response.status, _refusal(response),
+                accepted.events if accepted else (), accepted.duplicates if accepted else 0))
+        return response
+
+    async def _deliver(self, request: web.Request, hashed: str) -> web.Response:
         if self._hosts and request.host.lower() not in self._hosts:
             return _refuse(400, f"unexpected Host header {request.host!r}; if a proxy "
                                 "forwards here, set its address as the public URL")
         if request.method not in ("POST", "PUT"):
             return _refuse(405, "use POST to deliver to this webhook", {"Allow": "POST, PUT"})
-        hashed = token_hash(request.match_info["token"])
         route = self.routes.get(hashed)
         if route is None:
             return self._no_route(hashed)
@@ -226,7 +267,7 @@ class Listener:
             log.error("could not journal a webhook delivery: %s", exc)
             return web.json_response({"error": "could not save the delivery; retry later"},
                                      status=503, headers={"Retry-After": "5"})
-        return _answer(202, accepted=accepted, duplicates=duplicates)
+        return _Accepted(accepted, duplicates)
 
 
 def _display_host(host: str) -> str:

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPushButton,
+    QSplitter,
     QStackedWidget,
     QTableView,
     QVBoxLayout,
@@ -43,6 +44,7 @@ from desktop.live_refresh import LiveRefresh
 from desktop.models import FLOW_SLOTS, HEALTH_TEXT, AreasModel
 from desktop.pages.activity import CheckHistory
 from desktop.tasks import WidgetTasks
+from desktop.why_pane import NONE_CHOSEN, SEVERAL_CHOSEN, WhyPane
 from engine.catalog.service import TriggerKind
 from engine.errors import CatalogError, HooklineError
 
@@ -103,6 +105,7 @@ class AutomationsPage(QWidget):
 
     Attributes:
         model: the rows (AreasModel); ``proxy`` filters them by the search box.
+        why: under the list, why the selected automation fired or did not (WhyPane).
     """
 
     def __init__(self, bridge: EngineBridge, parent: QWidget | None = None) -> None:
@@ -191,7 +194,15 @@ class AutomationsPage(QWidget):
         self.stack.addWidget(self.table)
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.no_match)
-        layout.addWidget(self.stack, 1)
+        # Under the list, why the selected automation fired or did not; the divider
+        # gives the list more room, or closes the pane.
+        self.why = WhyPane(bridge)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(self.stack)
+        self.splitter.addWidget(self.why)
+        self.splitter.setCollapsible(0, False)
+        self.splitter.setSizes([3000, 2000])  # the list three fifths, the pane two
+        layout.addWidget(self.splitter, 1)
 
         self.status = small_label()
         self.status.setAccessibleName("Status")
@@ -317,6 +328,7 @@ class AutomationsPage(QWidget):
             self.stack.setCurrentWidget(self.no_match)
         else:
             self.stack.setCurrentWidget(self.table)
+        self.why.setVisible(self.stack.currentWidget() is self.table)
 
     def _search_changed(self, text: str) -> None:
         self.proxy.set_text(text)
@@ -361,6 +373,8 @@ class AutomationsPage(QWidget):
         self.duplicate_button.setEnabled(count == 1)
         self.export_button.setEnabled(count >= 1)
         self.delete_button.setEnabled(count >= 1)
+        self.why.show_area(rows[0].id if rows else None,
+                           SEVERAL_CHOSEN if count > 1 else NONE_CHOSEN)
 
     # ------------------------------------------------------------------ actions
 
