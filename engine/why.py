@@ -397,7 +397,8 @@ async def explain(engine: Engine, area_id: str) -> Why:
     now = utcnow()
     spec = _trigger(engine, area)
     running = not engine.offline
-    state = await _state(engine, area, now, await _account_problems(engine, area), running)
+    state, state_answer = await _state(engine, area, now,
+                                       await _account_problems(engine, area), running)
     polling = timing = webhook = None
     async with engine.store.db.connect() as conn:
         if spec is not None and spec.kind is TriggerKind.POLL:
@@ -416,7 +417,7 @@ async def explain(engine: Engine, area_id: str) -> Why:
         kind = spec.kind.value
     why = Why(area.id, area.name, now, running, trigger, kind, "", state, polling, timing,
               webhook, reactions)
-    why.answer = _answer(engine, why, recent[0] if recent else None)
+    why.answer = _answer(why, state_answer, recent[0] if recent else None)
     return why
 
 
@@ -455,72 +456,65 @@ async def _account_problems(engine: Engine, area: Area) -> list[str]:
 
 
 async def _state(engine: Engine, area: Area, now: datetime, accounts: list[str],
-                 running: bool) -> State:
+                 running: bool) -> tuple[State, str | None]:
+    """The area's state, and the answer when the state is the answer (None: its
+    trigger's part answers)."""
     status = await engine.lifecycle(area.id, limit=1)
     last = status.history[0] if status.history else None
     came = last if last is not None and last.to_state == area.state else None
     state = State(area.state, status.label, "", came.at if came else None,
                   came.cause if came else None, status.next_change, status.next_state,
                   area.paused_reason, accounts)
-    state.text = _state_text(state, area, now, running, engine.disk_trouble)
-    return state
+    state.text, answer = _state_words(state, area, now, running, engine.disk_trouble)
+    return state, answer
 
 
-def _state_text(state: State, area: Area, now: datetime, running: bool,
-                disk_trouble: str | None) -> str:
-    why = f" ({state.cause})" if state.cause else ""
+def _state_words(state: State, area: Area, now: datetime, running: bool,
+                 disk_trouble: str | None) -> tuple[str, str | None]:
+    """The state in a sentence, and the answer when it is the answer."""
     if state.status == life.PAUSED:
-        return (f"Paused by Hookline: {state.paused_reason or state.cause}. Fix the cause, "
-                "then switch it on again.")
+        reason = state.paused_reason or state.cause
+        return (f"Paused by Hookline: {reason}. Fix the cause, then switch it on again.",
+                f"It is paused: {reason}. Switch it on again once that is fixed.")
     if state.status == life.OFF:
-        return "Off: it is switched off, so nothing fires it. Switch it on to let it fire."
+        return ("Off: it is switched off, so nothing fires it. Switch it on to let it fire.",
+                "It is off: switch it on to let it fire.")
     if state.status == life.DRAFT:
-        return "A draft: it was never switched on."
+        return ("A draft: it was never switched on.",
+                "It is a draft: switch it on to let it fire.")
     if state.status == life.DONE:
-        return f"Done{why}: nothing fires it any more."
+        return (f"Done{f' ({state.cause})' if state.cause else ''}: nothing fires it any "
+                "more.", f"It is done{f': {state.cause}' if state.cause else ''}; nothing "
+                "fires it any more.")
     if state.status == life.NEEDS_ACCOUNT or state.accounts:
-        problems = "; ".join(state.accounts) or state.cause or "its account must be connected"
-        return f"Needs an account: {problems}. Until then it does not run."
+        problems = state.accounts or [state.cause or "its account must be connected"]
+        return (f"Needs an account: {'; '.join(problems)}. Until then it does not run.",
+                f"It needs an account: {problems[0]}.")
     if not running:
         return ("On, but Hookline is not running: nothing is checked, timed or received "
-                "until it starts (the app, or `hookline serve`).")
+                "until it starts (the app, or `hookline serve`).",
+                "Hookline is not running: nothing fires until it starts.")
+    if disk_trouble:
+        return (f"On, but runs wait: Hookline's disk refuses writes ({disk_trouble}).",
+                f"Its runs wait: Hookline's disk refuses writes ({disk_trouble}).")
     if state.status == life.SNOOZED:
         until = (f" until {when_words(state.next_change, now)}" if state.next_change
                  else "")
         meanwhile = ("what its trigger finds meanwhile fires when the snooze ends" if
                      area.catch_up_after_snooze else "what comes meanwhile is remembered or "
                      "recorded, and does not fire")
-        return f"Snoozed{until}: {meanwhile}."
+        return f"Snoozed{until}: {meanwhile}.", f"It is snoozed{until}: {meanwhile}."
     if state.status == life.WAITING:
         opens = (f"; it opens {when_words(state.next_change, now)}" if state.next_change
                  and state.next_state == life.ACTIVE else "")
-        return f"Waiting for its active window{opens}: it does not fire meanwhile."
-    if disk_trouble:
-        return f"On, but runs wait: Hookline's disk refuses writes ({disk_trouble})."
-    return "On."
+        return (f"Waiting for its active window{opens}: it does not fire meanwhile.",
+                f"It is waiting for its active window{opens}: it does not fire meanwhile.")
+    return "On.", None
 
 
-def _answer(engine: Engine, why: Why, last_run: Mapping[str, Any] | None) -> str:
-    state = why.state
-    if state.status == life.PAUSED:
-        return (f"It is paused: {state.paused_reason or state.cause}. Switch it on again "
-                "once that is fixed.")
-    if state.status == life.OFF:
-        return "It is off: switch it on to let it fire."
-    if state.status == life.DRAFT:
-        return "It is a draft: switch it on to let it fire."
-    if state.status == life.DONE:
-        return f"It is done{': ' + state.cause if state.cause else ''}; nothing fires it " \
-               "any more."
-    if state.status == life.NEEDS_ACCOUNT or state.accounts:
-        return (f"It needs an account: "
-                f"{(state.accounts or [state.cause or 'its account must be connected'])[0]}.")
-    if not why.running:
-        return "Hookline is not running: nothing fires until it starts."
-    if engine.disk_trouble:
-        return f"Its runs wait: Hookline's disk refuses writes ({engine.disk_trouble})."
-    if state.status in (life.SNOOZED, life.WAITING):
-        return f"It is {state.text[0].lower()}{state.text[1:]}"
+def _answer(why: Why, state_answer: str | None, last_run: Mapping[str, Any] | None) -> str:
+    if state_answer is not None:
+        return state_answer
     part = why.polling or why.timing or why.webhook
     if part is None:
         return (f"Its trigger ({why.trigger}) is not available: its service is not "

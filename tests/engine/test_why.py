@@ -42,6 +42,8 @@ from engine.why import (
 )
 from tests.engine import probe
 from tests.engine.conftest import FAST, EngineFactory, next_message, registry
+from tests.engine.test_schedules import _closed_for_three_hours
+from tests.engine.test_schedules import every as every_so_often
 
 FEED = {
     "name": "Python blog",
@@ -334,30 +336,8 @@ async def test_an_area_whose_account_must_be_reconnected_says_which(
 # ---------------------------------------------------------------------- schedules
 
 
-def hourly(catch_up: str) -> AreaSpec:
-    return AreaSpec.from_dict({
-        "name": "Hourly", "catch_up": catch_up,
-        "trigger": {"service": "timer", "trigger": "every", "params": {"interval": "1h"}},
-        "reactions": [{"service": "probe", "reaction": "record",
-                       "params": {"text": "tick"}}]})
-
-
-async def closed_for_three_hours(make_engine: EngineFactory, catch_up: str
-                                 ) -> tuple[Engine, str]:
-    engine = await make_engine()
-    area = await engine.create_area(hourly(catch_up))
-    await engine.aclose()
-    sync = open_sync(engine.url)
-    with sync.begin() as conn:
-        conn.execute(trigger_state.insert().values(
-            area_id=area.id, state={}, primed=True,
-            last_fired_at=utcnow() - timedelta(hours=3, minutes=1)))
-    sync.dispose()
-    return await make_engine(), area.id
-
-
 async def test_missed_times_skipped_say_so_with_the_policy(make_engine: EngineFactory) -> None:
-    engine, area_id = await closed_for_three_hours(make_engine, "skip")
+    engine, area_id = await _closed_for_three_hours(make_engine, "skip")
     [run] = await engine.store.runs(area_id)
     why = await engine.why(area_id)
     assert why.timing is not None
@@ -404,7 +384,7 @@ async def test_a_last_run_that_failed_or_was_filtered_out_comes_first(
 
 async def test_missed_times_caught_up_say_which_run_caught_up(
         make_engine: EngineFactory) -> None:
-    engine, area_id = await closed_for_three_hours(make_engine, "once")
+    engine, area_id = await _closed_for_three_hours(make_engine, "once")
     await engine.wait_idle()
     [run] = await engine.store.runs(area_id)
     why = await engine.why(area_id)
@@ -420,7 +400,7 @@ async def test_missed_times_caught_up_say_which_run_caught_up(
 async def test_while_hookline_is_closed_the_times_passed_are_counted_with_the_policy(
         make_engine: EngineFactory, data_dir: Path) -> None:
     engine = await make_engine()
-    area = await engine.create_area(hourly("skip"))
+    area = await engine.create_area(every_so_often("1h"))
     await engine.aclose()
     sync = open_sync(engine.url)
     with sync.begin() as conn:
