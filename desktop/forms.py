@@ -6,14 +6,16 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import QSignalBlocker, Qt, QTime, QTimer, Signal
+from PySide6.QtCore import QDate, QDateTime, QSignalBlocker, Qt, QTime, QTimer, Signal
 from PySide6.QtGui import QFont, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
     QComboBox,
+    QDateTimeEdit,
     QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
@@ -39,6 +41,7 @@ from engine.catalog.params import (
 )
 from engine.catalog.service import Field
 from engine.errors import ValidationError
+from engine.windows import local_zone
 
 #: How long typing pauses before a field is checked (milliseconds).
 CHECK_DELAY_MS = 300
@@ -743,6 +746,57 @@ class TimeField(ParamField):
         return False
 
 
+#: How a local date and time is written (the timer's ``at``): in the value, in Qt's terms.
+MOMENT_FORMAT = "%Y-%m-%d %H:%M"
+QT_MOMENT_FORMAT = "yyyy-MM-dd HH:mm"
+_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$")
+
+
+def takes_moment(param: Param) -> bool:
+    """Whether a text parameter holds a local date and time: its declared example is
+    written YYYY-MM-DD HH:MM (the timer's ``at``)."""
+    return param.type is ParamType.TEXT and bool(_MOMENT.match(str(param.example or "")))
+
+
+class MomentField(ParamField):
+    """A local date and time (YYYY-MM-DD HH:MM) picked on a calendar; a moment already
+    past is refused under the field. It starts at tomorrow 09:00."""
+
+    def build(self) -> QWidget:
+        self.picker = QDateTimeEdit(QDateTime(QDate.currentDate().addDays(1), QTime(9, 0)))
+        self.picker.setCalendarPopup(True)
+        self.picker.setDisplayFormat(QT_MOMENT_FORMAT)
+        self.picker.setMinimumWidth(150)
+        self.picker.dateTimeChanged.connect(self.changed)
+        return self.picker
+
+    def extras(self) -> list[QWidget]:
+        self.zone_label = small_label(f"local time ({local_zone()})")
+        self.zone_label.setToolTip("This computer's time zone; the Time zone field below "
+                                   "chooses another")
+        return [self.zone_label]
+
+    def value(self) -> Any:
+        return self.picker.dateTime().toString(QT_MOMENT_FORMAT)
+
+    def set_value(self, value: Any) -> None:
+        parsed = QDateTime.fromString(str(value or "").strip(), QT_MOMENT_FORMAT)
+        if parsed.isValid():
+            with QSignalBlocker(self.picker):
+                self.picker.setDateTime(parsed)
+
+    def is_blank(self) -> bool:
+        return False
+
+    def problem(self) -> str | None:
+        found = super().problem()
+        if found is not None:
+            return found
+        if datetime.strptime(self.value(), MOMENT_FORMAT) <= datetime.now():
+            return "That moment has passed: choose a later date and time."
+        return None
+
+
 _FIELD_TYPES: dict[ParamType, type[ParamField]] = {
     ParamType.TEXT: LineField,
     ParamType.URL: LineField,
@@ -766,8 +820,8 @@ def make_field(param: Param, *, in_reaction: bool = False,
                available: AvailableFn | None = None,
                parent: QWidget | None = None) -> ParamField:
     """The right input for ``param``'s type."""
-    return _FIELD_TYPES[param.type](param, in_reaction=in_reaction, available=available,
-                                    parent=parent)
+    kind = MomentField if takes_moment(param) else _FIELD_TYPES[param.type]
+    return kind(param, in_reaction=in_reaction, available=available, parent=parent)
 
 
 class ParamForm(QWidget):
