@@ -10,7 +10,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ from desktop.engine_thread import EngineThread
 from desktop.forms import FieldChoice, payload_choices
 from desktop.state import PAUSED_AREAS, DesktopState
 from engine import bus as topics
+from engine import lifecycle as life
 from engine.app import Engine, Sample, secret_ref
 from engine.areas import Area, AreaSpec
 from engine.auth.accounts import Removal
@@ -60,6 +61,9 @@ class AreaRow:
     paused_reason: str | None = None
     has_webhook: bool = False
     spec: AreaSpec | None = field(default=None, compare=False)
+    #: its lifecycle state (engine/lifecycle.py) and when it changes by itself next
+    state: str = life.ACTIVE
+    next_change: datetime | None = None
 
     @property
     def summary(self) -> str:
@@ -89,6 +93,7 @@ class EngineBridge(QObject):
         areaChanged(str, str): area id and what changed (created, updated, removed,
             enabled, disabled).
         areaPaused(str, str, str): area id, name and the reason it paused itself.
+        areaState(str, str, str): area id, its new lifecycle state and why it changed.
         notification(str, str, str): title, body, level (info, warning, error).
         triggerHealth(str, str): area id and its trigger's error ('' when recovered).
         accountChanged(str): an account was connected, reconnected, removed or needs
@@ -103,6 +108,7 @@ class EngineBridge(QObject):
     runsFinished = Signal(list)
     areaChanged = Signal(str, str)
     areaPaused = Signal(str, str, str)
+    areaState = Signal(str, str, str)
     notification = Signal(str, str, str)
     triggerHealth = Signal(str, str)
     accountChanged = Signal(str)
@@ -213,6 +219,8 @@ class EngineBridge(QObject):
             self.areaChanged.emit(data["area_id"], data["change"])
         elif topic == topics.AREA_PAUSED:
             self.areaPaused.emit(data["area_id"], data["name"], data["reason"])
+        elif topic == topics.AREA_STATE:
+            self.areaState.emit(data["area_id"], data["to"], data["cause"])
         elif topic == topics.NOTIFICATION:
             self.notification.emit(str(data.get("title", "")), str(data.get("body", "")),
                                    str(data.get("level", "info")))
@@ -297,8 +305,19 @@ class EngineBridge(QObject):
                 paused_reason=area.paused_reason,
                 has_webhook=area.webhook_hash is not None,
                 spec=area.spec,
+                state=area.state,
+                next_change=self._next_change(area),
             ))
         return rows
+
+    def _next_change(self, area: Area) -> datetime | None:
+        """When the area's state changes by itself next (a snooze's end, its window
+        opening or closing), without a database read."""
+        if area.state == life.SNOOZED:
+            return area.snoozed_until
+        if area.state in (life.ACTIVE, life.WAITING) and area.spec.window:
+            return area.spec.window.next_change(datetime.now(UTC))
+        return None
 
     def areas(self) -> list[Area]:
         """Every area as the engine holds it now."""
@@ -410,6 +429,41 @@ class EngineBridge(QObject):
 
     async def webhook_url(self, area_id: str) -> str | None:
         return await self.call(self.engine.webhook_url(area_id))
+
+    # ----------------------------------------------------------------- life in time
+
+    async def snooze(self, area_id: str, until: datetime,
+                     catch_up: bool | None = None) -> Area:
+        """Stop the area firing until ``until`` (aware); it comes back by itself."""
+        return await self.call(self.engine.snooze(area_id, until, catch_up=catch_up))
+
+    async def wake(self, area_id: str) -> Area:
+        """End the area's snooze now."""
+        return await self.call(self.engine.wake(area_id))
+
+    async def lifecycle(self, area_id: str, limit: int = 10) -> life.Status:
+        """The area's state, its next change by itself and its latest transitions."""
+        return await self.call(self.engine.lifecycle(area_id, limit))
+
+    async def snooze_all(self, until: datetime) -> list[str]:
+        """Snooze every active area until ``until``; the ids of those snoozed."""
+        return await self.call(self._snooze_all(until))
+
+    async def _snooze_all(self, until: datetime) -> list[str]:
+        ids = [a.id for a in self.engine.areas() if a.state == life.ACTIVE]
+        for area_id in ids:
+            await self.engine.snooze(area_id, until)
+        return ids
+
+    async def wake_all(self) -> list[str]:
+        """Wake every snoozed area; their ids."""
+        return await self.call(self._wake_all())
+
+    async def _wake_all(self) -> list[str]:
+        ids = [a.id for a in self.engine.areas() if a.state == life.SNOOZED]
+        for area_id in ids:
+            await self.engine.wake(area_id)
+        return ids
 
     # ----------------------------------------------------------------- accounts
 

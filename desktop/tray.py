@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, QPointF, QSize, Qt, QTimer
@@ -18,6 +18,7 @@ from desktop.icons import app_icon
 from desktop.live_refresh import LiveRefresh
 from desktop.state import TRAY_HINT_SHOWN
 from desktop.tasks import WidgetTasks
+from engine import lifecycle as life
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,11 @@ STATE_TEXT = {
 }
 STATUS_MARK = {"succeeded": "✓", "failed": "✗"}
 RECENT_RUNS = 5
+SNOOZE_ALL = "Snooze all for 1 hour"
+SNOOZE_ALL_FOR = timedelta(hours=1)
+SNOOZE_ALL_TIP = "Let every active automation rest for an hour; they come back by themselves"
+WAKE_ALL = "Wake all"
+WAKE_ALL_TIP = "End every snooze now: the snoozed automations fire again"
 #: How long after a change the state is recomputed (changes come in bursts).
 REFRESH_DELAY_MS = 500
 #: The same notification twice within this many seconds is shown once (an area that
@@ -107,7 +113,8 @@ class Tray(QObject):
 
     Attributes:
         available: whether the desktop has a system tray.
-        menu: the tray menu: Open Hookline, Pause all / Resume all, Recent activity, Quit.
+        menu: the tray menu: Open Hookline, Pause all / Resume all, Snooze all for 1 hour
+            / Wake all, Recent activity, Quit.
         messages: the notifications shown, newest last (title, body, level).
     """
 
@@ -135,11 +142,16 @@ class Tray(QObject):
         self.open_action.triggered.connect(self.open_window)
         self.pause_action = QAction("Pause all", self.menu)
         self.pause_action.triggered.connect(self.toggle_pause)
+        self.snooze_action = QAction(SNOOZE_ALL, self.menu)
+        self.snooze_action.setToolTip(SNOOZE_ALL_TIP)
+        self.snooze_action.triggered.connect(self.toggle_snooze)
+        self._snoozed = False  # whether some area is snoozed (the action wakes them)
         self.recent_menu = QMenu("Recent activity", self.menu)
         self.quit_action = QAction("Quit Hookline", self.menu)
         self.quit_action.triggered.connect(self.quit)
         self.menu.addAction(self.open_action)
         self.menu.addAction(self.pause_action)
+        self.menu.addAction(self.snooze_action)
         self.menu.addMenu(self.recent_menu)
         self.menu.addSeparator()
         self.menu.addAction(self.quit_action)
@@ -155,7 +167,7 @@ class Tray(QObject):
 
         self.live = LiveRefresh(self, lambda: self._spawn(self.refresh()), REFRESH_DELAY_MS)
         for signal in (bridge.runsFinished, bridge.areaChanged, bridge.areaPaused,
-                       bridge.triggerHealth, bridge.pausedAllChanged):
+                       bridge.areaState, bridge.triggerHealth, bridge.pausedAllChanged):
             signal.connect(self.schedule_refresh)
         bridge.areaPaused.connect(self._area_paused)
         bridge.notification.connect(self.notify)
@@ -173,6 +185,7 @@ class Tray(QObject):
             "tooltip": self.icon.toolTip(),
             "paused_all": self.bridge.paused_all(),
             "pause_action": self.pause_action.text().replace("&", ""),
+            "snooze_action": self.snooze_action.text(),
             "recent": [a.text().replace("&&", "&") for a in self.recent_menu.actions()],
             "menu": [a.text() for a in self.menu.actions() if not a.isSeparator()],
             "messages": list(self.messages),
@@ -194,6 +207,7 @@ class Tray(QObject):
         else:
             status = "running"
         self._show_paused(paused_all)
+        self._show_snoozed(any(r.state == life.SNOOZED for r in rows))
         if status != self._status:
             self._status = status
             self.icon.setIcon(badged_icon(status))
@@ -211,6 +225,11 @@ class Tray(QObject):
         self.pause_action.setToolTip(
             "Turn back on the automations that Pause all turned off" if paused_all
             else "Turn off every automation until you resume")
+
+    def _show_snoozed(self, snoozed: bool) -> None:
+        self._snoozed = snoozed
+        self.snooze_action.setText(WAKE_ALL if snoozed else SNOOZE_ALL)
+        self.snooze_action.setToolTip(WAKE_ALL_TIP if snoozed else SNOOZE_ALL_TIP)
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
@@ -242,6 +261,14 @@ class Tray(QObject):
         task = self._spawn(work)
         task.add_done_callback(lambda _t: self.pause_action.setEnabled(True))
 
+    def toggle_snooze(self) -> None:
+        """Snooze every active automation for an hour, or wake the snoozed ones."""
+        self.snooze_action.setEnabled(False)
+        work = (self.bridge.wake_all() if self._snoozed
+                else self.bridge.snooze_all(datetime.now(UTC) + SNOOZE_ALL_FOR))
+        task = self._spawn(work)
+        task.add_done_callback(lambda _t: self.snooze_action.setEnabled(True))
+
     def quit(self) -> None:
         QApplication.quit()
 
@@ -255,6 +282,7 @@ class Tray(QObject):
         for signal, slot in ((self.bridge.runsFinished, self.schedule_refresh),
                              (self.bridge.areaChanged, self.schedule_refresh),
                              (self.bridge.areaPaused, self.schedule_refresh),
+                             (self.bridge.areaState, self.schedule_refresh),
                              (self.bridge.triggerHealth, self.schedule_refresh),
                              (self.bridge.pausedAllChanged, self.schedule_refresh),
                              (self.bridge.areaPaused, self._area_paused),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,14 @@ from PySide6.QtWidgets import (
 from desktop.bridge import AreaRow, EngineBridge
 from desktop.editor import AreaEditor
 from desktop.forms import error_color, small_label
+from desktop.lifecycle_view import LifecycleAreasModel
 from desktop.live_refresh import LiveRefresh
 from desktop.models import FLOW_SLOTS, HEALTH_TEXT, AreasModel
 from desktop.pages.activity import CheckHistory
+from desktop.snooze_menu import snooze_menu
 from desktop.tasks import WidgetTasks
 from desktop.why_pane import NONE_CHOSEN, SEVERAL_CHOSEN, WhyPane
+from engine import lifecycle as life
 from engine.catalog.service import TriggerKind
 from engine.errors import CatalogError, HooklineError
 
@@ -54,6 +58,10 @@ log = logging.getLogger(__name__)
 REFRESH_DELAY_MS = 200
 CHECKS_TIP = ("The selected automation's latest checks for new items: what each found "
               "or why it failed, and when the next is due")
+SNOOZE_TIP = ("Let the selected automations rest until a moment you choose; they come "
+              "back by themselves")
+#: States an area can be snoozed from (a snoozed one: its snooze is moved).
+SNOOZABLE = frozenset({life.ACTIVE, life.WAITING, life.SNOOZED})
 NO_CHECKS_TIP = ("Only automations whose trigger looks for new items (a feed, a folder, "
                  "a service) are checked; this one fires by itself")
 
@@ -80,6 +88,17 @@ class AreasFilter(QSortFilterProxyModel):
             return True
         row = model.row(source_row)
         return self._needle in row.name.casefold() or self._needle in row.summary.casefold()
+
+    def lessThan(self, left: QModelIndex | QPersistentModelIndex,
+                 right: QModelIndex | QPersistentModelIndex) -> bool:
+        """Done areas stay apart, after the others, whichever way the list is sorted."""
+        model = self.sourceModel()
+        if isinstance(model, AreasModel):
+            left_done = model.row(left.row()).state == life.DONE
+            right_done = model.row(right.row()).state == life.DONE
+            if left_done != right_done:
+                return right_done == (self.sortOrder() == Qt.SortOrder.AscendingOrder)
+        return super().lessThan(left, right)
 
 
 def export_text(docs: list[dict[str, Any]]) -> str:
@@ -112,7 +131,7 @@ class AutomationsPage(QWidget):
         super().__init__(parent)
         self.bridge = bridge
         self.tasks = WidgetTasks(self)
-        self.model = AreasModel()
+        self.model = LifecycleAreasModel()
         self.model.setParent(self)
         self.model.enabledToggled.connect(self._toggle)
         self.proxy = AreasFilter(self)
@@ -137,8 +156,9 @@ class AutomationsPage(QWidget):
                                           "YAML (secrets left out)", self.export_selected)
         self.delete_button = self._button("&Delete", "Delete the selected automations (Del)",
                                           self.delete_selected)
-        for button in (self.new_button, self.run_button, self.checks_button,
-                       self.duplicate_button,
+        self.snooze_button = self._button("S&nooze", SNOOZE_TIP, self._show_snooze_menu)
+        for button in (self.new_button, self.run_button, self.snooze_button,
+                       self.checks_button, self.duplicate_button,
                        self.export_button, self.delete_button):
             toolbar.addWidget(button)
         toolbar.addStretch(1)
@@ -222,6 +242,7 @@ class AutomationsPage(QWidget):
         bridge.areaChanged.connect(self.schedule_refresh)
         bridge.runsFinished.connect(self.schedule_refresh)
         bridge.areaPaused.connect(self.schedule_refresh)
+        bridge.areaState.connect(self.schedule_refresh)
         bridge.triggerHealth.connect(self.schedule_refresh)
         self._update_buttons()
         self._show_state()
@@ -373,6 +394,8 @@ class AutomationsPage(QWidget):
         self.duplicate_button.setEnabled(count == 1)
         self.export_button.setEnabled(count >= 1)
         self.delete_button.setEnabled(count >= 1)
+        self.snooze_button.setEnabled(any(r.state in SNOOZABLE
+                                          for r in self.selected_rows()))
         self.why.show_area(rows[0].id if rows else None,
                            SEVERAL_CHOSEN if count > 1 else NONE_CHOSEN)
 
@@ -466,12 +489,51 @@ class AutomationsPage(QWidget):
         menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         one = len(rows) == 1
         menu.addAction("&Edit…", lambda: self.open_editor(area_id=rows[0].id)).setEnabled(one)
+        menu.addMenu(self.snooze_menu()).setEnabled(self.snooze_button.isEnabled())
         for button in (self.run_button, self.checks_button, self.duplicate_button,
                        self.export_button, self.delete_button):
             action = menu.addAction(button.text(), button.click)
             action.setEnabled(button.isEnabled())
             action.setToolTip(button.toolTip())
         menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    def snooze_menu(self) -> QMenu:
+        """Snooze the selected automations (for an hour, until 18:00, until tomorrow
+        08:00, a chosen moment); "Wake now" when one of them is snoozed."""
+        snoozed = any(r.state == life.SNOOZED for r in self.selected_rows())
+        return snooze_menu(self, self.snooze_selected,
+                           self.wake_selected if snoozed else None)
+
+    def _show_snooze_menu(self) -> None:
+        menu = self.snooze_menu()
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        menu.popup(self.snooze_button.mapToGlobal(self.snooze_button.rect().bottomLeft()))
+
+    def snooze_selected(self, until: datetime) -> None:
+        rows = [r for r in self.selected_rows() if r.state in SNOOZABLE]
+        if rows:
+            self._spawn(self._each(rows, "snooze", lambda r: self.bridge.snooze(r.id, until),
+                                   f"Snoozed {{}} until {until.astimezone():%Y-%m-%d %H:%M};"
+                                   " Wake now ends it sooner."))
+
+    def wake_selected(self) -> None:
+        rows = [r for r in self.selected_rows() if r.state == life.SNOOZED]
+        if rows:
+            self._spawn(self._each(rows, "wake", lambda r: self.bridge.wake(r.id),
+                                   "Woke {}: it fires again."))
+
+    async def _each(self, rows: list[AreaRow], verb: str,
+                    act: Callable[[AreaRow], Awaitable[Any]], said: str) -> None:
+        """``act`` on each row; the first failure stops and is said, else ``said``
+        (with the automation's name or how many)."""
+        for row in rows:
+            try:
+                await act(row)
+            except HooklineError as exc:
+                self.show_status(f"Could not {verb} “{row.name}”: {exc}", error=True)
+                return
+        self.show_status(said.format(f"“{rows[0].name}”" if len(rows) == 1
+                                     else f"{len(rows)} automations"))
 
     def run_selected(self) -> None:
         rows = self.selected_rows()

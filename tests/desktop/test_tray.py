@@ -84,7 +84,8 @@ async def test_without_a_system_tray_the_menu_is_still_there(tray: Tray) -> None
     state = tray.state()
     assert state["available"] is False  # offscreen has no tray
     assert tray.window.tray_available is False  # so closing the window quits
-    assert state["menu"] == ["Open Hookline", "Pause all", "Recent activity", "Quit Hookline"]
+    assert state["menu"] == ["Open Hookline", "Pause all", "Snooze all for 1 hour",
+                             "Recent activity", "Quit Hookline"]
     assert state["recent"] == ["No runs yet"]
     assert state["status"] == "running" and state["tooltip"] == "Hookline — running"
     action(tray, "Open Hookline")
