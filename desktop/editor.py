@@ -48,6 +48,8 @@ from desktop.icons import service_icon
 from desktop.tab_order import lay_tab_order
 from desktop.tasks import WidgetTasks
 from desktop.wheel import guard_inputs
+from desktop.window_fields import KEYS as WINDOW_KEYS
+from desktop.window_fields import WindowFields
 from engine.areas import AreaSpec, Step
 from engine.catalog.params import Param, ParamType, format_duration, parse_duration
 from engine.catalog.service import ReactionSpec, Service, TriggerKind, TriggerSpec
@@ -648,6 +650,9 @@ class AreaEditor(QDialog):
             "anyone who has it can trigger it."))
         trigger_layout.addWidget(self.webhook_row)
         layout.addWidget(self.trigger_box)
+        # -- when it may fire (active from … until …, only during)
+        self.window_fields = WindowFields()
+        layout.addWidget(self.window_fields)
 
         # -- only when
         self.condition_check = QCheckBox("Add a condition")
@@ -885,6 +890,7 @@ class AreaEditor(QDialog):
             self.interval_form.set_values({"interval": data["interval"]})
         if data.get("catch_up"):
             self.catch_up_form.set_values({"catch_up": data["catch_up"]})
+        self.window_fields.set_values(data)
         condition = data.get("condition")
         self.condition_check.setChecked(bool(condition))
         self.condition_form.set_values({"condition": condition or ""})
@@ -926,6 +932,7 @@ class AreaEditor(QDialog):
         if self.condition_check.isChecked() and condition:
             out["condition"] = condition
         out["reactions"] = [card.step() for card in self.cards]
+        out.update(self.window_fields.values())
         spec = self.trigger_spec()
         if spec is not None and spec.kind is TriggerKind.SCHEDULE:
             out["catch_up"] = self.catch_up_form.values().get("catch_up", "skip")
@@ -977,6 +984,8 @@ class AreaEditor(QDialog):
                 self.trigger_error, self.trigger_picker)
         if where == "catch_up":
             return on_form(self.catch_up_form, "catch_up")
+        if where.split(".")[0] in WINDOW_KEYS:
+            return self.window_fields, self.window_fields.show_error
         if where == "condition":
             self.condition_check.setChecked(True)
             return on_form(self.condition_form, "condition")
@@ -1067,7 +1076,7 @@ class AreaEditor(QDialog):
         self.banner.hide()
         for form in self._forms():
             form.clear_errors()
-        for label in (self.trigger_error, self.reactions_error,
+        for label in (self.trigger_error, self.reactions_error, self.window_fields.error,
                       *(card.error for card in self.cards)):
             label.hide()
 

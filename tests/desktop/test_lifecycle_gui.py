@@ -8,7 +8,7 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
-from PySide6.QtCore import QDateTime, Qt
+from PySide6.QtCore import QDateTime, Qt, QTime
 from PySide6.QtWidgets import QMenu
 from pytestqt.qtbot import QtBot
 
@@ -187,3 +187,58 @@ async def test_tray_snoozes_every_active_area_for_an_hour_then_wakes_them(
         assert states == {"One": life.ACTIVE, "Two": life.ACTIVE, "Was off": life.OFF}
     finally:
         tray.close()
+
+
+async def test_the_editors_window_fields_round_trip_through_save_and_reopen(
+        bridge: EngineBridge, qtbot: QtBot) -> None:
+    page = await page_for(qtbot, bridge)
+    editor = page.new_area()
+    name = editor.name_form.field("name")
+    assert name is not None
+    qtbot.keyClicks(name.editor, "Office hours ping")
+    title = editor.cards[0].form.field("title")
+    assert title is not None
+    qtbot.keyClicks(title.editor, "Still here")
+    interval = editor.trigger_form.field("interval")
+    assert interval is not None
+    qtbot.keyClicks(interval.editor, "1h")
+    fields = editor.window_fields
+    assert fields.values() == {}  # nothing set: no window
+    start = QDateTime(QDateTime.currentDateTime().date().addDays(-1), QTime(8, 30))
+    end = QDateTime(QDateTime.currentDateTime().date().addDays(40), QTime(17, 0))
+    qtbot.mouseClick(fields.from_check, Qt.MouseButton.LeftButton)
+    fields.from_edit.setDateTime(start)
+    qtbot.mouseClick(fields.until_check, Qt.MouseButton.LeftButton)
+    fields.until_edit.setDateTime(end)
+    qtbot.mouseClick(fields.weekly_check, Qt.MouseButton.LeftButton)
+    fields.day_checks[4].setChecked(False)  # Mon-Thu
+    fields.start_edit.setTime(QTime(10, 0))
+    fields.end_edit.setTime(QTime(16, 30))
+    assert fields.from_edit.findChild(WheelGuard) is not None
+    saved = signal_once(editor.saved)
+    editor.save_button.click()
+    (area_id,) = await saved
+
+    window = bridge.area(area_id).spec.window
+    assert window.active_from is not None and window.active_until is not None
+    assert f"{window.active_from.astimezone():%Y-%m-%d %H:%M}" == start.toString(
+        "yyyy-MM-dd HH:mm")
+    assert f"{window.active_until.astimezone():%Y-%m-%d %H:%M}" == end.toString(
+        "yyyy-MM-dd HH:mm")
+    assert window.weekly is not None
+    assert window.weekly.days == ("mon", "tue", "wed", "thu")
+    assert (f"{window.weekly.start:%H:%M}", f"{window.weekly.end:%H:%M}") == ("10:00",
+                                                                              "16:30")
+
+    reopened = page.open_editor(area_id=area_id)
+    again = reopened.window_fields
+    assert again.from_check.isChecked() and again.until_check.isChecked()
+    assert again.from_edit.dateTime() == start and again.until_edit.dateTime() == end
+    assert [c.isChecked() for c in again.day_checks] == [True] * 4 + [False] * 3
+    assert again.start_edit.time() == QTime(10, 0) and again.end_edit.time() == QTime(16, 30)
+    assert not reopened.has_changes()
+    qtbot.mouseClick(again.weekly_check, Qt.MouseButton.LeftButton)  # no weekly window
+    saved = signal_once(reopened.saved)
+    reopened.save_button.click()
+    await saved
+    assert bridge.area(area_id).spec.window.weekly is None
