@@ -47,10 +47,12 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.bridge import EngineBridge
+from desktop.life_strip import SHOWN, LifeStrip
 from desktop.live_refresh import LiveRefresh
 from desktop.models import STATUS_COLOR, RunsModel
 from desktop.pages.common import empty_state, heading, monospace, muted
 from desktop.tasks import WidgetTasks
+from engine.errors import HooklineError
 from engine.inspect import Found, ItemVerdict
 
 log = logging.getLogger(__name__)
@@ -870,6 +872,7 @@ class ActivityPage(QWidget):
         find_field: "Find an item…": an id, link or part of a title to look for (in
             the chosen automation's events, or every automation's).
         found: what the search found (``FoundItems``).
+        life: the chosen automation's state and latest state changes (``LifeStrip``).
 
     Signals:
         refreshed(): the list was read again from the engine.
@@ -974,12 +977,14 @@ class ActivityPage(QWidget):
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.splitter)
         self.failing = FailingChecks()
+        self.life = LifeStrip()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
         layout.addLayout(filters)
         layout.addWidget(self.found)
         layout.addWidget(self.failing)
+        layout.addWidget(self.life)
         layout.addWidget(self.stack, 1)
         self.setMinimumSize(640, 360)
         self.setTabOrder(self.area_filter, self.status_filter)
@@ -992,6 +997,7 @@ class ActivityPage(QWidget):
                                 self.REFRESH_DELAY_MS)
         bridge.runsFinished.connect(self._runs_finished)
         bridge.areaChanged.connect(self._area_changed)
+        bridge.areaState.connect(self._area_state)
         self.live.now()
         # The failing checks: told when a streak starts or ends, and read again when the
         # next try is due (its time moves as the checks back off).
@@ -1029,6 +1035,7 @@ class ActivityPage(QWidget):
                 self.empty.setText(NO_MATCH_TEXT if anything else EMPTY_TEXT)
                 self.stack.setCurrentWidget(self.empty)
             self.count_label.setText(self._count_text(len(runs)))
+            await self._show_life(area_id)
             row = self._row_of(keep)
             if row >= 0:
                 self._select_row(row)
@@ -1036,6 +1043,22 @@ class ActivityPage(QWidget):
                 self._selected_id = None
                 self.detail.show_run(None)
         self.refreshed.emit()
+
+    async def _show_life(self, area_id: str | None) -> None:
+        """The chosen automation's state and latest changes (hidden for all)."""
+        if area_id is None:
+            self.life.show_status("", None)
+            return
+        try:
+            status = await self.bridge.lifecycle(area_id, SHOWN)
+        except HooklineError:  # deleted meanwhile: the filter is refilled
+            self.life.show_status("", None)
+            return
+        self.life.show_status(self.area_filter.currentText(), status)
+
+    def _area_state(self, area_id: str, _to: str, _cause: str) -> None:
+        if area_id == self.area_filter.currentData():
+            self.live.request()
 
     async def refresh_failing(self) -> None:
         """Read again which automations cannot check for new items."""

@@ -13,8 +13,11 @@ from PySide6.QtWidgets import QMenu
 from pytestqt.qtbot import QtBot
 
 from desktop.bridge import EngineBridge
+from desktop.editor import AreaEditor
 from desktop.forms import MomentField
+from desktop.lifecycle_view import moment
 from desktop.models import AreasModel
+from desktop.pages.activity import ActivityPage
 from desktop.pages.automations import AutomationsPage
 from desktop.pages.presets import PresetsPage
 from desktop.tray import Tray
@@ -70,6 +73,7 @@ async def test_time_capsule_composed_with_the_picker_fires_once_and_is_done(
     qtbot.addWidget(presets)
     [capsule] = [c.preset for c in presets.cards if c.preset.name == "Time capsule"]
     editor = presets.use(capsule)
+    assert isinstance(editor, AreaEditor)
     picker = editor.trigger_form.field("at")
     assert isinstance(picker, MomentField)
     assert picker.picker.calendarPopup()
@@ -242,3 +246,30 @@ async def test_the_editors_window_fields_round_trip_through_save_and_reopen(
     reopened.save_button.click()
     await saved
     assert bridge.area(area_id).spec.window.weekly is None
+
+
+async def test_activity_shows_the_chosen_automations_state_and_its_changes(
+        bridge: EngineBridge, qtbot: QtBot) -> None:
+    area = await bridge.save_area(every_hour("Water the plants"))
+    page = ActivityPage(bridge)
+    qtbot.addWidget(page)
+    page.resize(1000, 600)
+    page.show()
+    await page.select_area(None)
+    assert not page.life.isVisible()  # all automations: no one state to tell
+    await page.select_area(area.id)
+    assert page.life.now.accessibleName() == "“Water the plants” is active."
+
+    until_moment = datetime.now().astimezone() + timedelta(hours=2)
+    await bridge.snooze(area.id, until_moment)
+    await until(lambda: "snoozed until" in page.life.now.accessibleName())
+    assert page.life.now.accessibleName() == (
+        f"“Water the plants” is snoozed until {moment(until_moment)}, then active.")
+    newest = page.life.changes[0].text()
+    assert newest.startswith("today ")
+    assert (f"active → snoozed: snoozed until {until_moment:%Y-%m-%d %H:%M}"
+            in newest)
+    await bridge.wake(area.id)
+    await until(lambda: page.life.now.accessibleName() == "“Water the plants” is active.")
+    assert page.life.changes[0].text().endswith(
+        "snoozed → active: woken before its snooze ended")
