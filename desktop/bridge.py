@@ -70,6 +70,11 @@ class AreaRow:
         return f"{self.trigger_label} → {', '.join(self.reaction_labels)}"
 
 
+def is_once(spec: AreaSpec | None) -> bool:
+    """Whether the area fires once at a date and time (the timer's ``at``)."""
+    return spec is not None and (spec.trigger.service, spec.trigger.action) == ("timer", "at")
+
+
 class EngineBridge(QObject):
     """Publishes the engine's happenings as Qt signals and offers its calls to views.
 
@@ -315,6 +320,9 @@ class EngineBridge(QObject):
         opening or closing), without a database read."""
         if area.state == life.SNOOZED:
             return area.snoozed_until
+        if area.state == life.ACTIVE and is_once(area.spec):  # it fires, then is done
+            scheduler = getattr(self.engine, "scheduler", None)
+            return scheduler.next_fire(area.id) if scheduler is not None else None
         if area.state in (life.ACTIVE, life.WAITING) and area.spec.window:
             return area.spec.window.next_change(datetime.now(UTC))
         return None

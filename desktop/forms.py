@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QTimeEdit,
     QVBoxLayout,
@@ -767,11 +768,14 @@ class MomentField(ParamField):
         self.picker.setCalendarPopup(True)
         self.picker.setDisplayFormat(QT_MOMENT_FORMAT)
         self.picker.setMinimumWidth(150)
+        self.picker.setMaximumWidth(220)  # a moment is short: the zone reads beside it
         self.picker.dateTimeChanged.connect(self.changed)
         return self.picker
 
     def extras(self) -> list[QWidget]:
         self.zone_label = small_label(f"local time ({local_zone()})")
+        self.zone_label.setSizePolicy(QSizePolicy.Policy.Expanding,
+                                      QSizePolicy.Policy.Preferred)
         self.zone_label.setToolTip("This computer's time zone; the Time zone field below "
                                    "chooses another")
         return [self.zone_label]

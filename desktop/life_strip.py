@@ -54,7 +54,6 @@ class LifeStrip(QFrame):
         for _ in range(SHOWN):
             label = QLabel()
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            label.setEnabled(False)  # muted: the state now reads first
             layout.addWidget(label)
             self.changes.append(label)
         self.hide()

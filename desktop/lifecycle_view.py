@@ -9,7 +9,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor, QFont
 
-from desktop.bridge import AreaRow
+from desktop.bridge import AreaRow, is_once
 from desktop.models import HEALTH_TEXT, AreasModel, Index
 from engine import lifecycle as life
 
@@ -41,6 +41,8 @@ def state_text(row: AreaRow, now: datetime | None = None) -> str:
     if row.state == life.WAITING:
         return (f"Opens {moment(row.next_change, now)}" if row.next_change
                 else "Waiting for its window")
+    if row.state == life.ACTIVE and row.next_change and is_once(row.spec):
+        return f"Fires once {moment(row.next_change, now)}"
     if row.state in (life.DONE, life.DRAFT):
         return life.LABELS[row.state].capitalize()
     return HEALTH_TEXT.get(row.health, row.health)

@@ -98,7 +98,7 @@ async def test_time_capsule_composed_with_the_picker_fires_once_and_is_done(
     assert at == moment.toString("yyyy-MM-dd HH:mm")
 
     page = await page_for(qtbot, bridge)
-    assert state_cell(page, area_id) == "Waiting for its first run"
+    assert state_cell(page, area_id) == f"Fires once {at}"
     # the real engine fires it a moment from now (seconds are beyond the picker's reach)
     spec = bridge.area(area_id).spec.to_dict()
     soon = datetime.now() + timedelta(seconds=1.5)
