@@ -15,6 +15,8 @@ from engine import lifecycle as life
 
 #: A done area's text colour: it is history, read but not acted on.
 DONE_COLOR = "#9aa0a6"
+#: The longest the State column says (its width is set once for it).
+LONGEST_STATE = "Fires once 2027-01-01 09:00"
 STATE_COLOR = {life.SNOOZED: "#1a73e8", life.WAITING: "#5f6368", life.DRAFT: "#5f6368",
                life.DONE: DONE_COLOR}
 

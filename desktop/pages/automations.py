@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 from desktop.bridge import AreaRow, EngineBridge
 from desktop.editor import AreaEditor
 from desktop.forms import error_color, small_label
-from desktop.lifecycle_view import LifecycleAreasModel
+from desktop.lifecycle_view import LONGEST_STATE, LifecycleAreasModel
 from desktop.live_refresh import LiveRefresh
 from desktop.models import FLOW_SLOTS, HEALTH_TEXT, AreasModel
 from desktop.pages.activity import CheckHistory
@@ -197,7 +197,8 @@ class AutomationsPage(QWidget):
         # on or off ("Off", "Waiting for its first run") must not move the columns.
         width = self.table.fontMetrics().horizontalAdvance
         for column, longest in ((AreasModel.LAST_RUN, "2026-11-02 08:00 · succeeded"),
-                                (AreasModel.HEALTH, max(HEALTH_TEXT.values(), key=width))):
+                                (AreasModel.HEALTH, max((*HEALTH_TEXT.values(), LONGEST_STATE),
+                                        key=width))):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width(longest) + 28)
         header.resizeSection(AreasModel.NAME, 220)
