@@ -216,6 +216,7 @@ async def _render_window(window: QMainWindow, bridge: Any, ids: dict[str, str],
     written += await _render_filter_builder(bridge, window, outdir)
     written += await _render_webhook_test(bridge, window, outdir)
     written += await _render_tray(bridge, window, outdir)
+    written += await _render_lifecycle(bridge, window, outdir)
     window.close()
     return written
 
@@ -382,6 +383,46 @@ async def _render_tray(bridge: Any, window: QWidget, outdir: Path) -> list[Path]
         return [path]
     finally:
         tray.close()
+
+
+def _life_areas() -> list[dict[str, Any]]:
+    """Automations in each state the list shows apart: waiting for its window, done,
+    a time capsule."""
+    from datetime import datetime, timedelta
+
+    now = datetime.now()
+    tomorrow, year_ago = now + timedelta(days=1), now - timedelta(days=365)
+    note = [{"service": "notify", "reaction": "notify", "params": {"title": "Hello"}}]
+    every = {"service": "timer", "trigger": "every", "params": {"interval": "1h"}}
+    return [
+        {"name": "Office hours ping", "trigger": every, "reactions": note,
+         "only_during": {"days": [f"{tomorrow:%a}".lower()], "from": "09:00",
+                         "until": "17:00"}},
+        {"name": "Summer sale reminder", "trigger": every, "reactions": note,
+         "active_from": f"{year_ago:%Y-%m-%d} 09:00",
+         "active_until": f"{year_ago + timedelta(days=60):%Y-%m-%d} 18:00"},
+        {"name": "Time capsule", "trigger": {"service": "timer", "trigger": "at",
+                                             "params": {"at": f"{now.year + 1}-01-01 09:00"}},
+         "reactions": [{"service": "notify", "reaction": "notify",
+                        "params": {"title": "A note from the past",
+                                   "message": "Did you keep your promise?"}}]},
+    ]
+
+
+async def _render_lifecycle(bridge: Any, window: QWidget, outdir: Path) -> list[Path]:
+    """The automations list with states: snoozed, waiting, firing once, done."""
+    from datetime import UTC, datetime, timedelta
+
+    from engine.areas import AreaSpec
+
+    for data in _life_areas():
+        await bridge.save_area(AreaSpec.from_dict(data))
+    snoozed = next((a for a in bridge.areas() if a.name == "Hourly heartbeat"), None)
+    if snoozed is not None:
+        await bridge.snooze(snoozed.id, datetime.now(UTC) + timedelta(hours=2))
+    window.show_screen("automations")  # type: ignore[attr-defined]
+    await settle()
+    return [save(window, outdir / "lifecycle.png")]
 
 
 def main(argv: list[str] | None = None) -> int:
