@@ -96,6 +96,7 @@ class WhyPane(QWidget):
         bridge.areaChanged.connect(self._area_event)
         bridge.areaPaused.connect(self._area_event)
         bridge.triggerHealth.connect(self._area_event)
+        bridge.areaState.connect(self._area_event)  # snoozed, woken, window, done
         bridge.accountChanged.connect(self._account_changed)
         self._set_answer(NONE_CHOSEN, hint=True)
 

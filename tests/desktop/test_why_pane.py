@@ -4,6 +4,7 @@ keeps up as runs finish and areas change."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -89,6 +90,11 @@ async def test_the_pane_keeps_up_as_runs_finish_and_the_area_changes(
     await until(lambda: pane.answer.text() == "It is off: switch it on to let it fire.")
     assert "No run while it is off." in pane.details.toPlainText()
     await bridge.set_enabled(timer.id, True)
+    await until(lambda: pane.answer.text().startswith("It is waiting: "))
+    # Snoozed from the list or the tray: the pane says so at once (the area.state signal).
+    await bridge.snooze(timer.id, datetime.now(UTC) + timedelta(hours=1))
+    await until(lambda: pane.answer.text().startswith("It is snoozed until "))
+    await bridge.wake(timer.id)
     await until(lambda: pane.answer.text().startswith("It is waiting: "))
 
 
