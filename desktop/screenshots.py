@@ -205,6 +205,8 @@ async def _render_window(window: QMainWindow, bridge: Any, ids: dict[str, str],
         page = window.show_screen(key)  # type: ignore[attr-defined]
         if key == "activity":
             await _select_failure(page, bridge)
+        if key == "automations":
+            await _explain_failure(page, bridge)
         await settle()
         written.append(save(window, outdir / f"{name}.png"))
     editor = _open_editor(bridge, window, ids)
@@ -236,6 +238,19 @@ async def _render_pages(bridge: Any, outdir: Path, size: QSize) -> list[Path]:
         written.append(save(frame, outdir / f"{key}.png"))
         frame.close()
     return written
+
+
+async def _explain_failure(page: QWidget, bridge: Any) -> None:
+    """Select the automation whose run failed, so its "why" pane explains it."""
+    failed = await bridge.runs(status="failed", limit=1)
+    select = getattr(page, "select", None)
+    pane = getattr(page, "why", None)
+    if failed and callable(select) and pane is not None:
+        select(failed[0]["area_id"])
+        for _ in range(50):  # up to 5 s for the engine's thread to work it out
+            await settle(0.1)
+            if pane.area_id == failed[0]["area_id"] and "…" not in pane.answer.text():
+                break
 
 
 async def _select_failure(page: QWidget, bridge: Any) -> None:
