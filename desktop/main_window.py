@@ -151,11 +151,15 @@ class MainWindow(QMainWindow):
 
     async def settle_unsaved(self) -> bool:
         """Each open editor with unsaved changes asks "Save changes to <name>?" (Save,
-        Discard, Cancel). False when the user chose Cancel, or a save did not go through."""
+        Discard, Cancel). False when the user chose Cancel, or a save did not go through.
+        Then automations deleted moments ago, whose Undo is still offered, are deleted."""
         for editor in self._unsaved():
             self.bring_forward()
             if not await editor.confirm_quit():
                 return False
+        page = self.pages["automations"]
+        assert isinstance(page, AutomationsPage)
+        await page.finish_deletions()
         return True
 
     def _unsaved(self) -> list[AreaEditor]:

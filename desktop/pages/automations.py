@@ -19,6 +19,7 @@ from PySide6.QtCore import (
     QSize,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
 )
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 
 #: Bursts of engine signals (a run finishing in several areas) cause one refresh.
 REFRESH_DELAY_MS = 200
+#: Seconds during which Undo brings deleted automations back (switched off meanwhile).
+UNDO_SECONDS = 10
 CHECKS_TIP = ("The selected automation's latest checks for new items: what each found "
               "or why it failed, and when the next is due")
 SNOOZE_TIP = ("Let the selected automations rest until a moment you choose; they come "
@@ -72,7 +75,14 @@ class AreasFilter(QSortFilterProxyModel):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._needle = ""
+        self._hidden: frozenset[str] = frozenset()
         self.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+
+    def set_hidden(self, area_ids: set[str]) -> None:
+        """Leave out these areas (deleted, while the delete can still be undone)."""
+        self.beginFilterChange()
+        self._hidden = frozenset(area_ids)
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def set_text(self, text: str) -> None:
         self.beginFilterChange()
@@ -81,13 +91,14 @@ class AreasFilter(QSortFilterProxyModel):
 
     def filterAcceptsRow(self, source_row: int,
                          source_parent: QModelIndex | QPersistentModelIndex) -> bool:
-        if not self._needle:
-            return True
         model = self.sourceModel()
-        if not isinstance(model, AreasModel):
+        if not isinstance(model, AreasModel) or not (self._needle or self._hidden):
             return True
         row = model.row(source_row)
-        return self._needle in row.name.casefold() or self._needle in row.summary.casefold()
+        if row.id in self._hidden:
+            return False
+        return (not self._needle or self._needle in row.name.casefold()
+                or self._needle in row.summary.casefold())
 
     def lessThan(self, left: QModelIndex | QPersistentModelIndex,
                  right: QModelIndex | QPersistentModelIndex) -> bool:
@@ -146,6 +157,9 @@ class AutomationsPage(QWidget):
         toolbar.setSpacing(6)
         self.new_button = self._button("&New", "Create an automation (Ctrl+N)",
                                        self.new_area)
+        self.edit_button = self._button("&Edit…", "Open the selected automation in the "
+                                        "editor (Enter, or a double click)",
+                                        self.edit_selected)
         self.run_button = self._button("&Run now", "Fire the selected automation once, now",
                                        self.run_selected)
         self.checks_button = self._button("&Checks…", CHECKS_TIP, self.show_checks)
@@ -157,7 +171,7 @@ class AutomationsPage(QWidget):
         self.delete_button = self._button("&Delete", "Delete the selected automations (Del)",
                                           self.delete_selected)
         self.snooze_button = self._button("S&nooze", SNOOZE_TIP, self._show_snooze_menu)
-        for button in (self.new_button, self.run_button, self.snooze_button,
+        for button in (self.new_button, self.edit_button, self.run_button, self.snooze_button,
                        self.checks_button, self.duplicate_button,
                        self.export_button, self.delete_button):
             toolbar.addWidget(button)
@@ -227,7 +241,21 @@ class AutomationsPage(QWidget):
 
         self.status = small_label()
         self.status.setAccessibleName("Status")
-        layout.addWidget(self.status)
+        self.undo_button = QPushButton("&Undo")
+        self.undo_button.setToolTip("Bring back what was just deleted, as it was")
+        self.undo_button.clicked.connect(self.undo_delete)
+        self.undo_button.hide()
+        status_line = QHBoxLayout()
+        status_line.addWidget(self.status, 1)
+        status_line.addWidget(self.undo_button)
+        layout.addLayout(status_line)
+        #: deleted areas that Undo can still bring back: id -> whether it was on
+        self.pending_delete: dict[str, bool] = {}
+        self._deleted_names: list[str] = []
+        self._purge_timer = QTimer(self)
+        self._purge_timer.setSingleShot(True)
+        self._purge_timer.setInterval(UNDO_SECONDS * 1000)
+        self._purge_timer.timeout.connect(lambda: self._spawn(self.finish_deletions()))
 
         for keys, slot in ((QKeySequence.StandardKey.New, self.new_area),
                            (QKeySequence.StandardKey.Find, self.search.setFocus)):
@@ -388,6 +416,7 @@ class AutomationsPage(QWidget):
     def _update_buttons(self, *_args: Any) -> None:
         count = len(self.table.selectionModel().selectedRows())
         self.run_button.setEnabled(count == 1)
+        self.edit_button.setEnabled(count == 1)
         rows = self.selected_rows() if count == 1 else []
         checked = bool(rows) and self._is_checked(rows[0])
         self.checks_button.setEnabled(checked)
@@ -430,6 +459,12 @@ class AutomationsPage(QWidget):
 
     def new_area(self) -> AreaEditor:
         return self.open_editor()
+
+    def edit_selected(self) -> AreaEditor | None:
+        rows = self.selected_rows()
+        if len(rows) != 1:
+            return None
+        return self.open_editor(area_id=rows[0].id)
 
     def browse_presets(self) -> None:
         window = self.window()
@@ -582,26 +617,80 @@ class AutomationsPage(QWidget):
         self.show_status(f"Exported {count} to {path} (secrets left out).")
 
     def delete_selected(self) -> None:
-        rows = self.selected_rows()
+        rows = [r for r in self.selected_rows() if r.id not in self.pending_delete]
         if not rows:
             return
         what = f"“{rows[0].name}”" if len(rows) == 1 else f"these {len(rows)} automations"
         answer = QMessageBox.question(
             self, "Delete automation" if len(rows) == 1 else "Delete automations",
-            f"Delete {what}? Its history and saved secrets go with it; this cannot be "
-            "undone. (Export it first to keep a copy.)",
+            f"Delete {what}? Its history and saved secrets go with it. Undo brings it "
+            f"back for {UNDO_SECONDS} seconds; after that it is gone (export it first to "
+            "keep a copy).",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Cancel)
         if answer == QMessageBox.StandardButton.Yes:
             self._spawn(self._delete(rows))
 
     async def _delete(self, rows: list[AreaRow]) -> None:
+        """Switch the areas off and leave them out of the list; UNDO_SECONDS later (or
+        when Hookline quits) they are deleted, unless Undo brought them back."""
+        await self.finish_deletions()  # an earlier delete is past undoing now
         for row in rows:
-            try:
-                await self.bridge.remove_area(row.id)
-            except HooklineError as exc:
-                self.show_status(f"Could not delete “{row.name}”: {exc}", error=True)
-                return
-        self.show_status(f"Deleted “{rows[0].name}”." if len(rows) == 1
-                         else f"Deleted {len(rows)} automations.")
+            if row.enabled:
+                try:
+                    await self.bridge.set_enabled(row.id, False)
+                except HooklineError as exc:
+                    self.show_status(f"Could not delete “{row.name}”: {exc}", error=True)
+                    break
+            self.pending_delete[row.id] = row.enabled
+        if not self.pending_delete:
+            return
+        self._deleted_names = [r.name for r in rows if r.id in self.pending_delete]
+        self.proxy.set_hidden(set(self.pending_delete))
+        self._show_state()
+        self._update_buttons()
+        names = self._deleted_names
+        self.show_status(f"Deleted “{names[0]}”." if len(names) == 1
+                         else f"Deleted {len(names)} automations.")
+        self.undo_button.show()
+        self._purge_timer.start()
+
+    def undo_delete(self) -> None:
+        if self.pending_delete:
+            self._purge_timer.stop()
+            self._spawn(self._undo(dict(self.pending_delete)))
+
+    async def _undo(self, pending: dict[str, bool]) -> None:
+        self.pending_delete.clear()
+        self.undo_button.hide()
+        for area_id, was_on in pending.items():
+            if was_on:
+                try:
+                    await self.bridge.set_enabled(area_id, True)
+                except HooklineError as exc:
+                    self.show_status(f"Brought it back, but could not switch it on: {exc}",
+                                     error=True)
+        self.proxy.set_hidden(set(self.pending_delete))
+        names = self._deleted_names
+        self.show_status(f"“{names[0]}” is back." if len(names) == 1
+                         else f"The {len(names)} automations are back.")
         await self.refresh()
+        for area_id in pending:
+            self.select(area_id)
+
+    async def finish_deletions(self) -> None:
+        """Delete what is waiting for its undo to run out, now (the time ran out, another
+        delete came, or Hookline is quitting)."""
+        pending, self.pending_delete = dict(self.pending_delete), {}
+        self._purge_timer.stop()
+        self.undo_button.hide()
+        for area_id in pending:
+            try:
+                await self.bridge.remove_area(area_id)
+            except HooklineError as exc:
+                self.show_status(f"Could not delete it: {exc}; it stays, switched off.",
+                                 error=True)
+        if pending:
+            await self.refresh()  # without them (or with those that could not go)
+            self.proxy.set_hidden(set(self.pending_delete))
+            self._show_state()

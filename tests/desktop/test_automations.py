@@ -242,10 +242,59 @@ async def test_delete_asks_first(qtbot: QtBot, bridge: EngineBridge,
     assert questions[0].startswith("Delete “Gone”?")
     assert {a.id for a in bridge.engine.areas()} == {keep, gone}
     page.table.setFocus()
+    page._purge_timer.setInterval(300)  # (UNDO_SECONDS in the app)
     qtbot.keyClick(page.table, Qt.Key.Key_Delete)  # the keyboard way
     await until(lambda: shown_names(page) == ["Keep"])
-    assert [a.id for a in bridge.engine.areas()] == [keep]
     assert page.status.text() == "Deleted “Gone”."
+    assert page.undo_button.isVisible()
+    # Once Undo is no longer offered, it is gone from the engine too.
+    await until(lambda: [a.id for a in bridge.engine.areas()] == [keep])
+    await until(lambda: not page.undo_button.isVisible())
+    assert shown_names(page) == ["Keep"]
+
+
+async def test_undo_brings_a_deleted_automation_back_as_it_was(
+        qtbot: QtBot, bridge: EngineBridge, monkeypatch: pytest.MonkeyPatch) -> None:
+    gone = await bridge.save_area(AreaSpec.from_dict(area("Gone")))
+    page = await page_for(qtbot, bridge)
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *args: QMessageBox.StandardButton.Yes)
+    page.select(gone.id)
+    qtbot.mouseClick(page.delete_button, Qt.MouseButton.LeftButton)
+    await until(lambda: shown_names(page) == [])
+    assert not bridge.engine.area(gone.id).spec.enabled  # off meanwhile: it fires no more
+    qtbot.mouseClick(page.undo_button, Qt.MouseButton.LeftButton)
+    await until(lambda: shown_names(page) == ["Gone"])
+    back = bridge.engine.area(gone.id)
+    assert back.spec.enabled and back.spec == gone.spec  # the same automation, on again
+    assert page.status.text() == "“Gone” is back."
+    assert not page.undo_button.isVisible()
+    assert page.selected_ids() == [gone.id]
+
+
+async def test_quitting_deletes_what_undo_still_offers(
+        qtbot: QtBot, bridge: EngineBridge, monkeypatch: pytest.MonkeyPatch) -> None:
+    gone = await bridge.save_area(AreaSpec.from_dict(area("Gone")))
+    page = await page_for(qtbot, bridge)
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *args: QMessageBox.StandardButton.Yes)
+    page.select(gone.id)
+    page.delete_selected()
+    await until(lambda: shown_names(page) == [])
+    await page.finish_deletions()  # what the window's Quit awaits (settle_unsaved)
+    assert bridge.engine.areas() == []
+
+
+async def test_edit_opens_the_selected_automation(
+        qtbot: QtBot, bridge: EngineBridge) -> None:
+    saved = await bridge.save_area(AreaSpec.from_dict(area("Edit me")))
+    page = await page_for(qtbot, bridge)
+    assert not page.edit_button.isEnabled()
+    page.select(saved.id)
+    assert page.edit_button.isEnabled()
+    editor = page.edit_selected()
+    assert editor is not None and editor.area_id == saved.id
+    editor.reject()
 
 
 async def test_export_writes_importable_yaml_without_secrets(
