@@ -27,7 +27,7 @@ from desktop.forms import ParamForm
 from desktop.models import AreasModel
 from desktop.pages.activity import CheckHistory, next_try
 from desktop.pages.automations import AutomationsPage, file_name_for
-from engine.areas import AreaSpec
+from engine.areas import Area, AreaSpec
 from tests.desktop.conftest import signal_once, until
 
 
@@ -253,8 +253,9 @@ async def test_delete_asks_first(qtbot: QtBot, bridge: EngineBridge,
     assert shown_names(page) == ["Keep"]
 
 
-async def test_undo_brings_a_deleted_automation_back_as_it_was(
-        qtbot: QtBot, bridge: EngineBridge, monkeypatch: pytest.MonkeyPatch) -> None:
+async def deleted(qtbot: QtBot, bridge: EngineBridge, monkeypatch: pytest.MonkeyPatch
+                  ) -> tuple[AutomationsPage, Area]:
+    """An automation "Gone" deleted with the Delete button (Yes to the question)."""
     gone = await bridge.save_area(AreaSpec.from_dict(area("Gone")))
     page = await page_for(qtbot, bridge)
     monkeypatch.setattr(QMessageBox, "question",
@@ -262,6 +263,12 @@ async def test_undo_brings_a_deleted_automation_back_as_it_was(
     page.select(gone.id)
     qtbot.mouseClick(page.delete_button, Qt.MouseButton.LeftButton)
     await until(lambda: shown_names(page) == [])
+    return page, gone
+
+
+async def test_undo_brings_a_deleted_automation_back_as_it_was(
+        qtbot: QtBot, bridge: EngineBridge, monkeypatch: pytest.MonkeyPatch) -> None:
+    page, gone = await deleted(qtbot, bridge, monkeypatch)
     assert not bridge.engine.area(gone.id).spec.enabled  # off meanwhile: it fires no more
     qtbot.mouseClick(page.undo_button, Qt.MouseButton.LeftButton)
     await until(lambda: shown_names(page) == ["Gone"])
@@ -274,13 +281,7 @@ async def test_undo_brings_a_deleted_automation_back_as_it_was(
 
 async def test_quitting_deletes_what_undo_still_offers(
         qtbot: QtBot, bridge: EngineBridge, monkeypatch: pytest.MonkeyPatch) -> None:
-    gone = await bridge.save_area(AreaSpec.from_dict(area("Gone")))
-    page = await page_for(qtbot, bridge)
-    monkeypatch.setattr(QMessageBox, "question",
-                        lambda *args: QMessageBox.StandardButton.Yes)
-    page.select(gone.id)
-    page.delete_selected()
-    await until(lambda: shown_names(page) == [])
+    page, _gone = await deleted(qtbot, bridge, monkeypatch)
     await page.finish_deletions()  # what the window's Quit awaits (settle_unsaved)
     assert bridge.engine.areas() == []
 
