@@ -1019,10 +1019,10 @@ async def aclose_all() -> None:
 @service.poll_trigger(
     "message",
     "New message",
-    "Fires for each message published on a topic. While the area is on, Hookline stays "
+    "Fires for each message published on a topic. While the automation is on, Hookline stays "
     "connected to the broker and picks up received messages every few seconds. Messages "
     "published while Hookline is closed are missed, unless QoS is 1 or 2: then the broker "
-    "keeps a session for this area and holds its messages until Hookline is back. "
+    "keeps a session for this automation and holds its messages until Hookline is back. "
     f"Hookline keeps up to {BUFFER_LIMIT:,} messages between two checks; with QoS 1 or 2 "
     "the broker holds back the rest until Hookline takes them, up to its own limit "
     "(Mosquitto: max_queued_messages, 1,000 by default; past it the broker drops them). "
@@ -1048,7 +1048,7 @@ async def aclose_all() -> None:
             "Quality of service",
             help="0: messages sent while Hookline is closed are missed, and so are those "
             f"past {BUFFER_LIMIT:,} between two checks. 1 or 2: the broker keeps them for "
-            "Hookline (a persistent session under a fixed client id for this area) and "
+            "Hookline (a persistent session under a fixed client id for this automation) and "
             "delivers them when it reconnects, or when Hookline has room again.",
             choices=_QOS,
             default="0",

@@ -212,7 +212,7 @@ def _preview(params: Mapping[str, Any]) -> Mapping[str, Any]:
             ParamType.TEXT,
             "Program",
             help="The program's name, looked up on PATH, or its full path. It cannot "
-            "come from a template: the area always runs this program.",
+            "come from a template: the automation always runs this program.",
             example="ffmpeg",
             templated=False,
         ),

@@ -65,9 +65,9 @@ TEXT_LENGTH = 4096
 PARSE_MODES = {"none": None, "markdown": "Markdown", "html": "HTML"}
 
 _POLL_NOTE = (
-    " Hookline keeps one connection per bot, shared by every area on it, and fires "
-    "within about a second. Telegram keeps a bot's updates until every area on the bot "
-    "has saved them (up to 24 hours), so none is lost while Hookline is closed. An area "
+    " Hookline keeps one connection per bot, shared by every automation on it, and fires "
+    "within about a second. Telegram keeps a bot's updates until every automation on the bot "
+    "has saved them (up to 24 hours), so none is lost while Hookline is closed. An automation "
     f"whose checks fall more than {STALL_AFTER:g} s behind stops holding up the others "
     f"and keeps up to {BUFFER_LIMIT:,} updates for itself (past that, its check fails "
     "saying how many it skipped). The bot must have no webhook, and no other program "
@@ -244,7 +244,7 @@ def _matches_chat(data: Mapping[str, Any], wanted: str) -> bool:
 # Telegram hands a bot's updates to one reader at a time (getUpdates), and forgets an
 # update once a later getUpdates asks for an ``offset`` above its ``update_id``
 # (core.telegram.org/bots/api#getupdates, read 2026-12-06). So each bot has one long
-# poll (:class:`Bot`), shared by every area on it, and each area an :class:`Inbox`: the
+# poll (:class:`Bot`), shared by every automation on it, and each area an :class:`Inbox`: the
 # updates it has not saved yet. An area's check hands out what its inbox holds and the
 # engine saves that check's poll state with its events; only the next check learns that
 # it was saved (as MQTT's Inbox does). Telegram itself keeps the updates meanwhile: the

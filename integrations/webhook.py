@@ -26,7 +26,7 @@ _HIDDEN_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _MAX_KEY_LENGTH = 200
 _GITHUB_SETTINGS_PLACE = (
     "in GitHub under the repository's Settings → Webhooks → Edit → Secret, "
-    "and the same text as this area's secret"
+    "and the same text as this automation's secret"
 )
 
 _BODY_CHOICES = (
@@ -85,10 +85,10 @@ async def incoming(req: PushRequest, ctx: TriggerContext) -> list[Item]:
             req,
             str(secret),
             SIGNATURE_HEADER,
-            missing=f"signature missing: sign the body with the area's secret "
+            missing=f"signature missing: sign the body with the automation's secret "
             f"({SIGNATURE_HEADER}: sha256=…)",
             wrong=f"signature does not match: {SIGNATURE_HEADER} must be sha256=<hex "
-            "HMAC-SHA256 of the exact body bytes> made with the area's secret",
+            "HMAC-SHA256 of the exact body bytes> made with the automation's secret",
         )
     body = _parse_body(req, str(ctx.params.get("body") or "auto"))
     data = {
@@ -213,7 +213,8 @@ def _parse_body(req: PushRequest, mode: str) -> Any:
     if mode == "json":
         if not req.body.strip():
             raise Rejected(
-                400, "body is empty: send a JSON document, or set the area's body format to auto"
+                400, "body is empty: send a JSON document, or set the automation's body "
+                "format to auto"
             )
         return req.json()
     if mode == "form":

@@ -201,7 +201,7 @@ async def test_unsigned_delivery_is_refused_when_a_secret_is_set(http: HttpClien
         await incoming(push(b'{"ok": true}'), http, secret=SECRET)
     assert caught.value.status == 401
     assert caught.value.reason == (
-        "signature missing: sign the body with the area's secret "
+        "signature missing: sign the body with the automation's secret "
         "(X-Hookline-Signature-256: sha256=…)"
     )
 
