@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -25,13 +26,14 @@ from engine import (
 )
 
 if TYPE_CHECKING:
-    from engine import HttpResponse, TriggerContext
+    from engine import AccountSession, HttpResponse, TriggerContext
 
 service = Service(
     "http",
     "HTTP",
     "Call a web address, or watch one for a change. With an account of a custom OAuth 2 "
-    "provider (account: NAME), requests carry its access token, renewed when it expires.",
+    "provider (account: NAME), requests to that provider's site carry its access token, "
+    "renewed when it expires.",
     icon="http.svg",
     account_label="custom OAuth 2 account",
     custom_accounts=True,
@@ -448,14 +450,54 @@ def _track(state: dict[str, Any], serialized: str) -> tuple[str, bool]:
 # --- acting as an account ---------------------------------------------------------------
 
 
-def _token_may_go_to(url: str) -> None:
-    """An account's token travels over https only (plain http only to this computer)."""
+def _token_may_go_to(url: str, account: AccountSession) -> None:
+    """An account's token travels over https only (plain http only to this computer),
+    and only to its provider: the host of its sign-in addresses, or one in the same
+    domain (auth.example.org's token goes to api.example.org). A step whose address
+    comes from an event cannot send it anywhere else."""
     parts = urlsplit(url)
     if parts.scheme != "https" and parts.hostname not in _LOOPBACK_HOSTS:
         raise PermanentError(
             f"{redact_url(url)} is a plain http address: Hookline sends an account's token "
             "only over https (or to 127.0.0.1 and localhost). Use the https:// address"
         )
+    homes = _provider_hosts(account)
+    host = (parts.hostname or "").lower()
+    if homes and not any(_same_site(host, home) for home in homes):
+        raise PermanentError(
+            f"{redact_url(url)} is not at {account.service.name}'s address "
+            f"({', '.join(sorted(homes))}): Hookline sends this account's token only "
+            "there, so that an address from an event cannot carry it elsewhere. Call an "
+            "address there, or choose no account for this step"
+        )
+
+
+def _provider_hosts(account: AccountSession) -> set[str]:
+    spec = account.service.oauth
+    if spec is None:
+        return set()
+    urls = (spec.authorize_url, spec.token_url)
+    return {h.lower() for h in (urlsplit(u).hostname for u in urls) if h}
+
+
+def _same_site(host: str, home: str) -> bool:
+    """Whether ``host`` is ``home``, or shares its domain (the name less its first label,
+    when that still has a dot); this computer's names are one; addresses by number match
+    only themselves."""
+    if host == home or {host, home} <= _LOOPBACK_HOSTS:
+        return True
+    if _is_address(host) or _is_address(home):
+        return False
+    parent = home.split(".", 1)[1] if home.count(".") >= 2 else home
+    return host == parent or host.endswith("." + parent)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 async def _signed(
@@ -477,7 +519,7 @@ async def _send(
     no one; never raises for the answer's status."""
     if ctx.account is None:
         return await ctx.http.request(method, url, check=False, **kwargs)
-    _token_may_go_to(url)
+    _token_may_go_to(url, ctx.account)
     return await _signed(ctx, await ctx.account.request(method, url, check=False, **kwargs))
 
 
@@ -488,7 +530,7 @@ async def _get_conditional(
     ``HttpClient.get_conditional`` raises them."""
     if ctx.account is None:
         return await ctx.http.get_conditional(url, state, headers=headers)
-    _token_may_go_to(url)
+    _token_may_go_to(url, ctx.account)
     resp = await ctx.account.get_conditional(url, state, headers=headers, check=False)
     return (await _signed(ctx, resp)).raise_for_status()
 

@@ -16,6 +16,7 @@ from engine.auth.custom import CustomProvider, add_provider
 from engine.errors import AuthError, PermanentError
 from engine.registry import Registry
 from engine.settings import Settings
+from integrations import http as http_service
 from tests.engine.conftest import FAST, next_message
 from tests.integrations.fake_gitea import FakeGitea
 
@@ -187,6 +188,29 @@ async def test_the_token_is_never_sent_over_plain_http_to_another_computer(
     with pytest.raises(PermanentError, match="only over https"):
         await poll(engine, AreaSpec.from_dict(spec))
     assert [r for r in gitea.api_requests if r[1] == ISSUES] == []
+
+
+@pytest.mark.parametrize("url", [
+    "https://collector.example/steal",  # an address an event could put in the step
+    "https://git.example.evil/api/v1/user",
+])
+async def test_the_token_goes_only_to_the_providers_address(
+        engine: Engine, gitea: FakeGitea, url: str) -> None:
+    await connect(engine, gitea)
+    spec: dict[str, Any] = issues_area(gitea).to_dict()
+    spec["trigger"]["params"]["url"] = url
+    with pytest.raises(PermanentError, match="is not at my-gitea's address"):
+        await poll(engine, AreaSpec.from_dict(spec))
+    assert [r for r in gitea.api_requests if r[1] == ISSUES] == []
+
+
+def test_a_provider_s_site_is_its_host_and_the_rest_of_its_domain() -> None:
+    same, home = http_service._same_site, "auth.example.org"
+    assert same("auth.example.org", home) and same("api.example.org", home)
+    assert same("example.org", home)
+    assert not same("example.org.evil", home) and not same("evilexample.org", home)
+    assert same("localhost", "127.0.0.1") and not same("127.0.0.2", "127.0.0.1")
+    assert not same("10.0.0.6", "10.0.0.5")
 
 
 async def test_an_http_step_takes_only_a_custom_account(
