@@ -61,6 +61,10 @@ def state_tip(row: AreaRow) -> str | None:
     return None
 
 
+DONE_SWITCH_TIP = ("Done: it fires no more. Open it to give it a new date or window, "
+                   "or duplicate it")
+
+
 class LifecycleAreasModel(AreasModel):
     """The automations list with each area's lifecycle state in the State column;
     done areas greyed."""
@@ -73,6 +77,10 @@ class LifecycleAreasModel(AreasModel):
         row = self.row(index.row())
         column = index.column()
         if row.state == life.DONE:
+            if column == self.ON and role == Qt.ItemDataRole.CheckStateRole:
+                return Qt.CheckState.Unchecked  # it fires no more: not "on"
+            if column == self.ON and role == Qt.ItemDataRole.ToolTipRole:
+                return DONE_SWITCH_TIP
             if role == Qt.ItemDataRole.ForegroundRole:
                 return QBrush(QColor(DONE_COLOR))
             if role == Qt.ItemDataRole.FontRole:
@@ -87,3 +95,11 @@ class LifecycleAreasModel(AreasModel):
             if role == Qt.ItemDataRole.ToolTipRole and state_tip(row):
                 return state_tip(row)
         return super().data(index, role)
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        """A done area's switch is shown off and cannot be ticked (nothing to switch on)."""
+        flags = super().flags(index)
+        if index.isValid() and index.column() == self.ON and (
+                self.row(index.row()).state == life.DONE):
+            flags &= ~Qt.ItemFlag.ItemIsUserCheckable
+        return flags

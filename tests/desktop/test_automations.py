@@ -276,7 +276,7 @@ async def test_undo_brings_a_deleted_automation_back_as_it_was(
     assert back.spec.enabled and back.spec == gone.spec  # the same automation, on again
     assert page.status.text() == "“Gone” is back."
     assert not page.undo_button.isVisible()
-    assert page.selected_ids() == [gone.id]
+    await until(lambda: page.selected_ids() == [gone.id])
 
 
 async def test_quitting_deletes_what_undo_still_offers(

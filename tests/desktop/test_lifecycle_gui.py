@@ -132,6 +132,13 @@ async def test_done_areas_are_greyed_and_kept_after_the_others(
     assert state_cell(page, ended.id) == "Done"
     assert state_cell(page, first.id) == state_cell(page, second.id) == (
         "Waiting for its first run")
+    # Its switch shows it fires no more, and cannot be ticked.
+    switch = page.row_index(ended.id, AreasModel.ON)
+    assert switch.data(Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Unchecked
+    assert not switch.flags() & Qt.ItemFlag.ItemIsUserCheckable
+    live = page.row_index(first.id, AreasModel.ON)
+    assert live.data(Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Checked
+    assert live.flags() & Qt.ItemFlag.ItemIsUserCheckable
 
 
 async def test_snooze_from_the_list_then_wake_now(bridge: EngineBridge, qtbot: QtBot) -> None:
