@@ -27,14 +27,13 @@ from engine import bus as topics
 from engine.app import Engine
 from engine.areas import AreaSpec
 from engine.bus import Message
-from engine.registry import Registry
-from engine.settings import Settings
 from engine.storage.schema import events
 from engine.testing import poll_context, reaction_context
 from integrations import mqtt
 from integrations.mqtt import Subscription, service
 from tests.fixtures.mail import TlsFiles
 from tests.fixtures.mqtt import PASSWORD, USER, Mosquitto, StartMosquitto, free_port
+from tests.integrations.engines import start_engine
 
 MESSAGE = service.triggers["message"]
 PUBLISH = service.reactions["publish"]
@@ -588,17 +587,6 @@ async def test_tls_with_an_untrusted_certificate(
 
 
 # --- through a real engine -----------------------------------------------------------------
-
-
-async def start_engine(data_dir: Path) -> Engine:
-    engine = Engine(
-        data_dir,
-        settings=Settings.from_mapping({"retry_delay": 0.01}),
-        registry=Registry.load(plugins=False),
-        listen=False,
-    )
-    await engine.start()
-    return engine
 
 
 @pytest.fixture

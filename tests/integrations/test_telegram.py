@@ -9,7 +9,6 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,13 +24,12 @@ from engine.areas import AreaSpec
 from engine.auth import AccountSession
 from engine.bus import Message
 from engine.http import HttpClient
-from engine.registry import Registry
-from engine.settings import Settings
 from engine.storage.schema import events
 from engine.testing import poll_context, reaction_context
 from integrations import telegram
 from integrations.telegram import Bot
-from tests.integrations.provider import Seen, load_fixture
+from tests.integrations.engines import start_engine
+from tests.integrations.provider import Seen, load_fixture, serve
 
 TOKEN = "7012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 BOT = f"/bot{TOKEN}"
@@ -156,29 +154,14 @@ class FakeBotApi:
             self._wake()
 
 
-@asynccontextmanager
-async def serve(handler: Callable[[web.Request], Any]) -> AsyncIterator[str]:
-    """Like provider.serve, but a request whose client went away is cancelled (aiohttp's
-    handler_cancellation), so the fake knows when Hookline ends a long poll."""
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
 @pytest.fixture
 async def tg(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeBotApi]:
     fake = FakeBotApi()
     fake.on("getMe", fixture("get_me.json"))
     FAKES.append(fake)
-    async with serve(fake.handle) as fake.base:
+    # a request whose client went away is cancelled, so the fake knows when Hookline
+    # ends a long poll
+    async with serve(fake.handle, handler_cancellation=True) as fake.base:
         monkeypatch.setattr(telegram.service, "api_base_url", fake.base)
         yield fake
         await telegram.aclose_all()  # (else the fake's held getUpdates keeps it open)
@@ -606,17 +589,6 @@ async def test_a_test_in_the_editor_confirms_nothing_and_starts_nothing(
 
 
 # ---------------------------------------------------------------------- through a real engine
-
-
-async def start_engine(data_dir: Path) -> Engine:
-    engine = Engine(
-        data_dir,
-        settings=Settings.from_mapping({"retry_delay": 0.01}),
-        registry=Registry.load(plugins=False),
-        listen=False,
-    )
-    await engine.start()
-    return engine
 
 
 def watching(account_id: str, name: str, interval: float | None = None) -> AreaSpec:
