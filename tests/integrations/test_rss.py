@@ -24,10 +24,9 @@ from engine import (
 from engine import bus as topics
 from engine.app import Engine
 from engine.areas import Area, AreaSpec
-from engine.registry import Registry
-from engine.settings import Settings
 from engine.testing import poll_context
 from integrations.rss import service
+from tests.integrations.engines import start_engine
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rss"
 RSS = (FIXTURES / "rss2.xml").read_bytes()
@@ -378,9 +377,7 @@ class Watched:
 
 @pytest.fixture
 async def engine(data_dir: Path) -> AsyncIterator[Engine]:
-    engine = Engine(data_dir, settings=Settings.from_mapping({"retry_delay": 0.01}),
-                    registry=Registry.load(plugins=False), listen=False)
-    await engine.start()
+    engine = await start_engine(data_dir)
     yield engine
     await engine.aclose()
 

@@ -38,10 +38,9 @@ from engine.auth import AccountSession
 from engine.auth.oauth import authorize
 from engine.catalog.service import TriggerSpec
 from engine.http import HttpClient
-from engine.registry import Registry
-from engine.settings import Settings
 from engine.testing import poll_context, reaction_context
 from integrations import todoist
+from tests.integrations.engines import start_engine
 from tests.integrations.provider import FakeProvider, Reply, load_fixture, serve
 
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
@@ -336,9 +335,7 @@ class Watched:
 
 @pytest.fixture
 async def engine(data_dir: Path) -> AsyncIterator[Engine]:
-    engine = Engine(data_dir, settings=Settings.from_mapping({"retry_delay": 0.01}),
-                    registry=Registry.load(plugins=False), listen=False)
-    await engine.start()
+    engine = await start_engine(data_dir)
     yield engine
     await engine.aclose()
 
