@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from engine.http import HttpClient
+from tests.pg import PostgresServer, start_server
 
 # No display on CI machines: Qt renders offscreen unless a test sets up Xvfb.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -45,3 +46,17 @@ async def http() -> AsyncIterator[HttpClient]:
     client = HttpClient()
     yield client
     await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster for the whole session (tests/pg.py)."""
+    yield from start_server()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """Hookline's URL for a fresh, empty PostgreSQL database, dropped afterwards."""
+    name = postgres_server.new_database()
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
