@@ -1,0 +1,211 @@
+"""What a client of a remote engine keeps, and how it pairs with one.
+
+The client (the desktop app's "Connect to another computer…", ``hookline remote
+connect``) keeps one target: where the engine is and the fingerprint of its certificate
+in ``remote.json`` in its own data folder (no secret in it), and its token in the
+keyring (``remote/<client id>/token``). Every connection is pinned to the fingerprint
+(``aiohttp.Fingerprint``): a certificate that differs, for whatever reason, is refused
+before a byte of the request is sent, so no certificate authority is involved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import os
+import ssl
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from engine.paths import data_dir as default_data_dir
+from engine.remote import codes
+from engine.remote.errors import NotTheEngine, PairingRefused, RemoteError
+from engine.remote.tls import der_fingerprint
+from engine.secrets import SecretStore
+
+TARGET_FILE = "remote.json"
+#: The engine's remote port unless the user chose another (the ``remote_port`` setting).
+DEFAULT_PORT = 8789
+CONNECT_TIMEOUT = 15.0
+
+
+def token_ref(client_id: str) -> str:
+    """Where a client keeps its token in the keyring."""
+    return f"remote/{client_id}/token"
+
+
+@dataclass(frozen=True)
+class RemoteTarget:
+    """A remote engine this client is paired with.
+
+    Attributes:
+        host: the engine's host name or address, as the user typed it.
+        port: the engine's remote port.
+        fingerprint: SHA-256 of the engine's certificate (DER), hex, lower case.
+        client_id: this client's pairing id (the engine knows it by this id).
+        name: what to show: ``hookline@homeserver``, or the host.
+    """
+
+    host: str
+    port: int
+    fingerprint: str
+    client_id: str
+    name: str
+
+    @property
+    def base_url(self) -> URL:
+        """``https://host:port`` (an IPv6 address in brackets)."""
+        return URL.build(scheme="https", host=self.host, port=self.port)
+
+    def session(self, token: str, *,
+                timeout: aiohttp.ClientTimeout | None = None) -> aiohttp.ClientSession:
+        """A session on the engine: relative paths (``/rpc/...``), TLS pinned to the
+        fingerprint, ``Authorization: Bearer <token>``. The caller closes it."""
+        connector = aiohttp.TCPConnector(ssl=pinned(self.fingerprint))
+        return aiohttp.ClientSession(
+            self.base_url, connector=connector,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout or aiohttp.ClientTimeout(total=120, sock_connect=CONNECT_TIMEOUT))
+
+    def token(self, secrets: SecretStore) -> str | None:
+        """This client's token from the keyring (None: it is gone; pair again)."""
+        return secrets.get(token_ref(self.client_id))
+
+    def save(self, secrets: SecretStore, token: str | None = None, *,
+             data_dir: Path | None = None) -> None:
+        """Keep the target in ``remote.json`` (mode 0600, atomically) and ``token``, when
+        given, in the keyring; the token first, so a saved target always has one."""
+        if token is not None:
+            secrets.set(token_ref(self.client_id), token)
+        folder = data_dir or default_data_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".remote-", suffix=".json")
+        try:
+            os.chmod(tmp, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(asdict(self), out, indent=2)
+                out.write("\n")
+            os.replace(tmp, folder / TARGET_FILE)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, data_dir: Path | None = None) -> RemoteTarget | None:
+        """The saved target, or None when there is none."""
+        path = (data_dir or default_data_dir()) / TARGET_FILE
+        try:
+            raw: Any = json.loads(path.read_text(encoding="utf-8"))
+            return cls(host=str(raw["host"]), port=int(raw["port"]),
+                       fingerprint=str(raw["fingerprint"]).lower(),
+                       client_id=str(raw["client_id"]), name=str(raw["name"]))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise RemoteError(f"Cannot read {path}: {exc}. Connect again (it is replaced) "
+                              "or delete the file.") from None
+
+    def forget(self, secrets: SecretStore, *, data_dir: Path | None = None) -> None:
+        """Drop the token from the keyring and the target file (the engine keeps the
+        client listed until it is revoked there: ``hookline pair --revoke``)."""
+        secrets.delete(token_ref(self.client_id))
+        path = (data_dir or default_data_dir()) / TARGET_FILE
+        with contextlib.suppress(FileNotFoundError):
+            if RemoteTarget.load(data_dir) == self:
+                path.unlink()
+
+
+def pinned(fingerprint: str) -> aiohttp.Fingerprint:
+    """aiohttp's check that the peer's certificate is exactly this one."""
+    try:
+        return aiohttp.Fingerprint(bytes.fromhex(fingerprint))
+    except ValueError:
+        raise RemoteError(f"{fingerprint!r} is not a SHA-256 fingerprint: connect "
+                          "again") from None
+
+
+async def peer_fingerprint(host: str, port: int, *, timeout: float = CONNECT_TIMEOUT) -> str:
+    """The fingerprint of the certificate whoever answers at host:port shows (a TLS
+    handshake and nothing else; unverified, which is what pairing then checks)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        async with asyncio.timeout(timeout):
+            _reader, writer = await asyncio.open_connection(host, port, ssl=context)
+    except (OSError, TimeoutError, ssl.SSLError) as exc:
+        raise RemoteError(f"Cannot reach Hookline at {host}:{port}: {exc or 'no answer'}. "
+                          "Is it running with the remote channel on (`hookline serve "
+                          "--remote`), and does a firewall let the port through?") from None
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+    if not der:
+        raise RemoteError(f"{host}:{port} showed no certificate: it is not Hookline's "
+                          "remote channel")
+    return der_fingerprint(der)
+
+
+async def pair(host: str, port: int, code: str, *,
+               client_name: str) -> tuple[RemoteTarget, str]:
+    """Pair with the engine at host:port with the code ``hookline pair`` printed there;
+    the target (not saved yet) and this client's token.
+
+    First contact: the certificate's fingerprint is read from a plain handshake, the
+    code's proof for that fingerprint goes to the engine over a connection pinned to it,
+    and the engine's proof in the answer is checked before the target is returned. The
+    code itself is never sent (see ``engine/remote/codes.py`` for why this stops
+    someone in between). Raises ``PairingRefused`` (wrong, used or expired code),
+    ``NotTheEngine`` (the answer's proof is wrong) or ``RemoteError`` (unreachable).
+    """
+    if not codes.normalise(code):
+        raise PairingRefused(f"{code!r} is not a pairing code: it has {codes.LENGTH} letters "
+                             "and digits, like 7K3QD-M9XTA (run `hookline pair` on the "
+                             "engine's computer)")
+    fingerprint = await peer_fingerprint(host, port)
+    key = await asyncio.to_thread(codes.code_key, code)
+    target = RemoteTarget(host, port, fingerprint, "", host)
+    body = {"name": client_name, "proof": codes.client_proof(key, fingerprint)}
+    try:
+        async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=pinned(fingerprint)),
+                timeout=aiohttp.ClientTimeout(total=60, sock_connect=CONNECT_TIMEOUT)
+        ) as session, session.post(target.base_url / "pair", json=body) as resp:
+            if resp.status == 401:
+                raise PairingRefused(
+                    "The engine did not accept the code: it is used, expired (10 minutes) "
+                    "or mistyped, or pairing is paused after many wrong codes. Run "
+                    "`hookline pair` there for a new one.")
+            if resp.status != 200:
+                raise RemoteError(f"{host}:{port} answered {resp.status} to pairing: is it "
+                                  "Hookline's remote channel?")
+            answer: Any = await resp.json()
+    except aiohttp.ServerFingerprintMismatch:
+        raise NotTheEngine(f"The certificate at {host}:{port} changed during pairing: "
+                           "someone may be between this computer and it. Try again on a "
+                           "network you trust.") from None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise RemoteError(f"Cannot reach Hookline at {host}:{port}: {exc}") from None
+    try:
+        token, client_id = str(answer["token"]), str(answer["client_id"])
+        name, proof = str(answer.get("name") or host), str(answer["proof"])
+    except (KeyError, TypeError):
+        raise RemoteError(f"{host}:{port} answered pairing with something else than "
+                          "Hookline does") from None
+    if not hmac.compare_digest(proof, codes.server_proof(key, fingerprint, token)):
+        raise NotTheEngine(f"The computer at {host}:{port} could not prove it made this "
+                           "code: someone may be between this computer and it. Nothing was "
+                           "saved. Check the address, and pair on a network you trust.")
+    return RemoteTarget(host, port, fingerprint, client_id, name), token
