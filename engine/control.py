@@ -48,6 +48,9 @@ class ControlServer:
         r.add_get("/areas/{id}/webhook", self._webhook)
         r.add_post("/test", self._test)
         r.add_post("/command/{name}", self._command)
+        from engine import rpc  # the desktop app's calls (it imports the engine's types)
+
+        rpc.add_routes(app, self.engine)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=2.0)  # a stop is not held up
         await self._runner.setup()
