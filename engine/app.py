@@ -52,6 +52,8 @@ from engine.observe import Observers, wanted
 from engine.paths import data_dir as default_data_dir
 from engine.poller import Poller
 from engine.registry import Registry
+from engine.remote.site import RemoteSite
+from engine.remote.site import control_commands as remote_commands
 from engine.runner import REDACTED, Runner, SecretResolver, template_context
 from engine.scheduler import Scheduler, missed_between
 from engine.secrets import SecretStore, open_secret_store
@@ -131,6 +133,8 @@ class Engine:
         #: the backup restored at this start (asked for in Settings), if any
         self.restored: Path | None = None
         self.control: ControlServer | None = None
+        #: the control channel's TLS site for paired computers, when it is on
+        self.remote: RemoteSite | None = None
         self.started = False
         self._timers_failing = False  # a timer could not be journaled; said once
         #: why runs wait for the disk (None: they do not): the listener refuses meanwhile
@@ -201,6 +205,12 @@ class Engine:
                 self.control.commands.update(looking.control_commands(self))
                 self.control.commands.update(explaining.control_commands(self))
                 await self.control.start()
+                self.control.commands.update(remote_commands(self))
+                if self.settings.remote_enabled:
+                    self.remote = await RemoteSite.open(
+                        self, self.control, self.settings.remote_host,
+                        self.settings.remote_port)
+                    self.http.guard.own_ports.add(self.remote.port)
                 self.control.commands.update(self._lifecycle_commands())
                 self._watch_accounts()
             self.started = True

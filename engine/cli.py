@@ -175,6 +175,12 @@ async def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
         overrides["listener_port"] = args.port
     if args.host:
         overrides["listener_host"] = args.host
+    if args.remote:
+        overrides["remote_enabled"] = True
+    if args.remote_host:
+        overrides["remote_host"] = args.remote_host
+    if args.remote_port is not None:
+        overrides["remote_port"] = args.remote_port
     if overrides:
         settings = settings.replace(**overrides)
     logs.configure(data_dir, "DEBUG" if args.verbose else settings.log_level)
@@ -192,6 +198,9 @@ async def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
         if engine.listener is not None:
             print(f"Webhooks: http://{engine.settings.listener_host}:{engine.listener.port}"
                   "/hooks/<area token>  (see `hookline areas show AREA`)")
+        if engine.remote is not None:
+            print(f"Remote control: https://{engine.remote.host}:{engine.remote.port} for "
+                  "paired computers (`hookline pair` gives a code)")
         print(f"{len(engine.areas())} area(s), "
               f"{sum(1 for a in engine.areas() if a.active)} active. Ctrl+C stops.",
               flush=True)
@@ -738,6 +747,12 @@ def build_parser(quick: bool = False) -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the engine headless (Ctrl+C stops)")
     serve.add_argument("--port", type=int, help="webhook listener port (overrides settings)")
     serve.add_argument("--host", help="webhook listener address (overrides settings)")
+    serve.add_argument("--remote", action="store_true",
+                       help="let paired computers control this engine over the network "
+                            "(TLS; `hookline pair` gives a code)")
+    serve.add_argument("--remote-host", help="remote control address (overrides settings)")
+    serve.add_argument("--remote-port", type=int,
+                       help="remote control port (overrides settings)")
     serve.add_argument("--demo", action="store_true",
                        help="create a demo area first if there are none")
     # also after the command, as README writes it; SUPPRESS keeps a -v given before it
@@ -821,9 +836,11 @@ def build_parser(quick: bool = False) -> argparse.ArgumentParser:
     if not quick:
         from engine.auth import cli as accounts_cli
         from engine.backup import add_parser as add_backup_parser
+        from engine.remote import cli as remote_cli
 
         accounts_cli.add_parser(sub)
         add_backup_parser(sub)
+        remote_cli.add_parser(sub)
 
     st = sub.add_parser("settings", help="show or change settings")
     ssub = st.add_subparsers(dest="action", metavar="ACTION")
@@ -872,6 +889,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from engine.auth import cli as accounts_cli
 
             return asyncio.run(accounts_cli.cmd_accounts(args, data_dir))
+        if args.command in ("pair", "remote"):
+            from engine.remote import cli as remote_cli
+
+            return asyncio.run(remote_cli.main(args, data_dir))
         handler = {"serve": cmd_serve, "areas": cmd_areas, "runs": cmd_runs,
                    "doctor": cmd_doctor}[args.command]
         return asyncio.run(handler(args, data_dir))

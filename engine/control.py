@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,10 @@ class ControlServer:
         self.path = engine.data_dir / CONTROL_FILE
         #: Extra commands (e.g. the desktop app's "show the window").
         self.commands: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {}
+        #: Who may use the channel over TLS (the remote site, engine/remote/site.py):
+        #: it answers a request itself, or returns None to let it through.
+        self.remote_gate: Callable[[web.Request], Awaitable[web.StreamResponse | None]
+                                   ] | None = None
 
     async def start(self) -> None:
         app = web.Application(middlewares=[self._auth], client_max_size=4 * 1024 * 1024)
@@ -61,6 +66,14 @@ class ControlServer:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump({"port": port, "token": self.token, "pid": os.getpid()}, out)
 
+    async def open_site(self, host: str, port: int, ssl_context: ssl.SSLContext) -> int:
+        """Serve every route also on host:port over TLS (the remote site, whose requests
+        go to ``remote_gate``, never to ``control.json``'s token); the port it got."""
+        assert self._runner is not None, "start() first"
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
+        await site.start()
+        return int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
     async def aclose(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
@@ -75,8 +88,15 @@ class ControlServer:
     async def _auth(self, request: web.Request,
                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                     ) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "")
-        if not secrets.compare_digest(given, f"Bearer {self.token}"):
+        transport = request.transport
+        if transport is None or transport.get_extra_info("sslcontext") is not None:
+            # over TLS: the remote site, for paired clients only
+            answer = (await self.remote_gate(request) if self.remote_gate is not None
+                      else web.json_response({"error": "not authorised"}, status=401))
+            if answer is not None:
+                return answer
+        elif not secrets.compare_digest(request.headers.get("Authorization", ""),
+                                        f"Bearer {self.token}"):
             return web.json_response({"error": "not authorised"}, status=401)
         try:
             return await handler(request)

@@ -50,6 +50,22 @@ class Settings:
         "If a tunnel or reverse proxy forwards to the listener, its base URL: shown in "
         "webhook addresses and accepted as Host.",
     )
+    remote_enabled: bool = _setting(
+        False, ParamType.BOOL, "Control from another computer",
+        "Let Hookline on another computer (the app's “Connect to another computer…”) "
+        "manage this one over your network, encrypted, once paired with a one-time code "
+        "from `hookline pair`. Off by default.",
+    )
+    remote_host: str = _setting(
+        "0.0.0.0", ParamType.TEXT, "Remote control address",  # noqa: S104 - asked for
+        "0.0.0.0 accepts paired computers from any network this one is on; an address of "
+        "this computer's accepts them only through that network.",
+    )
+    remote_port: int = _setting(
+        8789, ParamType.INTEGER, "Remote control port",
+        "The TCP port paired computers connect to (let it through the firewall).",
+        minimum=0, maximum=65535,
+    )
     allow_shell: bool = _setting(
         False, ParamType.BOOL, "Run shell commands",
         "Let automations run programs on this computer. Off by default: one that runs "

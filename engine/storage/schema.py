@@ -221,3 +221,25 @@ custom_oauth_providers = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+remote_clients = Table(
+    "remote_clients",
+    metadata,
+    # a client paired with the remote control channel (engine/remote/pairing.py); only
+    # its token's SHA-256 is kept, so a copy of the database lets no one in
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=True),
+)
+
+pairing_codes = Table(
+    "pairing_codes",
+    metadata,
+    # a code `hookline pair` printed and no client has used yet: only its scrypt key
+    # (engine/remote/codes.py), deleted when used and once expired
+    Column("code_key", String(64), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)

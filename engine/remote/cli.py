@@ -1,0 +1,177 @@
+"""``hookline pair`` (on the engine's computer) and ``hookline remote`` (on a client).
+
+Declared here, beside the machinery, and imported only when the full parser is built
+(``engine/cli.py``): ``hookline --version`` loads none of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import socket
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from engine.errors import HooklineError
+
+
+def add_parser(sub: Any) -> None:
+    """``pair`` and ``remote`` on the ``hookline`` command line."""
+    pair = sub.add_parser("pair", help="let another computer control this Hookline: print a "
+                                       "one-time code to type there (or list, revoke)")
+    group = pair.add_mutually_exclusive_group()
+    group.add_argument("--list", action="store_true", help="the paired computers")
+    group.add_argument("--revoke", metavar="CLIENT",
+                       help="unpair a computer (id, id prefix or name): its next request "
+                            "is refused")
+    pair.add_argument("--json", action="store_true")
+
+    remote = sub.add_parser("remote", help="control Hookline on another computer from this "
+                                           "one (connect with the code `hookline pair` "
+                                           "printed there)")
+    rsub = remote.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = rsub.add_parser("connect", help="pair with Hookline on another computer")
+    p.add_argument("host", help="its name or address, with :PORT unless it is 8789")
+    p.add_argument("code", help="the code `hookline pair` printed there")
+    p.add_argument("--name", help="what that computer lists this one as "
+                                  "(default: user@this computer)")
+    rsub.add_parser("status", help="which computer this one controls, and whether it answers")
+    rsub.add_parser("forget", help="stop controlling it (unpairs this computer there too "
+                                   "when it answers)")
+
+
+async def main(args: argparse.Namespace, data_dir: Path) -> int:
+    if args.command == "pair":
+        return await cmd_pair(args, data_dir)
+    return await cmd_remote(args, data_dir)
+
+
+async def cmd_pair(args: argparse.Namespace, data_dir: Path) -> int:
+    """Through the running engine (its control channel) or, when none runs, on the
+    data folder's database: the same codes and clients either way."""
+    from engine.cli import Session
+    from engine.remote.pairing import Pairing
+    from engine.remote.site import offer
+
+    async with Session(data_dir).open() as s:
+        async def command(name: str, body: dict[str, Any] | None = None) -> Any:
+            if s.remote is not None:
+                return (await s.remote.call("POST", f"/command/remote.{name}", body or {})
+                        )["result"]
+            assert s.local is not None
+            pairing = Pairing(s.local.db)
+            if name == "pair":
+                return await offer(pairing, s.local)
+            if name == "clients":
+                return [c.to_dict() for c in await pairing.clients()]
+            return (await pairing.revoke(str((body or {})["client"]))).to_dict()
+
+        if args.list:
+            clients = await command("clients")
+            if args.json:
+                print(json.dumps(clients, indent=2))
+            elif not clients:
+                print("No computer is paired. `hookline pair` gives a code to pair one.")
+            for c in [] if args.json else clients:
+                seen = _local(c["last_seen_at"]) if c["last_seen_at"] else "never"
+                print(f"{c['id'][:8]}  {c['name'][:40]:40} paired {_local(c['created_at'])}"
+                      f", last seen {seen}")
+            return 0
+        if args.revoke:
+            gone = await command("revoke", {"client": args.revoke})
+            print(f"unpaired {gone['id'][:8]} ({gone['name']}): its next request is refused")
+            return 0
+        offered = await command("pair")
+    if args.json:
+        print(json.dumps(offered, indent=2))
+        return 0
+    from engine.remote.tls import spaced
+
+    port = offered["port"]
+    first = offered["addresses"][0]
+    where = first if port == 8789 else f"{first}:{port}"
+    print(f"Pairing code: {offered['code']}  (works once, until "
+          f"{_local(offered['expires_at'])})")
+    print("On the other computer: Hookline → Connect to another computer…, or")
+    print(f"  hookline remote connect {where} {offered['code']}")
+    print(f"This computer's addresses: {', '.join(offered['addresses'])} (port {port})")
+    print(f"Certificate fingerprint: {spaced(offered['fingerprint'])}")
+    if not offered["open"]:
+        print("The remote channel is off: start Hookline with `hookline serve --remote`, "
+              "or `hookline settings set remote_enabled true` and restart it.")
+    return 0
+
+
+def _local(at: str) -> str:
+    return f"{datetime.fromisoformat(at).astimezone():%Y-%m-%d %H:%M}"
+
+
+def host_and_port(text: str) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address."""
+    from engine.remote.client import DEFAULT_PORT
+
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    if not host or (port and not port.isdigit()) or not 0 < int(port or DEFAULT_PORT) < 65536:
+        raise HooklineError(f"{text!r} is not an address: give HOST or HOST:PORT")
+    return host, int(port or DEFAULT_PORT)
+
+
+async def cmd_remote(args: argparse.Namespace, data_dir: Path) -> int:
+    import aiohttp
+
+    from engine.remote.client import RemoteTarget, pair
+    from engine.remote.errors import RemoteError
+    from engine.remote.site import HELLO, UNPAIR
+    from engine.remote.tls import spaced
+    from engine.secrets import open_secret_store
+    from engine.settings import load_settings
+
+    secrets = open_secret_store(
+        data_dir, file_fallback=load_settings(data_dir).secrets_file_fallback)
+    if args.action == "connect":
+        host, port = host_and_port(args.host)
+        name = args.name or f"{getpass.getuser()}@{socket.gethostname()}"
+        target, token = await pair(host, port, args.code, client_name=name)
+        target.save(secrets, token, data_dir=data_dir)
+        print(f"Connected to {target.name} at {host}:{port}; this computer is "
+              f"{target.client_id[:8]} there.")
+        print(f"Certificate fingerprint (pinned): {spaced(target.fingerprint)}")
+        return 0
+    saved = RemoteTarget.load(data_dir)
+    if saved is None:
+        print("Not connected to another computer. `hookline remote connect HOST CODE` "
+              "pairs with one.")
+        return 1 if args.action == "status" else 0
+    target = saved
+    token = target.token(secrets) or ""
+    path = HELLO if args.action == "status" else UNPAIR
+    answered: str
+    try:
+        async with target.session(token, timeout=aiohttp.ClientTimeout(total=15)) as session, \
+                session.request("GET" if path == HELLO else "POST", path) as resp:
+            answered = ("refused this computer: it was unpaired there" if resp.status == 401
+                        else "answers" if resp.status == 200 else f"answered {resp.status}")
+    except aiohttp.ServerFingerprintMismatch:
+        answered = ("shows another certificate than the one pinned at pairing: someone may "
+                    "be between, or Hookline there was set up again (connect again)")
+    except (aiohttp.ClientError, TimeoutError, RemoteError) as exc:
+        answered = f"does not answer ({exc or 'timed out'})"
+    if args.action == "forget":
+        target.forget(secrets, data_dir=data_dir)
+        note = ("" if answered == "answers" else
+                f"; it {answered}, so unpair this computer there too: "
+                f"`hookline pair --revoke {target.client_id[:8]}`")
+        print(f"Forgot {target.name} at {target.host}:{target.port}{note}")
+        return 0
+    print(f"Connected to {target.name} at {target.host}:{target.port} (this computer is "
+          f"{target.client_id[:8]} there): it {answered}.")
+    print(f"Certificate fingerprint (pinned): {spaced(target.fingerprint)}")
+    return 0 if answered == "answers" else 1

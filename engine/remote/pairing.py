@@ -1,0 +1,189 @@
+"""Pairing codes and paired clients, kept in the database as hashes only.
+
+Why the database: an active and a standby engine share one, so a client paired with
+one is known to the other (each engine has its own certificate, though: see
+``engine/remote/tls.py``). ``pairing_codes`` holds a pending code's scrypt key (never
+the code), ``remote_clients`` a paired client's token's SHA-256 (never the token).
+
+A code is single-use and lasts ``CODE_LIFETIME``: using it deletes its row in the same
+statement that checks it is still there and unexpired, so two engines (or two clients)
+cannot both redeem it. After ``MAX_FAILURES`` wrong pairing attempts in a row, pairing
+is refused for ``PAUSE`` (said in the log): 10 guesses in 15 minutes at a 50-bit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from engine.errors import HooklineError
+from engine.remote import codes
+from engine.storage.schema import pairing_codes, remote_clients, utcnow
+
+log = logging.getLogger(__name__)
+
+CODE_LIFETIME = timedelta(minutes=10)
+MAX_FAILURES = 10
+PAUSE = timedelta(minutes=15)
+#: A client's last-seen time is written at most this often (not once per request).
+SEEN_EVERY = timedelta(minutes=1)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A new pairing code, to show once; only its key is kept."""
+
+    code: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Paired:
+    """What a client gets for a right code (``token`` is shown once, then only hashed)."""
+
+    client_id: str
+    token: str
+    key: bytes
+
+
+@dataclass(frozen=True)
+class PairedClient:
+    """A paired client as ``hookline pair --list`` shows it."""
+
+    id: str
+    name: str
+    created_at: datetime
+    last_seen_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "created_at": self.created_at.isoformat(),
+                "last_seen_at": self.last_seen_at.isoformat() if self.last_seen_at else None}
+
+
+class Pairing:
+    """Issues and redeems pairing codes, and checks clients' tokens.
+
+    Args:
+        db: the engine's database.
+        clock: the current UTC time (tests move it instead of sleeping).
+
+    Attributes:
+        failures: wrong pairing attempts in a row (reset by a right one).
+        paused_until: no pairing until then, after ``MAX_FAILURES`` wrong attempts.
+    """
+
+    def __init__(self, db: AsyncEngine, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.clock = clock
+        self.failures = 0
+        self.paused_until: datetime | None = None
+        self._seen: dict[str, datetime] = {}
+
+    async def issue(self) -> Issued:
+        """A new code, valid for ``CODE_LIFETIME``; expired codes are dropped now."""
+        now = self.clock()
+        code = codes.new_code()
+        key = await asyncio.to_thread(codes.code_key, code)  # ~50 ms: off the loop
+        async with self.db.begin() as conn:
+            await conn.execute(delete(pairing_codes).where(pairing_codes.c.expires_at <= now))
+            await conn.execute(insert(pairing_codes).values(
+                code_key=key.hex(), created_at=now, expires_at=now + CODE_LIFETIME))
+        return Issued(code, now + CODE_LIFETIME)
+
+    async def redeem(self, proof: str, fingerprint: str, name: str) -> Paired | None:
+        """The new client for a proof made from a pending code and this engine's
+        certificate ``fingerprint``; None (and one more failure) for anything else."""
+        now = self.clock()
+        if self.paused_until is not None:
+            if now < self.paused_until:
+                return None
+            self.paused_until, self.failures = None, 0
+        async with self.db.connect() as conn:
+            keys = (await conn.execute(select(pairing_codes.c.code_key).where(
+                pairing_codes.c.expires_at > now))).scalars().all()
+        match = next((bytes.fromhex(k) for k in keys if hmac.compare_digest(
+            codes.client_proof(bytes.fromhex(k), fingerprint), proof)), None)
+        if match is None:
+            self._failed(now)
+            return None
+        token, client_id = secrets.token_urlsafe(32), str(uuid.uuid4())
+        async with self.db.begin() as conn:
+            used = await conn.execute(delete(pairing_codes).where(
+                pairing_codes.c.code_key == match.hex(), pairing_codes.c.expires_at > now))
+            if used.rowcount != 1:  # redeemed a moment ago by someone else
+                return None
+            await conn.execute(insert(remote_clients).values(
+                id=client_id, name=name.strip()[:200] or "unnamed", created_at=now,
+                token_hash=token_hash(token), last_seen_at=now))
+        self.failures = 0
+        log.info("paired a new remote client “%s” (%s)", name, client_id[:8])
+        return Paired(client_id, token, match)
+
+    def _failed(self, now: datetime) -> None:
+        self.failures += 1
+        if self.failures >= MAX_FAILURES:
+            self.paused_until = now + PAUSE
+            log.warning("%d wrong pairing codes in a row: pairing is refused until %s "
+                        "(someone may be guessing; `hookline pair` codes still print, but "
+                        "wait before using one)", self.failures,
+                        f"{self.paused_until.astimezone():%H:%M}")
+
+    async def client(self, token: str) -> str | None:
+        """The id of the paired client whose token this is (None: no such client, e.g.
+        revoked); notes when it was last seen, once a minute at most."""
+        if not token:
+            return None
+        async with self.db.connect() as conn:
+            client_id = (await conn.execute(select(remote_clients.c.id).where(
+                remote_clients.c.token_hash == token_hash(token)))).scalar()
+        if client_id is None:
+            return None
+        now = self.clock()
+        last = self._seen.get(client_id)
+        if last is None or now - last >= SEEN_EVERY:
+            self._seen[client_id] = now
+            async with self.db.begin() as conn:
+                await conn.execute(update(remote_clients).where(
+                    remote_clients.c.id == client_id).values(last_seen_at=now))
+        return str(client_id)
+
+    async def clients(self) -> list[PairedClient]:
+        """Every paired client, oldest first."""
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(select(remote_clients).order_by(
+                remote_clients.c.created_at))).all()
+        return [PairedClient(r.id, r.name, r.created_at, r.last_seen_at) for r in rows]
+
+    async def revoke(self, ref: str) -> PairedClient:
+        """Unpair the client whose id, id prefix or name is ``ref``: its next request
+        gets 401."""
+        chosen = [c for c in await self.clients() if c.id == ref]
+        if not chosen:
+            chosen = [c for c in await self.clients()
+                      if c.id.startswith(ref) or c.name == ref] if ref else []
+        if len(chosen) != 1:
+            known = ", ".join(f"{c.id[:8]} ({c.name})" for c in await self.clients())
+            raise HooklineError(
+                f"{'Several' if chosen else 'No'} paired clients match {ref!r}: give "
+                f"more of its id. Paired: {known or 'none'}.")
+        async with self.db.begin() as conn:
+            await conn.execute(delete(remote_clients).where(
+                remote_clients.c.id == chosen[0].id))
+        self._seen.pop(chosen[0].id, None)
+        log.info("unpaired the remote client “%s” (%s)", chosen[0].name, chosen[0].id[:8])
+        return chosen[0]

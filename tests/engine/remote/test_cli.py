@@ -1,0 +1,88 @@
+"""``hookline pair`` on the engine's computer and ``hookline remote`` on a client."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from engine.remote.client import RemoteTarget, pair
+from engine.settings import Settings, save_settings
+from tests.engine.conftest import EngineFactory
+from tests.engine.remote.conftest import REMOTE, Remote
+
+CODE = re.compile(r"Pairing code: (\S+)")
+
+
+async def hookline(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """The command line's exit code and output, run as a user would (its own loop)."""
+    code = await asyncio.to_thread(main, list(argv))
+    return code, capsys.readouterr().out
+
+
+async def test_the_code_hookline_pair_prints_pairs_with_the_running_engine(
+        remote: Remote, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out = await hookline(capsys, "--data-dir", str(remote.engine.data_dir), "pair")
+
+    assert status == 0
+    found = CODE.search(out)
+    assert found, out
+    assert f"port {remote.site.port}" in out
+    assert remote.site.identity.fingerprint[:2].upper() in out
+    target, _token = await pair("127.0.0.1", remote.site.port, found.group(1),
+                                client_name="laptop")
+
+    status, out = await hookline(capsys, "--data-dir", str(remote.engine.data_dir),
+                                 "pair", "--list")
+    assert target.client_id[:8] in out and "laptop" in out
+    status, out = await hookline(capsys, "--data-dir", str(remote.engine.data_dir),
+                                 "pair", "--revoke", "laptop")
+    assert status == 0 and "unpaired" in out
+    assert await remote.site.pairing.clients() == []
+
+
+async def test_a_code_printed_while_no_engine_runs_works_once_it_starts(
+        data_dir: Path, make_engine: EngineFactory,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    save_settings(data_dir, Settings())
+    status, out = await hookline(capsys, "--data-dir", str(data_dir), "pair")
+    assert status == 0
+    assert "The remote channel is off" in out
+    found = CODE.search(out)
+    assert found, out
+
+    engine = await make_engine(**REMOTE)
+    assert engine.remote is not None
+    assert engine.remote.identity.fingerprint[:2].upper() in out  # the same certificate
+    target, _token = await pair("127.0.0.1", engine.remote.port, found.group(1),
+                                client_name="laptop")
+    assert target.fingerprint == engine.remote.identity.fingerprint
+
+
+async def test_remote_connect_status_and_forget(remote: Remote, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    client_dir = tmp_path / "client"
+    issued = await remote.site.pairing.issue()
+    where = f"127.0.0.1:{remote.site.port}"
+
+    status, out = await hookline(capsys, "--data-dir", str(client_dir), "remote", "connect",
+                                 where, issued.code, "--name", "the laptop")
+    assert status == 0, out
+    assert "Connected to hookline@" in out
+    target = RemoteTarget.load(client_dir)
+    assert target is not None
+    assert [c.name for c in await remote.site.pairing.clients()] == ["the laptop"]
+
+    status, out = await hookline(capsys, "--data-dir", str(client_dir), "remote", "status")
+    assert status == 0 and "it answers" in out
+
+    status, out = await hookline(capsys, "--data-dir", str(client_dir), "remote", "forget")
+    assert status == 0 and "Forgot" in out
+    assert RemoteTarget.load(client_dir) is None
+    assert await remote.site.pairing.clients() == []  # unpaired there too
+
+    status, out = await hookline(capsys, "--data-dir", str(client_dir), "remote", "status")
+    assert status == 1 and "Not connected" in out
