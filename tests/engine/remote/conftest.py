@@ -3,7 +3,6 @@ real TLS, and a way to pair with it."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
@@ -48,4 +47,3 @@ async def remote(make_engine: EngineFactory) -> Remote:
     return Remote(await make_engine(**REMOTE))
 
 
-RemoteFactory = Callable[[], Awaitable[Remote]]
