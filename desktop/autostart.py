@@ -8,7 +8,6 @@ exercise every one of them on any OS; :func:`enable`, :func:`disable` and
 
 from __future__ import annotations
 
-import os
 import plistlib
 import shlex
 import subprocess
@@ -16,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
+
+from engine.os_service import config_home, launch_agents_dir, program, write_atomic
 
 APP_NAME = "Hookline"
 #: Windows: HKEY_CURRENT_USER\<RUN_KEY>, value "Hookline".
@@ -28,9 +29,7 @@ DESKTOP_FILE = "hookline.desktop"
 def launch_command() -> list[str]:
     """The command that starts this app: the frozen executable, or the launcher module
     run by this Python (from a source checkout or a pip install)."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable]
-    return [sys.executable, "-m", "desktop.launcher"]
+    return program("desktop.launcher")
 
 
 # --------------------------------------------------------------------------- Linux
@@ -38,9 +37,7 @@ def launch_command() -> list[str]:
 
 def xdg_autostart_dir() -> Path:
     """``$XDG_CONFIG_HOME/autostart`` (``~/.config/autostart`` when it is unset)."""
-    config = os.environ.get("XDG_CONFIG_HOME") or ""
-    base = Path(config) if os.path.isabs(config) else Path.home() / ".config"
-    return base / "autostart"
+    return config_home() / "autostart"
 
 
 def _desktop_quote(arg: str) -> str:
@@ -69,9 +66,8 @@ def desktop_entry(command: Sequence[str], icon: str) -> str:
 
 
 def linux_enable(command: Sequence[str], directory: Path, icon: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / DESKTOP_FILE
-    _write_atomic(path, desktop_entry(command, icon).encode())
+    write_atomic(path, desktop_entry(command, icon).encode())
     return path
 
 
@@ -91,10 +87,6 @@ def linux_is_enabled(directory: Path) -> bool:
 # --------------------------------------------------------------------------- macOS
 
 
-def launch_agents_dir() -> Path:
-    return Path.home() / "Library" / "LaunchAgents"
-
-
 def launch_agent(command: Sequence[str]) -> dict[str, object]:
     """The LaunchAgent's property list."""
     return {
@@ -106,9 +98,8 @@ def launch_agent(command: Sequence[str]) -> dict[str, object]:
 
 
 def macos_enable(command: Sequence[str], directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{LAUNCH_AGENT_LABEL}.plist"
-    _write_atomic(path, plistlib.dumps(launch_agent(command)))
+    write_atomic(path, plistlib.dumps(launch_agent(command)))
     return path
 
 
@@ -227,9 +218,3 @@ def is_enabled() -> bool:
 def describe(command: Sequence[str]) -> str:
     """The command as a shell would show it (for the settings page's tooltip)."""
     return shlex.join(command)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

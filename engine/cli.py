@@ -833,6 +833,10 @@ def build_parser(quick: bool = False) -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="check the data folder, database, keyring and port")
 
+    from engine.os_service import add_parser as add_service_parser
+
+    add_service_parser(sub)
+
     if not quick:
         from engine.auth import cli as accounts_cli
         from engine.backup import add_parser as add_backup_parser
@@ -883,6 +887,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from engine.backup import cmd_backup
 
             return cmd_backup(args, data_dir)
+        if args.command == "service":
+            from engine.os_service import cmd_service
+
+            return cmd_service(args, data_dir, lambda serve: parse_args(["serve", *serve]))
         import asyncio
 
         if args.command == "accounts":

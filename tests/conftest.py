@@ -29,6 +29,17 @@ def data_dir(_isolated_data_dir: Path) -> Path:
     return _isolated_data_dir
 
 
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home folder of the test's own (and no XDG_CONFIG_HOME): files written per user
+    (start at login, the OS service) land there."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    return home
+
+
 @pytest.fixture(autouse=True)
 async def _fail_on_background_errors() -> AsyncIterator[list[dict[str, object]]]:
     """A background task that dies with an exception fails the test instead of vanishing."""
