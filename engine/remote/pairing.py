@@ -40,6 +40,12 @@ PAUSE = timedelta(minutes=15)
 SEEN_EVERY = timedelta(minutes=1)
 
 
+def printable(name: str) -> str:
+    """A client's name as it may be listed and logged: what it sent, without control
+    characters (no forged log lines), at most 200 characters."""
+    return "".join(c if c.isprintable() else " " for c in name).strip()[:200]
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -128,10 +134,10 @@ class Pairing:
             if used.rowcount != 1:  # redeemed a moment ago by someone else
                 return None
             await conn.execute(insert(remote_clients).values(
-                id=client_id, name=name.strip()[:200] or "unnamed", created_at=now,
+                id=client_id, name=printable(name) or "unnamed", created_at=now,
                 token_hash=token_hash(token), last_seen_at=now))
         self.failures = 0
-        log.info("paired a new remote client “%s” (%s)", name, client_id[:8])
+        log.info("paired a new remote client “%s” (%s)", printable(name), client_id[:8])
         return Paired(client_id, token, match)
 
     def _failed(self, now: datetime) -> None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from engine.errors import ConfigError
 from engine.remote.pairing import Pairing
 from engine.remote.tls import Identity, identity, spaced
 
@@ -82,7 +83,13 @@ class RemoteSite:
         made = identity(engine.data_dir, [host])
         site = cls(Pairing(engine.db), made, host, 0)
         control.remote_gate = site.gate
-        site.port = await control.open_site(host, port, made.server_context())
+        try:
+            site.port = await control.open_site(host, port, made.server_context())
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot open the remote control channel on {host}:{port}: "
+                f"{exc.strerror or exc}. Choose another port (`hookline settings set "
+                "remote_port N`, or --remote-port) or turn it off (remote_enabled).") from None
         log.info("remote control channel on https://%s:%d for paired clients "
                  "(certificate fingerprint %s); `hookline pair` gives a code",
                  host, site.port, spaced(made.fingerprint))

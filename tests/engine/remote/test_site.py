@@ -3,6 +3,7 @@ client, and anyone else gets 401 and nothing else."""
 
 from __future__ import annotations
 
+import socket
 import ssl
 from datetime import timedelta
 from typing import Any
@@ -11,12 +12,14 @@ import aiohttp
 import pytest
 
 from engine.control import ControlClient
+from engine.errors import ConfigError
 from engine.remote import codes
 from engine.remote.client import pair
 from engine.remote.errors import PairingRefused
 from engine.remote.pairing import CODE_LIFETIME, MAX_FAILURES, PAUSE
 from engine.storage.schema import utcnow
-from tests.engine.remote.conftest import AREA, Remote
+from tests.engine.conftest import EngineFactory
+from tests.engine.remote.conftest import AREA, REMOTE, Remote
 
 NOT_AUTHORISED = {"error": "not authorised"}
 
@@ -174,3 +177,19 @@ async def test_pairing_is_managed_only_on_the_engines_own_computer(remote: Remot
     client = ControlClient(remote.engine.data_dir)
     offered = (await client.call("POST", "/command/remote.pair", {}))["result"]
     assert offered["port"] == remote.site.port and offered["open"]
+
+
+async def test_a_busy_remote_port_says_which_setting_to_change(
+        make_engine: EngineFactory) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ConfigError, match="remote_port"):
+            await make_engine(**{**REMOTE, "remote_port": port})
+
+
+async def test_a_clients_name_cannot_forge_log_lines(remote: Remote) -> None:
+    await remote.pair("laptop\nERROR something else")
+    [client] = await remote.site.pairing.clients()
+    assert client.name == "laptop ERROR something else"
