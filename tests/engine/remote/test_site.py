@@ -193,3 +193,20 @@ async def test_a_clients_name_cannot_forge_log_lines(remote: Remote) -> None:
     await remote.pair("laptop\nERROR something else")
     [client] = await remote.site.pairing.clients()
     assert client.name == "laptop ERROR something else"
+
+
+async def test_the_desktops_calls_and_event_stream_answer_a_paired_client_only(
+        remote: Remote) -> None:
+    target, token = await remote.pair()
+    async with target.session(token) as session:
+        async with session.post("/rpc/snapshot", json={}) as resp:
+            assert resp.status == 200
+            assert "areas" in (await resp.json())["result"]
+        async with session.ws_connect("/rpc/events") as stream:
+            assert not stream.closed
+
+    assert await stranger(remote, "POST", "/rpc/snapshot", body={}) == (401, NOT_AUTHORISED)
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(remote.url + "/rpc/events", ssl=unverified())
+    assert refused.value.status == 401
