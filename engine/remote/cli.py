@@ -40,6 +40,14 @@ def add_parser(sub: Any) -> None:
     rsub.add_parser("status", help="which computer this one controls, and whether it answers")
     rsub.add_parser("forget", help="stop controlling it (unpairs this computer there too "
                                    "when it answers)")
+    p = rsub.add_parser("areas", help="its automations: list them, or turn one on or off, "
+                                      "or run it once now")
+    p.add_argument("act", nargs="?", default="list", choices=AREA_ACTIONS, metavar="ACTION",
+                   help=", ".join(AREA_ACTIONS) + " (default: list)")
+    p.add_argument("area", nargs="?", help="id, id prefix or name (not for list)")
+
+
+AREA_ACTIONS = ("list", "enable", "disable", "run")
 
 
 async def main(args: argparse.Namespace, data_dir: Path) -> int:
@@ -152,6 +160,8 @@ async def cmd_remote(args: argparse.Namespace, data_dir: Path) -> int:
         return 1 if args.action == "status" else 0
     target = saved
     token = target.token(secrets) or ""
+    if args.action == "areas":
+        return await remote_areas(target, token, args)
     path = HELLO if args.action == "status" else UNPAIR
     answered: str
     try:
@@ -175,3 +185,58 @@ async def cmd_remote(args: argparse.Namespace, data_dir: Path) -> int:
           f"{target.client_id[:8]} there): it {answered}.")
     print(f"Certificate fingerprint (pinned): {spaced(target.fingerprint)}")
     return 0 if answered == "answers" else 1
+
+
+async def remote_areas(target: Any, token: str, args: argparse.Namespace) -> int:
+    """``hookline remote areas``: the same calls the desktop app makes (``/rpc/...``)."""
+    import aiohttp
+
+    from engine import rpc
+    from engine.remote.errors import RemoteError
+
+    async def call(session: aiohttp.ClientSession, name: str, **arguments: Any) -> Any:
+        async with session.post(f"/rpc/{name}", json=rpc.encode(arguments)) as resp:
+            body = await resp.json()
+            if resp.status == 401:
+                raise RemoteError(f"{target.name} refused this computer: it was unpaired "
+                                  "there. Connect again with a new code.")
+            if resp.status != 200:
+                raise rpc.error_from(resp.status, body)
+            return rpc.decode(body["result"])
+
+    try:
+        async with target.session(token) as session:
+            areas = [held["area"] for held in (await call(session, "snapshot"))["areas"]]
+            if args.act == "list":
+                for area in areas:
+                    state = "on" if area.state == "active" else area.state
+                    print(f"{area.id[:8]}  {state:7} {area.name[:40]:40} "
+                          f"{area.spec.trigger.service}.{area.spec.trigger.action} -> "
+                          + ", ".join(f"{r.service}.{r.action}" for r in area.spec.reactions))
+                if not areas:
+                    print(f"{target.name} has no automations yet.")
+                return 0
+            chosen = [a for a in areas if a.id == args.area] or [
+                a for a in areas if args.area and (a.id.startswith(args.area)
+                                                   or a.name == args.area)]
+            if len(chosen) != 1:
+                raise HooklineError(f"{'Several' if chosen else 'No'} automations on "
+                                    f"{target.name} match {args.area!r}: give more of its id "
+                                    "(`hookline remote areas` lists them).")
+            area = chosen[0]
+            if args.act == "run":
+                events = await call(session, "run_now", area_id=area.id)
+                print(f"fired event {', '.join(str(e.id) for e in events)} on "
+                      f"{target.name}")
+            else:
+                await call(session, "set_enabled", area_id=area.id,
+                           enabled=args.act == "enable")
+                print(f"{args.act}d {area.id[:8]} on {target.name}")
+            return 0
+    except aiohttp.ServerFingerprintMismatch:
+        raise RemoteError(f"{target.host}:{target.port} shows another certificate than the "
+                          "one pinned at pairing: someone may be between, or Hookline there "
+                          "was set up again (connect again)") from None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise RemoteError(f"Cannot reach {target.name} at {target.host}:{target.port}: "
+                          f"{exc or 'timed out'}") from None

@@ -8,19 +8,23 @@ from pathlib import Path
 
 import pytest
 
+from engine.areas import AreaSpec
 from engine.cli import main
 from engine.remote.client import RemoteTarget, pair
+from engine.secrets import SecretStore
 from engine.settings import Settings, save_settings
 from tests.engine.conftest import EngineFactory
-from tests.engine.remote.conftest import REMOTE, Remote
+from tests.engine.remote.conftest import AREA, REMOTE, Remote
 
 CODE = re.compile(r"Pairing code: (\S+)")
 
 
 async def hookline(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    """The command line's exit code and output, run as a user would (its own loop)."""
+    """The command line's exit code and what it wrote (errors after the output), run as
+    a user would (in its own loop)."""
     code = await asyncio.to_thread(main, list(argv))
-    return code, capsys.readouterr().out
+    written = capsys.readouterr()
+    return code, written.out + written.err
 
 
 async def test_the_code_hookline_pair_prints_pairs_with_the_running_engine(
@@ -86,3 +90,25 @@ async def test_remote_connect_status_and_forget(remote: Remote, tmp_path: Path,
 
     status, out = await hookline(capsys, "--data-dir", str(client_dir), "remote", "status")
     assert status == 1 and "Not connected" in out
+
+
+async def test_remote_areas_lists_and_switches_the_other_computers_automations(
+        remote: Remote, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    client_dir = tmp_path / "client"
+    target, token = await remote.pair()
+    target.save(SecretStore(), token, data_dir=client_dir)
+    area = await remote.engine.create_area(AreaSpec.from_dict(AREA))
+
+    status, out = await hookline(capsys, "--data-dir", str(client_dir), "remote", "areas")
+    assert status == 0
+    assert f"{area.id[:8]}  on      Made from afar" in out
+
+    status, out = await hookline(capsys, "--data-dir", str(client_dir), "remote", "areas",
+                                 "disable", "Made from afar")
+    assert status == 0, out
+    assert remote.engine.area(area.id).state == "off"
+
+    await remote.site.pairing.revoke(target.client_id)
+    status, out = await hookline(capsys, "--data-dir", str(client_dir), "remote", "areas")
+    assert status == 2
+    assert "refused this computer: it was unpaired there" in out
