@@ -6,4 +6,5 @@
     pairing.py  pending codes and paired clients (hashes only, in the database)
     site.py     the TLS site of the control channel and its gate
     client.py   what a client keeps (RemoteTarget) and how it pairs (pair)
+    cli.py      hookline pair (on the engine's computer), hookline remote (on a client)
 """
