@@ -84,8 +84,9 @@ async def cmd_pair(args: argparse.Namespace, data_dir: Path) -> int:
                 print("No computer is paired. `hookline pair` gives a code to pair one.")
             for c in [] if args.json else clients:
                 seen = _local(c["last_seen_at"]) if c["last_seen_at"] else "never"
+                expired = " (expired: unused too long; pair it again)" if c["expired"] else ""
                 print(f"{c['id'][:8]}  {c['name'][:40]:40} paired {_local(c['created_at'])}"
-                      f", last seen {seen}")
+                      f", last seen {seen}{expired}")
             return 0
         if args.revoke:
             gone = await command("revoke", {"client": args.revoke})

@@ -9,6 +9,7 @@ A code is single-use and lasts ``CODE_LIFETIME``: using it deletes its row in th
 statement that checks it is still there and unexpired, so two engines (or two clients)
 cannot both redeem it. After ``MAX_FAILURES`` wrong pairing attempts in a row, pairing
 is refused for ``PAUSE`` (said in the log): 10 guesses in 15 minutes at a 50-bit code.
+A client's token expires after ``IDLE_EXPIRY`` without use.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ MAX_FAILURES = 10
 PAUSE = timedelta(minutes=15)
 #: A client's last-seen time is written at most this often (not once per request).
 SEEN_EVERY = timedelta(minutes=1)
+#: A client's token expires when it has not been used for this long (a lost laptop's
+#: pairing does not last for ever); the client then pairs again.
+IDLE_EXPIRY = timedelta(days=90)
 
 
 def printable(name: str) -> str:
@@ -75,10 +79,13 @@ class PairedClient:
     name: str
     created_at: datetime
     last_seen_at: datetime | None
+    #: its token was not used for ``IDLE_EXPIRY``: it is refused until it pairs again
+    expired: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "created_at": self.created_at.isoformat(),
-                "last_seen_at": self.last_seen_at.isoformat() if self.last_seen_at else None}
+                "last_seen_at": self.last_seen_at.isoformat() if self.last_seen_at else None,
+                "expired": self.expired}
 
 
 class Pairing:
@@ -151,15 +158,19 @@ class Pairing:
 
     async def client(self, token: str) -> str | None:
         """The id of the paired client whose token this is (None: no such client, e.g.
-        revoked); notes when it was last seen, once a minute at most."""
+        revoked, or its token expired); notes when it was last seen, once a minute at
+        most."""
         if not token:
             return None
         async with self.db.connect() as conn:
-            client_id = (await conn.execute(select(remote_clients.c.id).where(
-                remote_clients.c.token_hash == token_hash(token)))).scalar()
-        if client_id is None:
-            return None
+            row = (await conn.execute(select(
+                remote_clients.c.id, remote_clients.c.created_at,
+                remote_clients.c.last_seen_at).where(
+                remote_clients.c.token_hash == token_hash(token)))).first()
         now = self.clock()
+        if row is None or now - (row.last_seen_at or row.created_at) > IDLE_EXPIRY:
+            return None
+        client_id = row.id
         last = self._seen.get(client_id)
         if last is None or now - last >= SEEN_EVERY:
             self._seen[client_id] = now
@@ -173,7 +184,10 @@ class Pairing:
         async with self.db.connect() as conn:
             rows = (await conn.execute(select(remote_clients).order_by(
                 remote_clients.c.created_at))).all()
-        return [PairedClient(r.id, r.name, r.created_at, r.last_seen_at) for r in rows]
+        now = self.clock()
+        return [PairedClient(r.id, r.name, r.created_at, r.last_seen_at,
+                             now - (r.last_seen_at or r.created_at) > IDLE_EXPIRY)
+                for r in rows]
 
     async def revoke(self, ref: str) -> PairedClient:
         """Unpair the client whose id, id prefix or name is ``ref``: its next request

@@ -16,7 +16,7 @@ from engine.errors import ConfigError
 from engine.remote import codes
 from engine.remote.client import pair
 from engine.remote.errors import PairingRefused
-from engine.remote.pairing import CODE_LIFETIME, MAX_FAILURES, PAUSE
+from engine.remote.pairing import CODE_LIFETIME, IDLE_EXPIRY, MAX_FAILURES, PAUSE
 from engine.storage.schema import utcnow
 from tests.engine.conftest import EngineFactory
 from tests.engine.remote.conftest import AREA, REMOTE, Remote
@@ -210,3 +210,19 @@ async def test_the_desktops_calls_and_event_stream_answer_a_paired_client_only(
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await session.ws_connect(remote.url + "/rpc/events", ssl=unverified())
     assert refused.value.status == 401
+
+
+async def test_a_token_unused_for_ninety_days_has_expired(remote: Remote) -> None:
+    pairing = remote.site.pairing
+    target, token = await remote.pair()
+    now = utcnow()
+    pairing.clock = lambda: now + IDLE_EXPIRY - timedelta(minutes=1)
+    async with target.session(token) as session:
+        async with session.get("/remote/hello") as resp:
+            assert resp.status == 200  # used: it lasts another 90 days from now
+
+        pairing.clock = lambda: now + 2 * IDLE_EXPIRY
+        async with session.get("/remote/hello") as resp:
+            assert (resp.status, await resp.json()) == (401, NOT_AUTHORISED)
+    [client] = await pairing.clients()
+    assert client.expired
