@@ -4,6 +4,7 @@ target is kept without its token in the clear."""
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -105,9 +106,12 @@ async def test_a_plain_tls_server_with_a_certificate_authority_is_not_needed(
         assert (await resp.json())["client_id"] == target.client_id
 
 
-async def test_nothing_answers_or_it_is_not_tls() -> None:
-    with pytest.raises(RemoteError, match="Cannot reach Hookline"):
-        await pair("127.0.0.1", 9, codes.new_code(), client_name="x")
+async def test_nothing_answers_there() -> None:
+    with socket.socket() as bound:  # bound, not listening: the connection is refused
+        bound.bind(("127.0.0.1", 0))
+        with pytest.raises(RemoteError, match="Cannot reach Hookline"):
+            await pair("127.0.0.1", bound.getsockname()[1], codes.new_code(),
+                       client_name="x")
 
 
 async def test_a_mistyped_code_is_refused_before_anything_is_sent() -> None:
