@@ -478,8 +478,12 @@ def add_parser(sub: Any) -> None:
     p = ssub.add_parser(
         "install", serve_args=True,
         help="write the service and start it; other options go to `hookline serve` "
-             "(e.g. --port N)",
-        usage="hookline service install [--force] [SERVE OPTIONS ...]")
+             "(e.g. --remote, --port N)",
+        usage="hookline service install [--force] [SERVE OPTIONS ...]",
+        description="Write a service that runs `hookline serve SERVE OPTIONS` (e.g. "
+                    "--remote, --port N) on this data folder, and start it: a systemd "
+                    "user unit, a launchd agent or a Task Scheduler task. See "
+                    "docs/server.md.")
     p.add_argument("--force", action="store_true",
                    help="replace a service that runs another command")
     ssub.add_parser("uninstall", help="stop the service, disable it and remove its file")

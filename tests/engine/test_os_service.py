@@ -276,12 +276,13 @@ def test_install_status_uninstall_with_systemd(manager: Manager, home: Path,
     manager.answer("systemctl --user is-active hookline", "active\n")
     unit_path = home / ".config/systemd/user/hookline.service"
 
-    done = hookline("service", "install", "--port", "8788")
+    done = hookline("service", "install", "--remote", "--port", "8788")
     assert done.returncode == 0, done.stderr
     assert manager.calls() == [["systemctl", "--user", "daemon-reload"],
                                ["systemctl", "--user", "enable", "--now", "hookline"]]
     unit = read_unit(unit_path)
-    assert systemd_words(unit["Service"]["ExecStart"]) == [*ENGINE, "serve", "--port", "8788"]
+    assert systemd_words(unit["Service"]["ExecStart"]) == [
+        *ENGINE, "serve", "--remote", "--port", "8788"]
     assert systemd_words(unit["Service"]["Environment"]) == [f"HOOKLINE_DATA_DIR={data_dir}"]
     assert f"Wrote the systemd service file {unit_path}" in done.stdout
     assert "systemd has started it" in done.stdout
