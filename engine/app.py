@@ -58,8 +58,19 @@ from engine.runner import REDACTED, Runner, SecretResolver, template_context
 from engine.scheduler import Scheduler, missed_between
 from engine.secrets import SecretStore, open_secret_store
 from engine.settings import Settings, load_settings
+from engine.standby import (
+    ACTIVE,
+    CHECK_EVERY,
+    ENGINE_ROLE,
+    FENCED,
+    STANDBY,
+    STANDBY_REASON,
+    Lease,
+    LeaseLost,
+)
+from engine.standby import wanted as lease_wanted
 from engine.storage.db import database_url, migrate, open_async
-from engine.storage.ledger import LEDGER_DIR, Ledger
+from engine.storage.ledger import LEDGER_DIR, Ledger, TableLedger
 from engine.storage.schema import area_transitions, utcnow
 from engine.storage.schema import areas as areas_table
 from engine.storage.writer import Statement, Writer
@@ -141,11 +152,22 @@ class Engine:
         self.disk_trouble: str | None = None
         #: MQTT events, metrics and spans (engine/observe), when one is on
         self.observe: Observers | None = None
+        #: on PostgreSQL, the lock that makes this engine the active one (engine/standby.py)
+        self.lease: Lease | None = None
+        #: active | standby (another engine holds the database's lease) | fenced (the
+        #: lease was lost: nothing fires until the engine starts again)
+        self.role = ACTIVE
+        #: set when the lease is lost: `hookline serve` then starts again, as a standby
+        self.stepped_down = asyncio.Event()
 
     # ----------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        """Lock the folder, migrate, recover unfinished events, activate areas."""
+        """Lock the folder, migrate, recover unfinished events, activate areas.
+
+        On PostgreSQL, while another engine holds the database's lease, this engine
+        stands by first (its listener answers 503, its control channel says so) and
+        returns once it has taken over (engine/standby.py)."""
         self._lock.acquire()
         try:
             if not self.offline:
@@ -155,9 +177,10 @@ class Engine:
             self.db = open_async(self.url)
             self.store = Store(self.db, installation_id(self.data_dir))  # for trace ids
             self.accounts = Accounts(self.db, self.secrets, self.http, self.bus, self.registry)
+            if not self.offline and lease_wanted(self.url):
+                await self._take_lease()  # the ids below are counted once it is ours
             self.writer = Writer(self.url)
-            self.journal = Journal(self.writer, self.db.dialect.name,
-                                   Ledger(self.data_dir / LEDGER_DIR))
+            self.journal = Journal(self.writer, self.db.dialect.name, self._ledger())
             self.journal.replay()  # before the writer counts run ids
             self.writer.start()
             self.journal.ledger.open()
@@ -175,12 +198,8 @@ class Engine:
                 failure_streak=bindparam("streak"), paused_reason=bindparam("reason"))
             self._set_state = update(areas_table).where(
                 areas_table.c.id == bindparam("aid")).values(state=bindparam("new_state"))
-            if self._listen:
-                self.listener = Listener(self.settings, self._take_delivery,
-                                         self._inactive_reason,
-                                         lambda: self.disk_trouble, self._webhook_owner)
-                port = await self.listener.start()
-                self.http.guard.own_ports.add(port)
+            if self._listen and self.listener is None:  # a standby's is up already
+                await self._start_listener()
             for area in await self.store.areas():
                 self._areas[area.id] = area
             if not self.offline and wanted(self.settings):  # opt-in: off, nothing listens
@@ -213,6 +232,9 @@ class Engine:
                     self.http.guard.own_ports.add(self.remote.port)
                 self.control.commands.update(self._lifecycle_commands())
                 self._watch_accounts()
+            if self.lease is not None:
+                self._spawn(self._watch_lease())
+                await self._took_over()
             self.started = True
         except BaseException:
             await self.aclose()
@@ -225,6 +247,7 @@ class Engine:
             part = getattr(self, name, None)
             if part is not None:
                 await part.aclose()
+        self.control = self.listener = None
         if hasattr(self, "scheduler"):
             await self.scheduler.aclose()
         if hasattr(self, "runner"):
@@ -249,6 +272,9 @@ class Engine:
             self.journal.close()
         if hasattr(self, "writer"):
             await self.writer.aclose()
+        if self.lease is not None:  # after the ledger's last rows: they go on its session
+            await asyncio.to_thread(self.lease.close)
+            self.lease = None
         if self.observe is not None:  # after the last records: their events go out too
             await self.observe.aclose()
             self.observe = None
@@ -1262,6 +1288,137 @@ class Engine:
         """Why the area fired or did not: its state, its trigger's latest checks, timed
         runs or deliveries, and each reaction's last outcomes (engine/why.py)."""
         return await explaining.explain(self, area_id)
+
+    # ----------------------------------------------------------------- one of several
+
+    async def _take_lease(self) -> None:
+        """PostgreSQL: take the database's lease, or stand by until it is free (the
+        listener answers 503 with Retry-After, the control channel says so) and take it
+        then. The writer's ids, the ledger replay and recovery all come after this."""
+        lease = self.lease = Lease(self.url)
+        await asyncio.to_thread(lease.open)
+        if await asyncio.to_thread(lease.try_take):
+            return
+        self.role = STANDBY  # the listener and the control channel say so from the start
+        if self._listen:
+            await self._start_listener()
+            assert self.listener is not None
+            self.listener.standby = STANDBY_REASON
+        self.control = ControlServer(self)  # says the role; the rest answers 503
+        await self.control.start()
+        self.bus.publish(ENGINE_ROLE, role=STANDBY, previous=None,
+                         reason="another Hookline engine is active on this database")
+        log.warning("standing by: another Hookline engine is active on this database; "
+                    "this one takes over when it stops (its lease is tried every second)")
+        self._stood_by = await lease.wait()
+        await self.control.aclose()  # the active engine's own comes up once it is ready
+        self.control = None
+        await asyncio.to_thread(lease.settle)  # the previous engine's last commits land
+        if self.listener is not None:
+            self.listener.standby = None  # "not ready yet" (503) until the routes are up
+
+    def _ledger(self) -> Ledger | TableLedger:
+        """Where runs are recorded before a reaction acts: holding a lease, the shared
+        database (another machine's engine must find them after a takeover), else a
+        file in the data folder."""
+        if self.lease is not None and self.lease.conn is not None:
+            return TableLedger(self.lease.conn)
+        return Ledger(self.data_dir / LEDGER_DIR)
+
+    async def _start_listener(self) -> None:
+        self.listener = Listener(self.settings, self._take_delivery, self._inactive_reason,
+                                 lambda: self.disk_trouble, self._webhook_owner)
+        port = await self.listener.start()
+        self.http.guard.own_ports.add(port)
+
+    def _set_role(self, role: str, reason: str, **more: Any) -> None:
+        previous, self.role = self.role, role
+        self.bus.publish(ENGINE_ROLE, role=role, previous=previous, reason=reason, **more)
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _took_over(self) -> None:
+        """Active on PostgreSQL: say so, and which secrets the areas need that this
+        machine's keyring does not have (each machine has its own)."""
+        waited: float | None = getattr(self, "_stood_by", None)
+        if waited is None:
+            self._set_role(ACTIVE, "it holds the database's lease")
+        else:
+            log.warning("took over after %.1f s standing by: the engine that was active "
+                        "let go of the database", waited)
+            self._set_role(ACTIVE, "the engine that was active stopped",
+                           took_over_after=round(waited, 1))
+        missing = await asyncio.to_thread(standby_secrets_missing, self)
+        if missing:
+            said = "; ".join(missing[:10]) + (f"; and {len(missing) - 10} more"
+                                              if len(missing) > 10 else "")
+            log.error("this computer's keyring lacks secrets the automations need "
+                      "(enter them again here): %s", said)
+            self.bus.publish(topics.NOTIFICATION, title="Secrets missing on this computer",
+                             body=f"Enter them again in Hookline here: {said}",
+                             level="error")
+
+    async def _watch_lease(self) -> None:
+        """Ask the lease connection every few seconds; when it does not answer, fence."""
+        assert self.lease is not None
+        while True:
+            await asyncio.sleep(CHECK_EVERY)
+            try:
+                await self.lease.check()
+            except LeaseLost as exc:
+                await self._fence(str(exc))
+                return
+
+    async def _fence(self, why: str) -> None:
+        """The lease is lost: another engine may be active now. Stop firing at once
+        (timers, polls, runs under way: their events stay pending for the engine that
+        takes over), refuse webhooks (503), and say so; `hookline serve` starts again."""
+        log.error("lost the database lease (%s): stopped firing so that two engines never "
+                  "run the same automations; starting again as a standby", why)
+        if self.listener is not None:
+            self.listener.standby = ("stopped: this Hookline engine lost contact with its "
+                                     "database; another one takes over")
+        self._set_role(FENCED, why)
+        await self.scheduler.aclose()
+        self.runner.closing.set()
+        await self.dispatcher.aclose(grace=0)
+        self.bus.publish(topics.NOTIFICATION, title="Hookline stopped firing",
+                         body=f"It lost contact with its database ({why}); another engine "
+                              "takes over, or this one once the database answers again",
+                         level="error")
+        self.stepped_down.set()
+
+
+def standby_secrets_missing(engine: Engine) -> list[str]:
+    """What the areas need from this machine's keyring and cannot read: required secret
+    parameters and the tokens of the accounts their steps act as (a webhook's own token
+    only shows its address: deliveries are routed by its hash, from the database)."""
+    from engine.auth.accounts import token_ref
+    from engine.standby import unreadable
+
+    refs: list[tuple[str, str]] = []
+    accounts: set[str] = set()
+    for area in engine.areas():
+        if area.state in (life.OFF, life.DONE, life.DRAFT):
+            continue
+        for index, (step, is_trigger) in enumerate(area.spec.steps()):
+            try:
+                spec = (engine.registry.trigger(step.service, step.action) if is_trigger
+                        else engine.registry.reaction(step.service, step.action))
+            except HooklineError:
+                continue
+            where = "its trigger" if is_trigger else f"reaction {index}"
+            refs += [(f"“{area.name}” {where}: {p.label}",
+                      secret_ref(area.id, step.slot(is_trigger), p.name))
+                     for p in spec.params if p.is_secret and p.required]
+            if step.account:
+                accounts.add(step.account)
+    refs += [(f"the account {account}'s token", token_ref(account))
+             for account in sorted(accounts)]
+    return unreadable(refs, engine.secrets.get)
 
 
 

@@ -26,6 +26,8 @@ from engine.paths import data_dir as resolve_data_dir
 from engine.settings import Settings, load_settings, save_settings
 
 if TYPE_CHECKING:
+    import asyncio
+
     from engine.app import Engine
     from engine.control import ControlClient
     from engine.logs import RunLog
@@ -161,10 +163,19 @@ class Session:
 
 
 async def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
+    """Run the engine until Ctrl+C or SIGTERM. On a shared PostgreSQL database an
+    engine that lost its lease stops firing and starts again, as a standby."""
+    while (code := await _serve_once(args, data_dir)) is None:
+        print("Lost the database's lease: starting again as a standby…", flush=True)
+    return code
+
+
+async def _serve_once(args: argparse.Namespace, data_dir: Path) -> int | None:
+    """One engine's life: 0 when asked to stop, None when it stepped down."""
     import asyncio
     import signal
 
-    from engine import logs
+    from engine import logs, standby
     from engine.app import Engine
     from engine.areas import AreaSpec
     from engine.memory import settle_after_start
@@ -186,7 +197,15 @@ async def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
     logs.configure(data_dir, "DEBUG" if args.verbose else settings.log_level)
     engine = Engine(data_dir, settings=settings)
     engine.bus.subscribe("*", functools.partial(_log_message, logs.RunLog(log)))
-    await engine.start()
+    engine.bus.subscribe(standby.ENGINE_ROLE, functools.partial(_say_role, engine))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    if not await _started(engine, stop):  # stopped while standing by
+        print("Stopping…", flush=True)
+        return 0
     try:
         if args.demo and not engine.areas():
             area = await engine.create_area(AreaSpec.from_dict(demo_area(data_dir)))
@@ -205,16 +224,48 @@ async def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
               f"{sum(1 for a in engine.areas() if a.active)} active. Ctrl+C stops.",
               flush=True)
         settle_after_start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        stepped_down = asyncio.ensure_future(engine.stepped_down.wait())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({stepped_down, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in (stepped_down, stopping):
+            waiting.cancel()
+        if not stop.is_set():
+            return None
         print("Stopping…", flush=True)
     finally:
         await engine.aclose()
     return 0
+
+
+async def _started(engine: Engine, stop: asyncio.Event) -> bool:
+    """Start ``engine`` (which, standing by, returns only once it took over); False
+    when ``stop`` came first."""
+    import asyncio
+
+    starting = asyncio.ensure_future(engine.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not starting.done():
+        starting.cancel()  # start() closes what it opened
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        return False
+    starting.result()
+    return True
+
+
+def _say_role(engine: Engine, message: Message) -> None:
+    """A standby's own lines: where its listener is and that it answers 503."""
+    from engine.standby import STANDBY
+
+    if message.data["role"] != STANDBY:
+        return
+    print(f"Standing by: {message.data['reason']}; this one takes over when it stops.",
+          flush=True)
+    if engine.listener is not None:
+        print(f"Webhooks: http://{engine.settings.listener_host}:{engine.listener.port}"
+              "/hooks/<area token>  (503 until this engine is active)", flush=True)
 
 
 def _log_message(runs: RunLog, message: Message) -> None:
@@ -635,7 +686,23 @@ async def cmd_runs(args: argparse.Namespace, data_dir: Path) -> int:
         await db.dispose()
 
 
+async def _role(data_dir: Path) -> str:
+    """``, active`` (or standby, fenced) as the running engine says over its control
+    channel; empty when it cannot be asked."""
+    from engine.control import ControlClient
+
+    if not ControlClient.available(data_dir):
+        return ""
+    try:
+        answer = await ControlClient(data_dir).call("GET", "/role")
+    except (HooklineError, OSError, ValueError):
+        return ""
+    return f", {answer.get('role')}"
+
+
 async def cmd_doctor(_args: argparse.Namespace, data_dir: Path) -> int:
+    import asyncio
+
     from engine import logs
     from engine.lock import DataDirLock
     from engine.registry import Registry
@@ -674,7 +741,18 @@ async def cmd_doctor(_args: argparse.Namespace, data_dir: Path) -> int:
     line(ok, "keyring", why)
     lock = DataDirLock(data_dir)
     running = lock.held_elsewhere()
-    line(True, "engine", f"running (pid {lock.holder()})" if running else "not running")
+    line(True, "engine", f"running (pid {lock.holder()}{await _role(data_dir)})"
+         if running else "not running")
+    from engine import standby
+
+    if standby.wanted(url):
+        try:
+            holder = await asyncio.to_thread(standby.lease_holder, url)
+        except Exception as exc:
+            line(False, "lease", f"cannot read the database's locks: {exc}")
+        else:
+            line(True, "lease", f"an engine is active on this database ({holder})"
+                 if holder else "no engine is active on this database")
     line(True, "log", f"{logs.log_file(data_dir)} (level {settings.log_level})")
     if settings.listener_enabled and not running:
         import socket

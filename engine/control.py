@@ -17,6 +17,7 @@ from aiohttp import web
 from engine import area_files
 from engine.areas import AreaSpec
 from engine.errors import HooklineError, ValidationError
+from engine.standby import ACTIVE
 from engine.store import NotFound
 
 if TYPE_CHECKING:
@@ -41,8 +42,10 @@ class ControlServer:
                                    ] | None = None
 
     async def start(self) -> None:
-        app = web.Application(middlewares=[self._auth], client_max_size=4 * 1024 * 1024)
+        app = web.Application(middlewares=[self._auth, self._standing_by],
+                              client_max_size=4 * 1024 * 1024)
         r = app.router
+        r.add_get("/role", self._role)
         r.add_post("/areas", self._create)
         r.add_post("/areas/import", self._import)
         r.add_put("/areas/{id}", self._update)
@@ -107,6 +110,23 @@ class ControlServer:
             return web.json_response({"error": str(exc)}, status=404)
         except HooklineError as exc:
             return web.json_response({"error": str(exc)}, status=409)
+
+    @web.middleware
+    async def _standing_by(self, request: web.Request,
+                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                           ) -> web.StreamResponse:
+        """A standby engine (engine/standby.py) only says its role: the areas are the
+        active engine's to change, and this one has not loaded them."""
+        if self.engine.role == ACTIVE or request.path == "/role":
+            return await handler(request)
+        return web.json_response({"error": f"this Hookline engine is {self.engine.role}: "
+                                           "another one is active on the database; use that "
+                                           "one"}, status=503, headers={"Retry-After": "2"})
+
+    async def _role(self, _request: web.Request) -> web.Response:
+        """active | standby | fenced, and the database's lease (PostgreSQL) or none."""
+        return web.json_response({"role": self.engine.role,
+                                  "lease": self.engine.lease is not None, "pid": os.getpid()})
 
     async def _area_id(self, request: web.Request) -> str:
         return (await self.engine.store.area(request.match_info["id"])).id

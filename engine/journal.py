@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, select, update
@@ -17,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.errors import StorageError
 from engine.storage.db import RawJSON
-from engine.storage.ledger import Ledger, apply, fold, read_entries
+from engine.storage.ledger import RunLedger, apply, fold
 from engine.storage.schema import events, polls, runs, seen_keys, trigger_state, utcnow
 from engine.storage.writer import Statement, Writer
 
@@ -84,7 +83,7 @@ class Journal:
     (see :mod:`engine.storage.ledger`); ``after`` callbacks run once they are committed.
     """
 
-    def __init__(self, writer: Writer, dialect: str, ledger: Ledger) -> None:
+    def __init__(self, writer: Writer, dialect: str, ledger: RunLedger) -> None:
         self.writer = writer
         self.ledger = ledger
         self._inflight: set[asyncio.Future[Any]] = set()
@@ -196,15 +195,15 @@ class Journal:
         if not segments:
             return 0
         try:
-            state = fold(read_entries(segments))
+            state = fold(self.ledger.read(segments))
             changed: int = self.writer.run_sync(lambda conn: apply(conn, state))
         except Exception as exc:  # start anyway; the records stay on disk, set aside
-            kept = Ledger.set_aside(segments)
+            kept = self.ledger.set_aside(segments)
             log.error("could not bring the run ledger into the database (%s); runs "
                       "recorded only there are kept in %s and may run again",
                       exc, ", ".join(str(p) for p in kept))
             return 0
-        Ledger.remove(segments)
+        self.ledger.remove(segments)
         if changed:
             log.info("recovered %d run record(s) from the run ledger", changed)
         return changed
@@ -295,10 +294,10 @@ class Journal:
         for callback in after:
             callback()
 
-    def _retire(self, closed: Path, future: asyncio.Future[Any]) -> None:
+    def _retire(self, closed: Any, future: asyncio.Future[Any]) -> None:
         self._inflight.discard(future)
         if not future.cancelled() and future.exception() is None and not self.dirty:
-            Ledger.remove([closed])
+            self.ledger.remove([closed])
 
     async def settled(self) -> None:
         """Wait until every run record so far has committed."""

@@ -97,6 +97,9 @@ def _off(reason: str) -> web.Response:
                         "again")
 
 
+#: Seconds a standby tells a webhook sender to wait before sending again.
+STANDBY_RETRY = 2
+
 #: Seconds a delivery under way gets to finish when the listener stops.
 SHUTDOWN_GRACE = 2.0
 
@@ -108,6 +111,8 @@ class Listener:
         routes: token hash -> Route, kept current by the engine.
         ready: False while the engine is still putting up its routes (at start): an
             address it does not know yet gets 503 and Retry-After, not 404.
+        standby: why no delivery is taken here (a standby engine): 503 with
+            Retry-After: 2, so the sender tries again (or the active engine's listener).
         port: the bound port once started.
         deliveries: each area's latest deliveries and how they were answered (refused
             ones too; a request to an address no area has is not kept).
@@ -128,6 +133,7 @@ class Listener:
         self._owner = owner
         self.routes: dict[str, Route] = {}
         self.ready = False
+        self.standby: str | None = None
         self._ingest = ingest
         self._paused = paused
         self._runner: web.AppRunner | None = None
@@ -229,6 +235,8 @@ class Listener:
                                 "forwards here, set its address as the public URL")
         if request.method not in ("POST", "PUT"):
             return _refuse(405, "use POST to deliver to this webhook", {"Allow": "POST, PUT"})
+        if self.standby is not None:
+            return _refuse(503, self.standby, {"Retry-After": str(STANDBY_RETRY)})
         route = self.routes.get(hashed)
         if route is None:
             return self._no_route(hashed)

@@ -19,6 +19,14 @@ else runs (:func:`replay`), and then removed.
 Like run bookkeeping in the database (``synchronous=NORMAL``), the ledger is not
 flushed to disk: a power cut may lose its last lines, and then an event whose run was
 under way is run again, not marked resumed. Journaled events themselves are fsynced.
+
+Engines sharing a PostgreSQL database (engine/standby.py) keep the ledger in the
+database instead (:class:`TableLedger`, the ``run_ledger`` table): a file is in the data
+folder of the engine that wrote it, which the engine taking over on another machine
+cannot read, so a run recorded only there would run again there. The lines go in on the
+lease's own connection (one round trip per flush, ``synchronous_commit=off``: like the
+file, safe against a killed process, not against the server losing power), so a reaction
+acts only while the session that holds the lease is alive.
 """
 
 from __future__ import annotations
@@ -26,15 +34,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, select, update
 
 from engine.errors import StorageError
 from engine.storage.schema import events, runs, utcnow
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +114,11 @@ class Ledger:
 
     def append(self, entry: dict[str, Any], raw: dict[str, str] | None = None) -> None:
         """Buffer one entry (``raw``: more fields, already JSON) for :meth:`flush`."""
-        line = _encode(entry)
-        if raw:
-            line = line[:-1] + "".join(f",{_encode(k)}:{v}" for k, v in raw.items()) + "}"
-        self._buffer.append(line)
+        self._buffer.append(_line(entry, raw))
+
+    @staticmethod
+    def read(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
+        return read_entries(paths)
 
     def flush(self) -> None:
         """Write the buffered entries (one ``write()``); once this returns, a killed
@@ -181,6 +194,145 @@ class Ledger:
                 continue
             kept.append(target)
         return kept
+
+
+class RunLedger(Protocol):
+    """What the journal writes a run's progress to: :class:`Ledger` (a folder) or
+    :class:`TableLedger` (the shared database). A segment is whatever the ledger names
+    its parts with (a file's path, a table's segment name)."""
+
+    folder: Any  # where it is, for messages
+
+    def segments(self) -> list[Any]: ...
+    def read(self, segments: Iterable[Any]) -> Iterator[dict[str, Any]]: ...
+    def set_aside(self, segments: Iterable[Any]) -> list[Any]: ...
+    def remove(self, segments: Iterable[Any]) -> None: ...
+    def open(self) -> None: ...
+    def append(self, entry: dict[str, Any], raw: dict[str, str] | None = None) -> None: ...
+    def flush(self) -> None: ...
+    def rotate_due(self) -> bool: ...
+    def rotate(self) -> Any: ...
+    def close(self, *, remove: bool) -> None: ...
+
+
+#: Segments of the table ledger set aside after a failed replay end with this.
+_ASIDE = ".unreplayed"
+
+
+class TableLedger:
+    """The run ledger as rows of ``run_ledger`` (segment, line), written on ``conn``:
+    the lease's connection, so the rows go in only while this engine holds the lease.
+
+    A segment is ``<engine nonce>-<n>``; an engine removes only its own, and replays
+    (at a takeover, holding the lease) whatever any engine left.
+
+    Args:
+        conn: a psycopg connection in autocommit mode (engine/standby.py's lease).
+        segment_bytes: size past which :meth:`rotate_due` asks for a new segment.
+    """
+
+    folder = "the database's run_ledger table"
+
+    def __init__(self, conn: psycopg.Connection[Any], segment_bytes: int = SEGMENT_BYTES
+                 ) -> None:
+        self.conn = conn
+        self.segment_bytes = segment_bytes
+        self._owner = secrets.token_hex(6)
+        self._number = 0
+        self._first = 0
+        self._size = 0
+        self._buffer: list[str] = []
+
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        try:
+            cursor = self.conn.execute(sql.encode(), params)
+            return cursor.fetchall() if cursor.description else []
+        except psycopg.Error as exc:
+            said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StorageError(f"could not write the run ledger to the database ({said}); "
+                               "the run did not start") from None
+
+    def segments(self) -> list[str]:
+        rows = self._run("SELECT segment FROM run_ledger WHERE segment NOT LIKE %s "
+                         "GROUP BY segment ORDER BY min(id)", (f"%{_ASIDE}",))
+        return [str(r[0]) for r in rows]
+
+    def read(self, segments: Iterable[str]) -> Iterator[dict[str, Any]]:
+        rows = self._run("SELECT line FROM run_ledger WHERE segment = ANY(%s) ORDER BY id",
+                         (list(segments),))
+        for (line,) in rows:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("run"), int):
+                yield entry
+
+    def open(self) -> None:
+        self._number = self._first = 1
+        self._size = 0
+
+    @property
+    def current(self) -> str:
+        return f"{self._owner}-{self._number:08d}"
+
+    def append(self, entry: dict[str, Any], raw: dict[str, str] | None = None) -> None:
+        self._buffer.append(_line(entry, raw))
+
+    def flush(self) -> None:
+        """Insert the buffered entries (one statement, committed on return)."""
+        if not self._buffer:
+            return
+        if not self._number:
+            raise StorageError("the run ledger is not open")
+        self._run("INSERT INTO run_ledger (segment, line) SELECT %s, unnest(%s::text[])",
+                  (self.current, self._buffer))
+        self._size += sum(len(line) for line in self._buffer)
+        self._buffer.clear()
+
+    def rotate_due(self) -> bool:
+        return bool(self._number) and self._size >= self.segment_bytes
+
+    def rotate(self) -> str:
+        self.flush()
+        closed = self.current
+        self._number += 1
+        self._size = 0
+        return closed
+
+    def close(self, *, remove: bool) -> None:
+        try:
+            self.flush()
+        except StorageError as exc:
+            log.error("%s", exc)
+            remove = False
+        if remove and self._first:
+            self.remove(f"{self._owner}-{n:08d}" for n in range(self._first, self._number + 1))
+        self._number = 0
+
+    def _close_fd(self) -> None:
+        """Nothing to close: the connection is the lease's."""
+
+    def remove(self, segments: Iterable[str]) -> None:
+        try:
+            self._run("DELETE FROM run_ledger WHERE segment = ANY(%s)", (list(segments),))
+        except StorageError as exc:  # harmless: replaying it again changes nothing
+            log.warning("%s", exc)
+
+    def set_aside(self, segments: Iterable[str]) -> list[str]:
+        names = list(segments)
+        self._run("UPDATE run_ledger SET segment = segment || %s WHERE segment = ANY(%s)",
+                  (_ASIDE, names))
+        return [name + _ASIDE for name in names]
+
+
+def _line(entry: dict[str, Any], raw: dict[str, str] | None) -> str:
+    line = _encode(entry)
+    if raw:
+        line = line[:-1] + "".join(f",{_encode(k)}:{v}" for k, v in raw.items()) + "}"
+    return line
 
 
 def _number(path: Path) -> int:

@@ -243,3 +243,15 @@ pairing_codes = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
 )
+
+run_ledger = Table(
+    "run_ledger",
+    metadata,
+    # the run ledger of engines sharing a PostgreSQL database (engine/storage/ledger.py:
+    # TableLedger): a run's start, steps and finish as JSON lines, written before a
+    # reaction acts, deleted once the runs table has them
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("segment", String(40), nullable=False),
+    Column("line", Text, nullable=False),
+    Index("ix_run_ledger_segment", "segment"),
+)

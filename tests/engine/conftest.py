@@ -155,6 +155,8 @@ async def bury(engine: Engine) -> None:
         await asyncio.to_thread(thread.join)
         engine.writer._thread = None
     engine.writer._engine.dispose()
+    if engine.lease is not None:  # its session ends with the process: the lock is free
+        engine.lease.close()
     for handle in (engine.journal._flush_handle, engine.journal._unsent_handle):
         if handle is not None:
             handle.cancel()
