@@ -197,6 +197,8 @@ def test_services_loads_the_catalog_only(args: tuple[str, ...]) -> None:
     ["settings"], ["settings", "set", "log_level", "DEBUG"], ["accounts", "list", "--json"],
     ["backup", "create", "--keep", "3"], ["--help"], ["services", "-h"], ["areas"],
     ["nope"], ["runs", "--limit", "many"], ["--ver"],
+    ["service"], ["service", "install", "--remote", "--force"], ["service", "install", "-h"],
+    ["service", "status", "extra"],
 ])
 def test_the_quick_parser_answers_as_the_full_one(
         argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

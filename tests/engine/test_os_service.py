@@ -19,7 +19,7 @@ import pytest
 
 from engine import os_service
 from engine.app import Engine
-from engine.cli import main
+from engine.cli import main, parse_args
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = {"t": os_service.TASK_NS}
@@ -432,3 +432,10 @@ def test_install_and_uninstall_with_task_scheduler(manager: Manager, tmp_path: P
     assert manager.calls() == [["schtasks", "/End", "/TN", "Hookline"],
                                ["schtasks", "/Delete", "/TN", "Hookline", "/F"]]
     assert not xml.exists()
+
+
+
+def test_install_keeps_what_it_does_not_know_for_serve() -> None:
+    args = parse_args(["service", "install", "--remote", "--force", "--port", "1"])
+    assert args.serve_args == ["--remote", "--port", "1"] and args.force
+    assert parse_args(["service", "install"]).serve_args == []
