@@ -197,12 +197,12 @@ def launchd_service(command: Sequence[str], data_dir: Path, *, custom_data_dir: 
     path = launch_agents_dir(home) / f"{AGENT_LABEL}.plist"
     domain = f"gui/{uid}"
     content = plistlib.dumps(launchd_agent(command, data_dir, custom_data_dir=custom_data_dir))
-    bootout = Step(["launchctl", "bootout", f"{domain}/{AGENT_LABEL}"])
+    # fails when the agent is not loaded: then there is nothing to stop
+    bootout = Step(["launchctl", "bootout", f"{domain}/{AGENT_LABEL}"], optional=True)
     return ServiceFile(
         manager="launchd", path=path, content=content,
         start=[Step(["launchctl", "bootstrap", domain, str(path)])],
-        replace=[bootout._replace(optional=True),
-                 Step(["launchctl", "bootstrap", domain, str(path)])],
+        replace=[bootout, Step(["launchctl", "bootstrap", domain, str(path)])],
         stop=[bootout], after_removal=[],
         query=["launchctl", "print", f"{domain}/{AGENT_LABEL}"])
 

@@ -405,6 +405,11 @@ def test_install_and_uninstall_with_launchd(manager: Manager, home: Path, data_d
     assert manager.calls() == [["launchctl", "bootout", label]]
     assert not plist.exists()
 
+    # not loaded (launchctl says so and fails): installing and removing still work
+    manager.answer(f"launchctl bootout {label}", "", "Boot-out failed: 3: No such process\n", 3)
+    assert main(["service", "install"]) == 0
+    assert main(["service", "uninstall"]) == 0 and not plist.exists()
+
 
 def test_install_and_uninstall_with_task_scheduler(manager: Manager, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch,
