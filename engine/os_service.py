@@ -338,19 +338,27 @@ def installed_command(service: ServiceFile, content: bytes) -> str:
 
 
 class Outcome(NamedTuple):
+    """Whether a command succeeded, and what it said (or why it could not run)."""
+
     ok: bool
     said: str
 
 
-def run_step(argv: Sequence[str]) -> Outcome:
-    """Run a service-manager command; what it said (or why it could not run)."""
+def _call(argv: Sequence[str]) -> subprocess.CompletedProcess[str] | str:
+    """Run a service-manager command: what it did, or why it could not run."""
     try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=60,
+        return subprocess.run(list(argv), capture_output=True, text=True, timeout=60,
                               check=False, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
-        return Outcome(False, f"{argv[0]} is not installed here")
+        return f"{argv[0]} is not installed here"
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return Outcome(False, str(exc))
+        return str(exc)
+
+
+def run_step(argv: Sequence[str]) -> Outcome:
+    done = _call(argv)
+    if isinstance(done, str):
+        return Outcome(False, done)
     said = " ".join((done.stderr.strip() or done.stdout.strip()).split())
     return Outcome(done.returncode == 0, said or f"exit status {done.returncode}")
 
@@ -383,13 +391,9 @@ _SYSTEMD_STATES = {"active", "inactive", "failed", "activating", "deactivating",
 
 def ask_manager(service: ServiceFile) -> str:
     """Whether the service manager says it runs, in its words, or why it cannot be asked."""
-    try:
-        done = subprocess.run(service.query, capture_output=True, text=True, timeout=30,
-                              check=False, stdin=subprocess.DEVNULL)
-    except FileNotFoundError:
-        return f"cannot be asked: {service.query[0]} is not installed here"
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"cannot be asked: {exc}"
+    done = _call(service.query)
+    if isinstance(done, str):
+        return f"cannot be asked: {done}"
     out, err = done.stdout.strip(), " ".join(done.stderr.split())
     if service.manager == "systemd":
         word = out.splitlines()[-1].strip() if out else ""
