@@ -27,7 +27,7 @@ from engine.settings import Settings
 from engine.standby import ACTIVE, ENGINE_ROLE, FENCED, STANDBY
 from engine.storage.schema import events, runs
 from tests.engine import probe
-from tests.engine.conftest import FAST, next_message, registry
+from tests.engine.conftest import FAST, bury, freeze, next_message, registry
 from tests.pg import PostgresServer
 
 HOOK = {"name": "Hook to record", "trigger": {"service": "probe", "trigger": "hook"},
@@ -126,6 +126,39 @@ async def test_the_standby_answers_503_then_takes_over_when_the_active_one_stops
         finished = (await conn.execute(select(runs.c.event_id, runs.c.status))).all()
     assert [key for _id, key in made] == ["d-1", "d-2", "d-3"]  # new ids after A's
     assert sorted(finished) == [(event_id, "succeeded") for event_id, _key in made]
+
+
+async def test_a_run_recorded_only_in_the_ledger_is_resumed_by_another_machines_engine(
+        make: Make) -> None:
+    """Killed as its reaction acts, before the run's row reached the runs table: the
+    run's start is in the ledger, which on PostgreSQL is in the database, so the engine
+    that takes over (another data folder: another machine) resumes it, marked."""
+    first = make("a")
+    await first.start()
+    area = await first.create_area(AreaSpec.from_dict(HOOK))
+    url = await first.webhook_url(area.id)
+    assert url is not None
+    killed = asyncio.Event()
+
+    def kill_as_it_acts(stage: str) -> None:
+        if stage == "acting":
+            freeze(first)  # right here, inside the reaction
+            killed.set()
+
+    probe.controls.on_record = kill_as_it_acts
+    assert (await post(url, 1))[0] == 202
+    await killed.wait()
+    await bury(first)
+    probe.controls.on_record = None
+    second = make("b")
+    ran = next_message(second, RUN_FINISHED)
+    await second.start()
+    await ran
+    await second.wait_idle()
+    assert [r["text"] for r in probe.controls.received] == ["1"]
+    recorded = await second.store.runs(area.id)
+    assert sorted((r["status"], r["resumed"]) for r in recorded) == [
+        ("interrupted", False), ("succeeded", True)]
 
 
 async def test_poll_state_and_seen_keys_carry_over_to_the_engine_that_takes_over(
