@@ -444,3 +444,50 @@ def test_install_keeps_what_it_does_not_know_for_serve() -> None:
     args = parse_args(["service", "install", "--remote", "--force", "--port", "1"])
     assert args.serve_args == ["--remote", "--port", "1"] and args.force
     assert parse_args(["service", "install"]).serve_args == []
+
+
+def what_it_runs(service: os_service.ServiceFile) -> tuple[list[str], dict[str, str]]:
+    """The command and environment a service manager would start, read back from the
+    file as each format is read."""
+    if service.manager == "systemd":
+        unit = read_unit_text(service.content.decode())
+        env = dict(w.split("=", 1) for w in systemd_words(unit["Service"].get("Environment", "")))
+        return systemd_words(unit["Service"]["ExecStart"]), env
+    if service.manager == "launchd":
+        agent = plistlib.loads(service.content)
+        return agent["ProgramArguments"], agent.get("EnvironmentVariables", {})
+    task = ET.fromstring(service.content.decode("utf-16"))  # noqa: S314 - made just now
+    exec_ = "t:Actions/t:Exec/t:"
+    return [task.findtext(exec_ + "Command", "", NS),
+            *windows_argv(task.findtext(exec_ + "Arguments", "", NS))], {}
+
+
+@pytest.mark.parametrize("system", ["linux", "darwin", "win32"])
+async def test_what_each_file_starts_is_a_working_engine_on_its_data_folder(
+        system: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Started as its service manager would start it, the command serves the data
+    folder (named with every awkward character), and SIGTERM stops it cleanly (exit 0:
+    no restart on failure)."""
+    data = tmp_path / ODD / "data"
+    monkeypatch.delenv("HOOKLINE_DATA_DIR")  # only what the file says
+    service = os_service.service_for(system, ["--port", "0"], data, home=tmp_path, uid=1,
+                                     user="me")
+    argv, env = what_it_runs(service)
+    process = await asyncio.create_subprocess_exec(
+        *argv, cwd=tmp_path, env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
+    assert process.stdout is not None
+    said: list[str] = []
+    try:
+        async with asyncio.timeout(60):
+            while not said or "Ctrl+C stops." not in said[-1]:
+                line = (await process.stdout.readline()).decode()
+                assert line, "".join(said)
+                said.append(line)
+        assert f"is running on {data}" in "".join(said)
+        answer = await asyncio.to_thread(os_service.engine_answers, data)
+        assert answer.startswith(f"an engine answers on {data}'s control channel"), answer
+    finally:
+        if process.returncode is None:
+            process.terminate()
+    assert await asyncio.wait_for(process.wait(), 60) == 0, "".join(said)
