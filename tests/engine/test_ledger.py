@@ -16,6 +16,14 @@ from tests.engine import probe
 from tests.engine.conftest import EngineFactory, fail_run_records
 
 
+def file_ledger_only(engine: Engine) -> None:
+    """For a test that reaches into the ledger's files: on a PostgreSQL database the
+    ledger is the ``run_ledger`` table (engines there share it; test_standby.py)."""
+    if not isinstance(engine.journal.ledger, Ledger):
+        pytest.skip("the run ledger's files: on PostgreSQL it is the run_ledger table, "
+                    "tested in test_standby.py")
+
+
 def area() -> AreaSpec:
     return AreaSpec.from_dict({
         "name": "Probe",
@@ -28,6 +36,7 @@ def area() -> AreaSpec:
 async def test_runs_whose_records_missed_the_database_are_recovered_not_rerun(
         make_engine: EngineFactory, data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     engine = await make_engine()
+    file_ledger_only(engine)
     saved = await engine.create_area(area())
     fail_run_records(engine)
     for n in range(3):
@@ -73,6 +82,7 @@ async def test_a_run_started_only_in_the_ledger_is_resumed_and_marked(
 
 async def test_committed_segments_are_removed_as_the_ledger_grows(
         engine: Engine, data_dir: Path) -> None:
+    file_ledger_only(engine)
     engine.journal.ledger.segment_bytes = 300
     saved = await engine.create_area(area())
     for n in range(40):
@@ -114,6 +124,7 @@ async def test_a_full_disk_holds_the_run_before_its_reaction_until_there_is_spac
         engine: Engine, data_dir: Path) -> None:
     if not Path("/dev/full").exists():
         pytest.skip("needs /dev/full")
+    file_ledger_only(engine)
     saved = await engine.create_area(area())
     ledger = engine.journal.ledger
     nxt = ledger.folder / f"runs-{int(ledger.current.name[5:13]) + 1:08d}.ledger"
@@ -159,6 +170,7 @@ def test_a_run_spread_over_segments_is_read_in_order(tmp_path: Path) -> None:
 async def test_a_ledger_that_cannot_be_replayed_is_set_aside_and_the_engine_starts(
         make_engine: EngineFactory, data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     engine = await make_engine()
+    file_ledger_only(engine)
     saved = await engine.create_area(area())
     [journaled] = await engine.run_now(saved.id, {"title": "x"})
     await engine.wait_idle()
