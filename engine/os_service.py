@@ -420,13 +420,13 @@ def _csv_rows(text: str) -> list[list[str]]:
 
 
 def engine_answers(data_dir: Path) -> str:
-    """Whether an engine answers on ``data_dir``'s control channel."""
+    """Whether an engine answers on ``data_dir``'s control channel, and in which role
+    (active, or standing by for another on the same PostgreSQL database)."""
     import asyncio
 
     from engine.control import ControlClient
     from engine.errors import HooklineError
     from engine.lock import DataDirLock
-    from engine.store import NotFound
 
     lock = DataDirLock(data_dir)
     if not lock.held_elsewhere():
@@ -435,22 +435,19 @@ def engine_answers(data_dir: Path) -> str:
         return (f"an engine holds {data_dir} (pid {lock.holder()}) but has no control "
                 "channel (yet)")
 
-    async def knock() -> str:
+    async def ask() -> str:
         try:
             async with asyncio.timeout(10):
-                # A command no engine has: any engine that answers it, with the folder's
-                # token, is alive and is the one the folder's control file names.
-                await ControlClient(data_dir).call("POST", "/command/service.status", {})
-        except NotFound:
-            pass
+                answer = await ControlClient(data_dir).call("GET", "/role")
         except HooklineError as exc:
             return f"an engine answers on {data_dir} but refuses: {exc}"
         except (OSError, TimeoutError, ValueError) as exc:
             return (f"an engine holds {data_dir} (pid {lock.holder()}) but does not answer "
                     f"on its control channel ({exc or type(exc).__name__})")
-        return f"an engine answers on {data_dir}'s control channel (pid {lock.holder()})"
+        return (f"an engine answers on {data_dir}'s control channel (pid "
+                f"{answer.get('pid', lock.holder())}, {answer.get('role', 'active')})")
 
-    return asyncio.run(knock())
+    return asyncio.run(ask())
 
 
 # ------------------------------------------------------------------------ the command

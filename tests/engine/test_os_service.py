@@ -375,8 +375,8 @@ async def test_status_says_an_engine_answers_on_the_control_channel(
     process = await asyncio.create_subprocess_exec(
         *ENGINE, "service", "status", cwd=ROOT, stdout=asyncio.subprocess.PIPE)
     out, _ = await asyncio.wait_for(process.communicate(), 120)
-    assert f"an engine answers on {data_dir}'s control channel (pid {os.getpid()})" \
-        in out.decode()
+    assert (f"an engine answers on {data_dir}'s control channel (pid {os.getpid()}, active)"
+            in out.decode())
 
 
 def test_install_and_uninstall_with_launchd(manager: Manager, home: Path, data_dir: Path,
