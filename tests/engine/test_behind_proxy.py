@@ -6,6 +6,7 @@ real engine (only /hooks/ forwarded, the body limit, TLS at the proxy)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import hashlib
 import hmac
@@ -28,8 +29,10 @@ from cryptography.x509.oid import NameOID
 from engine.app import Engine
 from engine.areas import AreaSpec
 from engine.bus import RUN_FINISHED
+from engine.settings import Settings
+from engine.standby import ACTIVE, ENGINE_ROLE, STANDBY
 from tests.engine import probe
-from tests.engine.conftest import EngineFactory, next_message
+from tests.engine.conftest import FAST, EngineFactory, next_message, registry
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "server.md"
 PUBLIC = "hooks.example.org"
@@ -125,10 +128,11 @@ async def test_bound_to_every_interface_there_is_no_host_check(
 # ------------------------------------------------------------------ the page's configs
 
 
-def doc_block(language: str) -> str:
+def doc_block(language: str, index: int = 0) -> str:
+    """docs/server.md's ``index``-th code block in ``language``."""
     blocks = re.findall(rf"```{language}\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
-    assert len(blocks) == 1, f"docs/server.md should have one {language} block"
-    return str(blocks[0])
+    assert len(blocks) > index, f"docs/server.md has no {language} block #{index + 1}"
+    return str(blocks[index])
 
 
 def free_port() -> int:
@@ -172,36 +176,78 @@ async def wait_for_port(port: int, process: asyncio.subprocess.Process, log: Pat
             return
 
 
+def proxy_binary(kind: str) -> str:
+    binary = shutil.which(kind) or shutil.which(kind, path="/usr/sbin:/usr/bin")
+    if binary is None:
+        pytest.skip(f"{kind} is not installed: it would run docs/server.md's {kind} "
+                    f"configuration (Debian: apt-get install {kind})")
+    return binary
+
+
+def nginx_conf(folder: Path, port: int, upstreams: list[int]) -> Path:
+    """The page's nginx server (with its two-machine upstream for two listeners) on
+    ``port`` of 127.0.0.1, a stand-in certificate, everything else in ``folder``."""
+    cert, key = certificate(folder)
+    server = doc_block("nginx")
+    server = server.replace("listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;")
+    server = server.replace("listen [::]:443 ssl;\n", "")
+    server = re.sub(r"/etc/letsencrypt/live/[^;]*/fullchain.pem", str(cert), server)
+    server = re.sub(r"/etc/letsencrypt/live/[^;]*/privkey.pem", str(key), server)
+    upstream = ""
+    if len(upstreams) == 1:
+        server = server.replace("127.0.0.1:8787", f"127.0.0.1:{upstreams[0]}")
+    else:
+        two, _, location = doc_block("nginx", 1).partition("# and in location /hooks/")
+        addresses = iter(upstreams)
+        upstream = re.sub(r"server [0-9.]+:8787",
+                          lambda _m: f"server 127.0.0.1:{next(addresses)}", two)
+        lines = location.split("\n", 1)[1]
+        server = re.sub(r" *proxy_pass http://127\.0\.0\.1:8787;[^\n]*\n", lines, server)
+        assert "proxy_next_upstream" in server and "127.0.0.1:8787" not in server
+    temp = "".join(f"{what}_temp_path {folder / what};\n"
+                   for what in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = folder / "nginx.conf"
+    conf.write_text(f"daemon off;\nworker_processes 1;\npid {folder / 'nginx.pid'};\n"
+                    f"error_log {folder / 'proxy.log'};\nevents {{}}\nhttp {{\n"
+                    f"access_log off;\n{temp}{upstream}{server}}}\n", encoding="utf-8")
+    return conf
+
+
+@contextlib.asynccontextmanager
+async def running(argv: list[str], port: int, folder: Path) -> AsyncIterator[None]:
+    """The proxy started, until it accepts connections on ``port``; stopped after."""
+    log = folder / "proxy.log"
+    with log.open("ab") as out:
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdout=out, stderr=out, cwd=folder,
+            env={"HOME": str(folder), "XDG_DATA_HOME": str(folder / "data"),
+                 "XDG_CONFIG_HOME": str(folder / "config"), "PATH": "/usr/bin:/bin"})
+    try:
+        await wait_for_port(port, process, log)
+        yield
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 30)
+
+
 @pytest.fixture
 async def proxied(request: pytest.FixtureRequest, make_engine: EngineFactory,
                   tmp_path: Path) -> AsyncIterator[tuple[Engine, int, Path]]:
     """A real engine behind the page's nginx or Caddy configuration, which listens
     with TLS on a free port of 127.0.0.1 instead of 443."""
     kind = request.param
-    binary = shutil.which(kind) or shutil.which(kind, path="/usr/sbin:/usr/bin")
-    if binary is None:
-        pytest.skip(f"{kind} is not installed: it would run docs/server.md's {kind} "
-                    f"configuration (Debian: apt-get install {kind})")
+    binary = proxy_binary(kind)
     engine = await make_engine(public_url=f"https://{PUBLIC}")
     assert engine.listener is not None
-    port, cert, key = free_port(), *certificate(tmp_path)
-    upstream = f"127.0.0.1:{engine.listener.port}"
-    log = tmp_path / "proxy.log"
+    port = free_port()
+    cert = tmp_path / "fullchain.pem"
     if kind == "nginx":
-        server = doc_block("nginx")
-        server = server.replace("listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;")
-        server = server.replace("listen [::]:443 ssl;\n", "")
-        server = re.sub(r"/etc/letsencrypt/live/[^;]*/fullchain.pem", str(cert), server)
-        server = re.sub(r"/etc/letsencrypt/live/[^;]*/privkey.pem", str(key), server)
-        server = server.replace("127.0.0.1:8787", upstream)
-        temp = "".join(f"{what}_temp_path {tmp_path / what};\n"
-                       for what in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        conf = tmp_path / "nginx.conf"
-        conf.write_text(f"daemon off;\nworker_processes 1;\npid {tmp_path / 'nginx.pid'};\n"
-                        f"error_log {log};\nevents {{}}\nhttp {{\naccess_log off;\n{temp}"
-                        f"{server}}}\n", encoding="utf-8")
-        argv = [binary, "-p", str(tmp_path), "-c", str(conf)]
+        argv = [binary, "-p", str(tmp_path), "-c",
+                str(nginx_conf(tmp_path, port, [engine.listener.port]))]
     else:
+        cert, key = certificate(tmp_path)
+        upstream = f"127.0.0.1:{engine.listener.port}"
         site = doc_block("caddy")
         site = site.replace(f"{PUBLIC} {{", f"https://{PUBLIC}:{port} {{\n\tbind 127.0.0.1\n"
                                             f"\ttls {cert} {key}", 1)
@@ -211,18 +257,8 @@ async def proxied(request: pytest.FixtureRequest, make_engine: EngineFactory,
                         f"\tstorage file_system {tmp_path / 'caddy'}\n}}\n{site}",
                         encoding="utf-8")
         argv = [binary, "run", "--config", str(conf), "--adapter", "caddyfile"]
-    with log.open("ab") as out:
-        process = await asyncio.create_subprocess_exec(
-            *argv, stdout=out, stderr=out, cwd=tmp_path,
-            env={"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data"),
-                 "XDG_CONFIG_HOME": str(tmp_path / "config"), "PATH": "/usr/bin:/bin"})
-    try:
-        await wait_for_port(port, process, log)
+    async with running(argv, port, tmp_path):
         yield engine, port, cert
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), 30)
 
 
 async def through(proxy: tuple[Engine, int, Path], method: str, path: str,
@@ -265,3 +301,50 @@ async def test_the_pages_proxy_forwards_hooks_only(
     assert status == 413 and ("larger than 1024 KiB" in text) == (kind == "caddy"), text
     await engine.wait_idle()
     assert len(probe.controls.received) == 1
+
+
+async def test_two_machines_on_one_database_behind_the_pages_nginx(
+        postgres_url: str, tmp_path: Path) -> None:
+    """The page's two-machine upstream: every delivery reaches the active engine, the
+    standby's 503 sends nginx to the other; after a takeover the new active one takes
+    them (two engines with data folders of their own, as on two machines)."""
+    binary = proxy_binary("nginx")
+    settings = Settings.from_mapping({**FAST, "database_url": postgres_url,
+                                      "public_url": f"https://{PUBLIC}"})
+    first = Engine(tmp_path / "a", settings=settings, registry=registry())
+    second = Engine(tmp_path / "b", settings=settings, registry=registry())
+    starting: asyncio.Future[None] | None = None
+    try:
+        await first.start()
+        path = await hook_path(first)
+        standing_by = next_message(second, ENGINE_ROLE, lambda m: m.data["role"] == STANDBY)
+        starting = asyncio.ensure_future(second.start())
+        await standing_by
+        assert first.listener is not None and second.listener is not None
+        port = free_port()
+        folder = tmp_path / "nginx"
+        folder.mkdir()
+        conf = nginx_conf(folder, port, [first.listener.port, second.listener.port])
+        proxy = (first, port, folder / "fullchain.pem")
+        async with running([binary, "-p", str(folder), "-c", str(conf)], port, folder):
+            for n in range(4):  # round robin: half of them meet the standby first
+                body = json.dumps({"n": n}).encode()
+                status, text = await through(proxy, "POST", path, body, signed(body))
+                assert status == 202, text
+            await first.wait_idle()
+
+            active = next_message(second, ENGINE_ROLE, lambda m: m.data["role"] == ACTIVE)
+            await first.aclose()
+            await active
+            await asyncio.wait_for(starting, 30)
+            body = json.dumps({"n": 4}).encode()
+            status, text = await through(proxy, "POST", path, body, signed(body))
+            assert status == 202, text
+            await second.wait_idle()
+        assert sorted(r["text"] for r in probe.controls.received) == [
+            f"{n} from 127.0.0.1" for n in range(5)]
+    finally:
+        if starting is not None and not starting.done():
+            starting.cancel()
+        await second.aclose()
+        await first.aclose()
