@@ -135,6 +135,12 @@ def doc_block(language: str, index: int = 0) -> str:
     return str(blocks[index])
 
 
+def listening(engine: Engine) -> int:
+    """The port ``engine``'s webhook listener has bound."""
+    assert engine.listener is not None and engine.listener.port is not None
+    return engine.listener.port
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -239,15 +245,14 @@ async def proxied(request: pytest.FixtureRequest, make_engine: EngineFactory,
     kind = request.param
     binary = proxy_binary(kind)
     engine = await make_engine(public_url=f"https://{PUBLIC}")
-    assert engine.listener is not None
     port = free_port()
     cert = tmp_path / "fullchain.pem"
     if kind == "nginx":
         argv = [binary, "-p", str(tmp_path), "-c",
-                str(nginx_conf(tmp_path, port, [engine.listener.port]))]
+                str(nginx_conf(tmp_path, port, [listening(engine)]))]
     else:
         cert, key = certificate(tmp_path)
-        upstream = f"127.0.0.1:{engine.listener.port}"
+        upstream = f"127.0.0.1:{listening(engine)}"
         site = doc_block("caddy")
         site = site.replace(f"{PUBLIC} {{", f"https://{PUBLIC}:{port} {{\n\tbind 127.0.0.1\n"
                                             f"\ttls {cert} {key}", 1)
@@ -320,11 +325,10 @@ async def test_two_machines_on_one_database_behind_the_pages_nginx(
         standing_by = next_message(second, ENGINE_ROLE, lambda m: m.data["role"] == STANDBY)
         starting = asyncio.ensure_future(second.start())
         await standing_by
-        assert first.listener is not None and second.listener is not None
         port = free_port()
         folder = tmp_path / "nginx"
         folder.mkdir()
-        conf = nginx_conf(folder, port, [first.listener.port, second.listener.port])
+        conf = nginx_conf(folder, port, [listening(first), listening(second)])
         proxy = (first, port, folder / "fullchain.pem")
         async with running([binary, "-p", str(folder), "-c", str(conf)], port, folder):
             for n in range(4):  # round robin: half of them meet the standby first
