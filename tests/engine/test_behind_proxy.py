@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from engine import os_service
 from engine.app import Engine
 from engine.areas import AreaSpec
 from engine.bus import RUN_FINISHED
@@ -325,6 +326,10 @@ async def test_two_machines_on_one_database_behind_the_pages_nginx(
         standing_by = next_message(second, ENGINE_ROLE, lambda m: m.data["role"] == STANDBY)
         starting = asyncio.ensure_future(second.start())
         await standing_by
+        # what `hookline service status` says of each machine's engine
+        for engine, role in ((first, "active"), (second, "standby")):
+            said = await asyncio.to_thread(os_service.engine_answers, engine.data_dir)
+            assert said.endswith(f", {role})"), said
         port = free_port()
         folder = tmp_path / "nginx"
         folder.mkdir()
