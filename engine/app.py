@@ -1351,7 +1351,8 @@ class Engine:
                         "let go of the database", waited)
             self._set_role(ACTIVE, "the engine that was active stopped",
                            took_over_after=round(waited, 1))
-        missing = await asyncio.to_thread(standby_secrets_missing, self)
+        names = {a.id: f"{a.service_id}: {a.name}" for a in await self.accounts.accounts()}
+        missing = await asyncio.to_thread(standby_secrets_missing, self, names)
         if missing:
             said = "; ".join(missing[:10]) + (f"; and {len(missing) - 10} more"
                                               if len(missing) > 10 else "")
@@ -1392,15 +1393,16 @@ class Engine:
         self.stepped_down.set()
 
 
-def standby_secrets_missing(engine: Engine) -> list[str]:
+def standby_secrets_missing(engine: Engine, accounts: Mapping[str, str]) -> list[str]:
     """What the areas need from this machine's keyring and cannot read: required secret
-    parameters and the tokens of the accounts their steps act as (a webhook's own token
-    only shows its address: deliveries are routed by its hash, from the database)."""
+    parameters and the tokens of the accounts their steps act as (``accounts``: id ->
+    how to name it). A webhook's own token only shows its address: deliveries are routed
+    by its hash, from the database."""
     from engine.auth.accounts import token_ref
     from engine.standby import unreadable
 
     refs: list[tuple[str, str]] = []
-    accounts: set[str] = set()
+    used: set[str] = set()
     for area in engine.areas():
         if area.state in (life.OFF, life.DONE, life.DRAFT):
             continue
@@ -1415,9 +1417,9 @@ def standby_secrets_missing(engine: Engine) -> list[str]:
                       secret_ref(area.id, step.slot(is_trigger), p.name))
                      for p in spec.params if p.is_secret and p.required]
             if step.account:
-                accounts.add(step.account)
-    refs += [(f"the account {account}'s token", token_ref(account))
-             for account in sorted(accounts)]
+                used.add(step.account)
+    refs += [(f"the account {accounts.get(account, account)}", token_ref(account))
+             for account in sorted(used)]
     return unreadable(refs, engine.secrets.get)
 
 

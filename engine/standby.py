@@ -114,7 +114,7 @@ class Lease:
                   "-c idle_in_transaction_session_timeout=0")
         self.conn = psycopg.connect(
             **connect_args(self.url), autocommit=True, connect_timeout=5,
-            application_name="hookline lease", keepalives=1, keepalives_idle=idle,
+            application_name="hookline-lease", keepalives=1, keepalives_idle=idle,
             keepalives_interval=interval, keepalives_count=count,
             tcp_user_timeout=notice_ms, options=server)
 

@@ -6,7 +6,9 @@ database; the standby's start returns once it has taken over.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -20,10 +22,11 @@ from engine.app import Engine
 from engine.areas import AreaSpec
 from engine.bus import NOTIFICATION, RUN_FINISHED
 from engine.catalog.service import Item
+from engine.cli import cmd_doctor
 from engine.control import ControlClient
 from engine.errors import HooklineError
 from engine.secrets import SecretStore
-from engine.settings import Settings
+from engine.settings import Settings, save_settings
 from engine.standby import ACTIVE, ENGINE_ROLE, FENCED, STANDBY
 from engine.storage.schema import events, runs
 from tests.engine import probe
@@ -49,6 +52,7 @@ async def make(postgres_url: str, tmp_path: Path) -> AsyncIterator[Make]:
 
     def new(name: str, **kwargs: Any) -> Engine:
         settings = Settings.from_mapping({**FAST, "database_url": postgres_url})
+        save_settings(tmp_path / name, settings)  # for the CLI on that folder
         engine = Engine(tmp_path / name, settings=settings, registry=registry(), **kwargs)
         made.append(engine)
         return engine
@@ -230,3 +234,17 @@ async def test_the_engine_taking_over_names_the_secrets_its_keyring_lacks(
     body = (await said).data["body"]
     assert "“From GitHub” its trigger: Webhook secret" in body
     assert "s3cret" not in body
+
+
+async def test_doctor_says_each_engines_role_and_that_one_holds_the_lease(
+        make: Make, capsys: pytest.CaptureFixture[str]) -> None:
+    first = make("a")
+    await first.start()
+    second = make("b")
+    await standing_by(second)
+    for engine, said in ((first, ACTIVE), (second, STANDBY)):
+        capsys.readouterr()
+        await cmd_doctor(argparse.Namespace(), engine.data_dir)
+        out = capsys.readouterr().out
+        assert f"running (pid {os.getpid()}, {said})" in out
+        assert "an engine is active on this database (server pid" in out
