@@ -303,8 +303,11 @@ async def test_the_pages_proxy_forwards_hooks_only(
         assert status == 404 and "Hookline" not in text, other  # the proxy's, not ours
     big = b'{"n": "' + b"x" * (1024 * 1024) + b'"}'
     status, text = await through(proxied, "POST", path, big, signed(big))
-    # nginx refuses it itself (client_max_body_size); Caddy passes the listener's on
-    assert status == 413 and ("larger than 1024 KiB" in text) == (kind == "caddy"), text
+    if kind == "nginx":  # refused by nginx itself (client_max_body_size)
+        assert status == 413 and "larger than" not in text, text
+    else:  # Caddy 2.6 passes the listener's 413 on, or 502 if it closed first (a race)
+        assert status in (413, 502), text
+        assert status == 502 or "larger than 1024 KiB" in text, text
     await engine.wait_idle()
     assert len(probe.controls.received) == 1
 
