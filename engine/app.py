@@ -273,7 +273,7 @@ class Engine:
         if hasattr(self, "writer"):
             await self.writer.aclose()
         if self.lease is not None:  # after the ledger's last rows: they go on its session
-            await asyncio.to_thread(self.lease.close)
+            await asyncio.to_thread(self.lease.stop)  # a standby's start() ends too
             self.lease = None
         if self.observe is not None:  # after the last records: their events go out too
             await self.observe.aclose()

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
 
+from engine.errors import HooklineError
 from engine.storage.db import sync_url
 
 if TYPE_CHECKING:
@@ -81,8 +82,9 @@ def connect_args(url: str) -> dict[str, Any]:
     return args
 
 
-class LeaseLost(Exception):
-    """The lease connection did not answer: the lock may be someone else's now."""
+class LeaseLost(HooklineError):
+    """The lease connection did not answer (the lock may be someone else's now), or the
+    engine was stopped while it stood by."""
 
 
 class Lease:
@@ -101,6 +103,8 @@ class Lease:
         self.url = url
         self.held = False
         self.conn: psycopg.Connection[Any] | None = None
+        #: the engine is stopping: a standby's wait ends
+        self.stopped = False
 
     def open(self) -> None:
         """Connect (blocking): keepalives both ends, a bounded wait for a dead peer."""
@@ -133,6 +137,8 @@ class Lease:
         began = time.monotonic()
         failing = False
         while True:
+            if self.stopped:
+                raise LeaseLost("the engine was stopped while it stood by")
             try:
                 if await asyncio.to_thread(self.try_take):
                     return time.monotonic() - began
@@ -176,6 +182,11 @@ class Lease:
             if not row or not row[0]:
                 return
             time.sleep(0.05)
+
+    def stop(self) -> None:
+        """For good: close, and end a standby's :meth:`wait`."""
+        self.stopped = True
+        self.close()
 
     def close(self) -> None:
         """Close the connection (the server frees the lock with the session)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -27,7 +28,7 @@ from engine.control import ControlClient
 from engine.errors import HooklineError
 from engine.secrets import SecretStore
 from engine.settings import Settings, save_settings
-from engine.standby import ACTIVE, ENGINE_ROLE, FENCED, STANDBY
+from engine.standby import ACTIVE, ENGINE_ROLE, FENCED, STANDBY, LeaseLost
 from engine.storage.schema import events, runs
 from tests.engine import probe
 from tests.engine.conftest import FAST, bury, freeze, next_message, registry
@@ -59,7 +60,15 @@ async def make(postgres_url: str, tmp_path: Path) -> AsyncIterator[Make]:
 
     yield new
     for engine in made:
-        await engine.aclose()
+        await engine.aclose()  # a standby's start() ends (LeaseLost), its task is done
+    for task in STARTS:
+        with contextlib.suppress(LeaseLost):
+            await asyncio.wait_for(task, TAKEOVER)
+    STARTS.clear()
+
+
+#: the starts of engines standing by (a test need not wait for them)
+STARTS: list[asyncio.Future[None]] = []
 
 
 def role(engine: Engine, wanted: str) -> asyncio.Future[Any]:
@@ -68,12 +77,13 @@ def role(engine: Engine, wanted: str) -> asyncio.Future[Any]:
                                               lambda m: m.data["role"] == wanted, TAKEOVER))
 
 
-async def standing_by(engine: Engine) -> asyncio.Task[None]:
+async def standing_by(engine: Engine) -> asyncio.Future[None]:
     """Start ``engine`` while another is active; returns once it says it stands by."""
     said = role(engine, STANDBY)
     starting = asyncio.ensure_future(engine.start())
+    STARTS.append(starting)
     await said
-    return starting  # type: ignore[return-value]
+    return starting
 
 
 async def post(url: str, n: int) -> tuple[int, dict[str, str], dict[str, Any]]:
