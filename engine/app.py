@@ -159,6 +159,8 @@ class Engine:
         self.role = ACTIVE
         #: set when the lease is lost: `hookline serve` then starts again, as a standby
         self.stepped_down = asyncio.Event()
+        #: seconds to stand by before the first try of the lease (after stepping down)
+        self.stand_by_first = 0.0
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -1297,7 +1299,7 @@ class Engine:
         then. The writer's ids, the ledger replay and recovery all come after this."""
         lease = self.lease = Lease(self.url)
         await asyncio.to_thread(lease.open)
-        if await asyncio.to_thread(lease.try_take):
+        if not self.stand_by_first and await asyncio.to_thread(lease.try_take):
             return
         self.role = STANDBY  # the listener and the control channel say so from the start
         if self._listen:
@@ -1310,7 +1312,7 @@ class Engine:
                          reason="another Hookline engine is active on this database")
         log.warning("standing by: another Hookline engine is active on this database; "
                     "this one takes over when it stops (its lease is tried every second)")
-        self._stood_by = await lease.wait()
+        self._stood_by = await lease.wait(first_after=self.stand_by_first)
         await self.control.aclose()  # the active engine's own comes up once it is ready
         self.control = None
         await asyncio.to_thread(lease.settle)  # the previous engine's last commits land

@@ -165,13 +165,17 @@ class Session:
 async def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
     """Run the engine until Ctrl+C or SIGTERM. On a shared PostgreSQL database an
     engine that lost its lease stops firing and starts again, as a standby."""
-    while (code := await _serve_once(args, data_dir)) is None:
+    stepped_down = False
+    while (code := await _serve_once(args, data_dir, stepped_down)) is None:
         print("Lost the database's lease: starting again as a standby…", flush=True)
+        stepped_down = True
     return code
 
 
-async def _serve_once(args: argparse.Namespace, data_dir: Path) -> int | None:
-    """One engine's life: 0 when asked to stop, None when it stepped down."""
+async def _serve_once(args: argparse.Namespace, data_dir: Path,
+                      stepped_down: bool = False) -> int | None:
+    """One engine's life: 0 when asked to stop, None when it stepped down (then the
+    next stands by a while before trying the lease: the other engine goes first)."""
     import asyncio
     import signal
 
@@ -196,6 +200,8 @@ async def _serve_once(args: argparse.Namespace, data_dir: Path) -> int | None:
         settings = settings.replace(**overrides)
     logs.configure(data_dir, "DEBUG" if args.verbose else settings.log_level)
     engine = Engine(data_dir, settings=settings)
+    if stepped_down:
+        engine.stand_by_first = standby.STEP_DOWN_PAUSE
     engine.bus.subscribe("*", functools.partial(_log_message, logs.RunLog(log)))
     engine.bus.subscribe(standby.ENGINE_ROLE, functools.partial(_say_role, engine))
     stop = asyncio.Event()

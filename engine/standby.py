@@ -55,6 +55,9 @@ FENCED = "fenced"
 STANDBY_REASON = "standby: another Hookline engine is active on this database"
 #: seconds between a standby's tries of the lock
 RETRY = 1.0
+#: seconds an engine that lost its lease stands by before trying it again: the standby
+#: (trying every second) takes over first
+STEP_DOWN_PAUSE = 5.0
 #: seconds between the active engine's checks of its lease connection, and each one's bound
 CHECK_EVERY = 2.0
 CHECK_TIMEOUT = 3.0
@@ -131,11 +134,13 @@ class Lease:
         self.held = bool(row and row[0])
         return self.held
 
-    async def wait(self, every: float = RETRY) -> float:
-        """Try the lock every ``every`` seconds until it is ours; the seconds waited.
-        A dropped connection (the server restarting) is opened again."""
+    async def wait(self, every: float = RETRY, first_after: float = 0.0) -> float:
+        """Try the lock every ``every`` seconds (the first time after ``first_after``)
+        until it is ours; the seconds waited. A dropped connection (the server
+        restarting) is opened again."""
         began = time.monotonic()
         failing = False
+        await asyncio.sleep(first_after)
         while True:
             if self.stopped:
                 raise LeaseLost("the engine was stopped while it stood by")

@@ -134,9 +134,9 @@ def pending_events(url: str) -> int:
         return int(row[0]) if row else -1
 
 
-async def test_killing_the_active_engine_again_and_again_loses_nothing_acknowledged(
-        postgres_url: str, tmp_path: Path) -> None:
-    out = tmp_path / "received.txt"
+async def two_machines(postgres_url: str, tmp_path: Path, out: Path) -> list[Serve]:
+    """Two data folders on the database, an area appending deliveries to ``out``, and
+    `hookline serve` on each: the first active, the second standing by."""
     folders = [tmp_path / "machine-a", tmp_path / "machine-b"]
     for folder in folders:
         hookline(folder, "settings", "set", "database_url", postgres_url)
@@ -148,12 +148,39 @@ async def test_killing_the_active_engine_again_and_again_loses_nothing_acknowled
                        "params": {"path": str(out), "text": "{{ trigger.body.n }}"}}],
     }))
     hookline(folders[0], "areas", "import", str(area_file))
-    ports = [free_port(), free_port()]
-    engines = [Serve(folder, port) for folder, port in zip(folders, ports, strict=True)]
+    engines = [Serve(folder, free_port()) for folder in folders]
     await engines[0].start()
     await engines[0].until(engines[0].active)
     await engines[1].start()
     await engines[1].until(engines[1].standing_by)
+    return engines
+
+
+async def test_an_engine_cut_off_from_its_lease_stops_and_stands_by_again(
+        postgres_url: str, tmp_path: Path) -> None:
+    engines = await two_machines(postgres_url, tmp_path, tmp_path / "received.txt")
+    try:
+        with psycopg.connect(**connect_args(postgres_url), autocommit=True) as conn:
+            # the server ends the lease's session, as for a machine gone silent
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = "
+                         "'advisory' AND granted AND database = (SELECT oid FROM "
+                         "pg_database WHERE datname = current_database())")
+        await engines[1].until(engines[1].active)
+        await engines[0].until(engines[0].standing_by)
+        said = "".join(engines[0].lines)
+        assert "lost the database lease" in said
+        assert "Lost the database's lease: starting again as a standby" in said
+    finally:
+        for engine in engines:
+            await engine.stop()
+
+
+async def test_killing_the_active_engine_again_and_again_loses_nothing_acknowledged(
+        postgres_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "received.txt"
+    engines = await two_machines(postgres_url, tmp_path, out)
+    folders = [engine.data_dir for engine in engines]
+    ports = [engine.port for engine in engines]
     url = json.loads(hookline(folders[0], "areas", "show", "Deliveries to a file",
                               "--json").stdout)["webhook_url"]
     sender = Sender(ports, url.rsplit("/", 1)[1])
