@@ -230,10 +230,10 @@ async def _serve_once(args: argparse.Namespace, data_dir: Path,
               f"{sum(1 for a in engine.areas() if a.active)} active. Ctrl+C stops.",
               flush=True)
         settle_after_start()
-        stepped_down = asyncio.ensure_future(engine.stepped_down.wait())
+        lost = asyncio.ensure_future(engine.stepped_down.wait())
         stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({stepped_down, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        for waiting in (stepped_down, stopping):
+        await asyncio.wait({lost, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in (lost, stopping):
             waiting.cancel()
         if not stop.is_set():
             return None
