@@ -13,7 +13,6 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
 from engine import logs
-from engine.app import Engine
 from engine.control import ControlClient
 from engine.errors import HooklineError
 from engine.lock import DataDirLock
@@ -29,6 +28,10 @@ log = logging.getLogger(__name__)
 NO_TRAY = ("this desktop has no notification area (system tray) for Hookline to show it "
            "in, so it went only to Hookline's log. Turn a tray on (on GNOME: the "
            "AppIndicator extension), or send it another way, e.g. by email.")
+
+
+#: What ``run`` returns when the user chose another engine: ``main`` opens the app again.
+REOPEN = -1
 
 
 def hand_off(data_dir: Path) -> bool:
@@ -84,9 +87,9 @@ async def run(app: QApplication, data_dir: Path) -> int:
     (the tray's, the window's, logout, SIGTERM or SIGINT)."""
     from desktop import first_start
     from desktop.bridge import EngineBridge
-    from desktop.engine_thread import EngineThread
     from desktop.main_window import MainWindow
     from desktop.os_signals import QuitOnSignals
+    from desktop.remote_dialog import cannot_reach, engine_for, open_engine, show_engine
     from desktop.tasks import WidgetTasks
     from desktop.tray import Tray
     from integrations import machine, notify
@@ -103,19 +106,18 @@ async def run(app: QApplication, data_dir: Path) -> int:
     clipboard = Clipboard(app)
     machine.readers["clipboard"] = clipboard.read
     new = first_start.is_new(data_dir)  # before the engine creates its database
-    engine = Engine(data_dir)
+    engine = engine_for(data_dir)  # this computer's, or the one it is attached to
     logs.configure(data_dir, engine.settings.log_level)
-    thread = EngineThread(engine)
     try:
-        await thread.start()
+        thread = await open_engine(engine, data_dir, cannot_reach)
     except HooklineError as exc:  # locked by another copy, a damaged database...
         signals.close()
         app.aboutToQuit.disconnect(stop_waiting)
         print(f"hookline: {exc}", file=sys.stderr)
         cannot_start(str(exc))
         return 1
-    bridge = EngineBridge(engine, thread)
-    if new and not bridge.areas():
+    bridge = EngineBridge(thread.engine, thread)
+    if new and bridge.remote is None and not bridge.areas():
         await first_start.add_demo(bridge, data_dir)
     window = MainWindow(bridge)
     tray = Tray(bridge, window)
@@ -125,6 +127,16 @@ async def run(app: QApplication, data_dir: Path) -> int:
     if not (tray.available and QSystemTrayIcon.supportsMessages()):
         notify.not_shown_because = NO_TRAY
     answer_hand_offs(bridge, window)
+    show_engine(bridge, window, tray, tray.tasks.spawn)
+    reopen = False
+
+    def switch_engine() -> None:  # another engine chosen: this run ends, main reopens
+        nonlocal reopen
+        reopen = True
+        quitting.set()
+
+    bridge.switchRequested.connect(switch_engine)
+
     # Logout: the session manager asks the app to save its state, then ends it.
     def end_session(_manager: object) -> None:
         app.quit()
@@ -160,7 +172,7 @@ async def run(app: QApplication, data_dir: Path) -> int:
         app.aboutToQuit.disconnect(stop_waiting)
         app.commitDataRequest.disconnect(end_session)
         app.lastWindowClosed.disconnect(last_window_closed)
-    return 0
+    return REOPEN if reopen else 0
 
 
 def main(data_dir: Path) -> int:
@@ -177,12 +189,15 @@ def main(data_dir: Path) -> int:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     with loop:
-        task = loop.create_task(run(app, data_dir))
-        task.add_done_callback(lambda _task: loop.stop())
-        loop.run_forever()  # until run() ends, or Quit (tray, logout) ends Qt's loop
-        # Quit stops Qt's event loop at once: run it again until the engine has
-        # closed cleanly (runs under way are journaled, the folder lock released).
-        try:
-            return int(loop.run_until_complete(task))
-        except asyncio.CancelledError:
-            return 0
+        while True:  # again when the user chose another engine (REOPEN)
+            task = loop.create_task(run(app, data_dir))
+            task.add_done_callback(lambda _task: loop.stop())
+            loop.run_forever()  # until run() ends, or Quit (tray, logout) ends Qt's loop
+            # Quit stops Qt's event loop at once: run it again until the engine has
+            # closed cleanly (runs under way are journaled, the folder lock released).
+            try:
+                code = int(loop.run_until_complete(task))
+            except asyncio.CancelledError:
+                return 0
+            if code != REOPEN:
+                return code

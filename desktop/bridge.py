@@ -18,6 +18,7 @@ from PySide6.QtCore import QMetaMethod, QObject, Qt, Signal
 
 from desktop.engine_thread import EngineThread
 from desktop.forms import FieldChoice, payload_choices
+from desktop.remote_engine import CONNECTION, THIS_COMPUTER, RemoteEngine
 from desktop.state import PAUSED_AREAS, DesktopState
 from engine import bus as topics
 from engine import lifecycle as life
@@ -106,6 +107,11 @@ class EngineBridge(QObject):
         pausedAllChanged(bool): "Pause all" took effect (True) or was undone (False).
         settingsChanged(): new settings were saved and applied (``settings``).
         showRequested(): a second launch asked this app to show its window.
+        connection(str, str): an engine on another computer was reached again
+            (``connected``) or is being reached again (``reconnecting``), and the words
+            to show.
+        switchRequested(): another engine was chosen (Connect to another computer…,
+            Use this computer's engine): the app reopens on it.
     """
 
     runStarted = Signal(dict)
@@ -120,6 +126,8 @@ class EngineBridge(QObject):
     pausedAllChanged = Signal(bool)
     settingsChanged = Signal()
     showRequested = Signal()
+    connection = Signal(str, str)
+    switchRequested = Signal()
     #: Internal: the engine's thread has queued messages (emitted there, queued here).
     _wake = Signal()
     #: Internal: a function to call on this thread (from the engine's).
@@ -130,6 +138,10 @@ class EngineBridge(QObject):
         super().__init__(parent)
         self.engine = engine
         self.engine_thread = thread
+        #: the engine on another computer this app is attached to (None: its own)
+        self.remote = engine if isinstance(engine, RemoteEngine) else None
+        #: which engine, in the window's title and the tray ("this computer", a name)
+        self.where = self.remote.name if self.remote is not None else THIS_COMPUTER
         #: Small things the app remembers between runs (paused-all areas, tray hint).
         self.state = DesktopState(engine.data_dir)
         self._inbox: deque[Message] = deque()
@@ -235,6 +247,8 @@ class EngineBridge(QObject):
             self.triggerHealth.emit(data["area_id"], "")
         elif topic in (topics.ACCOUNT_CHANGED, topics.ACCOUNT_NEEDS_RECONNECT):
             self.accountChanged.emit(str(data.get("account_id", "")))
+        elif topic == CONNECTION:
+            self.connection.emit(data["state"], data["text"])
 
     # ----------------------------------------------------------------- reads
 
@@ -549,6 +563,10 @@ class EngineBridge(QObject):
 
     async def save_settings(self, settings: Settings) -> None:
         """Write ``settings`` to the data folder and apply what can change at once."""
+        if self.remote is not None:  # kept in the engine's folder, on its computer
+            await self.call(self.remote.save_settings(settings))
+            self.settingsChanged.emit()
+            return
         await asyncio.to_thread(save_settings, self.engine.data_dir, settings)
         await self.apply_settings(settings)
 

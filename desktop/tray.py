@@ -212,7 +212,8 @@ class Tray(QObject):
             self._status = status
             self.icon.setIcon(badged_icon(status))
         failing = [r.name for r in rows if r.health in ("failing", "paused")]
-        tip = STATE_TEXT[status]
+        # which engine, then its state: "Hookline — homeserver — running"
+        tip = f"Hookline — {self.bridge.where}{STATE_TEXT[status].removeprefix('Hookline')}"
         if status == "failing":
             shown = ", ".join(failing[:3]) + (f" and {len(failing) - 3} more"
                                               if len(failing) > 3 else "")

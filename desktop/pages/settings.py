@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 import engine
-from desktop import autostart
+from desktop import autostart, remote_dialog
 from desktop.bridge import EngineBridge
 from desktop.forms import error_color
 from desktop.pages.common import heading, muted
@@ -432,6 +432,30 @@ class SettingsPage(QWidget):
         line.addWidget(self.restore_button)
         line.addStretch(1)
         form.addRow("Backups:", buttons)
+        self._engine_row(form)
+
+    def _engine_row(self, form: QFormLayout) -> None:
+        """Which engine the app shows, and the way to another (desktop/remote_dialog.py)."""
+        remote = self.bridge.remote
+        where = QLabel(f"Hookline on {remote.name} ({remote.host})" if remote is not None
+                       else "This computer")
+        where.setObjectName("engineWhere")
+        if remote is None:
+            self.engine_button = QPushButton(remote_dialog.CONNECT_ELSEWHERE)
+            self.engine_button.clicked.connect(lambda: self.tasks.spawn(
+                remote_dialog.connect_elsewhere(self, self.bridge)))
+        else:
+            self.engine_button = QPushButton(remote_dialog.USE_THIS_COMPUTER)
+            self.engine_button.clicked.connect(
+                lambda: remote_dialog.use_this_computer(self.bridge))
+            self.restore_button.setEnabled(False)  # the backups are on its computer
+            self.restore_button.setToolTip(f"Restore backups on {remote.host} "
+                                           "(`hookline backup restore` there)")
+        line = QHBoxLayout()
+        line.addWidget(where)
+        line.addWidget(self.engine_button)
+        line.addStretch(1)
+        form.addRow("Engine:", line)
 
     def _about(self) -> QGroupBox:
         box = QGroupBox("About")

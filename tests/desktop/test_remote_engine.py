@@ -1,0 +1,223 @@
+"""The real window attached to an engine in another place through RemoteEngine, over the
+engine's real control channel: it shows and changes that engine as it would its own,
+says which engine it shows, and what it cannot do from here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytestqt.qtbot import QtBot
+
+from desktop.bridge import EngineBridge
+from desktop.engine_thread import EngineThread
+from desktop.main_window import MainWindow
+from desktop.models import AreasModel
+from desktop.pages.activity import ActivityPage
+from desktop.pages.automations import AutomationsPage
+from desktop.pages.settings import SettingsPage
+from desktop.remote_dialog import USE_THIS_COMPUTER, show_engine, title
+from desktop.remote_engine import (
+    RECONNECTING,
+    SAVED,
+    RemoteEngine,
+    as_engine,
+    local_session,
+)
+from desktop.tasks import WidgetTasks
+from engine.app import Engine
+from engine.areas import AreaSpec
+from engine.errors import HooklineError
+from engine.registry import BUILTIN_MODULES, Registry
+from engine.settings import Settings, load_settings
+from tests.desktop.conftest import signal_once, until
+
+NAME = "homeserver"
+
+
+def area(name: str) -> dict[str, Any]:
+    return {"name": name,
+            "trigger": {"service": "timer", "trigger": "every", "params": {"interval": "1h"}},
+            "reactions": [{"service": "notify", "reaction": "notify",
+                           "params": {"title": "Hello from {{ trigger.missed }}"}}]}
+
+
+class Tray:
+    """The tray's menu as show_engine uses it (the real tray needs a session bus)."""
+
+    def __init__(self) -> None:
+        from PySide6.QtGui import QAction
+        from PySide6.QtWidgets import QMenu
+
+        self.menu = QMenu()
+        self.quit_action = QAction("Quit Hookline", self.menu)
+        self.menu.addAction(self.quit_action)
+
+
+def remote_for(data_dir: Path, state: Path, **options: Any) -> RemoteEngine:
+    return RemoteEngine(lambda: local_session(data_dir), state, name=NAME,
+                        host="homeserver.local", **options)
+
+
+@pytest.fixture
+async def remote_thread(engine_thread: EngineThread, data_dir: Path, tmp_path: Path
+                        ) -> AsyncIterator[EngineThread]:
+    """The app's engine thread, holding a RemoteEngine attached to ``engine_thread``'s
+    engine (another engine, in another place, reached over its control channel)."""
+    thread = EngineThread(as_engine(remote_for(data_dir, tmp_path / "app")))
+    await thread.start()
+    yield thread
+    await thread.stop()
+
+
+@pytest.fixture
+async def remote_bridge(remote_thread: EngineThread) -> AsyncIterator[EngineBridge]:
+    WidgetTasks.resume()
+    bridge = EngineBridge(remote_thread.engine, remote_thread)
+    yield bridge
+    await WidgetTasks.cancel_all()
+    bridge.close()
+
+
+async def window_on(qtbot: QtBot, bridge: EngineBridge) -> MainWindow:
+    window = MainWindow(bridge)
+    qtbot.addWidget(window)
+    tray = Tray()
+    show_engine(bridge, window, tray, window.tasks.spawn)
+    window.tray_menu = tray.menu  # type: ignore[attr-defined]
+    window.show()
+    return window
+
+
+async def test_the_window_shows_and_changes_the_other_engine(
+        qtbot: QtBot, engine: Engine, engine_thread: EngineThread,
+        remote_bridge: EngineBridge) -> None:
+    there = await engine_thread.call(engine.create_area(AreaSpec.from_dict(area("Stretch"))))
+    window = await window_on(qtbot, remote_bridge)
+    assert window.windowTitle() == "Hookline — homeserver"
+    assert window.statusBar().currentMessage() == (
+        "Attached to Hookline on homeserver (homeserver.local)")
+    assert USE_THIS_COMPUTER in [a.text() for a in window.tray_menu.actions()]  # type: ignore[attr-defined]
+
+    # The automations list shows its areas, live.
+    page = window.show_screen("automations")
+    assert isinstance(page, AutomationsPage)
+    await until(lambda: page.loaded and page.row_index(there.id, 0).isValid())
+    assert page.row_index(there.id, AreasModel.NAME).data() == "Stretch"
+
+    # An automation made in the editor is made on that engine.
+    editor = window.new_automation()
+    editor.set_spec_dict(area("Water"))
+    made = await editor.save()
+    assert made is not None
+    assert engine.area(made).name == "Water"
+    await until(lambda: page.row_index(made, 0).isValid())
+
+    # A run there appears in Activity (its signals come over the stream).
+    activity = window.show_screen("activity")
+    assert isinstance(activity, ActivityPage)
+    finished = signal_once(remote_bridge.runsFinished)
+    await engine_thread.call(engine.run_now(there.id))
+    [run] = (await finished)[0]
+    assert run["status"] == "succeeded"
+    await until(lambda: any(activity.model.run(r)["id"] == run["run_id"]
+                            for r in range(activity.model.rowCount())))
+
+    # The why pane answers from that engine.
+    window.show_screen("automations")
+    page.select(there.id)
+    await until(lambda: page.why.area_id == there.id and page.why.details.isVisible())
+    assert page.why.answer.text() == (await engine_thread.call(engine.why(there.id))).answer
+
+    # Its settings are that engine's, and the page says which engine it is.
+    settings = window.show_screen("settings")
+    assert isinstance(settings, SettingsPage)
+    assert settings.fields["retry_delay"].value() == engine.settings.retry_delay == 0.01
+    assert settings.engine_button.text() == USE_THIS_COMPUTER
+    assert not settings.restore_button.isEnabled()
+    window.show_screen("automations")
+    window.resize(1000, 600)
+    window.grab().save("/tmp/remote.png")
+
+
+async def test_saving_settings_saves_them_on_that_engine(
+        engine: Engine, data_dir: Path, remote_bridge: EngineBridge, tmp_path: Path) -> None:
+    changed = signal_once(remote_bridge.settingsChanged)
+    await remote_bridge.save_settings(remote_bridge.settings.replace(pause_after_failures=7))
+    await changed
+    assert engine.settings.pause_after_failures == 7
+    assert load_settings(data_dir).pause_after_failures == 7  # in its folder
+    assert remote_bridge.settings.pause_after_failures == 7
+    assert not (tmp_path / "app" / "settings.json").exists()  # not here
+
+
+async def test_what_cannot_be_done_from_here_says_where(
+        engine: Engine, remote_bridge: EngineBridge) -> None:
+    with pytest.raises(HooklineError, match=r"Connect accounts on homeserver.local "
+                                            r"\(`hookline accounts connect github` there\)"):
+        await remote_bridge.connect_account("github")
+
+
+async def test_a_secret_there_is_said_saved_never_read(
+        engine: Engine, remote_bridge: EngineBridge) -> None:
+    keyring = remote_bridge.engine.secrets
+    ref = "settings/events_mqtt/password"
+    assert await asyncio.to_thread(keyring.get, ref) is None
+    await asyncio.to_thread(keyring.set, ref, "hunter2")
+    assert engine.secrets.get(ref) == "hunter2"  # kept there
+    assert await asyncio.to_thread(keyring.get, ref) == SAVED  # not its value
+
+
+async def test_a_dropped_engine_is_reached_again(
+        qtbot: QtBot, engine_thread: EngineThread, data_dir: Path,
+        remote_thread: EngineThread, remote_bridge: EngineBridge) -> None:
+    window = await window_on(qtbot, remote_bridge)
+    away = signal_once(remote_bridge.connection)
+    await engine_thread.stop()  # the other computer's Hookline restarts
+    assert await away == (RECONNECTING, "Reconnecting to homeserver…")
+    assert window.statusBar().currentMessage() == "Reconnecting to homeserver…"
+    assert window.windowTitle() == "Hookline — homeserver (reconnecting…)"
+
+    back = signal_once(remote_bridge.connection)
+    created = signal_once(remote_bridge.areaChanged)
+    again = EngineThread(Engine(data_dir, settings=Settings.from_mapping(
+        {"listener_port": 0})))
+    await again.start()
+    try:
+        await again.call(again.engine.create_area(AreaSpec.from_dict(area("Meanwhile"))))
+        assert (await back)[0] == "connected"
+        area_id, _change = await created
+        assert remote_bridge.area(area_id).name == "Meanwhile"
+        assert window.windowTitle() == title(NAME)
+    finally:
+        # the app goes first: an engine stopped under its open connections leaves
+        # their sockets to the garbage collector (aiohttp's server, at a stop)
+        await WidgetTasks.cancel_all()
+        await remote_thread.stop()
+        await again.stop()
+
+
+async def test_an_engine_of_another_hookline_says_so(
+        engine_thread: EngineThread, data_dir: Path, tmp_path: Path) -> None:
+    fewer = Registry.load(modules=tuple(m for m in BUILTIN_MODULES
+                                        if not m.endswith(".github")), plugins=False)
+    remote = remote_for(data_dir, tmp_path / "app", registry=fewer)
+    thread = EngineThread(as_engine(remote))
+    await thread.start()
+    try:
+        assert remote.mismatch == ("services on homeserver that this app does not have: "
+                                   "github")
+    finally:
+        await thread.stop()
+
+
+async def test_an_engine_that_cannot_be_reached_says_so(tmp_path: Path) -> None:
+    (tmp_path / "gone").mkdir()
+    (tmp_path / "gone" / "control.json").write_text('{"port": 9, "token": "x"}')
+    thread = EngineThread(as_engine(remote_for(tmp_path / "gone", tmp_path / "app")))
+    with pytest.raises(HooklineError, match="cannot reach homeserver: nothing answers"):
+        await thread.start()
+
