@@ -7,7 +7,7 @@ import functools
 import logging
 import secrets as _secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -63,6 +63,7 @@ from engine.standby import (
     CHECK_EVERY,
     ENGINE_ROLE,
     FENCED,
+    FENCED_CLOSE,
     STANDBY,
     STANDBY_REASON,
     Lease,
@@ -270,10 +271,10 @@ class Engine:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if hasattr(self, "journal"):
-            await self.journal.settled()
+            await self._unless_cut_off(self.journal.settled(), "run records")
             self.journal.close()
         if hasattr(self, "writer"):
-            await self.writer.aclose()
+            await self._unless_cut_off(self.writer.aclose(), "writer")
         if self.lease is not None:  # after the ledger's last rows: they go on its session
             await asyncio.to_thread(self.lease.stop)  # a standby's start() ends too
             self.lease = None
@@ -1374,6 +1375,20 @@ class Engine:
             except LeaseLost as exc:
                 await self._fence(str(exc))
                 return
+
+    async def _unless_cut_off(self, work: Awaitable[None], what: str) -> None:
+        """Await ``work``; fenced (the database may not answer at all), for
+        :data:`FENCED_CLOSE` seconds at most, so `hookline serve` can stand by again.
+        What is left is journaled: the engine that took over runs it."""
+        if self.role != FENCED:
+            await work
+            return
+        try:
+            await asyncio.wait_for(work, FENCED_CLOSE)
+        except TimeoutError:
+            log.warning("the database did not answer within %.0f s: the %s left behind "
+                        "(the engine that took over goes on from the journal)",
+                        FENCED_CLOSE, what)
 
     async def _fence(self, why: str) -> None:
         """The lease is lost: another engine may be active now. Stop firing at once

@@ -61,6 +61,8 @@ STEP_DOWN_PAUSE = 5.0
 #: seconds between the active engine's checks of its lease connection, and each one's bound
 CHECK_EVERY = 2.0
 CHECK_TIMEOUT = 3.0
+#: seconds a fenced engine waits for its writer at its stop (the database may be gone)
+FENCED_CLOSE = 5.0
 #: TCP keepalives on the lease connection (both ends): idle, interval, count
 KEEPALIVE = (3, 2, 3)
 #: roughly how long the server takes to notice a vanished machine (and free the lock)

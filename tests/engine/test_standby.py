@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -201,7 +202,8 @@ async def test_poll_state_and_seen_keys_carry_over_to_the_engine_that_takes_over
 
 
 async def test_an_engine_that_loses_its_lease_stops_firing_and_the_standby_takes_over(
-        make: Make, postgres_server: PostgresServer) -> None:
+        make: Make, postgres_server: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
     first = make("a")
     await first.start()
     area = await first.create_area(AreaSpec.from_dict(HOOK))
@@ -224,6 +226,15 @@ async def test_an_engine_that_loses_its_lease_stops_firing_and_the_standby_takes
     assert (await post(at(url, second), 1))[0] == 202
     await second.wait_idle()
     assert [r["text"] for r in probe.controls.received] == ["1"]
+    # Its database may not answer at all (a partition): its stop does not wait for it,
+    # so `hookline serve` can stand by again.
+    stuck = threading.Event()
+    first.writer.submit([], after=lambda _conn: stuck.wait(120))
+    try:
+        await asyncio.wait_for(first.aclose(), 60)
+    finally:
+        stuck.set()
+    assert "the writer left behind" in caplog.text
 
 
 async def test_the_engine_taking_over_names_the_secrets_its_keyring_lacks(
