@@ -713,7 +713,7 @@ async def cmd_doctor(_args: argparse.Namespace, data_dir: Path) -> int:
     from engine.lock import DataDirLock
     from engine.registry import Registry
     from engine.secrets import SecretStore
-    from engine.storage.db import database_url, migrate
+    from engine.storage.db import database_url, migrate, shown_url
 
     problems = 0
 
@@ -740,7 +740,7 @@ async def cmd_doctor(_args: argparse.Namespace, data_dir: Path) -> int:
     url = database_url(data_dir, settings.database_url)
     try:
         await migrate(url)
-        line(True, "database", url.split("///")[-1])
+        line(True, "database", shown_url(url))
     except HooklineError as exc:
         line(False, "database", str(exc))
     ok, why = SecretStore.available()
@@ -781,11 +781,20 @@ async def cmd_doctor(_args: argparse.Namespace, data_dir: Path) -> int:
 def cmd_settings(args: argparse.Namespace, data_dir: Path) -> int:
     settings = load_settings(data_dir)
     if args.action == "set":
-        settings = settings.replace(**{args.name: args.value})
+        value = args.value
+        if args.name == "database_url":  # a password goes to the keyring
+            from engine.storage.db import keep_password_in_keyring
+
+            value = keep_password_in_keyring(value)
+        settings = settings.replace(**{args.name: value})
         save_settings(data_dir, settings)
         print(f"{args.name} = {getattr(settings, args.name)!r} (restart a running Hookline)")
         return 0
     values = settings.to_mapping()
+    if values["database_url"]:  # one typed into settings.json may hold a password
+        from engine.storage.db import shown_setting
+
+        values["database_url"] = shown_setting(values["database_url"])
     if args.json:
         _print_json(values)
         return 0

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Text, and_, or_, select, type_coerce
+from sqlalchemy import Text, and_, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine import templates
@@ -220,10 +220,10 @@ async def _fired(conn: AsyncConnection, area_id: str, items: Sequence[Item]
         probes = {p for item in chunk for p in _probes(item)}
         if not probes:
             continue
-        text = type_coerce(events.c.payload, Text)
+        text = cast(events.c.payload, Text)  # PostgreSQL's json has no LIKE
         query = (select(events.c.id, events.c.payload, events.c.received_at)
                  .where(events.c.area_id == area_id, events.c.source == "poll",
-                        or_(*(text.like(_like(p), escape="!") for p in sorted(probes))))
+                        or_(*(text.ilike(_like(p), escape="!") for p in sorted(probes))))
                  .order_by(events.c.id))
         for event_id, payload, received_at in await conn.execute(query):
             for item in chunk:
@@ -319,10 +319,10 @@ async def _found_events(conn: AsyncConnection, text: str, area_id: str | None,
     """Newest first, read a batch at a time: SQL's LIKE on the payload's text (ASCII
     case aside, as JSON writes it) narrows, the payload's values decide (a match in a
     field's name, say ``title``, is not one)."""
-    payload = type_coerce(events.c.payload, Text)
+    payload = cast(events.c.payload, Text)
     patterns = {_json_inside(t) for t in (text, text.lower(), text.upper())}
     wanted = text.casefold()
-    where = [or_(*(payload.like(_like(p), escape="!") for p in sorted(patterns)))]
+    where = [or_(*(payload.ilike(_like(p), escape="!") for p in sorted(patterns)))]
     if area_id is not None:
         where.append(events.c.area_id == area_id)
     hits: list[tuple[dict[str, Any], str, str]] = []
@@ -380,7 +380,7 @@ async def _found_keys(conn: AsyncConnection, text: str, area_id: str | None,
     its payloads show (a feed's guid, a file's path), so the item's event would have
     been found."""
     query = (select(seen_keys.c.area_id, seen_keys.c.key, seen_keys.c.seen_at)
-             .where(seen_keys.c.key.like(_like(text), escape="!"))
+             .where(seen_keys.c.key.ilike(_like(text), escape="!"))
              .order_by((seen_keys.c.key != text), seen_keys.c.seen_at.desc())
              .limit(limit))
     if area_id is not None:
@@ -424,7 +424,7 @@ async def _keys_show_in_payloads(conn: AsyncConnection, area_id: str) -> bool:
     for value in [v for v in _leaves(payload) if len(v) >= 4][:20]:
         hit = (await conn.execute(select(seen_keys.c.key).where(
             seen_keys.c.area_id == area_id,
-            seen_keys.c.key.like(_like(value), escape="!")).limit(1))).first()
+            seen_keys.c.key.ilike(_like(value), escape="!")).limit(1))).first()
         if hit is not None:
             return True
     return False
@@ -489,6 +489,8 @@ def _json_inside(value: str) -> str:
 
 
 def _like(fragment: str) -> str:
+    """An ILIKE pattern holding ``fragment`` (ILIKE: SQLite's LIKE ignores ASCII case,
+    PostgreSQL's does not)."""
     escaped = fragment.replace("!", "!!").replace("%", "!%").replace("_", "!_")
     return f"%{escaped}%"
 

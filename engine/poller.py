@@ -288,8 +288,11 @@ def _unique(items: list[Item]) -> list[Item]:
 
 def _storable(key: str) -> str:
     """``key`` as text the database takes: a lone surrogate (a file name that is not
-    UTF-8, decoded by the OS with surrogateescape) is spelled as escaped bytes, so the
-    key stays the same at every poll and distinct from its neighbours."""
+    UTF-8, decoded by the OS with surrogateescape) is spelled as escaped bytes, and so
+    is a NUL (PostgreSQL refuses it in text), so the key stays the same at every poll
+    and distinct from its neighbours."""
+    if "\x00" in key:
+        key = key.replace("\x00", "\\x00")
     try:
         key.encode("utf-8")
     except UnicodeEncodeError:

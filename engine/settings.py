@@ -28,9 +28,10 @@ class Settings:
         "", ParamType.TEXT, "Database URL",
         "Where Hookline keeps your automations and their history. Leave it empty to keep "
         "them in a file in the data folder, which is right on this computer. Fill it in "
-        "only for a server install that shares a PostgreSQL database: the address its "
-        "administrator gives you, with postgresql+asyncpg:// at its start in place of "
-        "postgresql://.",
+        "only for a server install that keeps them in a PostgreSQL database: the "
+        "address its administrator gives you, as given (postgresql://user:password@host/"
+        "database). Set from the command line, its password is kept in the keyring, not "
+        "in the settings file; one typed here stays in the file.",
     )
     listener_enabled: bool = _setting(
         True, ParamType.BOOL, "Webhook listener",

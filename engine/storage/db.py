@@ -1,10 +1,17 @@
-"""Opening the database: URL, SQLite pragmas, migrations at start."""
+"""Opening the database: URL, SQLite pragmas, migrations at start.
+
+Two kinds: SQLite (a file in the data folder, the default) and PostgreSQL (a server
+install; its URL is the ``database_url`` setting). PostgreSQL goes through one driver,
+psycopg 3, for the async engine, the writer thread and Alembic alike.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import re
+import sys
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +20,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, HooklineError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -22,17 +29,141 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 DB_FILE = "hookline.db"
 
 
+#: The keyring entry holding the database password, for a URL given without one.
+PASSWORD_REF = "settings/database/password"  # noqa: S105 - a keyring name
+#: The one PostgreSQL driver (psycopg 3: sync and async in one package).
+PG_DRIVER = "postgresql+psycopg"
+#: What people write for PostgreSQL: an administrator's ``postgresql://``, Heroku's
+#: ``postgres://``, and the driver-qualified forms SQLAlchemy documents.
+_PG_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2",
+               "postgresql+asyncpg", "postgres+psycopg", "postgres+asyncpg"}
+_SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"}
+INSTALL_POSTGRES = "pip install 'hookline[postgres]'"
+
+
 def database_url(data_dir: Path, configured: str = "") -> str:
-    """The async URL: the configured one, else the SQLite file in the data folder."""
-    return configured or f"sqlite+aiosqlite:///{data_dir / DB_FILE}"
+    """The async URL: the configured one, else the SQLite file in the data folder.
+
+    A PostgreSQL URL is given Hookline's driver whatever its scheme said. One without a
+    password gets the keyring's (:data:`PASSWORD_REF`) when the server asks for one.
+    """
+    configured = configured.strip()
+    if not configured:
+        return f"sqlite+aiosqlite:///{data_dir / DB_FILE}"
+    try:
+        parsed = make_url(configured)
+    except Exception:  # SQLAlchemy's ArgumentError, or a port that is not a number
+        raise ConfigError("The database_url setting is not a database address (it should "
+                          "look like postgresql://user@host/database); fix it with "
+                          "`hookline settings set database_url ...`") from None
+    scheme = parsed.drivername.lower()
+    if scheme in _SQLITE_SCHEMES:
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if scheme not in _PG_SCHEMES:
+        raise ConfigError(f"Hookline keeps its data in SQLite or PostgreSQL; the database_url "
+                          f"setting names {parsed.drivername}. Use postgresql://... or leave "
+                          "it empty for the file in the data folder")
+    return parsed.set(drivername=PG_DRIVER).render_as_string(hide_password=False)
+
+
+#: Passwords read from the keyring, by the address they are for (read once a process).
+_keyring_passwords: dict[str, str] = {}
+
+
+def _keyring_password() -> str | None:
+    from engine.secrets import SecretStore
+
+    try:
+        return SecretStore().get(PASSWORD_REF)
+    except HooklineError:  # no keyring: then there is no password to give
+        return None
+
+
+def _password_when_asked(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]
+                         ) -> Any:
+    """A URL without a password connects as it is (trust, peer, a ``.pgpass`` of the
+    user's); when the server asks for a password, the keyring's is given (the keyring
+    is not touched otherwise: on a server without a desktop session it may prompt)."""
+    if cparams.get("password"):
+        return None
+    where = f"{cparams.get('user')}@{cparams.get('host')}:{cparams.get('port')}/" \
+            f"{cparams.get('dbname')}"
+    if where in _keyring_passwords:
+        cparams["password"] = _keyring_passwords[where]
+        return None
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except dialect.loaded_dbapi.OperationalError as exc:
+        if "no password supplied" not in str(exc):
+            raise
+        password = _keyring_password()
+        if not password:
+            raise ConfigError(
+                "the database server asks for a password: give it in the database_url "
+                "setting (`hookline settings set database_url postgresql://USER:PASSWORD@"
+                "HOST/DATABASE` keeps it in the keyring, not in the settings file)"
+            ) from None
+    _keyring_passwords[where] = cparams["password"] = password
+    return None
+
+
+def keep_password_in_keyring(configured: str) -> str:
+    """The ``database_url`` setting to save: its password, if any, goes to the keyring
+    (:data:`PASSWORD_REF`), the settings file keeps the address without it."""
+    try:
+        parsed = make_url(configured.strip())
+    except Exception:  # not a URL: database_url() says what is wrong with it
+        return configured
+    if not parsed.password:
+        return configured
+    from engine.secrets import SecretStore
+
+    SecretStore().set(PASSWORD_REF, str(parsed.password))
+    return parsed._replace(password=None).render_as_string(hide_password=False)
+
+
+def shown_setting(configured: str) -> str:
+    """The ``database_url`` setting as people may see it (its password as ``***``)."""
+    try:
+        return make_url(configured).render_as_string(hide_password=True)
+    except Exception:
+        return configured
+
+
+def shown_url(url: str) -> str:
+    """``url`` as people may see it: the file of a SQLite database, a PostgreSQL
+    address with its password as ``***``."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or ":memory:"
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=True)
+
+
+def _without_secret(text: str, url: str) -> str:
+    """``text`` (a driver's message) with the URL's password taken out, should the
+    driver have quoted it."""
+    password = make_url(url).password
+    return text.replace(str(password), "***") if password else text
 
 
 def sync_url(url: str) -> str:
     """The same database through a blocking driver (for the writer thread and Alembic)."""
     parsed = make_url(url)
-    drivers = {"sqlite+aiosqlite": "sqlite+pysqlite", "postgresql+asyncpg": "postgresql+psycopg"}
+    drivers = {"sqlite+aiosqlite": "sqlite+pysqlite", "postgresql+asyncpg": PG_DRIVER}
     name = drivers.get(parsed.drivername, parsed.drivername)
     return parsed.set(drivername=name).render_as_string(hide_password=False)
+
+
+def _check_driver(url: str) -> None:
+    if make_url(url).get_backend_name() != "postgresql" or \
+            importlib.util.find_spec("psycopg") is not None:
+        return
+    if getattr(sys, "frozen", False):  # an installer built without the extra
+        raise ConfigError("The database is PostgreSQL, whose driver (psycopg) this "
+                          "installation of Hookline lacks: install Hookline with pip "
+                          f"instead ({INSTALL_POSTGRES})")
+    raise ConfigError("The database is PostgreSQL, whose driver (psycopg) is not "
+                      f"installed: {INSTALL_POSTGRES}")
 
 
 class RawJSON(str):
@@ -59,17 +190,53 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _postgres_text(dbapi_conn: Any, _record: Any) -> None:
+    """PostgreSQL refuses a NUL character in text, where SQLite keeps it: a key, a name
+    or an error holding one (a webhook's id header, an item's guid, a far side's error
+    text) would fail the whole write. Each text parameter's NUL becomes U+FFFD, the
+    character that stands for one that cannot be shown; JSON columns keep theirs (JSON
+    writes it as ``\\u0000``)."""
+    from psycopg.adapt import PyFormat
+
+    adapters = getattr(dbapi_conn, "driver_connection", dbapi_conn).adapters
+    for kind in (PyFormat.TEXT, PyFormat.BINARY):
+        adapters.register_dumper(str, _nul_free(adapters.get_dumper(str, kind).__name__))
+
+
+@cache
+def _nul_free(name: str) -> Any:
+    """The pure-Python twin of psycopg's dumper ``name`` (its C one cannot be
+    subclassed), replacing NUL."""
+    from psycopg.types import string
+
+    base: Any = getattr(string, name)
+
+    class NulFree(base):  # type: ignore[misc]
+        def dump(self, obj: str) -> Any:
+            return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
+
+    return NulFree
+
+
 def open_sync(url: str) -> Engine:
+    _check_driver(url)
     engine = create_engine(sync_url(url), json_serializer=_json_serializer)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        event.listen(engine, "connect", _postgres_text)
+        event.listen(engine, "do_connect", _password_when_asked)
     return engine
 
 
 def open_async(url: str) -> AsyncEngine:
+    _check_driver(url)
     engine = create_async_engine(url, json_serializer=_json_serializer)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    else:
+        event.listen(engine.sync_engine, "connect", _postgres_text)
+        event.listen(engine.sync_engine, "do_connect", _password_when_asked)
     return engine
 
 
@@ -141,8 +308,8 @@ def migrate_sync(url: str) -> None:
                 "with `hookline backup restore NAME`; or move the file away to start with "
                 "an empty database."
             ) from exc
-        raise ConfigError(f"Cannot prepare the database at {parsed.render_as_string()}: "
-                          f"{reason}") from exc
+        raise ConfigError(f"Cannot prepare the database at {shown_url(url)}: "
+                          f"{_without_secret(reason, url)}") from exc
     finally:
         engine.dispose()
 

@@ -8,7 +8,10 @@ same kind in a group run as one ``executemany``.
 Durability: a group that carries a ``durable`` write (a journaled event: the sender was
 or will be told "accepted") commits with an fsync (SQLite ``synchronous=FULL``); a group
 of run bookkeeping only commits without one (``NORMAL``: safe against a killed process,
-and made durable by the next fsync, which covers every earlier WAL frame).
+and made durable by the next fsync, which covers every earlier WAL frame). PostgreSQL
+makes the same promise with ``synchronous_commit``: on (its default) for a durable
+group, ``SET LOCAL synchronous_commit TO OFF`` for bookkeeping (the server flushes it
+within moments, and a crash of the server, not of Hookline, may lose only that tail).
 """
 
 from __future__ import annotations
@@ -178,12 +181,14 @@ class Writer:
     def _commit(self, group: list[_Write]) -> list[Any]:
         conn = self._conn
         with conn.begin():
-            if self._sqlite:
-                durable = any(w.durable for w in group)
-                if durable is not self._synced:  # before the first write: no transaction yet
-                    mode = "FULL" if durable else "NORMAL"
-                    conn.exec_driver_sql(f"PRAGMA synchronous={mode}")
-                    self._synced = durable
+            durable = any(w.durable for w in group)
+            if not self._sqlite:
+                if not durable:  # for this transaction only; see the module's docstring
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            elif durable is not self._synced:  # before the first write: no transaction yet
+                mode = "FULL" if durable else "NORMAL"
+                conn.exec_driver_sql(f"PRAGMA synchronous={mode}")
+                self._synced = durable
             kinds: dict[int, tuple[int, Executable, list[dict[str, Any]]]] = {}
             for write in group:
                 for st in write.statements:
@@ -263,7 +268,7 @@ class _Plan:
 
 def _storage_error(exc: Exception) -> StorageError:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if "disk" in text.lower() or "full" in text.lower():
+    if any(sign in text.lower() for sign in ("disk", "full", "no space left")):
         text += " — free some disk space; nothing was lost, the sender should retry"
     return StorageError(f"could not save to the database: {text}")
 

@@ -1,28 +1,182 @@
-"""Engine fixtures: a started engine on a temporary folder with the probe service."""
+"""Engine fixtures: a started engine on a temporary folder with the probe service.
+
+The engine's database is the ``database`` fixture: SQLite in the data folder, and for
+the modules in :data:`BOTH_DATABASES` also a fresh PostgreSQL database on the throwaway
+server of ``tests/pg.py`` (each test runs twice, ``[sqlite]`` and ``[postgresql]``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import itertools
 import queue
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SAWarning
 
 from engine.app import Engine
 from engine.bus import Message
 from engine.errors import StorageError
 from engine.registry import BUILTIN_MODULES, Registry
-from engine.settings import Settings
+from engine.settings import Settings, save_settings
+from engine.storage.db import DB_FILE, database_url, migrate_sync, open_sync
+from engine.storage.schema import metadata
 from engine.storage.writer import _STOP, Statement
 from tests.engine import probe
+from tests.pg import PostgresServer
 
 FAST = {"listener_port": 0, "retry_delay": 0.01, "reaction_attempts": 3,
         "pause_after_failures": 3}
+
+#: The test modules run on SQLite and on PostgreSQL: together they make every kind of
+#: write and read the engine does — journaled events and the writer's groups and
+#: dedup (webhooks), seen keys, trigger state and the check history (polling, checks),
+#: runs, steps, history and retention (runs, history), the run ledger's replay and a
+#: kill mid-stream (ledger, crash), timers and misses (schedules), lifecycle, snooze and
+#: windows (state, transitions), why and inspect (history reads, LIKE on payloads and
+#: keys), accounts, backups and migrations. The others (the catalog, templates, the CLI's
+#: parser, OAuth flows, logs...) either store nothing or store through the same calls
+#: these already cover, and run on SQLite only, keeping the suite's time in bounds
+#: (the PostgreSQL runs add about two minutes on two cores). Within these modules a
+#: test about SQLite itself (its WAL, its file, its online backup) is marked
+#: ``sqlite_only`` with the reason; one that asks for ``postgres_url`` or
+#: ``postgres_engine_url`` itself is about PostgreSQL and runs on it only.
+BOTH_DATABASES = frozenset({
+    "test_webhooks", "test_polling", "test_checks", "test_runs", "test_history",
+    "test_ledger", "test_crash", "test_disk_full", "test_schedules", "test_lifecycle",
+    "test_snooze", "test_windows", "test_why", "test_inspect", "test_accounts",
+    "test_migrations", "test_postgres",
+})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): a test about SQLite itself (its files, WAL or "
+                   "online backup): not run on PostgreSQL")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the tests of :data:`BOTH_DATABASES` that take a ``database`` on both."""
+    if "database" not in metafunc.fixturenames:
+        return
+    if metafunc.module.__name__.rsplit(".", 1)[-1] not in BOTH_DATABASES:
+        return
+    if {"postgres_url", "postgres_engine_url"} & set(metafunc.fixturenames):
+        kinds = ["postgresql"]  # a test about PostgreSQL itself
+    elif metafunc.definition.get_closest_marker("sqlite_only") is not None:
+        kinds = ["sqlite"]
+    else:
+        kinds = ["sqlite", "postgresql"]
+    metafunc.parametrize("database", kinds, indirect=True)
+
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: PostgresServer) -> str:
+    """A database migrated to the newest schema once, copied for each test (a copy takes
+    milliseconds; migrating each one took a quarter of a second)."""
+    name = "hookline_template"
+    postgres_server.admin(f'CREATE DATABASE "{name}"')
+    migrate_sync(postgres_server.url(name))
+    return name
+
+
+@pytest.fixture
+def postgres_engine_url(postgres_server: PostgresServer, postgres_template: str
+                        ) -> Iterator[str]:
+    """A fresh PostgreSQL database at the newest schema, dropped afterwards."""
+    name = f"hookline_engine_{next(_names)}"
+    postgres_server.admin(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"')
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def database(request: pytest.FixtureRequest, data_dir: Path) -> str:
+    """The ``database_url`` setting of the engines a test starts: "" (SQLite in the
+    data folder) or a fresh PostgreSQL database's URL (see :data:`BOTH_DATABASES`), also
+    saved in the data folder's settings, so the command line finds the same database."""
+    if getattr(request, "param", "sqlite") != "postgresql":
+        return ""
+    url = str(request.getfixturevalue("postgres_engine_url"))
+    save_settings(data_dir, Settings(database_url=url))
+    return url
+
+
+def fast(database: str, **more: Any) -> Settings:
+    """:data:`FAST` settings on ``database`` (for a test that builds its own Engine)."""
+    return Settings.from_mapping({**FAST, "database_url": database, **more})
+
+
+def stored_bytes(data_dir: Path, database: str = "") -> bytes:
+    """Everything the database holds, to look for what must never be stored: the
+    SQLite file's bytes (WAL included), or every row of every table as PostgreSQL
+    writes it out as text."""
+    if not database:
+        return b"".join(p.read_bytes() for p in data_dir.glob(f"{DB_FILE}*"))
+    engine = open_sync(database_url(data_dir, database))
+    try:
+        with engine.connect() as conn:
+            rows = [str(row[0]) for table in metadata.sorted_tables
+                    for row in conn.execute(text(
+                        f'SELECT t::text FROM "{table.name}" t'))]  # noqa: S608 - our tables
+    finally:
+        engine.dispose()
+    return "\n".join(rows).encode()
+
+
+@contextlib.contextmanager
+def refusing_inserts(url: str, table: str, when: str = "") -> Iterator[None]:
+    """The database refuses inserts into ``table`` (those matching the SQL condition
+    ``when`` on ``NEW``) as a full disk would, until the block ends: a trigger in
+    either dialect."""
+    name = f"refuse_{table}"
+    if make_url(url).get_backend_name() == "sqlite":
+        create = [f"CREATE TRIGGER {name} BEFORE INSERT ON {table} "
+                  f"{f'WHEN {when} ' if when else ''}"
+                  "BEGIN SELECT RAISE(ABORT, 'disk full'); END"]
+        drop = f"DROP TRIGGER {name}"
+    else:
+        create = ["CREATE OR REPLACE FUNCTION hookline_refuse() RETURNS trigger "
+                  "LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'disk full'; END$$",
+                  f"CREATE TRIGGER {name} BEFORE INSERT ON {table} FOR EACH ROW "
+                  f"{f'WHEN ({when}) ' if when else ''}EXECUTE FUNCTION hookline_refuse()"]
+        drop = f"DROP TRIGGER {name} ON {table}"
+    _execute(url, *create)
+    try:
+        yield
+    finally:
+        _execute(url, drop)
+
+
+def _execute(url: str, *statements: str) -> None:
+    engine = open_sync(url)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def scalar(data_dir: Path, database: str, sql: str) -> Any:
+    """One value read from the engine's database with ``sql`` (either kind)."""
+    engine = open_sync(database_url(data_dir, database))
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(sql)).scalar()
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(autouse=True)
@@ -38,12 +192,11 @@ EngineFactory = Callable[..., Awaitable[Engine]]
 
 
 @pytest.fixture
-async def make_engine(data_dir: Path) -> AsyncIterator[EngineFactory]:
+async def make_engine(data_dir: Path, database: str) -> AsyncIterator[EngineFactory]:
     started: list[Engine] = []
 
     async def make(**settings: Any) -> Engine:
-        engine = Engine(data_dir, settings=Settings.from_mapping({**FAST, **settings}),
-                        registry=registry())
+        engine = Engine(data_dir, settings=fast(database, **settings), registry=registry())
         await engine.start()
         started.append(engine)
         return engine
@@ -142,9 +295,10 @@ async def bury(engine: Engine) -> None:
             server._runner = None  # type: ignore[union-attr]
     with warnings.catch_warnings():
         # A task cancelled while it took a database connection leaves it to the garbage
-        # collector, which closes it and warns: the connections of a killed process close
-        # without a goodbye.
+        # collector, which closes it and warns (SQLAlchemy; psycopg's own on PostgreSQL):
+        # the connections of a killed process close without a goodbye.
         warnings.simplefilter("ignore", SAWarning)
+        warnings.simplefilter("ignore", ResourceWarning)
         while others := [t for t in asyncio.all_tasks() if t is not me]:
             for task in others:  # dying code may start more: cancelled in turn
                 task.cancel()

@@ -24,9 +24,8 @@ from engine.cli import main
 from engine.control import ControlClient
 from engine.errors import AuthError, ValidationError
 from engine.registry import BUILTIN_MODULES, Registry
-from engine.settings import Settings
 from tests.engine import account_probe
-from tests.engine.conftest import FAST
+from tests.engine.conftest import fast, stored_bytes
 from tests.engine.oauth_provider import Provider, follow
 
 _LOAD = Registry.load  # before any test swaps it
@@ -65,16 +64,15 @@ async def provider(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Provider]:
     await server.aclose()
 
 
-async def start(data_dir: Path) -> Engine:
-    app = Engine(data_dir, settings=Settings.from_mapping(FAST),
-                 registry=catalog_for_tests())
+async def start(data_dir: Path, database: str) -> Engine:
+    app = Engine(data_dir, settings=fast(database), registry=catalog_for_tests())
     await app.start()
     return app
 
 
 @pytest.fixture
-async def app(data_dir: Path, provider: Provider) -> AsyncIterator[Engine]:
-    engine = await start(data_dir)
+async def app(data_dir: Path, database: str, provider: Provider) -> AsyncIterator[Engine]:
+    engine = await start(data_dir, database)
     yield engine
     if engine.started:
         await engine.aclose()
@@ -199,14 +197,22 @@ async def test_a_running_engine_hears_of_accounts_changed_by_the_cli(
 # ---------------------------------------------------------------------- leaks
 
 
+def run_ledger(app: Engine, data_dir: Path, database: str) -> dict[str, bytes]:
+    """The run ledger as it is now: its files, or on PostgreSQL its table (with the rest
+    of the database)."""
+    if database:
+        return {"the database with its run ledger": stored_bytes(data_dir, database)}
+    return {p.name: p.read_bytes() for p in app.journal.ledger.segments()}
+
+
 async def test_no_token_leaks_into_the_database_logs_exports_or_errors(
-        data_dir: Path, provider: Provider, caplog: pytest.LogCaptureFixture,
+        data_dir: Path, database: str, provider: Provider, caplog: pytest.LogCaptureFixture,
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     caplog.set_level(logging.DEBUG)
     use_test_registry(monkeypatch)
     published: list[Message] = []
     provider.expires_in = 30  # the first use refreshes
-    app = await start(data_dir)
+    app = await start(data_dir, database)
     app.bus.subscribe("*", published.append)
     account_id = await connect(app, provider)
     pasted = "beta-pat-3c1d9e8f7a6b5c4d"
@@ -217,7 +223,7 @@ async def test_no_token_leaks_into_the_database_logs_exports_or_errors(
     stored = await app.accounts.load_tokens(account_id)
     assert stored is not None and stored.access_token in provider.issued
     assert provider.refreshes() == 1
-    ledgers = {p.name: p.read_bytes() for p in app.journal.ledger.segments()}
+    ledgers = run_ledger(app, data_dir, database)
     await app.aclose()
 
     capsys.readouterr()
@@ -225,7 +231,7 @@ async def test_no_token_leaks_into_the_database_logs_exports_or_errors(
     exported = capsys.readouterr().out
     assert yaml.safe_load(exported)["areas"][0]["reactions"][0]["account"] == "marta"
 
-    app = await start(data_dir)
+    app = await start(data_dir, database)
     app.bus.subscribe("*", published.append)
     provider.expire_access_tokens()
     provider.revoke_refresh_tokens()
@@ -236,15 +242,15 @@ async def test_no_token_leaks_into_the_database_logs_exports_or_errors(
     await app.run_now(saved.id)
     await app.wait_idle()
     runs = await app.store.runs(saved.id)
-    ledgers |= {p.name + " (2)": p.read_bytes() for p in app.journal.ledger.segments()}
+    ledgers |= {f"{name} (2)": data for name, data in run_ledger(app, data_dir, database).items()}
     await app.aclose()
 
     assert [r["status"] for r in runs] == ["failed", "failed", "succeeded"]
     assert "reconnect the account in Hookline" in runs[1]["error"]
     secrets = [*provider.issued, provider.client_secret, pasted]
     assert len(provider.issued) == 4
-    files = {p.name: p.read_bytes() for p in data_dir.glob("hookline.db*")}
-    assert "hookline.db" in files
+    files = {"the database": stored_bytes(data_dir, database)}
+    assert files["the database"]
     assert any(ledgers.values()), "the run ledger was written"
     files |= ledgers
     texts = {"log": caplog.text, "export": exported,

@@ -19,6 +19,7 @@ from engine.storage.db import alembic_config, head_revision, migrate_sync, open_
 from engine.storage.schema import events, utcnow
 from engine.store import POLLS_PER_AREA
 from tests.engine import probe
+from tests.engine.conftest import refusing_inserts
 
 AREA = {
     "name": "Python blog",
@@ -51,16 +52,6 @@ def about(when: datetime | None, seconds: float, start: datetime) -> bool:
     assert when is not None
     return start + timedelta(seconds=seconds - 1) <= when <= utcnow() + timedelta(
         seconds=seconds + 1)
-
-
-def sql(engine: Engine, statement: str) -> None:
-    """Run ``statement`` on the engine's SQLite file through a connection of its own."""
-    db = open_sync(engine.url)
-    try:
-        with db.begin() as conn:
-            conn.execute(text(statement))
-    finally:
-        db.dispose()
 
 
 async def test_a_failing_then_recovering_trigger_leaves_each_check_with_its_reason_and_next_try(
@@ -140,18 +131,14 @@ async def test_a_check_that_found_new_items_is_saved_with_its_events_or_not_at_a
     await poll(engine, area.id)  # primes over nothing
     probe.controls.items = items(1, 2)
     # The database refuses the events: the check is no "new" one, and its items come again.
-    sql(engine, "CREATE TRIGGER refuse_events BEFORE INSERT ON events "
-                "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
-    assert await poll(engine, area.id) == 0
-    assert [c["outcome"] for c in await engine.checks(area.id)] == ["failed", "primed"]
-    sql(engine, "DROP TRIGGER refuse_events")
+    with refusing_inserts(engine.url, "events"):
+        assert await poll(engine, area.id) == 0
+        assert [c["outcome"] for c in await engine.checks(area.id)] == ["failed", "primed"]
     # The database refuses the check's row: its events are not saved either.
-    sql(engine, "CREATE TRIGGER refuse_new_checks BEFORE INSERT ON polls "
-                "WHEN NEW.outcome = 'new' BEGIN SELECT RAISE(ABORT, 'disk full'); END")
-    assert await poll(engine, area.id) == 0
-    async with engine.db.connect() as conn:
-        assert await conn.scalar(select(func.count()).select_from(events)) == 0
-    sql(engine, "DROP TRIGGER refuse_new_checks")
+    with refusing_inserts(engine.url, "polls", "NEW.outcome = 'new'"):
+        assert await poll(engine, area.id) == 0
+        async with engine.db.connect() as conn:
+            assert await conn.scalar(select(func.count()).select_from(events)) == 0
     assert await poll(engine, area.id) == 2  # nothing was lost
     await engine.wait_idle()
     assert sorted(r["text"] for r in probe.controls.received) == ["item 1", "item 2"]

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
+
+from tests.engine.conftest import scalar
 
 pytestmark = pytest.mark.slow
 
@@ -54,13 +55,11 @@ async def _drain(proc: asyncio.subprocess.Process) -> None:
         pass
 
 
-def pending(db: Path) -> int:
-    with sqlite3.connect(db) as conn:
-        return int(conn.execute("select count(*) from events where status='pending'")
-                   .fetchone()[0])
+def pending(data_dir: Path, database: str) -> int:
+    return int(scalar(data_dir, database, "select count(*) from events where status='pending'"))
 
 
-async def test_sigkill_mid_stream_loses_no_acknowledged_delivery(data_dir: Path,
+async def test_sigkill_mid_stream_loses_no_acknowledged_delivery(data_dir: Path, database: str,
                                                                  tmp_path: Path) -> None:
     out = tmp_path / "received.txt"
     area_file = tmp_path / "area.yaml"
@@ -79,9 +78,9 @@ async def test_sigkill_mid_stream_loses_no_acknowledged_delivery(data_dir: Path,
     restarted = await start_serve(data_dir)
     try:
         deadline = time.monotonic() + 60
-        while pending(data_dir / "hookline.db") and time.monotonic() < deadline:
+        while pending(data_dir, database) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-        assert pending(data_dir / "hookline.db") == 0
+        assert pending(data_dir, database) == 0
     finally:
         restarted.send_signal(signal.SIGTERM)
         await asyncio.wait_for(restarted.wait(), 30)

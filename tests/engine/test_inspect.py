@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from engine.app import Engine
 from engine.areas import Area, AreaSpec
@@ -238,13 +239,12 @@ async def test_find_among_10000_events_gives_the_newest_50(engine: Engine) -> No
     db = open_sync(engine.url)
     try:
         with db.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO events (id, area_id, source, payload, received_at, status) "
-                "VALUES (:id, :area, 'poll', :payload, '2026-12-01 10:00:00', 'done')"),
-                [{"id": n, "area": area.id,
-                  "payload": json.dumps({"title": f"Weekly notes {n}", "n": n,
-                                         "link": f"https://blog.example/notes/{n}"})}
-                 for n in range(1, 10_001)])
+            conn.execute(events.insert(), [
+                {"id": n, "area_id": area.id, "source": "poll", "status": "done",
+                 "payload": {"title": f"Weekly notes {n}", "n": n,
+                             "link": f"https://blog.example/notes/{n}"},
+                 "received_at": datetime(2026, 12, 1, 10, tzinfo=UTC)}
+                for n in range(1, 10_001)])
     finally:
         db.dispose()
 

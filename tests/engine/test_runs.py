@@ -17,7 +17,7 @@ from engine.catalog.service import Item
 from engine.errors import HooklineError, PermanentError, TemplateError, ValidationError
 from integrations import files
 from tests.engine import probe
-from tests.engine.conftest import EngineFactory, next_message
+from tests.engine.conftest import EngineFactory, next_message, stored_bytes
 
 
 def area(**overrides: object) -> AreaSpec:
@@ -246,7 +246,7 @@ async def test_replay_sends_a_past_event_into_the_current_area(engine: Engine) -
 
 
 async def test_secret_params_are_resolved_at_run_time_and_never_recorded(
-        engine: Engine, data_dir) -> None:
+        engine: Engine, data_dir: Path, database: str) -> None:
     spec = area(reactions=[{"service": "probe", "reaction": "record",
                             "params": {"text": "x", "token": "tok-9f8e7d6c"}}])
     saved = await engine.create_area(spec)
@@ -257,8 +257,8 @@ async def test_secret_params_are_resolved_at_run_time_and_never_recorded(
     assert probe.controls.received[0]["token"] == "tok-9f8e7d6c"
     run = (await engine.store.runs(saved.id))[0]
     assert run["steps"][0]["params"]["token"] == "••••••"
-    raw = b"".join(p.read_bytes() for p in data_dir.glob("hookline.db*"))
-    assert b"tok-9f8e7d6c" not in raw
+    raw = stored_bytes(data_dir, database)
+    assert b"tok-9f8e7d6c" not in raw and b"probe" in raw
 
 
 async def test_live_test_sends_for_real_but_records_nothing(engine: Engine) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -14,7 +15,7 @@ from engine.app import Engine
 from engine.areas import AreaSpec
 from engine.bus import AREA_PAUSED, RUN_FINISHED
 from tests.engine import probe
-from tests.engine.conftest import EngineFactory, next_message
+from tests.engine.conftest import EngineFactory, next_message, stored_bytes
 
 AREA = {
     "name": "Hook to record",
@@ -199,10 +200,12 @@ async def test_valid_addresses_never_get_404_across_restarts(
     assert statuses.count(202) > 0
 
 
-async def test_webhook_token_is_kept_out_of_the_database(engine: Engine, data_dir) -> None:
+async def test_webhook_token_is_kept_out_of_the_database(engine: Engine, data_dir: Path,
+                                                         database: str) -> None:
     _, url = await _area(engine)
     token = url.rsplit("/", 1)[1]
-    raw = b"".join(p.read_bytes() for p in data_dir.glob("hookline.db*"))
+    raw = stored_bytes(data_dir, database)
+    assert raw  # the area is there
     assert token.encode() not in raw
     assert json.dumps(token).encode() not in raw
 

@@ -41,7 +41,7 @@ from engine.why import (
     when_words,
 )
 from tests.engine import probe
-from tests.engine.conftest import FAST, EngineFactory, next_message, registry
+from tests.engine.conftest import FAST, EngineFactory, fast, next_message, registry
 from tests.engine.test_schedules import _closed_for_three_hours
 from tests.engine.test_schedules import every as every_so_often
 
@@ -302,11 +302,11 @@ async def test_an_area_whose_window_ended_is_done(engine: Engine) -> None:
 
 
 @pytest.fixture
-async def accounts_engine(data_dir: Path) -> AsyncIterator[Engine]:
+async def accounts_engine(data_dir: Path, database: str) -> AsyncIterator[Engine]:
     """An engine whose catalog has a service that acts as an account."""
     catalog = Registry.load(modules=(*BUILTIN_MODULES, "tests.engine.probe",
                                      "tests.engine.account_probe"), plugins=False)
-    engine = Engine(data_dir, settings=Settings.from_mapping(FAST), registry=catalog)
+    engine = Engine(data_dir, settings=fast(database), registry=catalog)
     await engine.start()
     yield engine
     await engine.aclose()
@@ -398,7 +398,7 @@ async def test_missed_times_caught_up_say_which_run_caught_up(
 
 
 async def test_while_hookline_is_closed_the_times_passed_are_counted_with_the_policy(
-        make_engine: EngineFactory, data_dir: Path) -> None:
+        make_engine: EngineFactory, data_dir: Path, database: str) -> None:
     engine = await make_engine()
     area = await engine.create_area(every_so_often("1h"))
     await engine.aclose()
@@ -408,7 +408,7 @@ async def test_while_hookline_is_closed_the_times_passed_are_counted_with_the_po
             area_id=area.id, state={}, primed=True,
             last_fired_at=utcnow() - timedelta(hours=2, minutes=1)))
     sync.dispose()
-    offline = Engine(data_dir, settings=Settings.from_mapping(FAST), registry=registry(),
+    offline = Engine(data_dir, settings=fast(database), registry=registry(),
                      offline=True)
     await offline.start()
     try:
