@@ -53,7 +53,7 @@ BOTH_DATABASES = frozenset({
     "test_webhooks", "test_polling", "test_checks", "test_runs", "test_history",
     "test_ledger", "test_crash", "test_disk_full", "test_schedules", "test_lifecycle",
     "test_snooze", "test_windows", "test_why", "test_inspect", "test_accounts",
-    "test_migrations", "test_postgres",
+    "test_backup", "test_migrations", "test_postgres",
 })
 
 
