@@ -15,7 +15,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.errors import StorageError
-from engine.storage.db import RawJSON
+from engine.storage.db import RawJSON, fitting
 from engine.storage.ledger import RunLedger, apply, fold
 from engine.storage.schema import events, polls, runs, seen_keys, trigger_state, utcnow
 from engine.storage.writer import Statement, Writer
@@ -132,7 +132,9 @@ class Journal:
             event_id = self.writer.event_id()
             statements.append(Statement(0, self._insert_event, {
                 "id": event_id, "area_id": item.area_id, "source": item.source,
-                "dedup_key": item.dedup_key, "payload": item.payload, "received_at": now,
+                "dedup_key": (None if item.dedup_key is None
+                              else fitting(item.dedup_key, events.c.dedup_key)),
+                "payload": item.payload, "received_at": now,
                 "status": "pending", "finished_at": None}))
             journaled.append(Journaled(event_id, item.area_id, item.source, item.payload))
             if item.dedup_key is not None:

@@ -26,6 +26,7 @@ from engine.http import HttpClient
 from engine.journal import Journal, Journaled, NewEvent
 from engine.lifecycle import ACTIVE
 from engine.settings import Settings
+from engine.storage.db import fitting
 from engine.storage.schema import seen_keys, utcnow
 from engine.storage.writer import Statement
 from engine.store import Store
@@ -289,12 +290,13 @@ def _unique(items: list[Item]) -> list[Item]:
 def _storable(key: str) -> str:
     """``key`` as text the database takes: a lone surrogate (a file name that is not
     UTF-8, decoded by the OS with surrogateescape) is spelled as escaped bytes, and so
-    is a NUL (PostgreSQL refuses it in text), so the key stays the same at every poll
-    and distinct from its neighbours."""
+    is a NUL (PostgreSQL refuses it in text), and one longer than the column ends with
+    its digest (:func:`fitting`), so the key stays the same at every poll and distinct
+    from its neighbours."""
     if "\x00" in key:
         key = key.replace("\x00", "\\x00")
     try:
         key.encode("utf-8")
     except UnicodeEncodeError:
-        return key.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace")
-    return key
+        key = key.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace")
+    return fitting(key, seen_keys.c.key)

@@ -8,6 +8,7 @@ psycopg 3, for the async engine, the writer thread and Alembic alike.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import json
 import re
@@ -164,6 +165,17 @@ def _check_driver(url: str) -> None:
                           f"instead ({INSTALL_POSTGRES})")
     raise ConfigError("The database is PostgreSQL, whose driver (psycopg) is not "
                       f"installed: {INSTALL_POSTGRES}")
+
+
+def fitting(text: str, column: Any) -> str:
+    """``text`` within ``column``'s length (PostgreSQL enforces VARCHAR(n), SQLite does
+    not): one longer keeps its start and ends with its SHA-256, so it stays the same at
+    every call and distinct from every other."""
+    limit = column.type.length
+    if limit is None or len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{text[:limit - len(digest) - 1]}#{digest}"
 
 
 class RawJSON(str):

@@ -163,3 +163,26 @@ async def test_a_nul_character_fails_no_delivery_and_no_run(engine: Engine,
     await engine.wait_idle()
     [failed] = await engine.store.runs(area.id, status="failed")
     assert f"the far side said {nul}no" in failed["error"]
+
+
+async def test_keys_longer_than_their_column_are_kept_apart_and_fire_once(
+        engine: Engine) -> None:
+    """PostgreSQL enforces VARCHAR lengths, SQLite does not: a poll's key or an event's
+    dedup key past its column's length is stored as its start and its digest."""
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+    long_link = "https://example.org/" + "very-long-path/" * 60  # 920 characters
+    probe.controls.items = [Item(long_link + "a", {"title": "a"})]
+    spec = engine.registry.trigger("probe", "items")
+    await engine.poller.poll(engine.area(area.id), spec, {}, 3600)  # primes
+    probe.controls.items = [Item(long_link + "b", {"title": "b"}),
+                            Item(long_link + "a", {"title": "a"})]
+    assert await engine.poller.poll(engine.area(area.id), spec, {}, 3600) == 1
+    assert await engine.poller.poll(engine.area(area.id), spec, {}, 3600) == 0
+    async with engine.db.connect() as conn:
+        keys = (await conn.execute(select(seen_keys.c.key))).scalars().all()
+    assert len(keys) == 2 and all(k.startswith(long_link[:400]) for k in keys)
+
+    first, second = ("delivery-" + "x" * 600 + end for end in "12")
+    for key, stored in [(first, 1), (second, 1), (first, 0)]:
+        event = NewEvent(area.id, "webhook", {"title": key[-1]}, dedup_key=key)
+        assert len(await engine.journal.append([event])) == stored
