@@ -112,12 +112,13 @@ class AccountStore:
         self.db = db
 
     async def accounts(self, service_id: str | None = None) -> list[Account]:
-        query = select(accounts_table).order_by(accounts_table.c.service_id,
-                                                accounts_table.c.name)
+        query = select(accounts_table)
         if service_id:
             query = query.where(accounts_table.c.service_id == service_id)
         async with self.db.connect() as conn:
-            return [_account(r) for r in await conn.execute(query)]
+            found = [_account(r) for r in await conn.execute(query)]
+        # sorted here: a PostgreSQL database's collation may order names unlike SQLite
+        return sorted(found, key=lambda a: (a.service_id, a.name))
 
     async def get(self, account_id: str) -> Account | None:
         async with self.db.connect() as conn:

@@ -197,8 +197,10 @@ class CustomProviders:
 
     async def all(self) -> list[CustomProvider]:
         async with self.db.connect() as conn:
-            rows = await conn.execute(select(providers_table).order_by(providers_table.c.name))
-            return [_provider(r) for r in rows]
+            rows = await conn.execute(select(providers_table))
+            found = [_provider(r) for r in rows]
+        # sorted here: a PostgreSQL database's collation may order names unlike SQLite
+        return sorted(found, key=lambda p: p.name)
 
     async def get(self, name: str) -> CustomProvider | None:
         async with self.db.connect() as conn:
