@@ -37,6 +37,23 @@ def _to_json(value: Any) -> RawJSON:
     return RawJSON(_encode(value))
 
 
+def _storable(text: str | None) -> str | None:
+    """An error as text either database takes: a lone surrogate (a file name that is not
+    UTF-8, in a reaction's error) is spelled as escaped bytes; neither driver can encode
+    it, and the whole run record would be lost."""
+    if text is None or text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:  # the file name's own bytes, as Python read them
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a UTF-16 half from elsewhere
+            raw = text.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "backslashreplace")
+    return text
+
+
 class NewEvent(NamedTuple):
     """An event to journal (a named tuple: a timer group makes a thousand at once)."""
 
@@ -359,8 +376,9 @@ class Journal:
                  condition: dict[str, Any] | None) -> RunRecord:
         """A finished run's record, for :meth:`save`."""
         now = utcnow()
-        return RunRecord({"run": run_id, "event": event_id, "status": status, "error": error,
-                          "condition": condition, "finished": now.isoformat()},
+        return RunRecord({"run": run_id, "event": event_id, "status": status,
+                          "error": _storable(error), "condition": condition,
+                          "finished": now.isoformat()},
                          now, _to_json(steps))
 
     def save(self, record: RunRecord) -> None:

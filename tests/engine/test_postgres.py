@@ -165,6 +165,23 @@ async def test_a_nul_character_fails_no_delivery_and_no_run(engine: Engine,
     assert f"the far side said {nul}no" in failed["error"]
 
 
+async def test_an_error_naming_a_file_that_is_not_utf8_is_recorded(engine: Engine) -> None:
+    """Neither driver encodes a lone surrogate (how Python reads a file name that is not
+    UTF-8): the run's error keeps it as escaped bytes instead of losing the record."""
+    area = await engine.create_area(AreaSpec.from_dict(AREA))
+
+    def broken(_text: str) -> Exception:
+        return PermanentError("cannot open report-\udce9t\udce9.txt")
+
+    probe.controls.fail_times, probe.controls.fail_with = 1, broken  # type: ignore[assignment]
+    await engine.run_now(area.id, {"title": "t"})
+    await engine.wait_idle()
+    [failed] = await engine.store.runs(area.id)
+    assert failed["status"] == "failed"
+    assert "cannot open report-\\xe9t\\xe9.txt" in failed["error"]
+    assert not engine.journal.dirty
+
+
 async def test_keys_longer_than_their_column_are_kept_apart_and_fire_once(
         engine: Engine) -> None:
     """PostgreSQL enforces VARCHAR lengths, SQLite does not: a poll's key or an event's
