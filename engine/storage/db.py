@@ -71,7 +71,9 @@ def database_url(data_dir: Path, configured: str = "") -> str:
 _keyring_passwords: dict[str, str] = {}
 
 
-def _keyring_password() -> str | None:
+def keyring_password() -> str | None:
+    """The database password kept in the keyring (:data:`PASSWORD_REF`), if any: for a
+    connection made without SQLAlchemy (the standby's lease) when the server asks."""
     from engine.secrets import SecretStore
 
     try:
@@ -97,7 +99,7 @@ def _password_when_asked(dialect: Any, _record: Any, cargs: Any, cparams: dict[s
     except dialect.loaded_dbapi.OperationalError as exc:
         if "no password supplied" not in str(exc):
             raise
-        password = _keyring_password()
+        password = keyring_password()
         if not password:
             raise ConfigError(
                 "the database server asks for a password: give it in the database_url "
