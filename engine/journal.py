@@ -15,7 +15,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.errors import StorageError
-from engine.storage.db import RawJSON, fitting
+from engine.storage.db import RawJSON, fitting, storable_text
 from engine.storage.ledger import RunLedger, apply, fold
 from engine.storage.schema import events, polls, runs, seen_keys, trigger_state, utcnow
 from engine.storage.writer import Statement, Writer
@@ -35,23 +35,6 @@ _encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
 def _to_json(value: Any) -> RawJSON:
     """``storage.db.to_json`` with one encoder for the journal's life, not one a call."""
     return RawJSON(_encode(value))
-
-
-def _storable(text: str | None) -> str | None:
-    """An error as text either database takes: a lone surrogate (a file name that is not
-    UTF-8, in a reaction's error) is spelled as escaped bytes; neither driver can encode
-    it, and the whole run record would be lost."""
-    if text is None or text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        try:  # the file name's own bytes, as Python read them
-            raw = text.encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:  # a UTF-16 half from elsewhere
-            raw = text.encode("utf-8", "surrogatepass")
-        return raw.decode("utf-8", "backslashreplace")
-    return text
 
 
 class NewEvent(NamedTuple):
@@ -377,7 +360,7 @@ class Journal:
         """A finished run's record, for :meth:`save`."""
         now = utcnow()
         return RunRecord({"run": run_id, "event": event_id, "status": status,
-                          "error": _storable(error), "condition": condition,
+                          "error": storable_text(error), "condition": condition,
                           "finished": now.isoformat()},
                          now, _to_json(steps))
 

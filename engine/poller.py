@@ -26,7 +26,7 @@ from engine.http import HttpClient
 from engine.journal import Journal, Journaled, NewEvent
 from engine.lifecycle import ACTIVE
 from engine.settings import Settings
-from engine.storage.db import fitting
+from engine.storage.db import fitting, storable_text
 from engine.storage.schema import seen_keys, utcnow
 from engine.storage.writer import Statement
 from engine.store import Store
@@ -203,7 +203,7 @@ class Poller:
                       at: datetime, started: float) -> None:
         streak = self._streaks.setdefault(area.id, Streak())
         streak.failures += 1
-        message = scrub_urls(str(exc) or type(exc).__name__)
+        message = storable_text(scrub_urls(str(exc) or type(exc).__name__)) or ""
         if isinstance(exc, TimeoutError):
             message = f"the service did not answer within {POLL_TIMEOUT:g} s"
         streak.last_error = message

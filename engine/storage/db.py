@@ -180,6 +180,23 @@ def fitting(text: str, column: Any) -> str:
     return f"{text[:limit - len(digest) - 1]}#{digest}"
 
 
+def storable_text(text: str | None) -> str | None:
+    """An error as text either database takes: a lone surrogate (a file name that is not
+    UTF-8, in a reaction's or a trigger's error) is spelled as escaped bytes; neither
+    driver can encode it, and the whole write would be lost."""
+    if text is None or text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:  # the file name's own bytes, as Python read them
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a UTF-16 half from elsewhere
+            raw = text.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "backslashreplace")
+    return text
+
+
 class RawJSON(str):
     """A value already serialised to JSON: a JSON column stores it as it is (the hot
     path serialises a run's steps once, for the run ledger and the database alike)."""

@@ -180,6 +180,11 @@ async def test_an_error_naming_a_file_that_is_not_utf8_is_recorded(engine: Engin
     assert failed["status"] == "failed"
     assert "cannot open report-\\xe9t\\xe9.txt" in failed["error"]
     assert not engine.journal.dirty
+    probe.controls.poll_error = PermanentError("cannot list inbox-\udce9")  # a trigger's
+    spec = engine.registry.trigger("probe", "items")
+    await engine.poller.poll(engine.area(area.id), spec, {}, 3600)
+    [check] = await engine.checks(area.id)
+    assert (check["outcome"], check["error"]) == ("failed", "cannot list inbox-\\xe9")
 
 
 async def test_keys_longer_than_their_column_are_kept_apart_and_fire_once(
