@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 
 from engine.errors import HooklineError
-from engine.storage.db import sync_url
+from engine.storage.db import keyring_password, sync_url
 
 if TYPE_CHECKING:
     import psycopg
@@ -87,6 +87,22 @@ def connect_args(url: str) -> dict[str, Any]:
     return args
 
 
+def connect(url: str, **options: Any) -> psycopg.Connection[Any]:
+    """A psycopg connection to ``url``'s database; when the server asks for a password
+    the URL does not give, the keyring's (as the engine's own connections do)."""
+    import psycopg
+
+    args = connect_args(url)
+    try:
+        return psycopg.connect(**args, **options)
+    except psycopg.OperationalError as exc:
+        password = None if args.get("password") or "no password supplied" not in str(exc) \
+            else keyring_password()
+        if not password:
+            raise
+        return psycopg.connect(**args, password=password, **options)
+
+
 class LeaseLost(HooklineError):
     """The lease connection did not answer (the lock may be someone else's now), or the
     engine was stopped while it stood by."""
@@ -113,7 +129,6 @@ class Lease:
 
     def open(self) -> None:
         """Connect (blocking): keepalives both ends, a bounded wait for a dead peer."""
-        import psycopg
 
         idle, interval, count = KEEPALIVE
         notice_ms = KEEPALIVE_NOTICE * 1000
@@ -121,8 +136,8 @@ class Lease:
                   f"-c tcp_keepalives_count={count} -c tcp_user_timeout={notice_ms} "
                   "-c synchronous_commit=off -c idle_session_timeout=0 "
                   "-c idle_in_transaction_session_timeout=0")
-        self.conn = psycopg.connect(
-            **connect_args(self.url), autocommit=True, connect_timeout=5,
+        self.conn = connect(
+            self.url, autocommit=True, connect_timeout=5,
             application_name="hookline-lease", keepalives=1, keepalives_idle=idle,
             keepalives_interval=interval, keepalives_count=count,
             tcp_user_timeout=notice_ms, options=server)
@@ -223,10 +238,9 @@ def unreadable(refs: Iterable[tuple[str, str]], read: Any) -> list[str]:
 def lease_holder(url: str) -> str | None:
     """Who holds the lease of ``url``'s database (the server's pid and the client's
     address), without taking it; None when no engine is active (``hookline doctor``)."""
-    import psycopg
 
     unsigned = LEASE_KEY & 0xFFFF_FFFF_FFFF_FFFF
-    with psycopg.connect(**connect_args(url), autocommit=True, connect_timeout=5) as conn:
+    with connect(url, autocommit=True, connect_timeout=5) as conn:
         row = conn.execute(
             "SELECT l.pid, a.client_addr FROM pg_locks l LEFT JOIN pg_stat_activity a "
             "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "

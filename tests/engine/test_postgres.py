@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import select
 
@@ -19,6 +20,7 @@ from engine.errors import ConfigError, PermanentError
 from engine.journal import NewEvent
 from engine.secrets import SecretStore
 from engine.settings import load_settings
+from engine.standby import Lease, lease_holder
 from engine.storage import db
 from engine.storage.db import PASSWORD_REF, database_url, migrate_sync, shown_url
 from engine.storage.schema import seen_keys
@@ -208,3 +210,19 @@ async def test_keys_longer_than_their_column_are_kept_apart_and_fire_once(
     for key, stored in [(first, 1), (second, 1), (first, 0)]:
         event = NewEvent(area.id, "webhook", {"title": key[-1]}, dedup_key=key)
         assert len(await engine.journal.append([event])) == stored
+
+
+def test_the_standby_lease_gives_the_keyrings_password_when_the_server_asks(
+        password_server: str, data_dir: Path) -> None:
+    """The lease is a connection of its own (not SQLAlchemy's): a server that asks for a
+    password gets the keyring's there too, or two engines could both be active."""
+    lease = Lease(database_url(data_dir, password_server))
+    with pytest.raises(psycopg.OperationalError, match="no password supplied"):
+        lease.try_take()
+    SecretStore().set(PASSWORD_REF, PASSWORD)
+    try:
+        assert lease.try_take()
+        assert lease_holder(database_url(data_dir, password_server)) is not None
+    finally:
+        if lease.conn is not None:
+            lease.conn.close()
