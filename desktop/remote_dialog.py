@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QSpinBox,
+    QSystemTrayIcon,
     QVBoxLayout,
     QWidget,
 )
@@ -225,6 +226,9 @@ def home_folder(bridge: EngineBridge) -> Path:
 class TrayLike(Protocol):
     menu: QMenu
     quit_action: QAction
+    icon: QSystemTrayIcon
+
+    def schedule_refresh(self, *_args: object) -> None: ...
 
 
 def show_engine(bridge: EngineBridge, window: QMainWindow, tray: TrayLike,
@@ -243,6 +247,10 @@ def show_engine(bridge: EngineBridge, window: QMainWindow, tray: TrayLike,
             window.statusBar().showMessage(said if state != CONNECTED else text)
             window.setWindowTitle(title(bridge.where) + ("" if state == CONNECTED
                                                          else " (reconnecting…)"))
+            if state == CONNECTED:
+                tray.schedule_refresh()  # its state, from the engine again
+            else:
+                tray.icon.setToolTip(f"Hookline — {said}")
 
         bridge.connection.connect(connection)
     change = QAction(USE_THIS_COMPUTER if remote is not None else CONNECT_ELSEWHERE,

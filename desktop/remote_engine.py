@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,6 +70,12 @@ SAVED = "••••••"
 
 #: A call's bound: the window waits on none of them, but a lost answer must end.
 CALL_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=10)
+
+#: How long closing the stream waits for its connection to close (s).
+SOCKET_CLOSE = 2.0
+
+#: How long a stop lets TLS connections finish closing (s; aiohttp's "graceful shutdown").
+TLS_SETTLE = 0.25
 
 SessionFactory = Callable[[], aiohttp.ClientSession]
 
@@ -170,12 +177,18 @@ class RemoteEngine:
         self._stream = asyncio.create_task(self._follow(socket), name="remote-engine-stream")
 
     async def aclose(self) -> None:
-        if self._stream is not None:
-            self._stream.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._stream
-            self._stream = None
-        await self._drop_session()
+        stream, self._stream = self._stream, None
+        try:
+            if stream is not None:
+                stream.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await stream
+        finally:
+            await self._drop_session()
+        # A call cancelled as the app quits closes its TLS connection without waiting for
+        # the closing exchange; aiohttp's advice for a graceful shutdown is this short
+        # wait, else the loop ends first and the socket is left open (also on the engine).
+        await asyncio.sleep(TLS_SETTLE)
         self.started = self.connected = False
 
     # ----------------------------------------------------------------- calls
@@ -244,8 +257,25 @@ class RemoteEngine:
         try:
             await self._follow_from(socket)
         finally:
-            if self._socket is not None:
-                await self._socket.close()
+            await self._close_socket()
+
+    async def _close_socket(self) -> None:
+        """Close the stream and wait (briefly) until its connection is closed: over TLS
+        that takes an exchange with the engine, which a loop ending at once would cut
+        short, leaving the socket open."""
+        socket, self._socket = self._socket, None
+        if socket is None:
+            return
+        # aiohttp offers no public handle on a websocket's connection: its protocol's
+        # ``closed`` future is read defensively (None: nothing to wait for)
+        protocol = getattr(getattr(socket, "_conn", None), "protocol", None)
+        closed = getattr(protocol, "closed", None)
+        with contextlib.suppress(aiohttp.ClientError, OSError, ssl.SSLError):
+            await socket.close()  # (the engine may be gone, or still sending)
+        if isinstance(closed, asyncio.Future):  # (it may end with the error that closed it)
+            with contextlib.suppress(TimeoutError, aiohttp.ClientError, OSError,
+                                     ssl.SSLError):
+                await asyncio.wait_for(asyncio.shield(closed), SOCKET_CLOSE)
 
     async def _follow_from(self, socket: aiohttp.ClientWebSocketResponse) -> None:
         attempt = 0
@@ -259,8 +289,7 @@ class RemoteEngine:
                         break
             except (aiohttp.ClientError, ValueError, HooklineError) as exc:
                 log.warning("the stream from %s broke: %s", self.name, exc)
-            await socket.close()
-            self._socket = None
+            await self._close_socket()
             self._say(RECONNECTING, f"Reconnecting to {self.name}…")
             while True:
                 await self._drop_session()

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 from pytestqt.qtbot import QtBot
 
 from desktop.bridge import EngineBridge
@@ -19,7 +21,7 @@ from desktop.models import AreasModel
 from desktop.pages.activity import ActivityPage
 from desktop.pages.automations import AutomationsPage
 from desktop.pages.settings import SettingsPage
-from desktop.remote_dialog import USE_THIS_COMPUTER, show_engine, title
+from desktop.remote_dialog import USE_THIS_COMPUTER, ConnectDialog, show_engine, title
 from desktop.remote_engine import (
     RECONNECTING,
     SAVED,
@@ -34,6 +36,8 @@ from engine.errors import HooklineError
 from engine.registry import BUILTIN_MODULES, Registry
 from engine.settings import Settings, load_settings
 from tests.desktop.conftest import signal_once, until
+from tests.desktop.test_activity import closed_port
+from tests.engine.remote.conftest import REMOTE
 
 NAME = "homeserver"
 
@@ -46,15 +50,18 @@ def area(name: str) -> dict[str, Any]:
 
 
 class Tray:
-    """The tray's menu as show_engine uses it (the real tray needs a session bus)."""
+    """The tray as show_engine uses it: its menu and tooltip (the real tray refreshes
+    from the engine on its own, which these tests do not need)."""
 
     def __init__(self) -> None:
-        from PySide6.QtGui import QAction
-        from PySide6.QtWidgets import QMenu
-
         self.menu = QMenu()
         self.quit_action = QAction("Quit Hookline", self.menu)
         self.menu.addAction(self.quit_action)
+        self.icon = QSystemTrayIcon()
+        self.refreshes = 0
+
+    def schedule_refresh(self, *_args: object) -> None:
+        self.refreshes += 1
 
 
 def remote_for(data_dir: Path, state: Path, **options: Any) -> RemoteEngine:
@@ -87,7 +94,7 @@ async def window_on(qtbot: QtBot, bridge: EngineBridge) -> MainWindow:
     qtbot.addWidget(window)
     tray = Tray()
     show_engine(bridge, window, tray, window.tasks.spawn)
-    window.tray_menu = tray.menu  # type: ignore[attr-defined]
+    window.tray = tray  # type: ignore[attr-defined]
     window.show()
     return window
 
@@ -100,7 +107,8 @@ async def test_the_window_shows_and_changes_the_other_engine(
     assert window.windowTitle() == "Hookline — homeserver"
     assert window.statusBar().currentMessage() == (
         "Attached to Hookline on homeserver (homeserver.local)")
-    assert USE_THIS_COMPUTER in [a.text() for a in window.tray_menu.actions()]  # type: ignore[attr-defined]
+    tray: Tray = window.tray  # type: ignore[attr-defined]
+    assert USE_THIS_COMPUTER in [a.text() for a in tray.menu.actions()]
 
     # The automations list shows its areas, live.
     page = window.show_screen("automations")
@@ -180,6 +188,8 @@ async def test_a_dropped_engine_is_reached_again(
     assert await away == (RECONNECTING, "Reconnecting to homeserver…")
     assert window.statusBar().currentMessage() == "Reconnecting to homeserver…"
     assert window.windowTitle() == "Hookline — homeserver (reconnecting…)"
+    tray: Tray = window.tray  # type: ignore[attr-defined]
+    assert tray.icon.toolTip() == "Hookline — Reconnecting to homeserver…"
 
     back = signal_once(remote_bridge.connection)
     created = signal_once(remote_bridge.areaChanged)
@@ -192,6 +202,7 @@ async def test_a_dropped_engine_is_reached_again(
         area_id, _change = await created
         assert remote_bridge.area(area_id).name == "Meanwhile"
         assert window.windowTitle() == title(NAME)
+        assert tray.refreshes  # the tray reads its state from the engine again
     finally:
         # the app goes first: an engine stopped under its open connections leaves
         # their sockets to the garbage collector (aiohttp's server, at a stop)
@@ -221,3 +232,89 @@ async def test_an_engine_that_cannot_be_reached_says_so(tmp_path: Path) -> None:
     with pytest.raises(HooklineError, match="cannot reach homeserver: nothing answers"):
         await thread.start()
 
+
+
+# --------------------------------------------------------------------- over TLS
+
+
+@pytest.fixture
+async def remote_site(tmp_path: Path) -> AsyncIterator[EngineThread]:
+    """An engine with its remote site open (TLS, on 127.0.0.1), on its own thread, as
+    on the other computer."""
+    settings = Settings.from_mapping({**REMOTE, "listener_port": 0})
+    thread = EngineThread(Engine(tmp_path / "there", settings=settings))
+    await thread.start()
+    yield thread
+    # The clients have gone: their connections end before the engine stops (one cut
+    # short by the stop would leave its socket to the garbage collector).
+    async with asyncio.timeout(5):
+        while await thread.run(open_connections, thread.engine):
+            await asyncio.sleep(0.01)
+    await thread.stop()
+
+
+def open_connections(engine: Engine) -> int:
+    """On the engine's thread: the connections its control channel holds (both sites)."""
+    runner = engine.control._runner if engine.control is not None else None
+    server = runner.server if runner is not None else None
+    return len(server.connections) if server is not None else 0
+
+
+def site_port(thread: EngineThread) -> int:
+    site = thread.engine.remote
+    assert site is not None
+    return site.port
+
+
+async def test_connect_pairs_over_tls_and_the_bridge_reaches_that_engine(
+        qtbot: QtBot, remote_site: EngineThread, tmp_path: Path) -> None:
+    there = remote_site.engine
+    await remote_site.call(there.create_area(AreaSpec.from_dict(area("On the server"))))
+    site = there.remote
+    assert site is not None
+    issued = await remote_site.call(site.pairing.issue())
+
+    dialog = ConnectDialog()
+    qtbot.addWidget(dialog)
+    dialog.host.setText("127.0.0.1")
+    dialog.port.setValue(site_port(remote_site))
+    dialog.code.setText(issued.code)
+    assert await dialog.try_pairing()
+    assert dialog.target is not None and dialog.token is not None
+    target, token = dialog.target, dialog.token
+
+    remote = RemoteEngine(lambda: target.session(token), tmp_path / "app",
+                          name=target.name, host=target.host)
+    thread = EngineThread(as_engine(remote))
+    await thread.start()
+    bridge = EngineBridge(thread.engine, thread)
+    try:  # (the window on such a bridge: the tests above, over the local channel)
+        assert bridge.where == target.name
+        [shown] = there.areas()
+        assert [row.name for row in await bridge.area_rows()] == ["On the server"]
+        made = await bridge.save_area(AreaSpec.from_dict(area("Made from here")))
+        assert there.area(made.id).name == "Made from here"
+        finished = signal_once(bridge.runsFinished)
+        await remote_site.call(there.run_now(shown.id))
+        assert (await finished)[0][0]["area_id"] == shown.id  # the stream is up, over TLS
+    finally:
+        bridge.close()
+        await thread.stop()
+
+
+async def test_connect_says_a_wrong_code_and_an_unreachable_computer(
+        qtbot: QtBot, remote_site: EngineThread) -> None:
+    dialog = ConnectDialog()
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.host.setText("127.0.0.1")
+    dialog.port.setValue(site_port(remote_site))
+    dialog.code.setText("7K3QD-M9XTA")
+    assert not await dialog.try_pairing()
+    assert dialog.problem.text().startswith("Wrong code. The engine did not accept the code")
+    assert dialog.isVisible()
+
+    dialog.port.setValue(closed_port())
+    assert not await dialog.try_pairing()
+    assert dialog.problem.text().startswith("Cannot reach 127.0.0.1. Cannot reach Hookline")
+    assert dialog.connect_button.isEnabled() and dialog.connect_button.text() == "Connect"

@@ -19,6 +19,7 @@ import pytest
 from engine import rpc
 from engine.app import Engine
 from engine.areas import Area, AreaSpec
+from engine.bus import Message
 from engine.control import CONTROL_FILE
 from engine.errors import CatalogError, HooklineError, ImportRefused, ValidationError
 from engine.store import NotFound
@@ -242,6 +243,18 @@ async def test_a_stop_is_not_held_up_by_a_listening_app(
         message = await stream.receive(timeout=5)  # the app hears at once that it ended
         assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
         await stream.close()
+
+
+async def test_a_message_crosses_without_what_only_this_process_holds(
+        served: Engine) -> None:
+    class Span:  # a run's trace span, computed when read
+        pass
+
+    sent = rpc.outgoing(served, Message("run.finished", {
+        "run_id": 7, "area_id": "a1", "status": "failed", "error": "boom",
+        "trace": Span()}))
+    assert sent == {"topic": "run.finished", "data": {
+        "run_id": 7, "area_id": "a1", "status": "failed", "error": "boom"}}
 
 
 def test_errors_say_what_they_said() -> None:
