@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 from pytestqt.qtbot import QtBot
 
+from desktop import app as desktop_app
+from desktop import remote_dialog
 from desktop.bridge import EngineBridge
 from desktop.engine_thread import EngineThread
 from desktop.main_window import MainWindow
@@ -21,7 +23,13 @@ from desktop.models import AreasModel
 from desktop.pages.activity import ActivityPage
 from desktop.pages.automations import AutomationsPage
 from desktop.pages.settings import SettingsPage
-from desktop.remote_dialog import USE_THIS_COMPUTER, ConnectDialog, show_engine, title
+from desktop.remote_dialog import (
+    USE_THIS_COMPUTER,
+    ConnectDialog,
+    secrets_of,
+    show_engine,
+    title,
+)
 from desktop.remote_engine import (
     RECONNECTING,
     SAVED,
@@ -34,8 +42,9 @@ from engine.app import Engine
 from engine.areas import AreaSpec
 from engine.errors import HooklineError
 from engine.registry import BUILTIN_MODULES, Registry
-from engine.settings import Settings, load_settings
-from tests.desktop.conftest import signal_once, until
+from engine.remote.client import RemoteTarget, pair, token_ref
+from engine.settings import Settings, load_settings, save_settings
+from tests.desktop.conftest import shown_window, signal_once, until
 from tests.desktop.test_activity import closed_port
 from tests.engine.remote.conftest import REMOTE
 
@@ -318,3 +327,62 @@ async def test_connect_says_a_wrong_code_and_an_unreachable_computer(
     assert not await dialog.try_pairing()
     assert dialog.problem.text().startswith("Cannot reach 127.0.0.1. Cannot reach Hookline")
     assert dialog.connect_button.isEnabled() and dialog.connect_button.text() == "Connect"
+
+
+# --------------------------------------------------------------------- the app
+
+
+async def test_the_app_opens_on_the_saved_computer_and_goes_back_to_its_own(
+        tmp_path: Path, qapp: QApplication, app_run: None,
+        remote_site: EngineThread) -> None:
+    site = remote_site.engine.remote
+    assert site is not None
+    issued = await remote_site.call(site.pairing.issue())
+    target, token = await pair("127.0.0.1", site.port, issued.code, client_name="laptop")
+    home = tmp_path / "home"
+    home.mkdir()
+    target.save(secrets_of(home), token, data_dir=home)
+
+    running = asyncio.ensure_future(desktop_app.run(qapp, home))
+    try:
+        await until(lambda: shown_window() is not None)
+        window = shown_window()
+        assert window is not None
+        assert window.windowTitle() == f"Hookline — {target.name}"
+        assert not (home / "hookline.db").exists()  # its own engine did not start
+        settings = window.show_screen("settings")
+        assert isinstance(settings, SettingsPage)
+        assert settings.engine_button.text() == USE_THIS_COMPUTER
+        settings.engine_button.click()
+        assert await asyncio.wait_for(running, 10) == desktop_app.REOPEN  # main opens again
+    finally:
+        if not running.done():
+            qapp.aboutToQuit.emit()
+            await running
+    assert RemoteTarget.load(home) is None
+    assert secrets_of(home).get(token_ref(target.client_id)) is None  # the token is gone
+
+
+async def test_a_saved_computer_out_of_reach_is_said_and_this_one_opens(
+        tmp_path: Path, qapp: QApplication, app_run: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    save_settings(home, Settings.from_mapping({"listener_port": 0}))
+    RemoteTarget("127.0.0.1", closed_port(), "ab" * 32, "c1", "homeserver").save(
+        secrets_of(home), "a token", data_dir=home)
+    said: list[str] = []
+    monkeypatch.setattr(remote_dialog, "cannot_reach", said.append)
+    running = asyncio.ensure_future(desktop_app.run(qapp, home))
+    try:
+        await until(lambda: shown_window() is not None)
+        window = shown_window()
+        assert window is not None
+        assert window.windowTitle() == "Hookline — this computer"
+        [message] = said
+        assert message.startswith("cannot reach homeserver: nothing answers at that address")
+        assert "Hookline opens with this computer's engine meanwhile" in message
+        assert RemoteTarget.load(home) is not None  # tried again at the next start
+    finally:
+        qapp.aboutToQuit.emit()
+        await running
