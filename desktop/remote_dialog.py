@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 CONNECT_ELSEWHERE = "Connect to another computer…"
 USE_THIS_COMPUTER = "Use this computer's engine"
 
+#: The Connect dialog's width (pixels).
+DIALOG_WIDTH = 480
+
 #: Pairs with the engine at host:port with a code: the target and its token.
 Pairing = Callable[[str, int, str], Awaitable[tuple[RemoteTarget, str]]]
 
@@ -122,6 +125,7 @@ class ConnectDialog(QDialog):
         super().__init__(parent)
         self.setObjectName("connectDialog")
         self.setWindowTitle("Connect to another computer")
+        self.setMinimumWidth(DIALOG_WIDTH)  # wrapped lines stay readable
         self._pairing = pairing or _pair
         self.target: RemoteTarget | None = None
         self.token: str | None = None
@@ -188,6 +192,7 @@ class ConnectDialog(QDialog):
     def _say(self, text: str) -> bool:
         self.problem.setText(text)
         self.problem.show()
+        self.adjustSize()  # as tall as the explanation
         return False
 
 

@@ -176,6 +176,8 @@ async def test_what_cannot_be_done_from_here_says_where(
     with pytest.raises(HooklineError, match=r"Connect accounts on homeserver.local "
                                             r"\(`hookline accounts connect github` there\)"):
         await remote_bridge.connect_account("github")
+    with pytest.raises(HooklineError, match=r"Connect accounts on homeserver\.local"):
+        await remote_bridge.has_oauth_client("github")  # before its OAuth app is asked for
 
 
 async def test_a_secret_there_is_said_saved_never_read(
