@@ -127,18 +127,21 @@ async def bridge(engine_thread: EngineThread) -> AsyncIterator[EngineBridge]:
     bridge.close()
 
 
-def signal_once(signal: SignalInstance, timeout: float = 10.0
+def signal_once(signal: SignalInstance, timeout: float = 10.0,
+                match: Callable[..., bool] = lambda *_args: True,
                 ) -> Coroutine[Any, Any, tuple[Any, ...]]:
-    """Await the next emission of ``signal`` (never a blocking waitSignal in async tests).
+    """Await the next emission of ``signal`` (never a blocking waitSignal in async tests)
+    whose arguments ``match`` (every one by default).
 
     It listens from the moment it is called, not from the first await: in
     ``done = signal_once(s); await act(); await done`` an emission made synchronously
-    inside ``act()`` is caught too.
+    inside ``act()`` is caught too. The engine's messages reach the window in batches,
+    so one caused earlier may still be on its way: ``match`` names the one awaited.
     """
     future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
 
     def slot(*args: Any) -> None:
-        if not future.done():
+        if not future.done() and match(*args):
             future.set_result(args)
 
     signal.connect(slot)

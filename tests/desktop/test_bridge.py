@@ -35,7 +35,7 @@ async def test_area_rows_say_why_an_area_is_not_working(bridge: EngineBridge) ->
     area = await bridge.save_area(AreaSpec.from_dict(AREA))
     [row] = await bridge.area_rows()
     assert row.health == "waiting"
-    changed = signal_once(bridge.areaChanged)
+    changed = signal_once(bridge.areaChanged, match=lambda _id, change: change != "created")
     await bridge.set_enabled(area.id, False)
     assert await changed == (area.id, "disabled")
     [row] = await bridge.area_rows()

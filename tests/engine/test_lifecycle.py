@@ -209,8 +209,9 @@ async def test_at_in_the_future_fires_once_then_the_area_is_done(
     notes: list[Message] = []
     engine.bus.subscribe(NOTIFICATION, notes.append)
     done = next_message(engine, AREA_STATE, lambda m: m.data["to"] == "done")
-    area = await engine.create_area(AreaSpec.from_dict(_at(utcnow() + timedelta(seconds=1))))
-    assert engine.scheduler.next_fire(area.id) is not None
+    # (whether it is still waiting when create_area returns depends on the machine's
+    # load: a loaded CI took over a second to save it; what it must do is fire once, on time)
+    area = await engine.create_area(AreaSpec.from_dict(_at(utcnow() + timedelta(seconds=2))))
     message = await done
     assert message.data["cause"] == "it ran at its date and time"
     await engine.wait_idle()
