@@ -47,6 +47,7 @@ from engine.errors import (
 )
 from engine.inspect import Found, ItemVerdict
 from engine.journal import Journaled
+from engine.remote.site import CLIENT
 from engine.settings import Settings, save_settings
 from engine.store import NotFound
 from engine.windows import Weekly, Window
@@ -478,6 +479,29 @@ async def _secret_set(engine: Engine, ref: str, value: str) -> None:
     await asyncio.to_thread(engine.secrets.set, ref, value)
 
 
+#: Settings that widen what Hookline may do on its computer, or who may reach it and
+#: its data: a paired computer may read them but not change them (a stolen laptop's
+#: pairing must not turn on shell commands or open the engine wider); they are changed
+#: on the engine's own computer (its window, or ``hookline settings set``).
+ON_ITS_OWN_COMPUTER = ("database_url", "allow_shell", "allow_internal_targets",
+                       "secrets_file_fallback", "remote_enabled", "remote_host",
+                       "remote_port")
+
+
+def refuse_from_afar(current: Settings, wanted: Settings) -> None:
+    """Raise if ``wanted`` changes a setting kept to the engine's own computer."""
+    labels = {p.name: p.label for p in Settings.params()}
+    changed = [name for name in ON_ITS_OWN_COMPUTER
+               if getattr(current, name) != getattr(wanted, name)]
+    if changed:
+        named = ", ".join(f"“{labels[name]}”" for name in changed)
+        raise HooklineError(
+            f"{named} can be changed only on the computer Hookline runs on (its window, or "
+            f"`hookline settings set {changed[0]} ...` there): from another computer, the "
+            "settings that widen what Hookline may do there or who may reach it are "
+            "read-only. Nothing was saved.")
+
+
 @rpc("save_settings")
 async def _save_settings(engine: Engine, settings: Settings) -> dict[str, Any]:
     """Save ``settings`` in the engine's data folder and apply them; what the window
@@ -557,6 +581,8 @@ def _handler(engine: Engine) -> Callable[[web.Request], Awaitable[web.Response]]
                 raise ValidationError("", "give the arguments as a JSON object")
             arguments = decode(body)
             call.check(arguments)
+            if name == "save_settings" and CLIENT in request:  # over the remote site
+                refuse_from_afar(engine.settings, arguments["settings"])
             result = encode(await call.run(engine, **arguments))
         except HooklineError as exc:
             status, answer = error_body(exc)

@@ -47,9 +47,11 @@ from engine import logs
 from engine.area_files import read_area_file
 from engine.backup import BackupError, backup_dir, list_backups, request_restore, taken_at
 from engine.catalog.params import Param, ParamType
-from engine.errors import ConfigError, HooklineError, ImportRefused, ValidationError
+from engine.errors import HooklineError, ImportRefused, ValidationError
 from engine.observe.mqtt_events import PASSWORD_REF as BROKER_PASSWORD_REF
+from engine.rpc import ON_ITS_OWN_COMPUTER
 from engine.settings import Settings
+from engine.storage.db import keep_password_in_keyring
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ RESTART_NEEDED = frozenset({"listener_enabled", "listener_host", "listener_port"
                             "database_url", "service_concurrency", "events_mqtt_enabled",
                             "events_mqtt_host", "events_mqtt_port", "events_mqtt_username",
                             "events_mqtt_tls", "events_mqtt_prefix", "metrics_enabled",
-                            "otel_endpoint"})
+                            "otel_endpoint", "remote_enabled", "remote_host", "remote_port"})
 
 SHARE_EVENTS = "Share Hookline's events"
 
@@ -72,6 +74,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
                      "service_concurrency", "keep_successful_runs_days",
                      "keep_failed_runs_days", "max_runs_per_area")),
     ("Data", ("database_url",)),
+    ("Other computers", ("remote_enabled", "remote_host", "remote_port")),
     (SHARE_EVENTS, ("events_mqtt_enabled", "events_mqtt_host", "events_mqtt_port",
                     "events_mqtt_username", "events_mqtt_tls", "events_mqtt_prefix")),
     ("Metrics", ("metrics_enabled", "otel_endpoint")),
@@ -319,6 +322,11 @@ class SettingsPage(QWidget):
         help_text = param.help
         if param.name in RESTART_NEEDED:
             help_text = (help_text + " " if help_text else "") + "Takes effect after a restart."
+        if self.bridge.remote is not None and param.name in ON_ITS_OWN_COMPUTER:
+            # the engine refuses them from afar (engine/rpc.py): shown, not editable
+            setting.widget.setEnabled(False)
+            help_text = (help_text + " " if help_text else "") + (
+                f"Changed only on {self.bridge.where} itself.")
         cell = QWidget()
         # Expanding, so the help under a narrow spin box gets the row's whole width.
         cell.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
@@ -580,7 +588,13 @@ class SettingsPage(QWidget):
                 return False
         try:
             settings = Settings.from_mapping({**self._saved.to_mapping(), **self.values()})
-        except ConfigError as exc:
+            if self.bridge.remote is None and settings.database_url != self._saved.database_url:
+                # a password typed in the address goes to the keyring, as with
+                # `hookline settings set database_url`: the settings file keeps the rest
+                settings = settings.replace(database_url=await asyncio.to_thread(
+                    keep_password_in_keyring, settings.database_url))
+                self.fields["database_url"].set_value(settings.database_url)
+        except (HooklineError, OSError) as exc:  # ConfigError, or the keyring's
             self._say(f"Not saved: {exc}", "error")
             return False
         self.save_button.setEnabled(False)

@@ -23,8 +23,9 @@ from desktop.bridge import EngineBridge
 from desktop.pages.settings import ImportReport, SettingsPage
 from engine.areas import AreaSpec
 from engine.backup import backup, backup_dir, pending_restore, taken_at
+from engine.secrets import SecretStore
 from engine.settings import load_settings
-from engine.storage.db import DB_FILE
+from engine.storage.db import DB_FILE, PASSWORD_REF
 from tests.desktop.conftest import signal_once, until
 
 NOTE = {
@@ -330,3 +331,21 @@ async def test_sharing_events_and_metrics_are_switched_on_for_the_next_start(
     tick(qtbot, field(page, "metrics_enabled"))  # and off again
     await save(page, qtbot)
     assert not load_settings(data_dir).metrics_enabled
+
+
+async def test_a_database_password_typed_in_the_address_goes_to_the_keyring(
+        page: SettingsPage, data_dir: Path, qtbot: QtBot) -> None:
+    address = field(page, "database_url")
+    assert isinstance(address, QLineEdit)
+    qtbot.keyClicks(address, "postgresql://hookline:pw-5e1b@db.example.lan/hookline")
+    try:
+        restart = await save(page, qtbot)
+        assert restart == ["database_url"]
+        saved = (data_dir / "settings.json").read_text()
+        assert "pw-5e1b" not in saved
+        assert load_settings(data_dir).database_url == \
+            "postgresql://hookline@db.example.lan/hookline"
+        assert address.text() == "postgresql://hookline@db.example.lan/hookline"
+        assert SecretStore().get(PASSWORD_REF) == "pw-5e1b"
+    finally:
+        SecretStore().delete(PASSWORD_REF)

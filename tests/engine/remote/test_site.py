@@ -3,14 +3,18 @@ client, and anyone else gets 401 and nothing else."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import socket
 import ssl
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from engine import rpc
 from engine.control import ControlClient
 from engine.errors import ConfigError
 from engine.remote import codes
@@ -226,3 +230,36 @@ async def test_a_token_unused_for_ninety_days_has_expired(remote: Remote) -> Non
             assert (resp.status, await resp.json()) == (401, NOT_AUTHORISED)
     [client] = await pairing.clients()
     assert client.expired
+
+
+async def test_a_paired_computer_cannot_widen_what_the_engine_may_do(
+        remote: Remote, data_dir: Path) -> None:
+    """Shell commands, internal addresses, the database and the remote site itself are
+    changed on the engine's own computer; other settings may be changed from afar."""
+    target, token = await remote.pair()
+    saved = data_dir / "settings.json"
+    before = saved.read_text() if saved.exists() else None
+    wider = dataclasses.replace(remote.engine.settings, allow_shell=True, remote_port=1)
+    async with target.session(token) as session:
+        async with session.post("/rpc/save_settings",
+                                json={"settings": rpc.encode(wider)}) as resp:
+            assert resp.status == 409
+            error = (await resp.json())["error"]
+        assert "“Run shell commands”" in error and "Nothing was saved" in error
+        assert not remote.engine.settings.allow_shell
+        assert (saved.read_text() if saved.exists() else None) == before
+        calmer = dataclasses.replace(remote.engine.settings, pause_after_failures=9)
+        async with session.post("/rpc/save_settings",
+                                json={"settings": rpc.encode(calmer)}) as resp:
+            assert resp.status == 200
+    assert remote.engine.settings.pause_after_failures == 9
+    # on its own computer (the local channel, as the CLI and its own window use) it may
+    info = json.loads((data_dir / "control.json").read_text())
+    shell_on = dataclasses.replace(remote.engine.settings, allow_shell=True)
+    async with aiohttp.ClientSession(
+            f"http://127.0.0.1:{info['port']}",
+            headers={"Authorization": f"Bearer {info['token']}"}) as session, \
+            session.post("/rpc/save_settings",
+                         json={"settings": rpc.encode(shell_on)}) as resp:
+        assert resp.status == 200
+    assert remote.engine.settings.allow_shell
