@@ -3,6 +3,7 @@ the "Connect to another computer…" dialog, and saying which engine it is attac
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
@@ -36,6 +37,8 @@ from engine.errors import HooklineError
 from engine.remote.client import DEFAULT_PORT, RemoteTarget, pair
 from engine.remote.errors import NotTheEngine, PairingRefused
 from engine.secrets import SecretStore, open_secret_store
+from engine.standby import lease_holder
+from engine.standby import wanted as lease_wanted
 
 if TYPE_CHECKING:
     from desktop.bridge import EngineBridge
@@ -84,8 +87,10 @@ async def open_engine(engine: Engine, data_dir: Path,
     reached is said (``unreachable``) and this computer's engine opens instead, so the
     app is never left empty; the other stays saved for the next start. Raises what
     ``Engine.start`` raises."""
-    thread = EngineThread(engine)
     remote = engine if isinstance(engine, RemoteEngine) else None
+    if remote is None:
+        await refuse_to_stand_by(engine)
+    thread = EngineThread(engine)
     try:
         await thread.start()
     except HooklineError as exc:
@@ -97,6 +102,25 @@ async def open_engine(engine: Engine, data_dir: Path,
         thread = EngineThread(Engine(data_dir))
         await thread.start()
     return thread
+
+
+async def refuse_to_stand_by(engine: Engine) -> None:
+    """On a PostgreSQL database another engine is active on, this engine would stand
+    by (engine/standby.py) and the window wait, empty, until that one stops: say so at
+    once instead, and how to use that engine from here."""
+    if not lease_wanted(engine.url):
+        return
+    try:
+        holder = await asyncio.to_thread(lease_holder, engine.url)
+    except Exception:  # unreachable or refused: the start says it better
+        return
+    if holder is not None:
+        raise HooklineError(
+            f"Another Hookline engine is active on this database ({holder}); this "
+            "window would wait, empty, until it stops. Use that engine from here: run "
+            "`hookline pair` on its computer, then `hookline remote connect HOST CODE` "
+            "here (or Settings → Connect to another computer… once Hookline opens), and "
+            "start Hookline again. Or stop that engine first.")
 
 
 def cannot_reach(message: str) -> None:
