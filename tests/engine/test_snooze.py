@@ -49,7 +49,7 @@ async def test_a_snoozed_webhook_area_records_deliveries_as_skipped_and_wakes_by
     url = await engine.webhook_url(area.id)
     assert url is not None
     woke = ended(engine, area.id)
-    await engine.snooze(area.id, utcnow() + timedelta(seconds=0.5))
+    await engine.snooze(area.id, utcnow() + timedelta(seconds=2))  # room for a loaded CI
     status = await engine.lifecycle(area.id)
     assert status.state == "snoozed" and status.next_state == "active"
     async with aiohttp.ClientSession() as session:
@@ -98,7 +98,7 @@ async def test_a_poll_snoozed_with_catch_up_fires_what_came_once_it_ends(
     current = engine.area(area.id)
     probe.controls.items = [Item("k0", {"title": "old"})]
     await engine.poller.poll(current, spec, current.spec.trigger.params, 3600)
-    await engine.snooze(area.id, utcnow() + timedelta(seconds=0.5), catch_up=True)
+    await engine.snooze(area.id, utcnow() + timedelta(seconds=2), catch_up=True)
     probe.controls.items = [Item("k1", {"title": "during"}), Item("k0", {"title": "old"})]
     job = engine.scheduler._aps.get_job(f"poll:{area.id}")
     polls = probe.controls.polls
