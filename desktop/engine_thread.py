@@ -87,6 +87,9 @@ class EngineThread:
         if self.running:
             self.loop.call_soon_threadsafe(self.loop.stop)
             await asyncio.to_thread(self._thread.join, STOP_TIMEOUT)
+            if self._thread.is_alive():  # its loop's last work (an executor thread) hangs
+                log.error("the engine's thread did not end within %.0f s after the engine "
+                          "stopped; leaving it to the exit", STOP_TIMEOUT)
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
