@@ -614,19 +614,23 @@ def _events_handler(engine: Engine, streams: set[web.WebSocketResponse]
         stop = engine.bus.subscribe("*", relay)
         reader = asyncio.create_task(_until_closed(socket_, queue))
         try:
-            while True:
-                first = await queue.get()
-                if first is None:
-                    break
-                batch = [first]
-                while not queue.empty():
+            closed = False
+            while not closed:
+                batch: list[dict[str, Any]] = []
+                item = await queue.get()
+                while True:
+                    if item is None:  # the client closed: send what came before, then end
+                        closed = True
+                        break
+                    batch.append(item)
+                    if queue.empty():
+                        break
                     item = queue.get_nowait()
-                    if item is not None:
-                        batch.append(item)
                 if dropped:  # the client missed some: it reads everything again
                     batch.append({"topic": "rpc.resync", "data": {"dropped": dropped}})
                     dropped = 0
-                await socket_.send_json(batch)
+                if batch:
+                    await socket_.send_json(batch)
         except (ConnectionError, RuntimeError):
             pass  # the client went away
         finally:

@@ -4,6 +4,7 @@ objects and refuses any type it was not told of."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import typing
@@ -229,6 +230,29 @@ async def test_the_bus_streams_with_the_area_as_it_is_now(
             if removed:
                 assert removed[0]["area"] is None
                 break
+
+
+async def test_a_client_too_slow_for_the_backlog_is_told_to_read_everything_again(
+        served: Engine, session: aiohttp.ClientSession,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the bound of messages waiting for one client, the rest are not queued: the
+    client hears how many it missed and reads the engine's state again (RemoteEngine's
+    resync), so nothing it shows is silently stale."""
+    monkeypatch.setattr(rpc, "BACKLOG", 3)
+    listeners = served.bus._listeners.setdefault("*", [])
+    before = len(listeners)
+    async with session.ws_connect("/rpc/events") as stream:
+        async with asyncio.timeout(10):  # the stream listens (an engine with no areas:
+            while len(listeners) == before:  # nothing else publishes meanwhile)
+                await asyncio.sleep(0.01)
+        for n in range(10):  # one turn of the loop: the stream's task cannot send between
+            served.bus.publish("notification", title=f"n{n}", body="", level="info")
+        heard: list[dict[str, Any]] = []
+        while not any(m["topic"] == "rpc.resync" for m in heard):
+            heard += await stream.receive_json(timeout=10)
+    titles = [m["data"]["title"] for m in heard if m["topic"] == "notification"]
+    assert titles == ["n0", "n1", "n2"]
+    assert heard[-1] == {"topic": "rpc.resync", "data": {"dropped": 7}}
 
 
 async def test_a_stop_is_not_held_up_by_a_listening_app(
