@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 
 from engine.errors import HooklineError
-from engine.storage.db import keyring_password, sync_url
+from engine.storage.db import asked_for_password, keyring_password, sync_url
 
 if TYPE_CHECKING:
     import psycopg
@@ -96,7 +96,7 @@ def connect(url: str, **options: Any) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(**args, **options)
     except psycopg.OperationalError as exc:
-        password = None if args.get("password") or "no password supplied" not in str(exc) \
+        password = None if args.get("password") or not asked_for_password(exc) \
             else keyring_password()
         if not password:
             raise

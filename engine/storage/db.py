@@ -82,6 +82,12 @@ def keyring_password() -> str | None:
         return None
 
 
+def asked_for_password(exc: BaseException) -> bool:
+    """Whether libpq's connection failed because the server wants a password the
+    connection did not give (then the keyring's is tried)."""
+    return "no password supplied" in str(exc)
+
+
 def _password_when_asked(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]
                          ) -> Any:
     """A URL without a password connects as it is (trust, peer, a ``.pgpass`` of the
@@ -97,7 +103,7 @@ def _password_when_asked(dialect: Any, _record: Any, cargs: Any, cparams: dict[s
     try:
         return dialect.connect(*cargs, **cparams)
     except dialect.loaded_dbapi.OperationalError as exc:
-        if "no password supplied" not in str(exc):
+        if not asked_for_password(exc):
             raise
         password = keyring_password()
         if not password:
