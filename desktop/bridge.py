@@ -18,7 +18,7 @@ from PySide6.QtCore import QMetaMethod, QObject, Qt, Signal
 
 from desktop.engine_thread import EngineThread
 from desktop.forms import FieldChoice, payload_choices
-from desktop.remote_engine import CONNECTION, THIS_COMPUTER, RemoteEngine, connect_elsewhere
+from desktop.remote_engine import CONNECTION, THIS_COMPUTER, RemoteEngine
 from desktop.state import PAUSED_AREAS, DesktopState
 from engine import bus as topics
 from engine import lifecycle as life
@@ -498,8 +498,6 @@ class EngineBridge(QObject):
         return self.engine.accounts.client_missing(service)
 
     async def has_oauth_client(self, service_id: str) -> bool:
-        if self.remote is not None:  # said before its OAuth app is asked for in vain
-            raise HooklineError(connect_elsewhere(self.remote.host, service_id))
         try:
             await self.call(self.engine.accounts.oauth_client(service_id))
         except HooklineError:

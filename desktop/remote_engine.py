@@ -27,8 +27,11 @@ from engine import rpc
 from engine import why as explaining
 from engine.app import Sample
 from engine.areas import Area, AreaSpec
+from engine.auth import oauth
 from engine.auth.accounts import Accounts, Removal
 from engine.auth.custom import CustomProvider
+from engine.auth.oauth import DEFAULT_TIMEOUT, Browser, Show, system_browser
+from engine.auth.relay import Relayed, SignedIn
 from engine.auth.session import Account
 from engine.bus import Bus
 from engine.control import CONTROL_FILE
@@ -116,8 +119,7 @@ class RemoteEngine:
             the loop this engine runs on.
         data_dir: a folder on this computer for the app's own state (Pause all, hints).
         name: how the window names the engine (default: its computer's name).
-        host: where it runs, for what cannot be done from here ("Connect accounts on
-            <host>").
+        host: its computer's address (the window shows it beside the name).
         registry: the catalog (this computer's: the same Hookline).
         home: the app's own data folder (where it keeps the target; default data_dir).
 
@@ -596,8 +598,8 @@ class RemoteCustomProviders:
 
 class RemoteAccounts:
     """The accounts kept on the engine's computer. Signing in through the browser is
-    not offered from here: its redirect comes back to the computer the browser runs
-    on, so it is done there (:meth:`connect` says how). A pasted token works."""
+    done from here (:meth:`connect`): the browser's answer comes back to this computer
+    and is forwarded to the engine, which exchanges it."""
 
     client_missing = staticmethod(Accounts.client_missing)
 
@@ -624,8 +626,33 @@ class RemoteAccounts:
         await self._engine.call("accounts.set_client", service_id=service_id,
                                 client_id=client_id, client_secret=client_secret)
 
-    async def connect(self, service_id: str, **_ignored: Any) -> Account:
-        raise HooklineError(connect_elsewhere(self._engine.host, service_id))
+    async def connect(self, service_id: str, *, browser: Browser = system_browser,
+                      show: Show | None = None, timeout: float = DEFAULT_TIMEOUT
+                      ) -> Account:
+        """Sign in through the browser on this computer, as the engine's own
+        ``Accounts.connect`` does there: the provider's redirect comes back to a
+        listener here, whose answer is forwarded to the engine. The engine begins the
+        request and exchanges the code (engine/auth/relay.py), so the OAuth app's
+        secret and the PKCE verifier never leave its computer; only the code, good
+        once and with that verifier alone, crosses the paired channel."""
+        host, port = await self._engine.call("accounts.sign_in_place",
+                                             service_id=service_id)
+        async with oauth.Callback(host, port or 0, browser=browser, show=show,
+                                  timeout=timeout) as callback:
+            relayed: Relayed = await self._engine.call(
+                "accounts.begin_sign_in", service_id=service_id,
+                redirect_uri=callback.redirect_uri)
+            callback.open(relayed.url, relayed.state)
+            try:
+                answer = await callback.answer()
+            except HooklineError:  # no answer, or not this sign-in's: the engine forgets it
+                with contextlib.suppress(HooklineError):
+                    await self._engine.call("accounts.abandon_sign_in", sign_in=relayed.id)
+                raise
+            signed: SignedIn = await self._engine.call(
+                "accounts.finish_sign_in", sign_in=relayed.id, answer=answer)
+            callback.connected(signed.said)
+        return signed.account
 
     async def add_token(self, service_id: str, token: str, name: str | None = None
                         ) -> Account:
@@ -639,13 +666,6 @@ class RemoteAccounts:
 
     async def reload(self) -> None:
         await self._engine.call("accounts.reload")
-
-
-def connect_elsewhere(host: str, service_id: str) -> str:
-    """Why signing in is done on the engine's computer, and how."""
-    return (f"Connect accounts on {host} (`hookline accounts connect {service_id}` there): "
-            "signing in returns to the computer the engine runs on. A pasted token "
-            "works from here.")
 
 
 class RemoteSecrets:

@@ -31,9 +31,11 @@ from engine.app import Sample
 from engine.areas import Area, AreaSpec, Step
 from engine.auth.accounts import AccountNotFound, Removal
 from engine.auth.custom import CustomProvider
+from engine.auth.relay import Relayed, SignedIn
 from engine.auth.session import Account
 from engine.bus import Message
 from engine.errors import (
+    AuthError,
     CatalogError,
     ConfigError,
     HooklineError,
@@ -62,7 +64,7 @@ TAG = "$"
 #: Add a type here (and nowhere else) to let it cross.
 TYPES: dict[str, type] = {cls.__name__: cls for cls in (
     Area, AreaSpec, Step, Window, Weekly,
-    Account, Removal, CustomProvider,
+    Account, Removal, CustomProvider, Relayed, SignedIn,
     Settings, Sample, Journaled,
     Found, ItemVerdict,
     lifecycle.Status, lifecycle.Transition,
@@ -75,7 +77,7 @@ TYPES: dict[str, type] = {cls.__name__: cls for cls in (
 #: The errors that cross by name (each made from its message alone).
 ERRORS: dict[str, type[HooklineError]] = {cls.__name__: cls for cls in (
     HooklineError, ConfigError, CatalogError, LifecycleError, SecretError, StorageError,
-    NotFound, AccountNotFound,
+    NotFound, AccountNotFound, AuthError,
 )}
 
 #: Where a client may ask whether a secret is saved (never for its value), and where
@@ -432,6 +434,29 @@ async def _set_client(engine: Engine, service_id: str, client_id: str,
 async def _add_token(engine: Engine, service_id: str, token: str, name: str | None = None
                      ) -> Account:
     return await engine.accounts.add_token(service_id, token, name)
+
+
+@rpc("accounts.sign_in_place")
+async def _sign_in_place(engine: Engine, service_id: str) -> tuple[str, int | None]:
+    return await engine.accounts.sign_in_place(service_id)
+
+
+@rpc("accounts.begin_sign_in")
+async def _begin_sign_in(engine: Engine, service_id: str, redirect_uri: str) -> Relayed:
+    return await engine.accounts.begin_sign_in(service_id, redirect_uri)
+
+
+@rpc("accounts.finish_sign_in")
+async def _finish_sign_in(engine: Engine, sign_in: str, answer: dict[str, str]
+                          ) -> SignedIn:
+    if not all(isinstance(v, str) for v in answer.values()):
+        raise ValidationError("answer", "the redirect's query, text only")
+    return await engine.accounts.finish_sign_in(sign_in, answer)
+
+
+@rpc("accounts.abandon_sign_in")
+async def _abandon_sign_in(engine: Engine, sign_in: str) -> None:
+    engine.accounts.abandon_sign_in(sign_in)
 
 
 @rpc("accounts.remove")

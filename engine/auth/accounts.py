@@ -17,6 +17,7 @@ from engine.auth import oauth
 from engine.auth.custom import CustomProviders
 from engine.auth.names import clean_name
 from engine.auth.oauth import DEFAULT_TIMEOUT, Browser, OAuthClient, Show, system_browser
+from engine.auth.relay import Relayed, Relays, SignedIn, loopback_redirect
 from engine.auth.session import (
     API_KEY,
     NEEDS_RECONNECT,
@@ -217,6 +218,8 @@ class Accounts:
         self.registry = registry
         self._sessions: dict[str, AccountSession] = {}
         self._opening = asyncio.Lock()
+        #: Sign-ins begun for windows on other computers (relay.py).
+        self.relays = Relays()
 
     # ------------------------------------------------------------------ reading
 
@@ -331,13 +334,45 @@ class Accounts:
         async with oauth.SignIn(spec, client, self.http, browser=browser, show=show,
                                 timeout=timeout) as sign_in:
             tokens = await sign_in.tokens()
-            account, note = await self._finish_sign_in(service, tokens)
-            sign_in.connected(f"Hookline can now act as your {service.name} account "
-                              f"“{account.name}”." + (f" {note}" if note else ""))
-        return account
+            signed = await self._finish_sign_in(service, tokens)
+            sign_in.connected(signed.said)
+        return signed.account
 
-    async def _finish_sign_in(self, service: Service, tokens: TokenSet
-                              ) -> tuple[Account, str]:
+    async def sign_in_place(self, service_id: str) -> tuple[str, int | None]:
+        """Where a window on another computer listens for the browser's answer: the
+        loopback host, and the port when the provider fixes it. Raises what
+        :meth:`connect` would before the browser opens (no OAuth, no OAuth app)."""
+        service = await self._oauth_service(service_id)
+        assert service.oauth is not None
+        await self.oauth_client(service_id)
+        return service.oauth.loopback_host, service.oauth.fixed_port
+
+    async def begin_sign_in(self, service_id: str, redirect_uri: str) -> Relayed:
+        """Begin a sign-in whose browser and redirect listener are on another computer,
+        answered at ``redirect_uri`` there (relay.py): its URL and state go there, its
+        verifier and the OAuth app stay here until :meth:`finish_sign_in`."""
+        service = await self._oauth_service(service_id)
+        assert service.oauth is not None
+        client = await self.oauth_client(service_id)
+        begun = oauth.begin(service.oauth,
+                            client, loopback_redirect(service.oauth, redirect_uri))
+        return self.relays.keep(service_id, begun)
+
+    async def finish_sign_in(self, sign_in: str, answer: dict[str, str]) -> SignedIn:
+        """Exchange the answer a window forwarded for a sign-in :meth:`begin_sign_in`
+        began (once), and keep the account as :meth:`connect` does."""
+        service_id, begun = self.relays.take(sign_in)
+        service = await self._oauth_service(service_id)
+        assert service.oauth is not None
+        client = await self.oauth_client(service_id)
+        tokens = await oauth.exchange(service.oauth, client, self.http, begun, answer)
+        return await self._finish_sign_in(service, tokens)
+
+    def abandon_sign_in(self, sign_in: str) -> None:
+        """Forget a sign-in begun for a window that gave up on it."""
+        self.relays.drop(sign_in)
+
+    async def _finish_sign_in(self, service: Service, tokens: TokenSet) -> SignedIn:
         """Name and keep the account of fresh tokens; on any failure their grant is
         revoked (it would otherwise stay alive at the provider, kept by nobody)."""
         spec = service.oauth
@@ -347,7 +382,11 @@ class Accounts:
             name = (clean_name(await spec.userinfo(self.http, tokens.access_token))
                     if spec.userinfo else "") or service.name
             failed = f"Hookline could not keep the {service.name} account"
-            return await self._keep(service, OAUTH2, name, list(spec.scopes), tokens)
+            account, note = await self._keep(service, OAUTH2, name, list(spec.scopes),
+                                             tokens)
+            return SignedIn(account, f"Hookline can now act as your {service.name} "
+                                     f"account “{account.name}”." + (f" {note}" if note
+                                                                     else ""))
         except Exception as exc:
             note = await self._abandon(service, tokens)
             if not isinstance(exc, HooklineError):  # a bug: its traceback is worth more

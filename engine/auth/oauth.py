@@ -16,7 +16,7 @@ import json
 import logging
 import secrets
 import webbrowser
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -153,13 +153,16 @@ class LoopbackRedirect:
     Args:
         host: the loopback address to bind.
         port: 0 for an ephemeral port, or the provider's fixed one.
-        state: the single-use value the callback must echo.
+        state: the single-use value the callback must echo (None: given later with
+            :meth:`expect`, once the sign-in is begun elsewhere; until then a callback
+            is refused and does not end the wait).
         hold: keep the browser's request for the callback waiting for the page given
             to :meth:`finish` (the flow's outcome; a failure page if the listener
             closes first); else it is told at once that the answer was received.
     """
 
-    def __init__(self, host: str, port: int, state: str, *, hold: bool = False) -> None:
+    def __init__(self, host: str, port: int, state: str | None, *, hold: bool = False
+                 ) -> None:
         self.host = host
         self.port = port
         self._state = state
@@ -174,6 +177,10 @@ class LoopbackRedirect:
     @property
     def redirect_uri(self) -> str:
         return f"http://{self.host}:{self.port}{REDIRECT_PATH}"
+
+    def expect(self, state: str) -> None:
+        """The value the callback must echo, when it was not known at the start."""
+        self._state = state
 
     async def start(self) -> str:
         """Listen; returns the exact redirect URI to send to the provider."""
@@ -245,6 +252,9 @@ class LoopbackRedirect:
             return Page(410, "Already used",
                         "This sign-in answer was already received. Close this tab."
                         ).response()
+        if self._state is None:
+            return Page(409, "Not started", "Hookline has not started this sign-in yet. "
+                        "Close this tab and start again from Hookline.").response()
         query = dict(request.query)
         if not secrets.compare_digest(query.get("state", "").encode(),
                                       self._state.encode()):
@@ -285,13 +295,123 @@ def authorization_url(spec: OAuth2Spec, client: OAuthClient, redirect_uri: str, 
                                  scope=" ".join(spec.scopes) or None, state=state, **extra))
 
 
-class SignIn:
-    """One sign-in through the browser, as an ``async with`` block: listen, send the
-    user to the provider; :meth:`tokens` takes the one callback and exchanges its code.
+@dataclass(frozen=True)
+class Begun:
+    """A sign-in's authorization request: where the browser is sent, and what the code's
+    exchange needs. It stays where the OAuth app's credentials are (the engine); a
+    window elsewhere is given only :attr:`url` and :attr:`state`."""
 
-    The browser tab waits on the callback until the block ends: it says "Connected"
-    only when the block ends without an error (:meth:`connected` adds what to say),
-    else what went wrong and what to do.
+    url: str
+    redirect_uri: str
+    state: str = field(repr=False)
+    verifier: str | None = field(default=None, repr=False)
+
+
+def begin(spec: OAuth2Spec, client: OAuthClient, redirect_uri: str) -> Begun:
+    """A new authorization request answered at ``redirect_uri`` (fresh state and PKCE
+    verifier)."""
+    from authlib.common.security import generate_token  # type: ignore[import-untyped]
+
+    state = generate_token(32)
+    verifier = generate_token(64, _VERIFIER_CHARS) if spec.pkce else None
+    return Begun(authorization_url(spec, client, redirect_uri, state, verifier),
+                 redirect_uri, state, verifier)
+
+
+async def exchange(spec: OAuth2Spec, client: OAuthClient, http: HttpClient, begun: Begun,
+                   answer: Mapping[str, str]) -> TokenSet:
+    """The tokens for the browser's answer (the redirect's query) to ``begun``. Raises
+    AuthError saying what happened and what to do."""
+    host = urlsplit(spec.authorize_url).hostname or "the provider"
+    if not secrets.compare_digest(str(answer.get("state", "")).encode(),
+                                  begun.state.encode()):
+        raise AuthError("The answer that reached Hookline does not belong to this sign-in "
+                        "(its state does not match), so nothing was connected. Start again")
+    if "error" in answer:
+        error = answer["error"]
+        if error == "access_denied":
+            raise AuthError("Access was declined in the browser, so no account was "
+                            "connected")
+        detail = answer.get("error_description")
+        raise AuthError(f"{host} did not authorize Hookline: {error}"
+                        + (f" ({detail})" if detail else "")
+                        + ". Check the OAuth app's settings and start again")
+    code = answer.get("code")
+    if not code:
+        raise AuthError(f"{host} answered without an authorization code, so nothing was "
+                        "connected. Start again")
+    form = {"grant_type": "authorization_code", "code": code,
+            "redirect_uri": begun.redirect_uri, "client_id": client.client_id}
+    if begun.verifier is not None:
+        form["code_verifier"] = begun.verifier
+    data = await token_request(spec, http, *_authenticated(spec, client, form),
+                               "exchange the sign-in code")
+    return TokenSet.from_response(data)
+
+
+class Callback:
+    """The browser's side of one sign-in, as an ``async with`` block: a loopback
+    listener for the provider's one redirect (:attr:`redirect_uri`), the browser sent
+    to the authorization URL (:meth:`open`), and the page its tab ends on.
+
+    The tab waits on the callback until the block ends: it says "Connected" only when
+    the block ends without an error (:meth:`connected` adds what to say), else what went
+    wrong and what to do. The request itself may be begun elsewhere (an engine on
+    another computer): only its URL and state are needed here.
+
+    Args:
+        host / port: where to listen (0: an ephemeral port).
+        browser: opens the authorization URL for the user.
+        show: given the authorization URL and redirect URI before the browser opens.
+        timeout: seconds to wait for the browser's answer.
+    """
+
+    def __init__(self, host: str, port: int, *, browser: Browser = system_browser,
+                 show: Show | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._browser = browser
+        self._show = show
+        self._timeout = timeout
+        self._redirect = LoopbackRedirect(host, port, None, hold=True)
+        self._opening: asyncio.Task[object] | None = None
+        self._success = ""
+        self.redirect_uri = ""
+
+    async def __aenter__(self) -> Callback:
+        self.redirect_uri = await self._redirect.start()
+        return self
+
+    def open(self, url: str, state: str) -> None:
+        """Send the user to ``url``; the callback must then echo ``state``."""
+        self._redirect.expect(state)
+        if self._show is not None:
+            self._show(url, self.redirect_uri)
+        self._opening = asyncio.ensure_future(self._browser(url))
+
+    async def answer(self) -> dict[str, str]:
+        """The query of the one callback; AuthError on a wrong state or no answer."""
+        return await self._redirect.wait(self._timeout)
+
+    def connected(self, text: str) -> None:
+        """What the browser's "Connected" page says, if the block ends without an error."""
+        self._success = text
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            page = Page(200, "Connected", (self._success or "Hookline received the answer.")
+                        + " You can close this tab.")
+        else:
+            page = failure_page(exc)
+        self._redirect.finish(page)
+        await self._redirect.aclose()
+        if self._opening is not None:
+            await _settle(self._opening)
+
+
+class SignIn:
+    """One sign-in through the browser on this computer, as an ``async with`` block:
+    listen, send the user to the provider; :meth:`tokens` takes the one callback and
+    exchanges its code. The tab's last page is :class:`Callback`'s.
 
     Args:
         spec / client: the provider, and the user's OAuth app there.
@@ -307,78 +427,34 @@ class SignIn:
         self.spec = spec
         self.client = client
         self.http = http
-        self._browser = browser
-        self._show = show
-        self._timeout = timeout
-        self._redirect: LoopbackRedirect | None = None
-        self._redirect_uri = ""
-        self._verifier: str | None = None
-        self._opening: asyncio.Task[object] | None = None
-        self._success = ""
+        self._callback = Callback(spec.loopback_host, spec.fixed_port or 0, browser=browser,
+                                  show=show, timeout=timeout)
+        self._begun: Begun | None = None
 
     async def __aenter__(self) -> SignIn:
-        from authlib.common.security import generate_token  # type: ignore[import-untyped]
-
-        state = generate_token(32)
-        self._verifier = generate_token(64, _VERIFIER_CHARS) if self.spec.pkce else None
-        self._redirect = LoopbackRedirect(self.spec.loopback_host, self.spec.fixed_port or 0,
-                                          state, hold=True)
-        self._redirect_uri = await self._redirect.start()
+        await self._callback.__aenter__()
         try:
-            url = authorization_url(self.spec, self.client, self._redirect_uri, state,
-                                    self._verifier)
-            if self._show is not None:
-                self._show(url, self._redirect_uri)
-            self._opening = asyncio.ensure_future(self._browser(url))
-        except BaseException:
-            await self._redirect.aclose()
+            self._begun = begin(self.spec, self.client, self._callback.redirect_uri)
+            self._callback.open(self._begun.url, self._begun.state)
+        except BaseException as exc:
+            await self._callback.__aexit__(type(exc), exc, None)
             raise
         return self
 
     def connected(self, text: str) -> None:
         """What the browser's "Connected" page says, if the block ends without an error."""
-        self._success = text
+        self._callback.connected(text)
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: object) -> None:
-        assert self._redirect is not None
-        if exc is None:
-            page = Page(200, "Connected", (self._success or "Hookline received the answer.")
-                        + " You can close this tab.")
-        else:
-            page = failure_page(exc)
-        self._redirect.finish(page)
-        await self._redirect.aclose()
-        if self._opening is not None:
-            await _settle(self._opening)
+        await self._callback.__aexit__(exc_type, exc, tb)
 
     async def tokens(self) -> TokenSet:
         """Wait for the browser's answer and exchange its code. Raises AuthError saying
         what happened and what to do."""
-        assert self._redirect is not None
-        answer = await self._redirect.wait(self._timeout)
-        host = urlsplit(self.spec.authorize_url).hostname or "the provider"
-        if "error" in answer:
-            error = answer["error"]
-            if error == "access_denied":
-                raise AuthError("Access was declined in the browser, so no account was "
-                                "connected")
-            detail = answer.get("error_description")
-            raise AuthError(f"{host} did not authorize Hookline: {error}"
-                            + (f" ({detail})" if detail else "")
-                            + ". Check the OAuth app's settings and start again")
-        code = answer.get("code")
-        if not code:
-            raise AuthError(f"{host} answered without an authorization code, so nothing was "
-                            "connected. Start again")
-        form = {"grant_type": "authorization_code", "code": code,
-                "redirect_uri": self._redirect_uri, "client_id": self.client.client_id}
-        if self._verifier is not None:
-            form["code_verifier"] = self._verifier
-        data = await token_request(self.spec, self.http,
-                                   *_authenticated(self.spec, self.client, form),
-                                   "exchange the sign-in code")
-        return TokenSet.from_response(data)
+        assert self._begun is not None
+        answer = await self._callback.answer()
+        return await exchange(self.spec, self.client, self.http, self._begun, answer)
 
 
 async def authorize(spec: OAuth2Spec, client: OAuthClient, http: HttpClient, *,

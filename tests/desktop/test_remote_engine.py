@@ -5,6 +5,8 @@ says which engine it shows, and what it cannot do from here."""
 from __future__ import annotations
 
 import asyncio
+import urllib.request
+import webbrowser
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,9 @@ from desktop import app as desktop_app
 from desktop import remote_dialog
 from desktop.bridge import EngineBridge
 from desktop.engine_thread import EngineThread
+from desktop.custom_oauth import CustomProviderDialog
 from desktop.main_window import MainWindow
+from desktop.pages.accounts import AccountsPage
 from desktop.models import AreasModel
 from desktop.pages.activity import ActivityPage
 from desktop.pages.automations import AutomationsPage
@@ -40,12 +44,16 @@ from desktop.remote_engine import (
 from desktop.tasks import WidgetTasks
 from engine.app import Engine
 from engine.areas import AreaSpec
+from engine.auth.oauth import LoopbackRedirect
 from engine.errors import HooklineError
 from engine.registry import BUILTIN_MODULES, Registry
 from engine.remote.client import RemoteTarget, pair, token_ref
 from engine.settings import Settings, load_settings, save_settings
 from tests.desktop.conftest import shown_window, signal_once, until
+from tests.desktop.test_accounts import shown
 from tests.desktop.test_activity import closed_port
+from tests.desktop.test_custom_oauth import fill, save
+from tests.engine.oauth_provider import Provider
 from tests.engine.remote.conftest import REMOTE
 
 NAME = "homeserver"
@@ -175,13 +183,66 @@ async def test_saving_settings_saves_them_on_that_engine(
     assert not (tmp_path / "app" / "settings.json").exists()  # not here
 
 
-async def test_what_cannot_be_done_from_here_says_where(
-        engine: Engine, remote_bridge: EngineBridge) -> None:
-    with pytest.raises(HooklineError, match=r"Connect accounts on homeserver.local "
-                                            r"\(`hookline accounts connect github` there\)"):
-        await remote_bridge.connect_account("github")
-    with pytest.raises(HooklineError, match=r"Connect accounts on homeserver\.local"):
-        await remote_bridge.has_oauth_client("github")  # before its OAuth app is asked for
+@pytest.fixture
+async def provider() -> AsyncIterator[Provider]:
+    server = Provider(client_secret="cs-kept-on-the-homeserver")
+    await server.start()
+    yield server
+    await server.aclose()
+
+
+async def test_an_account_is_signed_in_from_here_and_kept_there(
+        qtbot: QtBot, engine: Engine, engine_thread: EngineThread, provider: Provider,
+        remote_bridge: EngineBridge, monkeypatch: pytest.MonkeyPatch) -> None:
+    page = AccountsPage(remote_bridge)
+    qtbot.addWidget(page)
+    adding = page.tasks.spawn(page.add_custom_provider())
+    dialog = await shown(CustomProviderDialog)
+    fill(dialog, name="my-app", authorize_url=f"{provider.base}/authorize",
+         token_url=f"{provider.base}/token", scopes="read write",
+         userinfo_url=f"{provider.base}/userinfo", client_id=provider.client_id,
+         client_secret=provider.client_secret or "")
+    save(dialog)
+    assert await adding is not None
+
+    listening: list[tuple[str, asyncio.AbstractEventLoop]] = []
+    start = LoopbackRedirect.start
+
+    async def start_here(self: LoopbackRedirect) -> str:  # whose loop listens
+        uri = await start(self)
+        listening.append((uri, asyncio.get_running_loop()))
+        return uri
+
+    monkeypatch.setattr(LoopbackRedirect, "start", start_here)
+    pages: list[str] = []
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def browse(url: str) -> bool:  # the user approves in this computer's browser
+        with opener.open(url, timeout=10) as answer:
+            pages.append(answer.read().decode())
+        return True
+
+    monkeypatch.setattr(webbrowser, "open", browse)
+    [connect] = [a for a in page.connect_button.menu().actions() if a.text() == "my-app"]
+    connect.trigger()
+    await until(lambda: page.state()["rows"] == [("marta", "Working")])
+    assert page.status.text() == "Connected my-app as marta."
+    assert "Hookline can now act as your my-app account “marta”." in pages[0]
+
+    # The redirect came back to the window's side (its engine thread's loop), and the
+    # engine exchanged the code: with the secret and the PKCE verifier only it had.
+    [(redirect_uri, loop)] = listening
+    assert loop is remote_bridge.engine_thread.loop
+    assert loop is not engine_thread.loop
+    [asked] = provider.authorize_requests
+    assert asked["redirect_uri"] == redirect_uri
+    [exchanged] = provider.token_requests
+    assert exchanged["client_secret"] == "cs-kept-on-the-homeserver"
+    assert exchanged["code_verifier"] and exchanged["redirect_uri"] == redirect_uri
+    [account] = await engine_thread.call(engine.accounts.accounts("my-app"))
+    assert account.name == "marta"
+    tokens = await engine_thread.call(engine.accounts.load_tokens(account.id))
+    assert tokens is not None and tokens.access_token in provider.issued
 
 
 async def test_a_secret_there_is_said_saved_never_read(
