@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from engine import area_files
 from engine.areas import AreaSpec
@@ -26,39 +27,36 @@ if TYPE_CHECKING:
 CONTROL_FILE = "control.json"
 
 
-class ControlServer:
-    """HTTP on 127.0.0.1 (ephemeral port), bearer token in ``control.json`` (mode 0600)."""
+class CommandChannel:
+    """The control channel's ground: HTTP on 127.0.0.1 (ephemeral port), its port and
+    bearer token in ``<data_dir>/control.json`` (mode 0600), and the extra commands
+    (``POST /command/<name>``).
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    Alone, it is what a desktop app attached to an engine elsewhere serves on its own
+    folder: a second launch there finds it and asks it to show its window, and anything
+    else is told ``refusal`` (409), never passed on.
+
+    Args:
+        data_dir: the folder whose ``control.json`` says where the channel is.
+        refusal: what a request for anything but a command is told.
+
+    Attributes:
+        commands: extra commands by name (e.g. the desktop app's "show the window").
+        token: the bearer token a request must carry.
+    """
+
+    def __init__(self, data_dir: Path, refusal: str = "unknown request") -> None:
         self.token = secrets.token_urlsafe(32)
-        self._runner: web.AppRunner | None = None
-        self.path = engine.data_dir / CONTROL_FILE
-        #: Extra commands (e.g. the desktop app's "show the window").
+        self.path = data_dir / CONTROL_FILE
+        self.refusal = refusal
         self.commands: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {}
-        #: Who may use the channel over TLS (the remote site, engine/remote/site.py):
-        #: it answers a request itself, or returns None to let it through.
-        self.remote_gate: Callable[[web.Request], Awaitable[web.StreamResponse | None]
-                                   ] | None = None
+        self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        app = web.Application(middlewares=[self._auth, self._standing_by],
+        app = web.Application(middlewares=self._middlewares(),
                               client_max_size=4 * 1024 * 1024)
-        r = app.router
-        r.add_get("/role", self._role)
-        r.add_post("/areas", self._create)
-        r.add_post("/areas/import", self._import)
-        r.add_put("/areas/{id}", self._update)
-        r.add_delete("/areas/{id}", self._remove)
-        r.add_post("/areas/{id}/enable", self._enable)
-        r.add_post("/areas/{id}/disable", self._disable)
-        r.add_post("/areas/{id}/run", self._run)
-        r.add_get("/areas/{id}/webhook", self._webhook)
-        r.add_post("/test", self._test)
-        r.add_post("/command/{name}", self._command)
-        from engine import rpc  # the desktop app's calls (it imports the engine's types)
-
-        rpc.add_routes(app, self.engine)
+        app.router.add_post("/command/{name}", self._command)
+        self._add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=2.0)  # a stop is not held up
         await self._runner.setup()
@@ -68,14 +66,6 @@ class ControlServer:
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump({"port": port, "token": self.token, "pid": os.getpid()}, out)
-
-    async def open_site(self, host: str, port: int, ssl_context: ssl.SSLContext) -> int:
-        """Serve every route also on host:port over TLS (the remote site, whose requests
-        go to ``remote_gate``, never to ``control.json``'s token); the port it got."""
-        assert self._runner is not None, "start() first"
-        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
-        await site.start()
-        return int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
 
     async def aclose(self) -> None:
         if self._runner is not None:
@@ -87,10 +77,70 @@ class ControlServer:
         except (OSError, ValueError):
             pass
 
+    def _middlewares(self) -> list[Middleware]:
+        return [self._auth]
+
+    def _add_routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/{anything:.*}", self._refuse)
+
     @web.middleware
-    async def _auth(self, request: web.Request,
-                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                    ) -> web.StreamResponse:
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not secrets.compare_digest(request.headers.get("Authorization", ""),
+                                      f"Bearer {self.token}"):
+            return web.json_response({"error": "not authorised"}, status=401)
+        return await handler(request)
+
+    async def _refuse(self, _request: web.Request) -> web.Response:
+        return web.json_response({"error": self.refusal}, status=409)
+
+    async def _command(self, request: web.Request) -> web.Response:
+        handler = self.commands.get(request.match_info["name"])
+        if handler is None:
+            return web.json_response({"error": "unknown command"}, status=404)
+        body = await request.json() if request.can_read_body else {}
+        return web.json_response({"result": await handler(body)})
+
+
+class ControlServer(CommandChannel):
+    """The engine's channel: the commands, and the CLI's and the desktop app's calls."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine.data_dir)
+        self.engine = engine
+        #: Who may use the channel over TLS (the remote site, engine/remote/site.py):
+        #: it answers a request itself, or returns None to let it through.
+        self.remote_gate: Callable[[web.Request], Awaitable[web.StreamResponse | None]
+                                   ] | None = None
+
+    def _middlewares(self) -> list[Middleware]:
+        return [self._auth, self._standing_by]
+
+    def _add_routes(self, app: web.Application) -> None:
+        r = app.router
+        r.add_get("/role", self._role)
+        r.add_post("/areas", self._create)
+        r.add_post("/areas/import", self._import)
+        r.add_put("/areas/{id}", self._update)
+        r.add_delete("/areas/{id}", self._remove)
+        r.add_post("/areas/{id}/enable", self._enable)
+        r.add_post("/areas/{id}/disable", self._disable)
+        r.add_post("/areas/{id}/run", self._run)
+        r.add_get("/areas/{id}/webhook", self._webhook)
+        r.add_post("/test", self._test)
+        from engine import rpc  # the desktop app's calls (it imports the engine's types)
+
+        rpc.add_routes(app, self.engine)
+
+    async def open_site(self, host: str, port: int, ssl_context: ssl.SSLContext) -> int:
+        """Serve every route also on host:port over TLS (the remote site, whose requests
+        go to ``remote_gate``, never to ``control.json``'s token); the port it got."""
+        assert self._runner is not None, "start() first"
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
+        await site.start()
+        return int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         transport = request.transport
         if transport is None or transport.get_extra_info("sslcontext") is not None:
             # over TLS: the remote site, for paired clients only
@@ -175,13 +225,6 @@ class ControlServer:
         result = await self.engine.test_area(AreaSpec.from_dict(body["area"]),
                                              body.get("payload"))
         return web.json_response(result)
-
-    async def _command(self, request: web.Request) -> web.Response:
-        handler = self.commands.get(request.match_info["name"])
-        if handler is None:
-            return web.json_response({"error": "unknown command"}, status=404)
-        body = await request.json() if request.can_read_body else {}
-        return web.json_response({"result": await handler(body)})
 
 
 class ControlClient:
