@@ -33,7 +33,7 @@ from desktop.forms import error_label, small_label
 from desktop.remote_engine import CONNECTED, RemoteEngine, as_engine
 from desktop.tasks import WidgetTasks
 from engine.app import Engine
-from engine.errors import HooklineError
+from engine.errors import EngineLocked, HooklineError
 from engine.remote.client import DEFAULT_PORT, RemoteTarget, pair
 from engine.remote.errors import NotTheEngine, PairingRefused
 from engine.secrets import SecretStore, open_secret_store
@@ -86,7 +86,8 @@ async def open_engine(engine: Engine, data_dir: Path,
     """Start ``engine`` on its thread. An engine on another computer that cannot be
     reached is said (``unreachable``) and this computer's engine opens instead, so the
     app is never left empty; the other stays saved for the next start. Raises what
-    ``Engine.start`` raises."""
+    ``Engine.start`` raises, and EngineLocked when Hookline already runs on the folder
+    (its own engine could not open there either)."""
     remote = engine if isinstance(engine, RemoteEngine) else None
     if remote is None:
         await refuse_to_stand_by(engine)
@@ -94,7 +95,7 @@ async def open_engine(engine: Engine, data_dir: Path,
     try:
         await thread.start()
     except HooklineError as exc:
-        if remote is None:
+        if remote is None or isinstance(exc, EngineLocked):
             raise
         unreachable(f"{exc}.\n\nHookline opens with this computer's engine meanwhile; it "
                     f"tries {remote.name} again at the next start (or choose {remote.name} "

@@ -34,10 +34,11 @@ from engine.auth.oauth import DEFAULT_TIMEOUT, Browser, Show, system_browser
 from engine.auth.relay import Relayed, SignedIn
 from engine.auth.session import Account
 from engine.bus import Bus
-from engine.control import CONTROL_FILE
+from engine.control import CONTROL_FILE, CommandChannel
 from engine.errors import HooklineError
 from engine.inspect import Found, ItemVerdict
 from engine.journal import Journaled
+from engine.lock import DataDirLock
 from engine.registry import Registry
 from engine.settings import Settings
 from engine.store import NotFound
@@ -122,8 +123,13 @@ class RemoteEngine:
         host: its computer's address (the window shows it beside the name).
         registry: the catalog (this computer's: the same Hookline).
         home: the app's own data folder (where it keeps the target; default data_dir).
+            While it runs, it holds that folder as the app's own engine would: a second
+            Hookline on it is refused, and a second launch's hand-off (``control``)
+            reaches this app.
 
     Attributes:
+        control: while it runs, the channel on ``home`` that answers only the app's own
+            commands (a second launch's "show"); no call of the engine crosses it.
         version / services: what the engine said it is, at the last connection.
         mismatch: what differs from this app's Hookline (None: nothing).
         connected: whether the event stream is up now.
@@ -140,7 +146,8 @@ class RemoteEngine:
         self.registry = registry or Registry.load()
         self.bus = Bus()
         self.settings = Settings()
-        self.control = None  # no hand-offs: a second launch has no folder to share
+        self.control: CommandChannel | None = None
+        self._lock = DataDirLock(self.home)
         self.listener = RemoteListener()
         self.poller = RemotePoller(self)
         self.scheduler = RemoteScheduler(self)
@@ -166,13 +173,14 @@ class RemoteEngine:
         when it cannot be reached or refuses)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._loop = asyncio.get_running_loop()
-        self._session = self._make_session()
+        await self._hold_home()
         try:
+            self._session = self._make_session()
             socket = await self._open_stream()
             await self._read_snapshot(announce=False)
         except BaseException:
-            await self._session.close()
-            self._session = None
+            await self._drop_session()
+            await self._let_go_home()  # (this computer's engine may open on it now)
             raise
         self.connected = self.started = True
         self._up.set()
@@ -186,12 +194,37 @@ class RemoteEngine:
                 with contextlib.suppress(asyncio.CancelledError):
                     await stream
         finally:
-            await self._drop_session()
+            try:
+                await self._drop_session()
+            finally:
+                await self._let_go_home()
         # A call cancelled as the app quits closes its TLS connection without waiting for
         # the closing exchange; aiohttp's advice for a graceful shutdown is this short
         # wait, else the loop ends first and the socket is left open (also on the engine).
         await asyncio.sleep(TLS_SETTLE)
         self.started = self.connected = False
+
+    async def _hold_home(self) -> None:
+        """Hold the app's folder as its own engine would, and answer there what a second
+        launch asks (raises EngineLocked when Hookline already runs on it)."""
+        self._lock.acquire()
+        control = CommandChannel(self.home, refusal=(
+            f"this Hookline app is attached to the engine on {self.host}: use `hookline` "
+            "there, or quit the app here to use this computer's own engine"))
+        try:
+            await control.start()
+        except BaseException:
+            self._lock.release()
+            raise
+        self.control = control
+
+    async def _let_go_home(self) -> None:
+        control, self.control = self.control, None
+        try:
+            if control is not None:
+                await control.aclose()
+        finally:
+            self._lock.release()
 
     # ----------------------------------------------------------------- calls
 
