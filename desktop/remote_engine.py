@@ -27,11 +27,10 @@ from engine import rpc
 from engine import why as explaining
 from engine.app import Sample
 from engine.areas import Area, AreaSpec
-from engine.auth import oauth
+from engine.auth import relay
 from engine.auth.accounts import Accounts, Removal
 from engine.auth.custom import CustomProvider
 from engine.auth.oauth import DEFAULT_TIMEOUT, Browser, Show, system_browser
-from engine.auth.relay import Relayed, SignedIn
 from engine.auth.session import Account
 from engine.bus import Bus
 from engine.control import CONTROL_FILE, CommandChannel
@@ -666,25 +665,9 @@ class RemoteAccounts:
         ``Accounts.connect`` does there: the provider's redirect comes back to a
         listener here, whose answer is forwarded to the engine. The engine begins the
         request and exchanges the code (engine/auth/relay.py), so the OAuth app's
-        secret and the PKCE verifier never leave its computer; only the code, good
-        once and with that verifier alone, crosses the paired channel."""
-        host, port = await self._engine.call("accounts.sign_in_place",
-                                             service_id=service_id)
-        async with oauth.Callback(host, port or 0, browser=browser, show=show,
-                                  timeout=timeout) as callback:
-            relayed: Relayed = await self._engine.call(
-                "accounts.begin_sign_in", service_id=service_id,
-                redirect_uri=callback.redirect_uri)
-            callback.open(relayed.url, relayed.state)
-            try:
-                answer = await callback.answer()
-            except HooklineError:  # no answer, or not this sign-in's: the engine forgets it
-                with contextlib.suppress(HooklineError):
-                    await self._engine.call("accounts.abandon_sign_in", sign_in=relayed.id)
-                raise
-            signed: SignedIn = await self._engine.call(
-                "accounts.finish_sign_in", sign_in=relayed.id, answer=answer)
-            callback.connected(signed.said)
+        secret and the PKCE verifier never leave its computer."""
+        signed = await relay.sign_in_from_here(self._engine.call, service_id,
+                                               browser=browser, show=show, timeout=timeout)
         return signed.account
 
     async def add_token(self, service_id: str, token: str, name: str | None = None

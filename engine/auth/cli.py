@@ -37,11 +37,7 @@ def add_parser(sub: Any) -> None:
     asub.add_parser("list", help="connected accounts and their state").add_argument(
         "--json", action="store_true")
     p = asub.add_parser("connect", help="sign in to a service in the browser (OAuth)")
-    p.add_argument("service")
-    p.add_argument("--no-browser", action="store_true",
-                   help="do not open a browser; only print the address to open")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                   help="seconds to wait for the sign-in (default 300)")
+    add_sign_in_arguments(p)
     p = asub.add_parser("token", help="add an account by its personal access token")
     p.add_argument("service")
     p.add_argument("--name", help="the account's name (when the service cannot tell)")
@@ -68,6 +64,35 @@ async def _accounts(data_dir: Path) -> AsyncIterator[tuple[Accounts, Store]]:
     finally:
         await http.aclose()
         await db.dispose()
+
+
+
+def add_sign_in_arguments(parser: argparse.ArgumentParser) -> None:
+    """The service, and how the browser is used, for a command that signs in."""
+    parser.add_argument("service")
+    parser.add_argument("--no-browser", action="store_true",
+                        help="do not open a browser; only print the address to open")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                        help="seconds to wait for the sign-in (default 300)")
+
+
+def browser_options(name: str, no_browser: bool, timeout: float) -> dict[str, Any]:
+    """``browser``, ``show`` and ``timeout`` for a sign-in on the command line: the
+    address is printed (and opened, unless ``no_browser``), and how long it waits."""
+
+    def show(url: str, redirect_uri: str) -> None:
+        print(f"Sign in to {name} in your browser"
+              + (". Open this address:" if no_browser
+                 else "; if it does not open, visit:"), flush=True)
+        print(f"\n  {url}\n")
+        wait = f"{timeout / 60:.0f} min" if timeout >= 60 else f"{timeout:g} s"
+        print(f"Waiting for the answer at {redirect_uri} (up to {wait})…", flush=True)
+
+    async def not_opened(_url: str) -> bool:
+        return False
+
+    return {"browser": not_opened if no_browser else system_browser, "show": show,
+            "timeout": timeout}
 
 
 async def _tell_engine(data_dir: Path) -> None:
@@ -143,23 +168,9 @@ async def cmd_accounts(args: argparse.Namespace, data_dir: Path) -> int:
             return 0
         if action == "connect":
             service = await accounts.service(args.service)
-            timeout = float(args.timeout)
-
-            def show(url: str, redirect_uri: str) -> None:
-                print(f"Sign in to {service.name} in your browser"
-                      + (". Open this address:" if args.no_browser
-                         else "; if it does not open, visit:"), flush=True)
-                print(f"\n  {url}\n")
-                wait = f"{timeout / 60:.0f} min" if timeout >= 60 else f"{timeout:g} s"
-                print(f"Waiting for the answer at {redirect_uri} (up to {wait})…", flush=True)
-
-            async def no_browser(_url: str) -> bool:
-                return False
-
             with _notes(accounts) as notes:
-                account = await accounts.connect(
-                    service.id, browser=no_browser if args.no_browser else system_browser,
-                    show=show, timeout=timeout)
+                account = await accounts.connect(service.id, **browser_options(
+                    service.name, args.no_browser, float(args.timeout)))
             print(f"connected {service.name} account “{account.name}” ({account.id[:8]})")
             for note in notes:
                 print(note)

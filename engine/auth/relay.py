@@ -11,20 +11,26 @@ past either bound, finishing it says why nothing was connected and to start agai
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
-from engine.auth.oauth import DEFAULT_TIMEOUT, Begun
+from engine.auth import oauth
+from engine.auth.oauth import DEFAULT_TIMEOUT, Begun, Browser, Show, system_browser
 from engine.auth.session import Account
 from engine.catalog.auth import REDIRECT_PATH, OAuth2Spec
-from engine.errors import AuthError, ValidationError
+from engine.errors import AuthError, HooklineError, ValidationError
 
 log = logging.getLogger(__name__)
+
+#: Calls the engine elsewhere: ``await call("accounts.begin_sign_in", **arguments)``.
+Call = Callable[..., Awaitable[Any]]
 
 #: Seconds a begun sign-in is kept: the window's wait for the browser, and a minute.
 LIFETIME = DEFAULT_TIMEOUT + 60.0
@@ -145,3 +151,29 @@ class Relays:
         self._gone[relay_id] = why
         while len(self._gone) > REMEMBERED:
             self._gone.popitem(last=False)
+
+
+async def sign_in_from_here(call: Call, service_id: str, *, browser: Browser = system_browser,
+                            show: Show | None = None, timeout: float = DEFAULT_TIMEOUT
+                            ) -> SignedIn:
+    """The window's side of a relayed sign-in, on the computer the browser runs on: the
+    provider's redirect comes back to a listener here, whose answer goes to the engine
+    that ``call`` reaches, which begins the request and exchanges the code. Only the URL
+    and state come here, and only the code (good once, and only with the verifier the
+    engine kept) goes there."""
+    host, port = await call("accounts.sign_in_place", service_id=service_id)
+    async with oauth.Callback(host, port or 0, browser=browser, show=show,
+                              timeout=timeout) as callback:
+        relayed: Relayed = await call("accounts.begin_sign_in", service_id=service_id,
+                                      redirect_uri=callback.redirect_uri)
+        callback.open(relayed.url, relayed.state)
+        try:
+            answer = await callback.answer()
+        except HooklineError:  # no answer, or not this sign-in's: the engine forgets it
+            with contextlib.suppress(HooklineError):
+                await call("accounts.abandon_sign_in", sign_in=relayed.id)
+            raise
+        signed: SignedIn = await call("accounts.finish_sign_in", sign_in=relayed.id,
+                                      answer=answer)
+        callback.connected(signed.said)
+    return signed

@@ -7,13 +7,16 @@ Declared here, beside the machinery, and imported only when the full parser is b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from engine.auth.cli import add_sign_in_arguments
 from engine.errors import HooklineError
 
 
@@ -45,9 +48,18 @@ def add_parser(sub: Any) -> None:
     p.add_argument("act", nargs="?", default="list", choices=AREA_ACTIONS, metavar="ACTION",
                    help=", ".join(AREA_ACTIONS) + " (default: list)")
     p.add_argument("area", nargs="?", help="id, id prefix or name (not for list)")
+    p = rsub.add_parser("accounts", help="its connected accounts: list them, or connect one "
+                                         "by signing in in this computer's browser")
+    asub = p.add_subparsers(dest="accounts_action", metavar="ACTION")
+    asub.add_parser("list", help="its connected accounts and their state")
+    add_sign_in_arguments(asub.add_parser(
+        "connect", help="sign in to a service in this computer's browser; the account is "
+                        "kept there (its OAuth app's secret never comes here)"))
 
 
 AREA_ACTIONS = ("list", "enable", "disable", "run")
+#: Makes one call there: ``await call("snapshot")``.
+Call = Callable[..., Awaitable[Any]]
 
 
 async def main(args: argparse.Namespace, data_dir: Path) -> int:
@@ -163,6 +175,8 @@ async def cmd_remote(args: argparse.Namespace, data_dir: Path) -> int:
     token = target.token(secrets) or ""
     if args.action == "areas":
         return await remote_areas(target, token, args)
+    if args.action == "accounts":
+        return await remote_accounts(target, token, args)
     path = HELLO if args.action == "status" else UNPAIR
     answered: str
     try:
@@ -188,52 +202,29 @@ async def cmd_remote(args: argparse.Namespace, data_dir: Path) -> int:
     return 0 if answered == "answers" else 1
 
 
-async def remote_areas(target: Any, token: str, args: argparse.Namespace) -> int:
-    """``hookline remote areas``: the same calls the desktop app makes (``/rpc/...``)."""
+@contextlib.asynccontextmanager
+async def calling(target: Any, token: str) -> AsyncIterator[Call]:
+    """The engine there, as a function making the desktop app's calls (``/rpc/...``);
+    what cannot reach it, or a certificate other than the pinned one, said plainly."""
     import aiohttp
 
     from engine import rpc
     from engine.remote.errors import RemoteError
 
-    async def call(session: aiohttp.ClientSession, name: str, **arguments: Any) -> Any:
-        async with session.post(f"/rpc/{name}", json=rpc.encode(arguments)) as resp:
-            body = await resp.json()
-            if resp.status == 401:
-                raise RemoteError(f"{target.name} refused this computer: it was unpaired "
-                                  "there. Connect again with a new code.")
-            if resp.status != 200:
-                raise rpc.error_from(resp.status, body)
-            return rpc.decode(body["result"])
-
     try:
         async with target.session(token) as session:
-            areas = [held["area"] for held in (await call(session, "snapshot"))["areas"]]
-            if args.act == "list":
-                for area in areas:
-                    state = "on" if area.state == "active" else area.state
-                    print(f"{area.id[:8]}  {state:7} {area.name[:40]:40} "
-                          f"{area.spec.trigger.service}.{area.spec.trigger.action} -> "
-                          + ", ".join(f"{r.service}.{r.action}" for r in area.spec.reactions))
-                if not areas:
-                    print(f"{target.name} has no automations yet.")
-                return 0
-            chosen = [a for a in areas if a.id == args.area] or [
-                a for a in areas if args.area and (a.id.startswith(args.area)
-                                                   or a.name == args.area)]
-            if len(chosen) != 1:
-                raise HooklineError(f"{'Several' if chosen else 'No'} automations on "
-                                    f"{target.name} match {args.area!r}: give more of its id "
-                                    "(`hookline remote areas` lists them).")
-            area = chosen[0]
-            if args.act == "run":
-                events = await call(session, "run_now", area_id=area.id)
-                print(f"fired event {', '.join(str(e.id) for e in events)} on "
-                      f"{target.name}")
-            else:
-                await call(session, "set_enabled", area_id=area.id,
-                           enabled=args.act == "enable")
-                print(f"{args.act}d {area.id[:8]} on {target.name}")
-            return 0
+
+            async def call(name: str, **arguments: Any) -> Any:
+                async with session.post(f"/rpc/{name}", json=rpc.encode(arguments)) as resp:
+                    body = await resp.json()
+                    if resp.status == 401:
+                        raise RemoteError(f"{target.name} refused this computer: it was "
+                                          "unpaired there. Connect again with a new code.")
+                    if resp.status != 200:
+                        raise rpc.error_from(resp.status, body)
+                    return rpc.decode(body["result"])
+
+            yield call
     except aiohttp.ServerFingerprintMismatch:
         raise RemoteError(f"{target.host}:{target.port} shows another certificate than the "
                           "one pinned at pairing: someone may be between, or Hookline there "
@@ -241,3 +232,59 @@ async def remote_areas(target: Any, token: str, args: argparse.Namespace) -> int
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise RemoteError(f"Cannot reach {target.name} at {target.host}:{target.port}: "
                           f"{exc or 'timed out'}") from None
+
+
+async def remote_areas(target: Any, token: str, args: argparse.Namespace) -> int:
+    """``hookline remote areas``: the same calls the desktop app makes (``/rpc/...``)."""
+    async with calling(target, token) as call:
+        areas = [held["area"] for held in (await call("snapshot"))["areas"]]
+        if args.act == "list":
+            for area in areas:
+                state = "on" if area.state == "active" else area.state
+                print(f"{area.id[:8]}  {state:7} {area.name[:40]:40} "
+                      f"{area.spec.trigger.service}.{area.spec.trigger.action} -> "
+                      + ", ".join(f"{r.service}.{r.action}" for r in area.spec.reactions))
+            if not areas:
+                print(f"{target.name} has no automations yet.")
+            return 0
+        chosen = [a for a in areas if a.id == args.area] or [
+            a for a in areas if args.area and (a.id.startswith(args.area)
+                                               or a.name == args.area)]
+        if len(chosen) != 1:
+            raise HooklineError(f"{'Several' if chosen else 'No'} automations on "
+                                f"{target.name} match {args.area!r}: give more of its id "
+                                "(`hookline remote areas` lists them).")
+        area = chosen[0]
+        if args.act == "run":
+            events = await call("run_now", area_id=area.id)
+            print(f"fired event {', '.join(str(e.id) for e in events)} on {target.name}")
+        else:
+            await call("set_enabled", area_id=area.id, enabled=args.act == "enable")
+            print(f"{args.act}d {area.id[:8]} on {target.name}")
+        return 0
+
+
+async def remote_accounts(target: Any, token: str, args: argparse.Namespace) -> int:
+    """``hookline remote accounts``: list them there, or sign in here and keep the
+    account there (engine/auth/relay.py)."""
+    from engine.auth import relay
+    from engine.auth.cli import browser_options
+
+    async with calling(target, token) as call:
+        if args.accounts_action == "connect":
+            service = args.service
+            signed = await relay.sign_in_from_here(
+                call, service, **browser_options(service, args.no_browser,
+                                                 float(args.timeout)))
+            account = signed.account
+            print(f"connected {service} account “{account.name}” ({account.id[:8]}) on "
+                  f"{target.name}; its tokens are in the keyring there")
+            return 0
+        accounts = await call("accounts.accounts")
+        for account in accounts:
+            print(f"{account.id[:8]}  {account.service_id:16} {account.name[:40]:40} "
+                  f"{account.status}")
+        if not accounts:
+            print(f"{target.name} has no connected accounts yet. `hookline remote accounts "
+                  "connect SERVICE` signs in to one from here.")
+        return 0

@@ -14,7 +14,7 @@ import pytest
 
 from engine import rpc
 from engine.app import Engine
-from engine.auth import oauth
+from engine.auth import oauth, relay
 from engine.auth.relay import KEPT, LIFETIME, Relays, SignedIn
 from engine.errors import AuthError, ValidationError
 from tests.engine.auth.conftest import LookupProvider, RecordingBrowser, use_spec
@@ -22,17 +22,20 @@ from tests.engine.auth.conftest import LookupProvider, RecordingBrowser, use_spe
 
 async def window_sign_in(app: Engine, browser: RecordingBrowser
                          ) -> tuple[SignedIn, list[Any]]:
-    """Sign in as a window elsewhere does: its own listener and browser, the engine's
-    request and exchange. What it was sent and sent back, encoded as they cross."""
+    """Sign in as a window elsewhere does (its own listener and browser, the engine's
+    request and exchange), each call made through the engine's RPC table and codec as
+    over the paired channel. What crossed, both ways, as JSON text."""
     crossed: list[Any] = []
-    host, port = await app.accounts.sign_in_place("acme")
-    async with oauth.Callback(host, port or 0, browser=browser(), timeout=10) as window:
-        relayed = await app.accounts.begin_sign_in("acme", window.redirect_uri)
-        window.open(relayed.url, relayed.state)
-        answer = await window.answer()
-        signed = await app.accounts.finish_sign_in(relayed.id, answer)
-        window.connected(signed.said)
-    crossed += [rpc.encode(relayed), answer, rpc.encode(signed)]
+
+    async def call(name: str, **arguments: Any) -> Any:
+        sent = json.dumps(rpc.encode(arguments))
+        rpc.CALLS[name].check(rpc.decode(json.loads(sent)))
+        result = await rpc.CALLS[name].run(app, **rpc.decode(json.loads(sent)))
+        answered = json.dumps(rpc.encode(result))
+        crossed.extend((sent, answered))
+        return rpc.decode(json.loads(answered))
+
+    signed = await relay.sign_in_from_here(call, "acme", browser=browser(), timeout=10)
     return signed, crossed
 
 
@@ -59,7 +62,8 @@ async def test_a_window_elsewhere_signs_in_and_the_secrets_stay_here(
     [exchanged] = provider.token_requests
     assert exchanged["client_secret"] == "cs-never-leaves"
     assert exchanged["code_verifier"]
-    between = json.dumps(crossed, ensure_ascii=False)  # all that crossed, both ways
+    between = "".join(crossed)  # all that crossed, both ways
+    assert [json.loads(sent).keys() for sent in crossed[::2]][-1] == {"sign_in", "answer"}
     for kept in ("cs-never-leaves", exchanged["code_verifier"], tokens.access_token,
                  tokens.refresh_token or "no refresh token"):
         assert kept not in between

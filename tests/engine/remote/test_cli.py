@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import re
+import urllib.request
+import webbrowser
 from pathlib import Path
 
 import pytest
 
 from engine.areas import AreaSpec
+from engine.auth.custom import CustomProvider, add_provider
 from engine.cli import main
 from engine.remote.client import RemoteTarget, pair
 from engine.secrets import SecretStore
 from engine.settings import Settings, save_settings
 from tests.engine.conftest import EngineFactory
+from tests.engine.oauth_provider import Provider
 from tests.engine.remote.conftest import AREA, REMOTE, Remote
 
 CODE = re.compile(r"Pairing code: (\S+)")
@@ -112,3 +116,49 @@ async def test_remote_areas_lists_and_switches_the_other_computers_automations(
     status, out = await hookline(capsys, "--data-dir", str(client_dir), "remote", "areas")
     assert status == 2
     assert "refused this computer: it was unpaired there" in out
+
+
+async def test_remote_accounts_connect_signs_in_here_and_keeps_the_account_there(
+        remote: Remote, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    provider = Provider(client_secret="cs-stays-there")
+    await provider.start()
+    try:
+        client_dir = tmp_path / "client"
+        target, token = await remote.pair()
+        target.save(SecretStore(), token, data_dir=client_dir)
+        await add_provider(remote.engine.accounts, CustomProvider(
+            "my-app", f"{provider.base}/authorize", f"{provider.base}/token",
+            ("read",), f"{provider.base}/userinfo"), provider.client_id,
+            provider.client_secret)
+        status, out = await hookline(capsys, "--data-dir", str(client_dir), "remote",
+                                     "accounts")
+        assert (status, out.strip()) == (0, "homeserver has no connected accounts yet. "
+                                             "`hookline remote accounts connect SERVICE` "
+                                             "signs in to one from here.".replace(
+                                                 "homeserver", target.name))
+
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+        def browse(url: str) -> bool:  # the user approves in this computer's browser
+            with opener.open(url, timeout=10) as page:
+                page.read()
+            return True
+
+        monkeypatch.setattr(webbrowser, "open", browse)
+        status, out = await hookline(capsys, "--data-dir", str(client_dir), "remote",
+                                     "accounts", "connect", "my-app", "--timeout", "20")
+        assert status == 0, out
+        [account] = await remote.engine.accounts.accounts("my-app")
+        assert (f"connected my-app account “marta” ({account.id[:8]}) on {target.name}; "
+                "its tokens are in the keyring there") in out
+        assert "Sign in to my-app in your browser; if it does not open, visit:" in out
+        [exchanged] = provider.token_requests
+        assert exchanged["client_secret"] == "cs-stays-there"
+        assert "cs-stays-there" not in out
+
+        status, out = await hookline(capsys, "--data-dir", str(client_dir), "remote",
+                                     "accounts", "list")
+        assert f"{account.id[:8]}  my-app" in out and "marta" in out
+    finally:
+        await provider.aclose()
