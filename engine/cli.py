@@ -329,6 +329,21 @@ def _print_params(params: Sequence[Any]) -> None:
               + (f" — {p.help}" if p.help else ""))
 
 
+def _say_attached(data_dir: Path) -> None:
+    """When this folder's app is attached to an engine elsewhere, say that what was
+    listed is this computer's own engine's, and where the other's are listed."""
+    from engine.remote.client import RemoteTarget
+
+    try:
+        target = RemoteTarget.load(data_dir)
+    except HooklineError:
+        return
+    if target is not None:
+        print(f"(These are this computer's own automations. The app here is attached to "
+              f"Hookline on {target.name} ({target.host}): `hookline remote areas` lists "
+              "its automations.)", file=sys.stderr)
+
+
 async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
     import getpass
 
@@ -371,6 +386,7 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
                          if r["snoozed_until"] else "")
                 print(f"{r['id'][:8]}  {r['state'] + until:7} {r['name'][:40]:40} "
                       f"{r['trigger']} -> {', '.join(r['reactions'])}  ({last_run})")
+            _say_attached(data_dir)
             return 0
         if action == "import":
             from engine.area_files import read_area_file

@@ -162,3 +162,18 @@ async def test_remote_accounts_connect_signs_in_here_and_keeps_the_account_there
         assert f"{account.id[:8]}  my-app" in out and "marta" in out
     finally:
         await provider.aclose()
+
+
+async def test_areas_list_on_a_folder_attached_elsewhere_says_whose_they_are(
+        remote: Remote, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    client_dir = tmp_path / "client"
+    status, out = await hookline(capsys, "--data-dir", str(client_dir), "areas", "list")
+    assert status == 0 and "attached" not in out  # its own engine only: nothing to say
+
+    target, token = await remote.pair()
+    target.save(SecretStore(), token, data_dir=client_dir)
+    status, out = await hookline(capsys, "--data-dir", str(client_dir), "areas", "list")
+    assert status == 0
+    assert (f"(These are this computer's own automations. The app here is attached to "
+            f"Hookline on {target.name} (127.0.0.1): `hookline remote areas` lists its "
+            "automations.)") in out
