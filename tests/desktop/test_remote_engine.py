@@ -19,11 +19,11 @@ from pytestqt.qtbot import QtBot
 from desktop import app as desktop_app
 from desktop import remote_dialog
 from desktop.bridge import EngineBridge
-from desktop.engine_thread import EngineThread
 from desktop.custom_oauth import CustomProviderDialog
+from desktop.engine_thread import EngineThread
 from desktop.main_window import MainWindow
-from desktop.pages.accounts import AccountsPage
 from desktop.models import AreasModel
+from desktop.pages.accounts import AccountsPage
 from desktop.pages.activity import ActivityPage
 from desktop.pages.automations import AutomationsPage
 from desktop.pages.settings import SettingsPage
