@@ -31,6 +31,7 @@ from engine.app import Sample
 from engine.areas import Area, AreaSpec, Step
 from engine.auth.accounts import AccountNotFound, Removal
 from engine.auth.custom import CustomProvider
+from engine.auth.oauth import DEFAULT_TIMEOUT
 from engine.auth.relay import Relayed, SignedIn
 from engine.auth.session import Account
 from engine.bus import Message
@@ -442,8 +443,9 @@ async def _sign_in_place(engine: Engine, service_id: str) -> tuple[str, int | No
 
 
 @rpc("accounts.begin_sign_in")
-async def _begin_sign_in(engine: Engine, service_id: str, redirect_uri: str) -> Relayed:
-    return await engine.accounts.begin_sign_in(service_id, redirect_uri)
+async def _begin_sign_in(engine: Engine, service_id: str, redirect_uri: str,
+                         wait: float = DEFAULT_TIMEOUT) -> Relayed:
+    return await engine.accounts.begin_sign_in(service_id, redirect_uri, wait)
 
 
 @rpc("accounts.finish_sign_in")

@@ -347,16 +347,18 @@ class Accounts:
         await self.oauth_client(service_id)
         return service.oauth.loopback_host, service.oauth.fixed_port
 
-    async def begin_sign_in(self, service_id: str, redirect_uri: str) -> Relayed:
+    async def begin_sign_in(self, service_id: str, redirect_uri: str,
+                            wait: float = DEFAULT_TIMEOUT) -> Relayed:
         """Begin a sign-in whose browser and redirect listener are on another computer,
-        answered at ``redirect_uri`` there (relay.py): its URL and state go there, its
-        verifier and the OAuth app stay here until :meth:`finish_sign_in`."""
+        answered at ``redirect_uri`` there within ``wait`` seconds (relay.py): its URL
+        and state go there, its verifier and the OAuth app stay here until
+        :meth:`finish_sign_in`."""
         service = await self._oauth_service(service_id)
         assert service.oauth is not None
         client = await self.oauth_client(service_id)
         begun = oauth.begin(service.oauth,
                             client, loopback_redirect(service.oauth, redirect_uri))
-        return self.relays.keep(service_id, begun)
+        return self.relays.keep(service_id, begun, wait)
 
     async def finish_sign_in(self, sign_in: str, answer: dict[str, str]) -> SignedIn:
         """Exchange the answer a window forwarded for a sign-in :meth:`begin_sign_in`

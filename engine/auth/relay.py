@@ -5,8 +5,9 @@ computer, where its browser is, and forwards the answer here.
 This engine begins the authorization request and exchanges the code, so the OAuth
 app's client secret and the PKCE verifier never leave it; the window is given only the
 URL to open and the state its listener checks. Each begun sign-in is kept in memory
-until it is finished, for :data:`LIFETIME` seconds, and at most :data:`KEPT` at once:
-past either bound, finishing it says why nothing was connected and to start again.
+until it is finished, for as long as the window waits for the browser and a minute more
+(:data:`MARGIN`; at most :data:`LONGEST`), and at most :data:`KEPT` at once: past either
+bound, finishing it says why nothing was connected and to start again.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ log = logging.getLogger(__name__)
 #: Calls the engine elsewhere: ``await call("accounts.begin_sign_in", **arguments)``.
 Call = Callable[..., Awaitable[Any]]
 
-#: Seconds a begun sign-in is kept: the window's wait for the browser, and a minute.
-LIFETIME = DEFAULT_TIMEOUT + 60.0
+#: Seconds a begun sign-in is kept beyond the window's wait for the browser.
+MARGIN = 60.0
+#: The longest wait for the browser a window may ask the engine to keep a sign-in for.
+LONGEST = 3600.0
 #: Sign-ins kept at once; beginning another sets the oldest aside.
 KEPT = 8
 #: Sign-ins let go unfinished (set aside, expired) remembered, so finishing one says
@@ -69,6 +72,7 @@ class _Kept:
     service_id: str
     begun: Begun
     until: float
+    wait: float
 
 
 def loopback_redirect(spec: OAuth2Spec, redirect_uri: str) -> str:
@@ -91,10 +95,11 @@ def loopback_redirect(spec: OAuth2Spec, redirect_uri: str) -> str:
     return redirect_uri
 
 
-def _expired() -> str:
-    return (f"This sign-in was begun over {LIFETIME / 60:.0f} minutes ago and is no longer "
-            "kept, so nothing was connected. Start again and finish signing in within "
-            f"{DEFAULT_TIMEOUT / 60:.0f} minutes")
+def _expired(wait: float) -> str:
+    within = f"{wait / 60:.0f} minutes" if wait >= 60 else f"{wait:g} s"
+    return (f"This sign-in was begun over {(wait + MARGIN) / 60:.0f} minutes ago and is no "
+            "longer kept, so nothing was connected. Start again and finish signing in "
+            f"within {within}")
 
 
 _SET_ASIDE = (f"This sign-in was set aside: {KEPT} newer sign-ins were begun on this engine "
@@ -116,8 +121,11 @@ class Relays:
         #: Why each of the latest sign-ins let go unfinished was (for its answer).
         self._gone: OrderedDict[str, str] = OrderedDict()
 
-    def keep(self, service_id: str, begun: Begun) -> Relayed:
-        """Keep ``begun`` until its answer is forwarded; what the window is given."""
+    def keep(self, service_id: str, begun: Begun, wait: float = DEFAULT_TIMEOUT
+             ) -> Relayed:
+        """Keep ``begun`` until its answer is forwarded, the window waiting ``wait``
+        seconds for it (at most :data:`LONGEST`); what the window is given."""
+        wait = min(max(wait, 0.0), LONGEST)
         self._expire()
         while len(self._kept) >= KEPT:
             oldest, kept = self._kept.popitem(last=False)
@@ -125,7 +133,7 @@ class Relays:
             log.info("a %s sign-in begun from another computer was set aside: %d newer "
                      "ones were begun before its answer came", kept.service_id, KEPT)
         relay_id = secrets.token_urlsafe(16)
-        self._kept[relay_id] = _Kept(service_id, begun, self._clock() + LIFETIME)
+        self._kept[relay_id] = _Kept(service_id, begun, self._clock() + wait + MARGIN, wait)
         return Relayed(relay_id, begun.url, begun.state)
 
     def take(self, relay_id: str) -> tuple[str, Begun]:
@@ -143,9 +151,9 @@ class Relays:
 
     def _expire(self) -> None:
         now = self._clock()
-        for relay_id in [i for i, kept in self._kept.items() if kept.until <= now]:
+        for relay_id, kept in [(i, k) for i, k in self._kept.items() if k.until <= now]:
             del self._kept[relay_id]
-            self._let_go(relay_id, _expired())
+            self._let_go(relay_id, _expired(kept.wait))
 
     def _let_go(self, relay_id: str, why: str) -> None:
         self._gone[relay_id] = why
@@ -165,7 +173,7 @@ async def sign_in_from_here(call: Call, service_id: str, *, browser: Browser = s
     async with oauth.Callback(host, port or 0, browser=browser, show=show,
                               timeout=timeout) as callback:
         relayed: Relayed = await call("accounts.begin_sign_in", service_id=service_id,
-                                      redirect_uri=callback.redirect_uri)
+                                      redirect_uri=callback.redirect_uri, wait=timeout)
         callback.open(relayed.url, relayed.state)
         try:
             answer = await callback.answer()

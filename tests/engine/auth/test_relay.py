@@ -15,7 +15,7 @@ import pytest
 from engine import rpc
 from engine.app import Engine
 from engine.auth import oauth, relay
-from engine.auth.relay import KEPT, LIFETIME, Relays, SignedIn
+from engine.auth.relay import KEPT, LONGEST, MARGIN, Relays, SignedIn
 from engine.errors import AuthError, ValidationError
 from tests.engine.auth.conftest import LookupProvider, RecordingBrowser, use_spec
 
@@ -117,13 +117,19 @@ async def test_a_sign_in_kept_past_its_time_says_so(
         app: Engine, provider: LookupProvider) -> None:
     now = [1000.0]
     app.accounts.relays = Relays(clock=lambda: now[0])
-    late = await app.accounts.begin_sign_in("acme", "http://127.0.0.1:4321/callback")
-    answer = await approve(late.url)
-    now[0] += LIFETIME + 1
-    on_time = await app.accounts.begin_sign_in("acme", "http://127.0.0.1:4321/callback")
-    with pytest.raises(AuthError, match="begun over 6 minutes ago and is no longer kept"):
-        await app.accounts.finish_sign_in(late.id, answer)
-    await app.accounts.finish_sign_in(on_time.id, await approve(on_time.url))
+    uri = "http://127.0.0.1:4321/callback"
+    late = await app.accounts.begin_sign_in("acme", uri)  # the window waits 5 minutes
+    patient = await app.accounts.begin_sign_in("acme", uri, wait=900)  # --timeout 900
+    endless = await app.accounts.begin_sign_in("acme", uri, wait=10 * LONGEST)
+    answers = {r.id: await approve(r.url) for r in (late, patient, endless)}
+    now[0] += 300 + MARGIN + 1
+    with pytest.raises(AuthError, match=r"begun over 6 minutes ago and is no longer kept.*"
+                                        r"within 5 minutes"):
+        await app.accounts.finish_sign_in(late.id, answers[late.id])
+    await app.accounts.finish_sign_in(patient.id, answers[patient.id])  # still kept
+    now[0] += LONGEST
+    with pytest.raises(AuthError, match=r"begun over 61 minutes ago.*within 60 minutes"):
+        await app.accounts.finish_sign_in(endless.id, answers[endless.id])
     assert provider.exchanges() == 1
 
 
