@@ -29,6 +29,10 @@ def add_parser(sub: Any) -> None:
     group.add_argument("--revoke", metavar="CLIENT",
                        help="unpair a computer (id, id prefix or name): its next request "
                             "is refused")
+    group.add_argument("--standby", action="store_true",
+                       help="a code for a standby engine on another computer (`hookline "
+                            "standby join` there): it copies this engine's secrets while it "
+                            "stands by, and can do nothing else")
     pair.add_argument("--json", action="store_true")
 
     remote = sub.add_parser("remote", help="control Hookline on another computer from this "
@@ -83,7 +87,7 @@ async def cmd_pair(args: argparse.Namespace, data_dir: Path) -> int:
             assert s.local is not None
             pairing = Pairing(s.local.db)
             if name == "pair":
-                return await offer(pairing, s.local)
+                return await offer(pairing, s.local, (body or {}).get("kind") or "window")
             if name == "clients":
                 return [c.to_dict() for c in await pairing.clients()]
             return (await pairing.revoke(str((body or {})["client"]))).to_dict()
@@ -97,14 +101,15 @@ async def cmd_pair(args: argparse.Namespace, data_dir: Path) -> int:
             for c in [] if args.json else clients:
                 seen = _local(c["last_seen_at"]) if c["last_seen_at"] else "never"
                 expired = " (expired: unused too long; pair it again)" if c["expired"] else ""
-                print(f"{c['id'][:8]}  {c['name'][:40]:40} paired {_local(c['created_at'])}"
+                print(f"{c['id'][:8]}  {c.get('kind', 'window'):6}  {c['name'][:40]:40} "
+                      f"paired {_local(c['created_at'])}"
                       f", last seen {seen}{expired}")
             return 0
         if args.revoke:
             gone = await command("revoke", {"client": args.revoke})
             print(f"unpaired {gone['id'][:8]} ({gone['name']}): its next request is refused")
             return 0
-        offered = await command("pair")
+        offered = await command("pair", {"kind": "engine" if args.standby else "window"})
     if args.json:
         print(json.dumps(offered, indent=2))
         return 0
@@ -115,8 +120,13 @@ async def cmd_pair(args: argparse.Namespace, data_dir: Path) -> int:
     where = first if port == 8789 else f"{first}:{port}"
     print(f"Pairing code: {offered['code']}  (works once, until "
           f"{_local(offered['expires_at'])})")
-    print("On the other computer: Hookline → Connect to another computer…, or")
-    print(f"  hookline remote connect {where} {offered['code']}")
+    if args.standby:
+        print("On the standby engine's computer (it then copies this engine's secrets "
+              "while it stands by):")
+        print(f"  hookline standby join {where} {offered['code']}")
+    else:
+        print("On the other computer: Hookline → Connect to another computer…, or")
+        print(f"  hookline remote connect {where} {offered['code']}")
     print(f"This computer's addresses: {', '.join(offered['addresses'])} (port {port})")
     print(f"Certificate fingerprint: {spaced(offered['fingerprint'])}")
     if not offered["open"]:

@@ -158,10 +158,11 @@ async def peer_fingerprint(host: str, port: int, *, timeout: float = CONNECT_TIM
     return der_fingerprint(der)
 
 
-async def pair(host: str, port: int, code: str, *,
-               client_name: str) -> tuple[RemoteTarget, str]:
+async def pair(host: str, port: int, code: str, *, client_name: str,
+               kind: str = "window") -> tuple[RemoteTarget, str]:
     """Pair with the engine at host:port with the code ``hookline pair`` printed there;
-    the target (not saved yet) and this client's token.
+    the target (not saved yet) and this client's token. ``kind``: ``window``, or
+    ``engine`` for a standby engine (a ``hookline pair --standby`` code).
 
     First contact: the certificate's fingerprint is read from a plain handshake, the
     code's proof for that fingerprint goes to the engine over a connection pinned to it,
@@ -177,7 +178,7 @@ async def pair(host: str, port: int, code: str, *,
     fingerprint = await peer_fingerprint(host, port)
     key = await asyncio.to_thread(codes.code_key, code)
     target = RemoteTarget(host, port, fingerprint, "", host)
-    body = {"name": client_name, "proof": codes.client_proof(key, fingerprint)}
+    body = {"name": client_name, "proof": codes.client_proof(key, fingerprint), "kind": kind}
     try:
         async with aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=pinned(fingerprint)),
@@ -188,6 +189,8 @@ async def pair(host: str, port: int, code: str, *,
                     "The engine did not accept the code: it is used, expired (10 minutes) "
                     "or mistyped, or pairing is paused after many wrong codes. Run "
                     "`hookline pair` there for a new one.")
+            if resp.status == 403:  # a right code for another kind of client
+                raise PairingRefused(str((await resp.json()).get("error")))
             if resp.status != 200:
                 raise RemoteError(f"{host}:{port} answered {resp.status} to pairing: is it "
                                   "Hookline's remote channel?")

@@ -10,6 +10,11 @@ statement that checks it is still there and unexpired, so two engines (or two cl
 cannot both redeem it. After ``MAX_FAILURES`` wrong pairing attempts in a row, pairing
 is refused for ``PAUSE`` (said in the log): 10 guesses in 15 minutes at a 50-bit code.
 A client's token expires after ``IDLE_EXPIRY`` without use.
+
+A code pairs one kind of client only, and the client says which it is: a ``window``
+(the desktop app, ``hookline remote``) or an ``engine`` (a standby engine copying the
+secrets, ``hookline standby join``, from a ``hookline pair --standby`` code), so a
+window's pairing can never read secrets (engine/remote/peer.py).
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ from engine.storage.schema import pairing_codes, remote_clients, utcnow
 
 log = logging.getLogger(__name__)
 
+#: The kinds of paired client: the app or `hookline remote`, and a standby engine.
+WINDOW = "window"
+ENGINE = "engine"
+KINDS = (WINDOW, ENGINE)
 CODE_LIFETIME = timedelta(minutes=10)
 MAX_FAILURES = 10
 PAUSE = timedelta(minutes=15)
@@ -81,11 +90,35 @@ class PairedClient:
     last_seen_at: datetime | None
     #: its token was not used for ``IDLE_EXPIRY``: it is refused until it pairs again
     expired: bool = False
+    #: ``window`` or ``engine`` (a standby engine copying the secrets)
+    kind: str = WINDOW
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "created_at": self.created_at.isoformat(),
                 "last_seen_at": self.last_seen_at.isoformat() if self.last_seen_at else None,
-                "expired": self.expired}
+                "expired": self.expired, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The paired client a request's token belongs to."""
+
+    id: str
+    kind: str
+
+
+class WrongKind(HooklineError):
+    """A right code, for another kind of client than the one pairing (nothing is used
+    up: the code still pairs its own kind)."""
+
+    def __init__(self, code_kind: str) -> None:
+        super().__init__(
+            "This code pairs a standby engine (`hookline standby join`), not the app or "
+            "`hookline remote`: for those, run `hookline pair` without --standby on the "
+            "engine's computer." if code_kind == ENGINE else
+            "This code pairs the app or `hookline remote`, not a standby engine: run "
+            "`hookline pair --standby` on the active engine's computer for one.")
+        self.code_kind = code_kind
 
 
 class Pairing:
@@ -107,33 +140,44 @@ class Pairing:
         self.paused_until: datetime | None = None
         self._seen: dict[str, datetime] = {}
 
-    async def issue(self) -> Issued:
-        """A new code, valid for ``CODE_LIFETIME``; expired codes are dropped now."""
+    async def issue(self, kind: str = WINDOW) -> Issued:
+        """A new code for a client of ``kind``, valid for ``CODE_LIFETIME``; expired
+        codes are dropped now."""
+        if kind not in KINDS:
+            raise HooklineError(f"no such kind of paired client: {kind!r}")
         now = self.clock()
         code = codes.new_code()
         key = await asyncio.to_thread(codes.code_key, code)  # ~50 ms: off the loop
         async with self.db.begin() as conn:
             await conn.execute(delete(pairing_codes).where(pairing_codes.c.expires_at <= now))
             await conn.execute(insert(pairing_codes).values(
-                code_key=key.hex(), created_at=now, expires_at=now + CODE_LIFETIME))
+                code_key=key.hex(), created_at=now, expires_at=now + CODE_LIFETIME,
+                kind=kind))
         return Issued(code, now + CODE_LIFETIME)
 
-    async def redeem(self, proof: str, fingerprint: str, name: str) -> Paired | None:
-        """The new client for a proof made from a pending code and this engine's
-        certificate ``fingerprint``; None (and one more failure) for anything else."""
+    async def redeem(self, proof: str, fingerprint: str, name: str,
+                     kind: str = WINDOW) -> Paired | None:
+        """The new client of ``kind`` for a proof made from a pending code and this
+        engine's certificate ``fingerprint``; None (and one more failure) for anything
+        else; :class:`WrongKind` for a right code of another kind."""
         now = self.clock()
         if self.paused_until is not None:
             if now < self.paused_until:
                 return None
             self.paused_until, self.failures = None, 0
         async with self.db.connect() as conn:
-            keys = (await conn.execute(select(pairing_codes.c.code_key).where(
-                pairing_codes.c.expires_at > now))).scalars().all()
-        match = next((bytes.fromhex(k) for k in keys if hmac.compare_digest(
-            codes.client_proof(bytes.fromhex(k), fingerprint), proof)), None)
-        if match is None:
+            pending = (await conn.execute(select(
+                pairing_codes.c.code_key, pairing_codes.c.kind).where(
+                pairing_codes.c.expires_at > now))).all()
+        found = next(((bytes.fromhex(k), code_kind) for k, code_kind in pending
+                      if hmac.compare_digest(codes.client_proof(bytes.fromhex(k),
+                                                                fingerprint), proof)), None)
+        if found is None:
             self._failed(now)
             return None
+        match, code_kind = found
+        if code_kind != kind:
+            raise WrongKind(code_kind)
         token, client_id = secrets.token_urlsafe(32), str(uuid.uuid4())
         async with self.db.begin() as conn:
             used = await conn.execute(delete(pairing_codes).where(
@@ -142,9 +186,10 @@ class Pairing:
                 return None
             await conn.execute(insert(remote_clients).values(
                 id=client_id, name=printable(name) or "unnamed", created_at=now,
-                token_hash=token_hash(token), last_seen_at=now))
+                token_hash=token_hash(token), last_seen_at=now, kind=kind))
         self.failures = 0
-        log.info("paired a new remote client “%s” (%s)", printable(name), client_id[:8])
+        log.info("paired a new remote client “%s” (%s%s)", printable(name), client_id[:8],
+                 ", a standby engine" if kind == ENGINE else "")
         return Paired(client_id, token, match)
 
     def _failed(self, now: datetime) -> None:
@@ -160,12 +205,17 @@ class Pairing:
         """The id of the paired client whose token this is (None: no such client, e.g.
         revoked, or its token expired); notes when it was last seen, once a minute at
         most."""
+        caller = await self.caller(token)
+        return caller.id if caller is not None else None
+
+    async def caller(self, token: str) -> Caller | None:
+        """:meth:`client`, with the client's kind."""
         if not token:
             return None
         async with self.db.connect() as conn:
             row = (await conn.execute(select(
                 remote_clients.c.id, remote_clients.c.created_at,
-                remote_clients.c.last_seen_at).where(
+                remote_clients.c.last_seen_at, remote_clients.c.kind).where(
                 remote_clients.c.token_hash == token_hash(token)))).first()
         now = self.clock()
         if row is None or now - (row.last_seen_at or row.created_at) > IDLE_EXPIRY:
@@ -177,7 +227,7 @@ class Pairing:
             async with self.db.begin() as conn:
                 await conn.execute(update(remote_clients).where(
                     remote_clients.c.id == client_id).values(last_seen_at=now))
-        return str(client_id)
+        return Caller(str(client_id), str(row.kind))
 
     async def clients(self) -> list[PairedClient]:
         """Every paired client, oldest first."""
@@ -186,7 +236,7 @@ class Pairing:
                 remote_clients.c.created_at))).all()
         now = self.clock()
         return [PairedClient(r.id, r.name, r.created_at, r.last_seen_at,
-                             now - (r.last_seen_at or r.created_at) > IDLE_EXPIRY)
+                             now - (r.last_seen_at or r.created_at) > IDLE_EXPIRY, r.kind)
                 for r in rows]
 
     async def revoke(self, ref: str) -> PairedClient:

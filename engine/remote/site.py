@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from engine.errors import ConfigError
-from engine.remote.pairing import Pairing
+from engine.remote.pairing import KINDS, WINDOW, Pairing, WrongKind
 from engine.remote.tls import Identity, identity, spaced
 
 if TYPE_CHECKING:
@@ -121,10 +121,16 @@ class RemoteSite:
             raw = await request.content.read(PAIR_BODY_LIMIT + 1)
             body: Any = json.loads(raw) if len(raw) <= PAIR_BODY_LIMIT else None
             proof, name = str(body["proof"]), str(body.get("name") or "")
+            kind = str(body.get("kind") or WINDOW)
         except (ValueError, KeyError, TypeError):
             return refused()
-        paired = await self.pairing.redeem(proof, self.identity.fingerprint,
-                                           name or request.remote or "unnamed")
+        if kind not in KINDS:
+            return refused()
+        try:
+            paired = await self.pairing.redeem(proof, self.identity.fingerprint,
+                                               name or request.remote or "unnamed", kind)
+        except WrongKind as exc:  # the right code: saying which kind it is tells nothing
+            return web.json_response({"error": str(exc)}, status=403)
         if paired is None:
             return refused()
         from engine.remote import codes
@@ -153,17 +159,19 @@ class RemoteSite:
         return found + loopback
 
 
-async def offer(pairing: Pairing, engine: Engine) -> dict[str, Any]:
-    """A new pairing code and what to type with it on the other computer: the
-    addresses, port and the certificate's fingerprint (made now if there is none)."""
+async def offer(pairing: Pairing, engine: Engine, kind: str = WINDOW) -> dict[str, Any]:
+    """A new pairing code (for a client of ``kind``) and what to type with it on the
+    other computer: the addresses, port and the certificate's fingerprint (made now if
+    there is none)."""
     settings, site = engine.settings, engine.remote
-    issued = await pairing.issue()
+    issued = await pairing.issue(kind)
     if site is None:
         site = RemoteSite(pairing, identity(engine.data_dir, [settings.remote_host]),
                           settings.remote_host, settings.remote_port)
     return {"code": issued.code, "expires_at": issued.expires_at.isoformat(),
             "addresses": site.addresses(), "port": site.port,
-            "fingerprint": site.identity.fingerprint, "open": engine.remote is not None}
+            "fingerprint": site.identity.fingerprint, "open": engine.remote is not None,
+            "kind": kind}
 
 
 def control_commands(engine: Engine) -> dict[str, Any]:
@@ -173,8 +181,8 @@ def control_commands(engine: Engine) -> dict[str, Any]:
     def pairing() -> Pairing:
         return engine.remote.pairing if engine.remote is not None else Pairing(engine.db)
 
-    async def pair(_body: dict[str, Any]) -> dict[str, Any]:
-        return await offer(pairing(), engine)
+    async def pair(body: dict[str, Any]) -> dict[str, Any]:
+        return await offer(pairing(), engine, str(body.get("kind") or WINDOW))
 
     async def clients(_body: dict[str, Any]) -> list[dict[str, Any]]:
         return [c.to_dict() for c in await pairing().clients()]

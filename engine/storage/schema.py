@@ -232,6 +232,9 @@ remote_clients = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_seen_at", UTCDateTime, nullable=True),
+    # window (the desktop app, `hookline remote`) | engine (a standby engine that copies
+    # the secrets: `hookline standby join`); from its code's kind (migration 0008)
+    Column("kind", String(16), nullable=False, default="window"),
 )
 
 pairing_codes = Table(
@@ -242,6 +245,8 @@ pairing_codes = Table(
     Column("code_key", String(64), primary_key=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    # the kind of client it pairs (`hookline pair --standby`: engine), and no other
+    Column("kind", String(16), nullable=False, default="window"),
 )
 
 run_ledger = Table(
