@@ -52,6 +52,7 @@ from engine.observe import Observers, wanted
 from engine.paths import data_dir as default_data_dir
 from engine.poller import Poller
 from engine.registry import Registry
+from engine.remote.peer import Puller
 from engine.remote.site import RemoteSite
 from engine.remote.site import control_commands as remote_commands
 from engine.runner import REDACTED, Runner, SecretResolver, template_context
@@ -246,6 +247,8 @@ class Engine:
     async def aclose(self) -> None:
         """Stop everything; runs under way stay journaled and resume at the next start."""
         began = time.monotonic()
+        if self.remote is not None:
+            self.remote.close()  # a standby's poll for secrets is answered now
         for name in ("control", "listener"):
             part = getattr(self, name, None)
             if part is not None:
@@ -1313,7 +1316,12 @@ class Engine:
                          reason="another Hookline engine is active on this database")
         log.warning("standing by: another Hookline engine is active on this database; "
                     "this one takes over when it stops (its lease is tried every second)")
-        self._stood_by = await lease.wait(first_after=self.stand_by_first)
+        # meanwhile, the active engine's secrets are copied here (engine/remote/peer.py)
+        pulling = Puller(self.secrets, self.data_dir).start()
+        try:
+            self._stood_by = await lease.wait(first_after=self.stand_by_first)
+        finally:
+            await pulling.aclose()
         await self.control.aclose()  # the active engine's own comes up once it is ready
         self.control = None
         await asyncio.to_thread(lease.settle)  # the previous engine's last commits land

@@ -775,6 +775,14 @@ async def cmd_doctor(_args: argparse.Namespace, data_dir: Path) -> int:
         else:
             line(True, "lease", f"an engine is active on this database ({holder})"
                  if holder else "no engine is active on this database")
+    from engine.remote import peer
+
+    try:
+        described = peer.describe(data_dir)
+    except HooklineError as exc:
+        described = (False, str(exc))
+    if described is not None:
+        line(described[0], "standby peer", described[1])
     line(True, "log", f"{logs.log_file(data_dir)} (level {settings.log_level})")
     if settings.listener_enabled and not running:
         import socket
@@ -950,10 +958,12 @@ def build_parser(quick: bool = False) -> argparse.ArgumentParser:
         from engine.auth import cli as accounts_cli
         from engine.backup import add_parser as add_backup_parser
         from engine.remote import cli as remote_cli
+        from engine.remote import peer_cli
 
         accounts_cli.add_parser(sub)
         add_backup_parser(sub)
         remote_cli.add_parser(sub)
+        peer_cli.add_parser(sub)
 
     st = sub.add_parser("settings", help="show or change settings")
     ssub = st.add_subparsers(dest="action", metavar="ACTION")
@@ -1010,6 +1020,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from engine.remote import cli as remote_cli
 
             return asyncio.run(remote_cli.main(args, data_dir))
+        if args.command == "standby":
+            from engine.remote import peer_cli
+
+            return asyncio.run(peer_cli.main(args, data_dir))
         handler = {"serve": cmd_serve, "areas": cmd_areas, "runs": cmd_runs,
                    "doctor": cmd_doctor}[args.command]
         return asyncio.run(handler(args, data_dir))

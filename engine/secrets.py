@@ -6,10 +6,11 @@ import base64
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import keyring
@@ -19,6 +20,8 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from keyring.backends import fail
 
 from engine.errors import SecretError
+
+log = logging.getLogger(__name__)
 
 KEYRING_SERVICE = "hookline"
 #: Longest value kept in one keyring entry, in UTF-16 code units: Windows Credential
@@ -66,6 +69,25 @@ class SecretStore:
     def __init__(self, service: str = KEYRING_SERVICE, part_size: int = PART_SIZE) -> None:
         self._service = service
         self.part_size = part_size
+        self._watchers: list[Callable[[str], None]] = []
+
+    def on_change(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(ref)`` after each set or delete through this store (in the
+        thread that made it; never with the value); returns the unsubscribe."""
+        self._watchers.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._watchers.remove(callback)
+
+        return unsubscribe
+
+    def _changed(self, ref: str) -> None:
+        for callback in list(self._watchers):
+            try:
+                callback(ref)
+            except Exception:
+                log.exception("a watcher of the secret %s failed", ref)
 
     def get(self, ref: str) -> str | None:
         value = self._get_one(ref)
@@ -92,11 +114,13 @@ class SecretStore:
             self._set_one(ref, f"{PARTS_MARKER}{count}:{_digest(value)}")
         for i in range(count + 1, old + 1):
             self._delete_one(f"{ref}#{i}")
+        self._changed(ref)
 
     def delete(self, ref: str) -> None:
         for i in range(1, self._part_count(ref) + 1):
             self._delete_one(f"{ref}#{i}")
         self._delete_one(ref)
+        self._changed(ref)
 
     def _part_count(self, ref: str) -> int:
         try:

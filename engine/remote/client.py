@@ -99,9 +99,11 @@ class RemoteTarget:
             raise
 
     @classmethod
-    def load(cls, data_dir: Path | None = None) -> RemoteTarget | None:
-        """The saved target, or None when there is none."""
-        path = (data_dir or default_data_dir()) / TARGET_FILE
+    def load(cls, data_dir: Path | None = None, file: str = TARGET_FILE
+             ) -> RemoteTarget | None:
+        """The saved target (in ``file``: a standby's peer is in another), or None when
+        there is none."""
+        path = (data_dir or default_data_dir()) / file
         try:
             raw: Any = json.loads(path.read_text(encoding="utf-8"))
             return cls(host=str(raw["host"]), port=int(raw["port"]),

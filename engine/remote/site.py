@@ -10,6 +10,8 @@ instead of checking ``control.json``'s token, which is never accepted here. The 
 - ``POST /pair`` with a valid proof of a pending code: the new client's token;
 - ``GET /remote/hello`` and ``POST /remote/unpair`` with a paired client's token: the
   engine's name, or the client unpaired (``hookline remote status|forget``);
+- ``/peer/...`` for a standby engine's token only, and nothing else for it: the
+  secrets it copies (engine/remote/peer.py); a window's token gets 403 there;
 - any other request with a paired client's token: let through (``request[CLIENT]`` is
   the client's id), except ``/command/remote.*``: pairing is managed on the engine's
   own computer only;
@@ -29,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from engine.errors import ConfigError
-from engine.remote.pairing import KINDS, WINDOW, Pairing, WrongKind
+from engine.remote import peer
+from engine.remote.pairing import ENGINE, KINDS, WINDOW, Pairing, WrongKind
 from engine.remote.tls import Identity, identity, spaced
 
 if TYPE_CHECKING:
@@ -75,6 +78,8 @@ class RemoteSite:
         self.identity = identity
         self.host = host
         self.port = port
+        #: what a standby engine copies from here (engine/remote/peer.py)
+        self.secrets: peer.SecretSource | None = None
 
     @classmethod
     async def open(cls, engine: Engine, control: ControlServer, host: str,
@@ -82,6 +87,7 @@ class RemoteSite:
         """Open the site on host:port (made the certificate first if there is none)."""
         made = identity(engine.data_dir, [host])
         site = cls(Pairing(engine.db), made, host, 0)
+        site.secrets = peer.SecretSource(engine)
         control.remote_gate = site.gate
         try:
             site.port = await control.open_site(host, port, made.server_context())
@@ -102,9 +108,10 @@ class RemoteSite:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer":
             return refused()
-        client_id = await self.pairing.client(token.strip())
-        if client_id is None:
+        caller = await self.pairing.caller(token.strip())
+        if caller is None:
             return refused()
+        client_id = caller.id
         if request.path.startswith("/command/remote."):
             return web.json_response({"error": "pairing is managed on the engine's own "
                                                "computer (hookline pair)"}, status=403)
@@ -113,6 +120,8 @@ class RemoteSite:
         if request.path == UNPAIR and request.method == "POST":
             await self.pairing.revoke(client_id)
             return web.json_response({})
+        if caller.kind == ENGINE or request.path.startswith(peer.PREFIX):
+            return await peer.answer(self.secrets, request, caller)
         request[CLIENT] = client_id
         return None
 
@@ -157,6 +166,11 @@ class RemoteSite:
                 if addr.family == socket.AF_INET:
                     (loopback if addr.address.startswith("127.") else found).append(addr.address)
         return found + loopback
+
+    def close(self) -> None:
+        """The engine stops: a standby engine waiting for a change is answered now."""
+        if self.secrets is not None:
+            self.secrets.close()
 
 
 async def offer(pairing: Pairing, engine: Engine, kind: str = WINDOW) -> dict[str, Any]:
