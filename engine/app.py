@@ -1312,6 +1312,10 @@ class Engine:
             self.listener.standby = STANDBY_REASON
         self.control = ControlServer(self)  # says the role; the rest answers 503
         await self.control.start()
+        self.control.commands.update(remote_commands(self))
+        if self.settings.remote_enabled:  # the other machine may join this one meanwhile
+            self.remote = await RemoteSite.open(self, self.control, self.settings.remote_host,
+                                                self.settings.remote_port)
         self.bus.publish(ENGINE_ROLE, role=STANDBY, previous=None,
                          reason="another Hookline engine is active on this database")
         log.warning("standing by: another Hookline engine is active on this database; "
@@ -1322,6 +1326,9 @@ class Engine:
             self._stood_by = await lease.wait(first_after=self.stand_by_first)
         finally:
             await pulling.aclose()
+        if self.remote is not None:  # opened again, with the active engine's control
+            self.remote.close()
+            self.remote = None
         await self.control.aclose()  # the active engine's own comes up once it is ready
         self.control = None
         await asyncio.to_thread(lease.settle)  # the previous engine's last commits land

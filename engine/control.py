@@ -166,8 +166,10 @@ class ControlServer(CommandChannel):
                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                            ) -> web.StreamResponse:
         """A standby engine (engine/standby.py) only says its role: the areas are the
-        active engine's to change, and this one has not loaded them."""
-        if self.engine.role == ACTIVE or request.path == "/role":
+        active engine's to change, and this one has not loaded them. Pairing works (the
+        codes are in the database): the active engine's standby joins this one."""
+        if self.engine.role == ACTIVE or request.path == "/role" \
+                or request.path.startswith("/command/remote."):
             return await handler(request)
         return web.json_response({"error": f"this Hookline engine is {self.engine.role}: "
                                            "another one is active on the database; use that "

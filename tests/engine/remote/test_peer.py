@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -31,10 +32,12 @@ from tests.engine import account_probe
 from tests.engine.conftest import FAST, fast, stored_bytes
 from tests.engine.oauth_provider import Provider, follow
 from tests.engine.remote.conftest import REMOTE
+from tests.engine.remote.test_cli import hookline
+from tests.engine.remote.test_peer_cli import JOIN
 from tests.engine.test_accounts import catalog_for_tests
 from tests.engine.test_standby import STARTS, TAKEOVER, role, standing_by
 
-Make = Callable[[str], Engine]
+Make = Callable[..., Engine]
 
 
 async def until(check: Callable[[], bool], timeout: float = 10.0) -> float:
@@ -61,11 +64,12 @@ async def make(postgres_url: str, tmp_path: Path) -> AsyncIterator[Make]:
     """Engines on one PostgreSQL database, each with its own folder and secret store."""
     made: list[Engine] = []
 
-    def new(name: str) -> Engine:
-        settings = Settings.from_mapping({**FAST, **REMOTE, "database_url": postgres_url})
+    def new(name: str, secrets: MemorySecretStore | None = None, **more: Any) -> Engine:
+        settings = Settings.from_mapping({**FAST, **REMOTE, "database_url": postgres_url,
+                                          **more})
         save_settings(tmp_path / name, settings)
         engine = Engine(tmp_path / name, settings=settings, registry=catalog_for_tests(),
-                        secrets=MemorySecretStore())
+                        secrets=secrets or MemorySecretStore())
         made.append(engine)
         return engine
 
@@ -128,6 +132,53 @@ async def test_a_standby_keeps_a_live_copy_and_acts_as_the_account_after_taking_
     for value in (*provider.issued, str(provider.client_secret), token):
         assert value not in written
     assert "copied the active engine's secrets" in caplog.text
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_each_machine_joins_the_other_and_the_copy_follows_whichever_is_active(
+        make: Make, provider: Provider, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`hookline pair --standby` on each machine, `hookline standby join` on the other
+    (the standby's remote site is up for pairing): after a takeover the engine that
+    was active stands by and copies from the new active one."""
+    ports = {"a": free_port(), "b": free_port()}
+    stores = {"a": MemorySecretStore(), "b": MemorySecretStore()}
+    first = make("a", stores["a"], remote_port=ports["a"])
+    await first.start()
+    await first.accounts.set_client("acme", provider.client_id, provider.client_secret)
+    account = await first.accounts.connect("acme", browser=follow(), timeout=10)
+    second = make("b", stores["b"], remote_port=ports["b"])
+    starting = await standing_by(second)
+    for here, there in (("a", "b"), ("b", "a")):  # the code through the running engine
+        status, out = await hookline(capsys, "--data-dir", str(tmp_path / here), "pair",
+                                     "--standby")
+        found = JOIN.search(out)
+        assert status == 0 and found, out
+        await peer.join("127.0.0.1", ports[here], found.group(2), secrets=stores[there],
+                        data_dir=tmp_path / there, name=f"standby {there}")
+    ref = token_ref(account.id)
+    await until(lambda: stores["b"].get(ref) == stores["a"].get(ref))
+
+    active = role(second, ACTIVE)
+    await first.aclose()
+    await active
+    await asyncio.wait_for(starting, TAKEOVER)
+    again = make("a", stores["a"], remote_port=ports["a"])  # `hookline serve` restarted
+    await standing_by(again)
+    before = stores["b"].get(ref)
+    provider.expire_access_tokens()
+    session = await second.accounts.session(account.id)
+    assert (await session.get(f"{provider.base}/api/thing")).json()["thing"] == "ok"
+    rotated = stores["b"].get(ref)
+    assert rotated != before and provider.refreshes() == 1
+    waited = await until(lambda: stores["a"].get(ref) == rotated)
+    print(f"\nthe new active engine's rotated token reached the old one, standing by now, "
+          f"{waited * 1000:.0f} ms after it was saved")
 
 
 @pytest.fixture
