@@ -1314,8 +1314,11 @@ class Engine:
         await self.control.start()
         self.control.commands.update(remote_commands(self))
         if self.settings.remote_enabled:  # the other machine may join this one meanwhile
-            self.remote = await RemoteSite.open(self, self.control, self.settings.remote_host,
-                                                self.settings.remote_port)
+            try:
+                self.remote = await RemoteSite.open(
+                    self, self.control, self.settings.remote_host, self.settings.remote_port)
+            except ConfigError as exc:  # the active engine on this machine has the port
+                log.warning("standing by without the remote control channel: %s", exc)
         self.bus.publish(ENGINE_ROLE, role=STANDBY, previous=None,
                          reason="another Hookline engine is active on this database")
         log.warning("standing by: another Hookline engine is active on this database; "

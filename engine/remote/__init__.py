@@ -7,4 +7,6 @@
     site.py     the TLS site of the control channel and its gate
     client.py   what a client keeps (RemoteTarget) and how it pairs (pair)
     cli.py      hookline pair (on the engine's computer), hookline remote (on a client)
+    peer.py     a standby engine's live copy of the active engine's secrets
+    peer_cli.py hookline standby join|status|leave
 """

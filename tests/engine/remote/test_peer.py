@@ -181,6 +181,18 @@ async def test_each_machine_joins_the_other_and_the_copy_follows_whichever_is_ac
           f"{waited * 1000:.0f} ms after it was saved")
 
 
+async def test_a_standby_whose_remote_port_is_taken_stands_by_without_it(
+        make: Make, caplog: pytest.LogCaptureFixture) -> None:
+    """Two engines on one machine: the active one has the port; the standby goes on."""
+    port = free_port()
+    first = make("a", remote_port=port)
+    await first.start()
+    second = make("b", remote_port=port)
+    await standing_by(second)
+    assert second.remote is None
+    assert "standing by without the remote control channel" in caplog.text
+
+
 @pytest.fixture
 async def active(tmp_path: Path) -> AsyncIterator[Engine]:
     """An engine with its remote site on and a store of its own (SQLite is enough here)."""
