@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
+import traceback
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from engine.app import Engine
@@ -17,6 +20,12 @@ T = TypeVar("T")
 #: How long a clean stop may take: runs under way get the dispatcher's grace (5 s) to
 #: finish, then the journal settles and the database closes.
 STOP_TIMEOUT = 20.0
+
+#: How long the thread's last work may take after the engine stopped: leftover tasks
+#: ending once cancelled, then the blocking calls under way in its executor.
+WIND_DOWN = 5.0
+#: The names of the engine's executor threads (each followed by its number).
+EXECUTOR_THREADS = "hookline-engine-call"
 
 ErrorHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]
 
@@ -40,6 +49,10 @@ class EngineThread:
         self.engine = engine
         self.loop = asyncio.new_event_loop()
         self.loop.set_exception_handler(on_error or _log_error)
+        # Its own executor (the engine's blocking calls: keyring, files, DNS), so a call
+        # that does not end can be named and left behind when the engine stops.
+        self.executor = ThreadPoolExecutor(thread_name_prefix=EXECUTOR_THREADS)
+        self.loop.set_default_executor(self.executor)
         self._thread = threading.Thread(target=self._main, name="hookline-engine",
                                         daemon=True)
         self._closed = False
@@ -97,11 +110,10 @@ class EngineThread:
             self.loop.run_forever()
         finally:
             try:
-                _cancel_leftovers(self.loop)
-                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-                self.loop.run_until_complete(self.loop.shutdown_default_executor())
+                self.loop.run_until_complete(_wind_down())
+                _end_executor(self.executor)
             finally:
-                self.loop.close()
+                self.loop.close()  # an executor left behind is told to end, not waited for
 
     # ----------------------------------------------------------------- crossing
 
@@ -123,12 +135,42 @@ class EngineThread:
         return self.call(call())
 
 
-def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
-    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+async def _wind_down() -> None:
+    """The loop's last work once the engine stopped: cancel what is left (each task has
+    WIND_DOWN to end) and close the async generators."""
+    loop = asyncio.get_running_loop()
+    tasks = [t for t in asyncio.all_tasks(loop) if t is not asyncio.current_task()]
     for task in tasks:
         task.cancel()
     if tasks:
-        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        _done, pending = await asyncio.wait(tasks, timeout=WIND_DOWN)
+        if pending:
+            log.error("%d of the engine's tasks did not end when cancelled", len(pending))
+            _log_tasks(loop)
+    await loop.shutdown_asyncgens()
+
+
+def _end_executor(executor: ThreadPoolExecutor) -> None:
+    """Let the blocking calls under way end, for WIND_DOWN at most: one that does not (a
+    keyring or D-Bus call waiting for its own timeout) is logged with where it waits,
+    and left to finish before the process exits. (asyncio's shutdown_default_executor
+    cannot be given up on: cancelled, it still joins.)"""
+    ended = threading.Event()
+
+    def end() -> None:
+        executor.shutdown(wait=True)
+        ended.set()
+
+    threading.Thread(target=end, name="hookline-engine-end", daemon=True).start()
+    if ended.wait(WIND_DOWN):
+        return
+    frames = sys._current_frames()
+    for thread in threading.enumerate():
+        frame = frames.get(thread.ident or -1)
+        if thread.name.startswith(EXECUTOR_THREADS) and frame is not None:
+            log.error("a blocking call of the engine did not end within %.0f s after it "
+                      "stopped; left to finish before the exit. It waits in:\n%s",
+                      WIND_DOWN, "".join(traceback.format_stack(frame, limit=8)).rstrip())
 
 
 def _log_tasks(loop: asyncio.AbstractEventLoop) -> None:

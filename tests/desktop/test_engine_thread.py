@@ -201,3 +201,30 @@ async def test_screens_nobody_looks_at_wait_to_refresh_until_shown(
     assert activity.model.rowCount() == 0  # type: ignore[attr-defined]
     window.show_screen("activity")
     await until(lambda: activity.model.rowCount() == 3)  # type: ignore[attr-defined]
+
+
+async def test_a_blocking_call_that_does_not_end_does_not_hold_the_quit(
+        data_dir: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("desktop.engine_thread.WIND_DOWN", 0.5)
+    thread = EngineThread(Engine(data_dir, settings=Settings.from_mapping(
+        {"listener_port": 0})))
+    await thread.start()
+    stuck = threading.Event()
+    released = threading.Event()
+
+    def keyring_call_waiting_for_its_dbus_timeout() -> None:
+        stuck.set()
+        released.wait(60)
+
+    blocking = thread.call(asyncio.to_thread(keyring_call_waiting_for_its_dbus_timeout))
+    await asyncio.to_thread(stuck.wait, 10)
+    try:
+        await thread.stop()
+        assert not thread.running  # the thread ended: the quit went on
+        assert "a blocking call of the engine did not end" in caplog.text
+        assert "keyring_call_waiting_for_its_dbus_timeout" in caplog.text  # where
+    finally:
+        released.set()
+    with pytest.raises(asyncio.CancelledError):
+        await blocking
