@@ -352,7 +352,7 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
     from engine import folder
     from engine.app import secret_ref
     from engine.auth.accounts import AccountStore
-    from engine.secrets import SecretStore
+    from engine.secrets import EncryptedFileSecretStore, open_secret_store
 
     async with Session(data_dir).open() as s:
         action = args.action
@@ -534,8 +534,11 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
             if slot.startswith("reactions["):
                 index = int(slot[len("reactions["):].split("]")[0])
                 step_slot = area.spec.reactions[index].uid
-            SecretStore().set(secret_ref(area_id, step_slot, name), value)
-            print("saved in the OS keyring")
+            store = open_secret_store(
+                data_dir, file_fallback=load_settings(data_dir).secrets_file_fallback)
+            store.set(secret_ref(area_id, step_slot, name), value)
+            print("saved in the encrypted secrets file" if isinstance(
+                store, EncryptedFileSecretStore) else "saved in the OS keyring")
             return 0
     raise AssertionError(action)  # pragma: no cover
 
@@ -728,7 +731,7 @@ async def cmd_doctor(_args: argparse.Namespace, data_dir: Path) -> int:
     from engine import logs
     from engine.lock import DataDirLock
     from engine.registry import Registry
-    from engine.secrets import SecretStore
+    from engine.secrets import EncryptedFileSecretStore, SecretStore, open_secret_store
     from engine.storage.db import database_url, migrate, shown_url
 
     problems = 0
@@ -760,7 +763,15 @@ async def cmd_doctor(_args: argparse.Namespace, data_dir: Path) -> int:
     except HooklineError as exc:
         line(False, "database", str(exc))
     ok, why = SecretStore.available()
-    line(ok, "keyring", why)
+    if not ok and settings.secrets_file_fallback:
+        try:
+            kept = open_secret_store(data_dir, file_fallback=True)
+            where = kept.path if isinstance(kept, EncryptedFileSecretStore) else "the keyring"
+            line(True, "secrets", f"the encrypted file {where} (no OS keyring: {why})")
+        except HooklineError as exc:
+            line(False, "secrets", str(exc))
+    else:
+        line(ok, "keyring", why)
     lock = DataDirLock(data_dir)
     running = lock.held_elsewhere()
     line(True, "engine", f"running (pid {lock.holder()}{await _role(data_dir)})"

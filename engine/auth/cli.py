@@ -23,7 +23,7 @@ from engine.errors import ConfigError, HooklineError
 from engine.http import HttpClient, OutboundGuard
 from engine.lock import DataDirLock
 from engine.registry import Registry
-from engine.secrets import SecretStore
+from engine.secrets import open_secret_store
 from engine.settings import load_settings
 from engine.storage.db import database_url, migrate, open_async
 from engine.store import Store
@@ -60,7 +60,8 @@ async def _accounts(data_dir: Path) -> AsyncIterator[tuple[Accounts, Store]]:
     db = open_async(url)
     http = HttpClient(OutboundGuard(settings.allow_internal_targets))
     try:
-        yield Accounts(db, SecretStore(), http, Bus(), Registry.load()), Store(db)
+        secrets = open_secret_store(data_dir, file_fallback=settings.secrets_file_fallback)
+        yield Accounts(db, secrets, http, Bus(), Registry.load()), Store(db)
     finally:
         await http.aclose()
         await db.dispose()

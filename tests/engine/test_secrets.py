@@ -155,3 +155,25 @@ def test_the_file_is_used_only_with_consent_and_a_passphrase(
     chosen = open_secret_store(tmp_path, file_fallback=True)
     assert isinstance(chosen, EncryptedFileSecretStore)
     assert chosen.path == tmp_path / SECRETS_FILE
+
+
+def test_the_command_line_keeps_secrets_in_the_file_where_there_is_no_keyring(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.cli import main
+    from engine.settings import Settings, save_settings
+
+    monkeypatch.setattr(keyring, "get_keyring", lambda: fail.Keyring())
+    monkeypatch.setenv(PASSPHRASE_ENV, "a headless server's passphrase")
+    save_settings(tmp_path, Settings(secrets_file_fallback=True))
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("cs-of-the-oauth-app\n"))
+    assert main(["--data-dir", str(tmp_path), "accounts", "client", "github",
+                 "Iv1.0123456789abcdef", "--stdin"]) == 0
+    kept = open_secret_store(tmp_path, file_fallback=True)
+    assert isinstance(kept, EncryptedFileSecretStore)
+    assert kept.get("oauth_client/github/secret") == "cs-of-the-oauth-app"
+    capsys.readouterr()
+    main(["--data-dir", str(tmp_path), "doctor"])
+    said = capsys.readouterr().out
+    assert f"ok   secrets        the encrypted file {tmp_path / SECRETS_FILE}" in said
+    assert "BAD  keyring" not in said
