@@ -86,7 +86,12 @@ SessionFactory = Callable[[], aiohttp.ClientSession]
 def local_session(data_dir: Path) -> aiohttp.ClientSession:
     """A session to the engine that holds ``data_dir`` on this computer, through its
     control channel (``control.json``: loopback port and bearer token)."""
-    info = json.loads((data_dir / CONTROL_FILE).read_text(encoding="utf-8"))
+    try:
+        info = json.loads((data_dir / CONTROL_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise HooklineError(f"no Hookline engine is running on {data_dir} (its "
+                            f"{CONTROL_FILE} cannot be read: "
+                            f"{getattr(exc, 'strerror', None) or exc})") from None
     return aiohttp.ClientSession(base_url=f"http://127.0.0.1:{info['port']}",
                                  headers={"Authorization": f"Bearer {info['token']}"})
 
@@ -281,6 +286,11 @@ class RemoteEngine:
             if exc.status == 401:
                 raise HooklineError(f"{self.name} no longer accepts this app: connect to "
                                     "it again with a new code") from None
+            if exc.status == 503:  # engine/standby.py: another engine has the database
+                raise HooklineError(
+                    f"Hookline on {self.name} stands by: another Hookline engine is active "
+                    "on its database. Use that one: Settings → Connect to another "
+                    "computer…, with a code from `hookline pair` there") from None
             raise HooklineError(f"cannot reach {self.name}: {_said(exc)}") from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise HooklineError(f"cannot reach {self.name}: {_said(exc)}") from None
@@ -325,6 +335,8 @@ class RemoteEngine:
                 log.warning("the stream from %s broke: %s", self.name, exc)
             await self._close_socket()
             self._say(RECONNECTING, f"Reconnecting to {self.name}…")
+            since = datetime.now().astimezone()
+            said = ""
             while True:
                 await self._drop_session()
                 await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
@@ -335,6 +347,12 @@ class RemoteEngine:
                     await self._read_snapshot(announce=True)
                 except (HooklineError, OSError, ValueError, KeyError) as exc:
                     log.info("still cannot reach %s: %s", self.name, exc)
+                    why = (str(exc).removeprefix(f"cannot reach {self.name}: ").rstrip(".")
+                           or type(exc).__name__)
+                    if why != said:  # why it is away, said once each time it changes
+                        said = why
+                        self._say(RECONNECTING, f"Reconnecting to {self.name}… (since "
+                                                f"{since:%H:%M}: {why})")
                     continue
                 attempt = 0
                 self._say(CONNECTED, f"Connected to {self.name}")

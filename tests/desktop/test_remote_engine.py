@@ -5,6 +5,7 @@ says which engine it shows, and what it cannot do from here."""
 from __future__ import annotations
 
 import asyncio
+import re
 import urllib.request
 import webbrowser
 from collections.abc import AsyncIterator
@@ -49,6 +50,7 @@ from engine.errors import HooklineError
 from engine.registry import BUILTIN_MODULES, Registry
 from engine.remote.client import RemoteTarget, pair, token_ref
 from engine.settings import Settings, load_settings, save_settings
+from engine.standby import ACTIVE, STANDBY
 from tests.desktop.conftest import shown_window, signal_once, until
 from tests.desktop.test_accounts import shown
 from tests.desktop.test_activity import closed_port
@@ -270,6 +272,12 @@ async def test_a_dropped_engine_is_reached_again(
     assert window.windowTitle() == "Hookline — homeserver (reconnecting…)"
     tray: Tray = window.tray  # type: ignore[attr-defined]
     assert tray.icon.toolTip() == "Hookline — Reconnecting to homeserver…"
+    state, why = await signal_once(remote_bridge.connection)  # after its first try
+    assert state == RECONNECTING
+    assert re.match(r"Reconnecting to homeserver… \(since \d\d:\d\d: ", why)
+    assert why.endswith(f": no Hookline engine is running on {data_dir} (its control.json "
+                        "cannot be read: No such file or directory))")
+    assert window.statusBar().currentMessage() == why
 
     back = signal_once(remote_bridge.connection)
     created = signal_once(remote_bridge.areaChanged)
@@ -289,6 +297,21 @@ async def test_a_dropped_engine_is_reached_again(
         await WidgetTasks.cancel_all()
         await remote_thread.stop()
         await again.stop()
+
+
+async def test_an_engine_that_stands_by_says_which_one_to_use(
+        engine: Engine, data_dir: Path, tmp_path: Path) -> None:
+    engine.role = STANDBY  # another engine took over its database (engine/standby.py)
+    try:
+        thread = EngineThread(as_engine(remote_for(data_dir, tmp_path / "app")))
+        with pytest.raises(HooklineError, match=(
+                r"^Hookline on homeserver stands by: another Hookline engine is active on "
+                r"its database\. Use that one: Settings → Connect to another computer…, "
+                r"with a code from `hookline pair` there$")):
+            await thread.start()
+        assert not thread.running
+    finally:
+        engine.role = ACTIVE
 
 
 async def test_an_engine_of_another_hookline_says_so(
