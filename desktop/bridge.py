@@ -371,8 +371,7 @@ class EngineBridge(QObject):
         found: set[tuple[str, str]] = set()
         for step, is_trigger in area.spec.steps():
             try:
-                spec = (self.registry.trigger(step.service, step.action) if is_trigger
-                        else self.registry.reaction(step.service, step.action))
+                spec = self.registry.action(step.service, step.action, is_trigger)
             except CatalogError:
                 continue
             slot = step.slot(is_trigger)

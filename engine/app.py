@@ -429,8 +429,7 @@ class Engine:
         del self._areas[area_id]
         refs = [secret_ref(area_id, WEBHOOK_SLOT, "token")]
         for step, is_trigger in area.spec.steps():
-            spec = (self.registry.trigger(step.service, step.action) if is_trigger
-                    else self.registry.reaction(step.service, step.action))
+            spec = self.registry.action(step.service, step.action, is_trigger)
             refs += [secret_ref(area_id, step.slot(is_trigger), p.name)
                      for p in spec.params if p.is_secret]
         for ref in refs:
@@ -1443,8 +1442,7 @@ def standby_secrets_missing(engine: Engine, accounts: Mapping[str, str]) -> list
             continue
         for index, (step, is_trigger) in enumerate(area.spec.steps()):
             try:
-                spec = (engine.registry.trigger(step.service, step.action) if is_trigger
-                        else engine.registry.reaction(step.service, step.action))
+                spec = engine.registry.action(step.service, step.action, is_trigger)
             except HooklineError:
                 continue
             where = "its trigger" if is_trigger else f"reaction {index}"

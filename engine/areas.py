@@ -165,8 +165,7 @@ def _secret_names(registry: Registry | None, step: Step, is_trigger: bool) -> se
     if registry is None:
         return set()
     try:
-        spec = (registry.trigger(step.service, step.action) if is_trigger
-                else registry.reaction(step.service, step.action))
+        spec = registry.action(step.service, step.action, is_trigger)
     except CatalogError:
         return set()
     return {p.name for p in spec.params if p.is_secret}

@@ -41,8 +41,7 @@ def _labels(step: Step | None, registry: Registry, *, trigger: bool,
     if step is None:
         return "", param
     try:
-        spec = (registry.trigger(step.service, step.action) if trigger
-                else registry.reaction(step.service, step.action))
+        spec = registry.action(step.service, step.action, trigger)
     except CatalogError:
         return "", param
     label = next((p.label for p in spec.params if p.name == param), param)

@@ -91,6 +91,12 @@ class Registry:
             raise CatalogError.unknown(f"reaction of {service.name}", reaction_id,
                                        service.reactions) from None
 
+    def action(self, service_id: str, action_id: str, is_trigger: bool
+               ) -> TriggerSpec | ReactionSpec:
+        """A step's declaration: its service's trigger, or its reaction."""
+        return (self.trigger(service_id, action_id) if is_trigger
+                else self.reaction(service_id, action_id))
+
     @classmethod
     def load(cls, modules: Iterable[str] = BUILTIN_MODULES, plugins: bool = True) -> Registry:
         """The built-in services and, with ``plugins``, the installed third-party ones."""

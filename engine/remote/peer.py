@@ -167,8 +167,7 @@ class SecretSource:
             named.append(secret_ref(area.id, WEBHOOK_SLOT, "token"))
             for step, is_trigger in area.spec.steps():
                 try:
-                    spec = (engine.registry.trigger(step.service, step.action) if is_trigger
-                            else engine.registry.reaction(step.service, step.action))
+                    spec = engine.registry.action(step.service, step.action, is_trigger)
                 except HooklineError:
                     continue
                 named += [secret_ref(area.id, step.slot(is_trigger), p.name)
