@@ -156,10 +156,7 @@ def host_and_port(text: str) -> tuple[str, int]:
 
 
 async def cmd_remote(args: argparse.Namespace, data_dir: Path) -> int:
-    import aiohttp
-
-    from engine.remote.client import RemoteTarget, pair
-    from engine.remote.errors import RemoteError
+    from engine.remote.client import RemoteTarget, ask, pair
     from engine.remote.site import HELLO, UNPAIR
     from engine.remote.tls import spaced
     from engine.secrets import open_secret_store
@@ -187,18 +184,8 @@ async def cmd_remote(args: argparse.Namespace, data_dir: Path) -> int:
         return await remote_areas(target, token, args)
     if args.action == "accounts":
         return await remote_accounts(target, token, args)
-    path = HELLO if args.action == "status" else UNPAIR
-    answered: str
-    try:
-        async with target.session(token, timeout=aiohttp.ClientTimeout(total=15)) as session, \
-                session.request("GET" if path == HELLO else "POST", path) as resp:
-            answered = ("refused this computer: it was unpaired there" if resp.status == 401
-                        else "answers" if resp.status == 200 else f"answered {resp.status}")
-    except aiohttp.ServerFingerprintMismatch:
-        answered = ("shows another certificate than the one pinned at pairing: someone may "
-                    "be between, or Hookline there was set up again (connect again)")
-    except (aiohttp.ClientError, TimeoutError, RemoteError) as exc:
-        answered = f"does not answer ({exc or 'timed out'})"
+    method, path = ("GET", HELLO) if args.action == "status" else ("POST", UNPAIR)
+    answered = await ask(target, token, method, path)
     if args.action == "forget":
         target.forget(secrets, data_dir=data_dir)
         note = ("" if answered == "answers" else

@@ -160,6 +160,23 @@ async def peer_fingerprint(host: str, port: int, *, timeout: float = CONNECT_TIM
     return der_fingerprint(der)
 
 
+async def ask(target: RemoteTarget, token: str, method: str, path: str, *,
+              who: str = "this computer", again: str = "connect again") -> str:
+    """One call on the engine ``target`` names (``/remote/hello``, ``/remote/unpair``):
+    "answers", or what went wrong, in words (``who`` is the one that was paired, and
+    ``again`` what it does to pair anew)."""
+    try:
+        async with target.session(token, timeout=aiohttp.ClientTimeout(total=15)) as session, \
+                session.request(method, path) as resp:
+            return (f"refused {who}: it was unpaired there" if resp.status == 401
+                    else "answers" if resp.status == 200 else f"answered {resp.status}")
+    except aiohttp.ServerFingerprintMismatch:
+        return ("shows another certificate than the one pinned at pairing: someone may be "
+                f"between, or Hookline there was set up again ({again})")
+    except (aiohttp.ClientError, TimeoutError, RemoteError) as exc:
+        return f"does not answer ({exc or 'timed out'})"
+
+
 async def pair(host: str, port: int, code: str, *, client_name: str,
                kind: str = "window") -> tuple[RemoteTarget, str]:
     """Pair with the engine at host:port with the code ``hookline pair`` printed there;

@@ -46,8 +46,8 @@ from sqlalchemy import select
 
 from engine.errors import HooklineError
 from engine.os_service import write_atomic
+from engine.remote import client
 from engine.remote.client import CONNECT_TIMEOUT, RemoteTarget, pair
-from engine.remote.errors import RemoteError
 from engine.remote.pairing import ENGINE, Caller
 from engine.storage.schema import utcnow
 
@@ -456,16 +456,9 @@ async def join(host: str, port: int, code: str, *, secrets: SecretStore, data_di
 
 async def ask(target: RemoteTarget, token: str, method: str, path: str) -> str:
     """One call on the peer (``/remote/hello``, ``/remote/unpair``): "answers", or what
-    went wrong, in words."""
-    try:
-        async with target.session(token, timeout=aiohttp.ClientTimeout(total=15)) as session, \
-                session.request(method, path) as resp:
-            return ("refused this engine: it was unpaired there" if resp.status == 401
-                    else "answers" if resp.status == 200 else f"answered {resp.status}")
-    except aiohttp.ServerFingerprintMismatch:
-        return ("shows another certificate than the one pinned when joining (join again)")
-    except (aiohttp.ClientError, TimeoutError, RemoteError) as exc:
-        return f"does not answer ({exc or 'timed out'}; a standby engine does not)"
+    went wrong, in words (a standby answers them too: its remote site is open)."""
+    return await client.ask(target, token, method, path, who="this engine",
+                            again="join again")
 
 
 async def leave(*, secrets: SecretStore, data_dir: Path) -> tuple[RemoteTarget, str] | None:
