@@ -352,7 +352,7 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
     from engine import folder
     from engine.app import secret_ref
     from engine.auth.accounts import AccountStore
-    from engine.secrets import EncryptedFileSecretStore, open_secret_store
+    from engine.secrets import EncryptedFileSecretStore, secret_store_of
 
     async with Session(data_dir).open() as s:
         action = args.action
@@ -534,8 +534,7 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
             if slot.startswith("reactions["):
                 index = int(slot[len("reactions["):].split("]")[0])
                 step_slot = area.spec.reactions[index].uid
-            store = open_secret_store(
-                data_dir, file_fallback=load_settings(data_dir).secrets_file_fallback)
+            store = secret_store_of(data_dir)
             store.set(secret_ref(area_id, step_slot, name), value)
             print("saved in the encrypted secrets file" if isinstance(
                 store, EncryptedFileSecretStore) else "saved in the OS keyring")

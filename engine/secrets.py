@@ -320,3 +320,12 @@ def open_secret_store(data_dir: Path, *, file_fallback: bool = False,
         raise SecretError(f"{why}. Secrets may be kept in an encrypted file instead, but it "
                           f"needs a passphrase: set {PASSPHRASE_ENV}")
     return EncryptedFileSecretStore(data_dir / SECRETS_FILE, passphrase)
+
+
+def secret_store_of(data_dir: Path) -> SecretStore:
+    """The store the engine on ``data_dir`` keeps its secrets in, for a command run
+    beside it: its settings say whether the encrypted file may be used."""
+    from engine.settings import load_settings
+
+    return open_secret_store(
+        data_dir, file_fallback=load_settings(data_dir).secrets_file_fallback)

@@ -159,11 +159,9 @@ async def cmd_remote(args: argparse.Namespace, data_dir: Path) -> int:
     from engine.remote.client import RemoteTarget, ask, pair
     from engine.remote.site import HELLO, UNPAIR
     from engine.remote.tls import spaced
-    from engine.secrets import open_secret_store
-    from engine.settings import load_settings
+    from engine.secrets import secret_store_of
 
-    secrets = open_secret_store(
-        data_dir, file_fallback=load_settings(data_dir).secrets_file_fallback)
+    secrets = secret_store_of(data_dir)
     if args.action == "connect":
         host, port = host_and_port(args.host)
         name = args.name or f"{getpass.getuser()}@{socket.gethostname()}"

@@ -35,11 +35,9 @@ async def main(args: argparse.Namespace, data_dir: Path) -> int:
     from engine.remote.cli import host_and_port
     from engine.remote.site import HELLO
     from engine.remote.tls import spaced
-    from engine.secrets import open_secret_store
-    from engine.settings import load_settings
+    from engine.secrets import secret_store_of
 
-    secrets = open_secret_store(
-        data_dir, file_fallback=load_settings(data_dir).secrets_file_fallback)
+    secrets = secret_store_of(data_dir)
     if args.action == "join":
         host, port = host_and_port(args.host)
         name = args.name or f"standby {getpass.getuser()}@{socket.gethostname()}"
