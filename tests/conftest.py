@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import urllib.request
+import webbrowser
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -71,3 +73,19 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     name = postgres_server.new_database()
     yield postgres_server.url(name)
     postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def browser_that_approves(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The user's browser, where the user approves every sign-in: each page it ends on
+    (the redirect followed back to Hookline), in order."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    pages: list[str] = []
+
+    def browse(url: str) -> bool:
+        with opener.open(url, timeout=10) as page:
+            pages.append(page.read().decode())
+        return True
+
+    monkeypatch.setattr(webbrowser, "open", browse)
+    return pages

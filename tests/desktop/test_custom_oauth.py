@@ -3,8 +3,6 @@ wrong, and a provider it adds connects through Connect… like the built-in serv
 
 from __future__ import annotations
 
-import urllib.request
-import webbrowser
 from collections.abc import AsyncIterator
 
 import pytest
@@ -79,7 +77,7 @@ async def provider() -> AsyncIterator[Provider]:
 
 async def test_a_provider_added_on_the_page_connects_like_the_others(
         qtbot: QtBot, bridge: EngineBridge, provider: Provider,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        browser_that_approves: list[str]) -> None:
     page = AccountsPage(bridge)
     qtbot.addWidget(page)
     adding = page.tasks.spawn(page.add_custom_provider())
@@ -93,14 +91,6 @@ async def test_a_provider_added_on_the_page_connects_like_the_others(
     assert page.status.text() == ("Added the custom provider my-app. To sign in, choose "
                                   "Connect… → my-app.")
 
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-    def browse(url: str) -> bool:  # the user approves in the browser
-        with opener.open(url, timeout=10) as page_:
-            page_.read()
-        return True
-
-    monkeypatch.setattr(webbrowser, "open", browse)
     menu = page.connect_button.menu()
     [connect] = [a for a in menu.actions() if a.text() == "my-app"]
     connect.trigger()

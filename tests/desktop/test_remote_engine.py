@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import urllib.request
-import webbrowser
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -195,7 +193,8 @@ async def provider() -> AsyncIterator[Provider]:
 
 async def test_an_account_is_signed_in_from_here_and_kept_there(
         qtbot: QtBot, engine: Engine, engine_thread: EngineThread, provider: Provider,
-        remote_bridge: EngineBridge, monkeypatch: pytest.MonkeyPatch) -> None:
+        remote_bridge: EngineBridge, browser_that_approves: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     page = AccountsPage(remote_bridge)
     qtbot.addWidget(page)
     adding = page.tasks.spawn(page.add_custom_provider())
@@ -216,20 +215,11 @@ async def test_an_account_is_signed_in_from_here_and_kept_there(
         return uri
 
     monkeypatch.setattr(LoopbackRedirect, "start", start_here)
-    pages: list[str] = []
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-    def browse(url: str) -> bool:  # the user approves in this computer's browser
-        with opener.open(url, timeout=10) as answer:
-            pages.append(answer.read().decode())
-        return True
-
-    monkeypatch.setattr(webbrowser, "open", browse)
     [connect] = [a for a in page.connect_button.menu().actions() if a.text() == "my-app"]
     connect.trigger()
     await until(lambda: page.state()["rows"] == [("marta", "Working")])
     assert page.status.text() == "Connected my-app as marta."
-    assert "Hookline can now act as your my-app account “marta”." in pages[0]
+    assert "Hookline can now act as your my-app account “marta”." in browser_that_approves[0]
 
     # The redirect came back to the window's side (its engine thread's loop), and the
     # engine exchanged the code: with the secret and the PKCE verifier only it had.

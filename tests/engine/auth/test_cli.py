@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import urllib.request
-import webbrowser
 
 import pytest
 
@@ -33,20 +31,6 @@ async def test_accounts_list_shows_names_without_escapes_or_line_breaks(
     [line] = out.splitlines()
     assert "Zoë 🙂 root" in line
     assert not any(c in out for c in "\x1b\x07\u202e\r")
-
-
-@pytest.fixture
-def browser_that_approves(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    pages: list[str] = []
-
-    def browse(url: str) -> bool:
-        with opener.open(url, timeout=10) as page:
-            pages.append(page.read().decode())
-        return True
-
-    monkeypatch.setattr(webbrowser, "open", browse)
-    return pages
 
 
 def test_reconnecting_prints_where_to_end_the_grant_it_could_not_revoke(

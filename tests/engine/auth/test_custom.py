@@ -7,7 +7,6 @@ import pytest
 
 from engine.auth.custom import NAME_FIELDS, CustomProvider
 from engine.errors import ValidationError
-from tests.engine.auth.test_cli import browser_that_approves  # noqa: F401
 from tests.engine.oauth_provider import Provider
 from tests.engine.test_accounts import run, threaded_provider  # noqa: F401
 

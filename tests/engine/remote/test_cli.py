@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import urllib.request
-import webbrowser
 from pathlib import Path
 
 import pytest
@@ -120,7 +118,7 @@ async def test_remote_areas_lists_and_switches_the_other_computers_automations(
 
 async def test_remote_accounts_connect_signs_in_here_and_keeps_the_account_there(
         remote: Remote, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        browser_that_approves: list[str]) -> None:
     provider = Provider(client_secret="cs-stays-there")
     await provider.start()
     try:
@@ -138,14 +136,6 @@ async def test_remote_accounts_connect_signs_in_here_and_keeps_the_account_there
                                              "signs in to one from here.".replace(
                                                  "homeserver", target.name))
 
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-        def browse(url: str) -> bool:  # the user approves in this computer's browser
-            with opener.open(url, timeout=10) as page:
-                page.read()
-            return True
-
-        monkeypatch.setattr(webbrowser, "open", browse)
         status, out = await hookline(capsys, "--data-dir", str(client_dir), "remote",
                                      "accounts", "connect", "my-app", "--timeout", "20")
         assert status == 0, out
@@ -156,6 +146,7 @@ async def test_remote_accounts_connect_signs_in_here_and_keeps_the_account_there
         [exchanged] = provider.token_requests
         assert exchanged["client_secret"] == "cs-stays-there"
         assert "cs-stays-there" not in out
+        assert "<h1>Connected</h1>" in browser_that_approves[0]  # this computer's browser
 
         status, out = await hookline(capsys, "--data-dir", str(client_dir), "remote",
                                      "accounts", "list")
