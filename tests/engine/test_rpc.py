@@ -177,6 +177,9 @@ async def test_errors_cross_as_the_engines_classes(served: Engine,
         await call(session, "why", area_id=7)  # a mistyped argument
     with pytest.raises(ValidationError, match="not an argument"):
         await call(session, "why", area_id="x", path="/etc/passwd")
+    with pytest.raises(ValidationError, match=r"^answer: dict is not dict\[str, str\]$"):
+        await call(session, "accounts.finish_sign_in", sign_in="x",  # a value not text
+                   answer={"state": "s", "code": ["a", "b"]})
     with pytest.raises(NotFound, match="no call"):
         await call(session, "aclose")  # not in the whitelist
     assert served.areas() == []
