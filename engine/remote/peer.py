@@ -400,7 +400,7 @@ class Puller:
                                        "Hookline's secrets") from None
         state = SyncState.load(self.data_dir, target.client_id)
         synced = set(state.synced)
-        wrote = 0
+        changed: dict[str, str] = {}
         for ref, value in values.items():
             if not isinstance(ref, str) or not isinstance(value, str) or machine_local(ref):
                 continue  # not ours to take
@@ -409,11 +409,18 @@ class Puller:
             except HooklineError:
                 same = False  # damaged here: the peer's is whole
             if not same:
-                self.secrets.set(ref, value)
-                synced.add(ref)
-                wrote += 1
+                changed[ref] = value
+        if not synced.issuperset(changed):
+            # named as ours before it is written: a kill between the two must not leave a
+            # copy this standby would never let go of
+            state.synced = sorted(synced | changed.keys())
+            state.save(self.data_dir)
+        for ref, value in changed.items():
+            self.secrets.set(ref, value)
+            synced.add(ref)
+        wrote = len(changed)
         gone = sorted(r for r in synced if r not in values and r not in unread)
-        for ref in gone:
+        for ref in gone:  # named until the next save: deleting twice is harmless
             self.secrets.delete(ref)
             synced.discard(ref)
         now = utcnow().isoformat()

@@ -288,7 +288,9 @@ async def test_the_standby_deletes_only_copies_it_made_of_secrets_the_active_one
         # broker's password there
         active.secrets.delete(app_ref)
         active.secrets.delete(mqtt_ref)
-        await until(lambda: mine.get(mqtt_ref) is None)
+        # the copy's record is saved after the secret goes: wait for both
+        await until(lambda: mine.get(mqtt_ref) is None
+                    and mqtt_ref not in peer.SyncState.load(tmp_path / "b").synced)
         assert mine.get(app_ref) == "app-secret"
         assert mine.get("area/elsewhere/trigger/secret") == "typed-here"
         state = peer.SyncState.load(tmp_path / "b")
@@ -296,6 +298,37 @@ async def test_the_standby_deletes_only_copies_it_made_of_secrets_the_active_one
     finally:
         await puller.aclose()
     assert "app-secret" not in caplog.text and "mqtt-pw" not in caplog.text
+
+
+class KilledWhileWriting(BaseException):
+    """The process ending in the middle of a copy (not an error anything catches)."""
+
+
+async def test_a_copy_killed_half_written_is_still_let_go_when_the_active_one_drops_it(
+        tmp_path: Path) -> None:
+    target = RemoteTarget("127.0.0.1", 1, "00", "peer-1", "a")
+    body = {"version": "1", "secrets": {"area/x/trigger/secret": "one",
+                                        "area/y/trigger/secret": "two"}}
+
+    class DiesOnSecondWrite(MemorySecretStore):
+        writes = 0
+
+        def set(self, ref: str, value: str) -> None:
+            self.writes += 1
+            if self.writes == 2:
+                raise KilledWhileWriting
+            super().set(ref, value)
+
+    mine = DiesOnSecondWrite()
+    with pytest.raises(KilledWhileWriting):
+        peer.Puller(mine, tmp_path)._apply(target, body)
+    written = [r for r in body["secrets"] if mine.get(r) is not None]
+    assert len(written) == 1  # one copy reached the store, the record was not finished
+    # started again: the active engine has since let both secrets go
+    restarted = peer.Puller(mine, tmp_path)
+    restarted._apply(target, {"version": "2", "secrets": {}})
+    assert [r for r in body["secrets"] if mine.get(r) is not None] == []
+    assert peer.SyncState.load(tmp_path).synced == []
 
 
 async def test_failures_are_said_once_per_kind_and_recovery_once(
