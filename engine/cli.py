@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from engine import __version__
 from engine import bus as topics
 from engine.bus import Message
-from engine.errors import HooklineError, ValidationError
+from engine.errors import ConfigError, HooklineError, ValidationError
 from engine.paths import data_dir as resolve_data_dir
 from engine.settings import Settings, load_settings, save_settings
 
@@ -56,10 +56,19 @@ def _print_json(value: Any) -> None:
 
 class Session:
     """What a command works on: the running engine (through its control channel)
-    or, when none runs, an engine opened offline in this process."""
+    or, when none runs, an engine opened offline in this process.
 
-    def __init__(self, data_dir: Path) -> None:
+    Args:
+        data_dir: the data folder.
+        change: the command's words after ``hookline`` (``areas enable NAME``) when it
+            changes areas, runs or secrets; None when it only reads. A change is
+            refused offline while an engine on another machine is active on the same
+            PostgreSQL database (:func:`_refuse_behind_active`).
+    """
+
+    def __init__(self, data_dir: Path, change: Sequence[str] | None = None) -> None:
         self.data_dir = data_dir
+        self.change = change
         self.remote: ControlClient | None = None
         self.local: Engine | None = None
 
@@ -85,6 +94,8 @@ class Session:
             finally:
                 await db.dispose()
             return
+        if self.change is not None and not lock.held_elsewhere():  # else: EngineLocked
+            await _refuse_behind_active(self.data_dir, self.change)
         self.local = Engine(self.data_dir, offline=True)
         await self.local.start()
         self.store = self.local.store
@@ -157,6 +168,39 @@ class Session:
         events = await self.local.run_now(area_id)
         await self.local.wait_idle()
         return [e.id for e in events]
+
+
+async def _refuse_behind_active(data_dir: Path, change: Sequence[str]) -> None:
+    """Refuse ``change`` made offline while another engine is active on the shared
+    database: that engine counts event and run ids in memory (the offline ones would
+    clash with its next ones) and attaches areas only at its start. SQLite: one
+    machine's file, nothing to refuse; a lease that cannot be read: the start's own
+    error says it better."""
+    import asyncio
+    import shlex
+
+    from engine import standby
+    from engine.remote.cli import AREA_ACTIONS
+    from engine.storage.db import database_url
+
+    url = database_url(data_dir, load_settings(data_dir).database_url)
+    if not standby.wanted(url):
+        return
+    try:
+        holder = await asyncio.to_thread(standby.lease_holder, url)
+    except Exception:
+        return
+    if holder is None:
+        return
+    here = ""
+    if change[0] == "areas" and change[1] in AREA_ACTIONS:
+        here = (f", or from here: `{shlex.join(['hookline', 'remote', *change])}` "
+                "(with this computer paired with it: `hookline remote connect`)")
+    raise ConfigError(
+        f"another Hookline engine is active on this database ({holder}): a change made "
+        "here would go behind its back (it sees changes only when it starts again, and "
+        "runs made here take ids it counts on). Nothing was changed. Run the command on "
+        f"that engine's computer{here}.")
 
 
 # ---------------------------------------------------------------------- commands
@@ -344,6 +388,20 @@ def _say_attached(data_dir: Path) -> None:
               "its automations.)", file=sys.stderr)
 
 
+#: the ``hookline areas`` actions that change nothing (``sync`` too, without ``--apply``)
+READ_ONLY_ACTIONS = frozenset({"list", "show", "export", "checks", "why", "check-now",
+                               "find", "test"})
+
+
+def _change_of(args: argparse.Namespace) -> list[str] | None:
+    """The words of a ``hookline areas`` command that changes something (its area, if
+    it names one); None for one that only reads."""
+    if args.action in READ_ONLY_ACTIONS or (args.action == "sync" and not args.apply):
+        return None
+    area = getattr(args, "area", None)
+    return ["areas", args.action, *([area] if area else [])]
+
+
 async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
     import getpass
 
@@ -354,7 +412,7 @@ async def cmd_areas(args: argparse.Namespace, data_dir: Path) -> int:
     from engine.auth.accounts import AccountStore
     from engine.secrets import EncryptedFileSecretStore, secret_store_of
 
-    async with Session(data_dir).open() as s:
+    async with Session(data_dir, _change_of(args)).open() as s:
         action = args.action
         if action == "list":
             areas = await s.store.areas()
