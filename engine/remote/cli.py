@@ -156,7 +156,7 @@ def host_and_port(text: str) -> tuple[str, int]:
 
 
 async def cmd_remote(args: argparse.Namespace, data_dir: Path) -> int:
-    from engine.remote.client import RemoteTarget, ask, pair
+    from engine.remote.client import RemoteTarget, ask, followed, pair
     from engine.remote.site import HELLO, UNPAIR
     from engine.remote.tls import spaced
     from engine.secrets import secret_store_of
@@ -176,8 +176,14 @@ async def cmd_remote(args: argparse.Namespace, data_dir: Path) -> int:
         print("Not connected to another computer. `hookline remote connect HOST CODE` "
               "pairs with one.")
         return 1 if args.action == "status" else 0
+    token = saved.token(secrets) or ""
     target = saved
-    token = target.token(secrets) or ""
+    if args.action != "forget":  # (forget unpairs the one it was paired with)
+        target, moved = await followed(saved, token)
+        if target != saved:
+            target.save(secrets, data_dir=data_dir)
+        if moved:
+            print(f"Moved: {moved}.")
     if args.action == "areas":
         return await remote_areas(target, token, args)
     if args.action == "accounts":

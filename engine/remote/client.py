@@ -6,6 +6,12 @@ in ``remote.json`` in its own data folder (no secret in it), and its token in th
 keyring (``remote/<client id>/token``). Every connection is pinned to the fingerprint
 (``aiohttp.Fingerprint``): a certificate that differs, for whatever reason, is refused
 before a byte of the request is sent, so no certificate authority is involved.
+
+The target also keeps the other engines on the same database (``also``, from
+``GET /remote/engines``: engine/remote/sites.py), each with its own fingerprint,
+learnt over the pinned channel. When the engine stops answering or stands by,
+:func:`active_elsewhere` asks those which one is active: the client follows a takeover
+with the same token (the engines share the pairings).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import json
 import os
 import ssl
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +33,7 @@ from yarl import URL
 from engine.paths import data_dir as default_data_dir
 from engine.remote import codes
 from engine.remote.errors import NotTheEngine, PairingRefused, RemoteError
+from engine.remote.sites import ENGINES, Site
 from engine.remote.tls import der_fingerprint
 from engine.secrets import SecretStore
 
@@ -34,6 +41,8 @@ TARGET_FILE = "remote.json"
 #: The engine's remote port unless the user chose another (the ``remote_port`` setting).
 DEFAULT_PORT = 8789
 CONNECT_TIMEOUT = 15.0
+#: The bound on asking one address of another engine whether it is active (s).
+ASK_ELSEWHERE = 5.0
 
 
 def token_ref(client_id: str) -> str:
@@ -51,6 +60,8 @@ class RemoteTarget:
         fingerprint: SHA-256 of the engine's certificate (DER), hex, lower case.
         client_id: this client's pairing id (the engine knows it by this id).
         name: what to show: ``hookline@homeserver``, or the host.
+        also: the other engines on its database, as it last said (followed when it
+            stops answering or stands by).
     """
 
     host: str
@@ -58,6 +69,7 @@ class RemoteTarget:
     fingerprint: str
     client_id: str
     name: str
+    also: tuple[Site, ...] = ()
 
     @property
     def base_url(self) -> URL:
@@ -90,7 +102,8 @@ class RemoteTarget:
         try:
             os.chmod(tmp, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(asdict(self), out, indent=2)
+                json.dump(asdict(self) | {"also": [s.to_dict() for s in self.also]}, out,
+                      indent=2)
                 out.write("\n")
             os.replace(tmp, folder / TARGET_FILE)
         except BaseException:
@@ -108,7 +121,8 @@ class RemoteTarget:
             raw: Any = json.loads(path.read_text(encoding="utf-8"))
             return cls(host=str(raw["host"]), port=int(raw["port"]),
                        fingerprint=str(raw["fingerprint"]).lower(),
-                       client_id=str(raw["client_id"]), name=str(raw["name"]))
+                       client_id=str(raw["client_id"]), name=str(raw["name"]),
+                       also=tuple(Site.from_dict(s) for s in raw.get("also") or ()))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -121,8 +135,23 @@ class RemoteTarget:
         secrets.delete(token_ref(self.client_id))
         path = (data_dir or default_data_dir()) / TARGET_FILE
         with contextlib.suppress(FileNotFoundError):
-            if RemoteTarget.load(data_dir) == self:
-                path.unlink()
+            saved = RemoteTarget.load(data_dir)
+            if saved is not None and saved.client_id == self.client_id:
+                path.unlink()  # (it may have followed a takeover since: the same pairing)
+
+    def moved_to(self, site: Site, host: str) -> RemoteTarget:
+        """This pairing, on the engine of ``site`` reached at ``host``: the engine left
+        behind joins the others."""
+        left = Site(self.fingerprint, self.name, (self.host,), self.port)
+        others = [s for s in self.also if s.fingerprint != site.fingerprint]
+        return replace(self, host=host, port=site.port, fingerprint=site.fingerprint,
+                       name=site.name, also=(left, *others))
+
+    def knowing(self, engines: list[Site]) -> RemoteTarget:
+        """This target, with ``engines`` (its engine's answer) as the others; the engine
+        itself and sites with a bad fingerprint left out."""
+        return replace(self, also=tuple(s for s in engines
+                                        if s.fingerprint != self.fingerprint))
 
 
 def pinned(fingerprint: str) -> aiohttp.Fingerprint:
@@ -175,6 +204,79 @@ async def ask(target: RemoteTarget, token: str, method: str, path: str, *,
                 f"between, or Hookline there was set up again ({again})")
     except (aiohttp.ClientError, TimeoutError, RemoteError) as exc:
         return f"does not answer ({exc or 'timed out'})"
+
+
+async def engines(target: RemoteTarget, token: str) -> list[Site]:
+    """The engines on ``target``'s database, as it says (RemoteError: it cannot say)."""
+    try:
+        async with target.session(token, timeout=aiohttp.ClientTimeout(total=15)) as session, \
+                session.get(ENGINES) as resp:
+            if resp.status != 200:
+                raise RemoteError(f"{target.name} answered {resp.status} to {ENGINES}")
+            answer: Any = await resp.json()
+        found = []
+        for raw in answer["engines"]:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                found.append(Site.from_dict(raw))
+        return found
+    except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+        raise RemoteError(f"{target.name} could not say which engines share its "
+                          f"database: {exc or type(exc).__name__}") from None
+
+
+async def role_at(target: RemoteTarget, token: str, timeout: float = ASK_ELSEWHERE
+                  ) -> str | None:
+    """What the engine ``target`` names says it is (``active``, ``standby``, ``fenced``),
+    over its pinned channel; None when it does not answer so, or refuses the token."""
+    from engine.remote.site import HELLO
+
+    try:
+        async with target.session(token, timeout=aiohttp.ClientTimeout(
+                total=timeout, sock_connect=timeout)) as session, session.get(HELLO) as resp:
+            if resp.status != 200:
+                return None
+            answer: Any = await resp.json()
+            role = answer.get("role")
+            return str(role) if role else None
+    except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError, RemoteError):
+        return None
+
+
+async def active_elsewhere(target: RemoteTarget, token: str,
+                           timeout: float = ASK_ELSEWHERE) -> RemoteTarget | None:
+    """The target moved to whichever other engine of ``target.also`` says it is active
+    (each asked at its addresses in turn, the engines at once); None when none does."""
+
+    async def ask_site(site: Site) -> RemoteTarget | None:
+        for host in site.addresses:
+            there = target.moved_to(site, host)
+            role = await role_at(there, token, timeout)
+            if role is not None:  # it answered: the other addresses are the same engine
+                return there if role == "active" else None
+        return None
+
+    for found in await asyncio.gather(*(ask_site(s) for s in target.also)):
+        if found is not None:
+            return found
+    return None
+
+
+async def followed(target: RemoteTarget, token: str) -> tuple[RemoteTarget, str | None]:
+    """The target to use now (a command line's, once per command): ``target`` with the
+    other engines as it says when it is active; else the engine of ``target.also`` that
+    says it is active, with why it was left (None: not left)."""
+    role = await role_at(target, token)
+    if role == "active":
+        with contextlib.suppress(RemoteError):
+            return target.knowing(await engines(target, token)), None
+        return target, None
+    moved = await active_elsewhere(target, token)
+    if moved is None:
+        return target, None
+    why = "stands by" if role is not None else "does not answer"
+    return moved, (f"{target.name} at {target.host}:{target.port} {why}"
+                   f"; {moved.name} at {moved.host}:{moved.port} is the active engine of "
+                   "the same database now, and this computer follows it")
 
 
 async def pair(host: str, port: int, code: str, *, client_name: str,

@@ -9,7 +9,10 @@ instead of checking ``control.json``'s token, which is never accepted here. The 
 
 - ``POST /pair`` with a valid proof of a pending code: the new client's token;
 - ``GET /remote/hello`` and ``POST /remote/unpair`` with a paired client's token: the
-  engine's name, or the client unpaired (``hookline remote status|forget``);
+  engine's name and role (active or standing by), or the client unpaired (``hookline
+  remote status|forget``);
+- ``GET /remote/engines`` with a window's token: where every engine on this database
+  can be reached (engine/remote/sites.py), so the window follows a takeover;
 - ``/peer/...`` for a standby engine's token only, and nothing else for it: the
   secrets it copies (engine/remote/peer.py); a window's token gets 403 there;
 - any other request with a paired client's token: let through (``request[CLIENT]`` is
@@ -26,14 +29,19 @@ import ipaddress
 import json
 import logging
 import socket
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from engine.errors import ConfigError
-from engine.remote import peer
+from engine.remote import peer, sites
 from engine.remote.pairing import ENGINE, KINDS, WINDOW, Pairing, WrongKind
 from engine.remote.tls import Identity, identity, spaced
+from engine.storage.schema import utcnow
+from engine.trace import installation_id
 
 if TYPE_CHECKING:
     from engine.app import Engine
@@ -80,6 +88,11 @@ class RemoteSite:
         self.port = port
         #: what a standby engine copies from here (engine/remote/peer.py)
         self.secrets: peer.SecretSource | None = None
+        #: the engine's role now (engine/standby.py: active, standby, fenced)
+        self.role: Callable[[], str] = lambda: "active"
+        #: the engine's installation id (its row in engine_sites)
+        self.installation = ""
+        self._published: datetime | None = None
 
     @classmethod
     async def open(cls, engine: Engine, control: ControlServer, host: str,
@@ -88,6 +101,8 @@ class RemoteSite:
         made = identity(engine.data_dir, [host])
         site = cls(Pairing(engine.db), made, host, 0)
         site.secrets = peer.SecretSource(engine)
+        site.role = lambda: engine.role
+        site.installation = engine.store.installation or installation_id(engine.data_dir)
         control.remote_gate = site.gate
         try:
             site.port = await control.open_site(host, port, made.server_context())
@@ -99,7 +114,22 @@ class RemoteSite:
         log.info("remote control channel on https://%s:%d for paired clients "
                  "(certificate fingerprint %s); `hookline pair` gives a code",
                  host, site.port, spaced(made.fingerprint))
+        try:
+            await site.publish()
+        except SQLAlchemyError as exc:  # windows then cannot follow a takeover here
+            log.warning("could not note this engine's remote address in the database: %s",
+                        exc)
         return site
+
+    def site(self) -> sites.Site:
+        """Where clients reach this site, as the other engines' windows learn it."""
+        return sites.Site(self.identity.fingerprint, engine_name(),
+                          tuple(dict.fromkeys(self.addresses())), self.port)
+
+    async def publish(self) -> None:
+        """Keep this site in the database (at start, then once a day while answering)."""
+        await sites.publish(self.pairing.db, self.installation, self.site())
+        self._published = utcnow()
 
     async def gate(self, request: web.Request) -> web.StreamResponse | None:
         """None to let a paired client's request through; else the answer to it."""
@@ -116,7 +146,10 @@ class RemoteSite:
             return web.json_response({"error": "pairing is managed on the engine's own "
                                                "computer (hookline pair)"}, status=403)
         if request.path == HELLO and request.method == "GET":
-            return web.json_response({"name": engine_name(), "client_id": client_id})
+            return web.json_response({"name": engine_name(), "client_id": client_id,
+                                      "role": self.role()})
+        if request.path == sites.ENGINES and request.method == "GET" and caller.kind == WINDOW:
+            return await self._engines()
         if request.path == UNPAIR and request.method == "POST":
             await self.pairing.revoke(client_id)
             return web.json_response({})
@@ -124,6 +157,13 @@ class RemoteSite:
             return await peer.answer(self.secrets, request, caller)
         request[CLIENT] = client_id
         return None
+
+    async def _engines(self) -> web.Response:
+        if self._published is None or utcnow() - self._published >= sites.REFRESH_EVERY:
+            await self.publish()  # (a long-running engine's row does not go stale)
+        return web.json_response({"engines": [s.to_dict() for s in
+                                               await sites.known(self.pairing.db)],
+                                  "fingerprint": self.identity.fingerprint})
 
     async def _pair(self, request: web.Request) -> web.Response:
         try:

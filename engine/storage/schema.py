@@ -249,6 +249,21 @@ pairing_codes = Table(
     Column("kind", String(16), nullable=False, default="window"),
 )
 
+engine_sites = Table(
+    "engine_sites",
+    metadata,
+    # where each engine with the remote channel open can be reached (engine/remote/
+    # sites.py), so a window attached to one follows the active engine after a takeover;
+    # keyed by the engine's installation id (engine/trace.py): an engine set up with a
+    # new certificate replaces its row; its fingerprint (SHA-256, hex) is no secret
+    Column("installation", String(64), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("addresses", Text, nullable=False),  # JSON list: host name, then addresses
+    Column("port", Integer, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+)
+
 run_ledger = Table(
     "run_ledger",
     metadata,

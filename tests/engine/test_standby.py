@@ -60,8 +60,14 @@ async def make(postgres_url: str, tmp_path: Path) -> AsyncIterator[Make]:
         return engine
 
     yield new
+    await stop_all(made)
+
+
+async def stop_all(made: list[Engine]) -> None:
+    """Stop ``made``: a standby's start() ends (LeaseLost), and every start still
+    standing by is waited for."""
     for engine in made:
-        await engine.aclose()  # a standby's start() ends (LeaseLost), its task is done
+        await engine.aclose()
     for task in STARTS:
         with contextlib.suppress(LeaseLost):
             await asyncio.wait_for(task, TAKEOVER)

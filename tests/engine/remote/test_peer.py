@@ -7,7 +7,6 @@ copy can only come through the paired TLS channel.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import time
@@ -26,7 +25,7 @@ from engine.remote.errors import PairingRefused
 from engine.remote.pairing import ENGINE
 from engine.secrets import MemorySecretStore
 from engine.settings import Settings, save_settings
-from engine.standby import ACTIVE, LeaseLost
+from engine.standby import ACTIVE
 from engine.storage.db import PASSWORD_REF
 from tests.engine import account_probe
 from tests.engine.conftest import FAST, fast, stored_bytes
@@ -35,7 +34,7 @@ from tests.engine.remote.conftest import REMOTE
 from tests.engine.remote.test_cli import hookline
 from tests.engine.remote.test_peer_cli import JOIN
 from tests.engine.test_accounts import catalog_for_tests
-from tests.engine.test_standby import STARTS, TAKEOVER, role, standing_by
+from tests.engine.test_standby import TAKEOVER, role, standing_by, stop_all
 
 Make = Callable[..., Engine]
 
@@ -74,12 +73,7 @@ async def make(postgres_url: str, tmp_path: Path) -> AsyncIterator[Make]:
         return engine
 
     yield new
-    for engine in made:
-        await engine.aclose()
-    for task in STARTS:
-        with contextlib.suppress(LeaseLost):
-            await asyncio.wait_for(task, TAKEOVER)
-    STARTS.clear()
+    await stop_all(made)
 
 
 async def test_a_standby_keeps_a_live_copy_and_acts_as_the_account_after_taking_over(
