@@ -140,8 +140,6 @@ class EngineBridge(QObject):
         self.engine_thread = thread
         #: the engine on another computer this app is attached to (None: its own)
         self.remote = engine if isinstance(engine, RemoteEngine) else None
-        #: which engine, in the window's title and the tray ("this computer", a name)
-        self.where = self.remote.name if self.remote is not None else THIS_COMPUTER
         #: Small things the app remembers between runs (paused-all areas, tray hint).
         self.state = DesktopState(engine.data_dir)
         self._inbox: deque[Message] = deque()
@@ -251,6 +249,12 @@ class EngineBridge(QObject):
             self.connection.emit(data["state"], data["text"])
 
     # ----------------------------------------------------------------- reads
+
+    @property
+    def where(self) -> str:
+        """Which engine, in the window's title and the tray ("this computer", a name:
+        the one the app follows to, after a takeover on the other computers)."""
+        return self.remote.name if self.remote is not None else THIS_COMPUTER
 
     @property
     def settings(self) -> Settings:

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from desktop.dialogs import MESSAGE_WIDTH, finished
 from desktop.engine_thread import EngineThread
 from desktop.forms import error_label, small_label
-from desktop.remote_engine import CONNECTED, RemoteEngine, as_engine
+from desktop.remote_engine import CONNECTED, Attachment, RemoteEngine, as_engine
 from desktop.tasks import WidgetTasks
 from engine.app import Engine
 from engine.errors import EngineLocked, HooklineError
@@ -71,14 +71,17 @@ def engine_for(data_dir: Path, secrets: SecretStore | None = None) -> Engine:
     target = RemoteTarget.load(data_dir)
     if target is None:
         return Engine(data_dir)
-    token = target.token(secrets or secrets_of(data_dir))
+    store = secrets or secrets_of(data_dir)
+    token = target.token(store)
     if token is None:
         log.warning("the token for %s is gone from the keyring: this computer's engine "
                     "is used; connect again", target.name)
         return Engine(data_dir)
-    return as_engine(RemoteEngine(lambda: target.session(token),
-                                  data_dir / "remote" / target.client_id,
-                                  name=target.name, host=target.host, home=data_dir))
+    attachment = Attachment(target, token,
+                            lambda moved: moved.save(store, data_dir=data_dir))
+    return as_engine(RemoteEngine(attachment.session, data_dir / "remote" / target.client_id,
+                                  name=target.name, host=target.host, home=data_dir,
+                                  attachment=attachment))
 
 
 async def open_engine(engine: Engine, data_dir: Path,
@@ -261,6 +264,16 @@ class TrayLike(Protocol):
     def schedule_refresh(self, *_args: object) -> None: ...
 
 
+def attached(remote: RemoteEngine) -> str:
+    """The status bar's words while the app is attached to ``remote``."""
+    text = f"Attached to Hookline on {remote.name} ({remote.host})"
+    if remote.moved:
+        text += f", {remote.moved}"
+    if remote.mismatch:
+        text += f" — {remote.mismatch}"
+    return text
+
+
 def show_engine(bridge: EngineBridge, window: QMainWindow, tray: TrayLike,
                 spawn: Callable[[Coroutine[Any, Any, Any]], object]) -> None:
     """Say which engine the app is attached to (title, status bar, tray) and offer to
@@ -268,13 +281,10 @@ def show_engine(bridge: EngineBridge, window: QMainWindow, tray: TrayLike,
     window.setWindowTitle(title(bridge.where))
     remote = bridge.remote
     if remote is not None:
-        text = f"Attached to Hookline on {remote.name} ({remote.host})"
-        if remote.mismatch:
-            text += f" — {remote.mismatch}"
-        window.statusBar().showMessage(text)
+        window.statusBar().showMessage(attached(remote))
 
         def connection(state: str, said: str) -> None:
-            window.statusBar().showMessage(said if state != CONNECTED else text)
+            window.statusBar().showMessage(said if state != CONNECTED else attached(remote))
             window.setWindowTitle(title(bridge.where) + ("" if state == CONNECTED
                                                          else " (reconnecting…)"))
             if state == CONNECTED:

@@ -3,6 +3,11 @@ that the desktop app uses: calls over ``engine/rpc.py``, its bus fed by the even
 
 It runs on the app's engine thread like a local engine, so ``EngineBridge`` stays the
 one crossing and the views cannot tell. No Qt here.
+
+Attached through a pairing (:class:`Attachment`), it follows the active engine of the
+database: the engine it reaches lists the others (engine/remote/sites.py), and when it
+stops answering or stands by, whichever of them says it is active is used instead, and
+kept as the app's target.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ from engine.inspect import Found, ItemVerdict
 from engine.journal import Journaled
 from engine.lock import DataDirLock
 from engine.registry import Registry
+from engine.remote import client as remote_client
+from engine.remote.client import RemoteTarget
+from engine.remote.errors import RemoteError
 from engine.settings import Settings
 from engine.store import NotFound
 
@@ -74,6 +82,10 @@ SAVED = "••••••"
 #: A call's bound: the window waits on none of them, but a lost answer must end.
 CALL_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=10)
 
+#: How often an attached app asks again which engines share the database (s): one that
+#: joined meanwhile is then followed too.
+LEARN_EVERY = 300.0
+
 #: How long closing the stream waits for its connection to close (s).
 SOCKET_CLOSE = 2.0
 
@@ -94,6 +106,20 @@ def local_session(data_dir: Path) -> aiohttp.ClientSession:
                             f"{getattr(exc, 'strerror', None) or exc})") from None
     return aiohttp.ClientSession(base_url=f"http://127.0.0.1:{info['port']}",
                                  headers={"Authorization": f"Bearer {info['token']}"})
+
+
+@dataclass
+class Attachment:
+    """The pairing the app attached with: its target and token, and how the target is
+    kept (the app's ``remote.json``) when it follows another engine of the database."""
+
+    target: RemoteTarget
+    token: str
+    keep: Callable[[RemoteTarget], None]
+
+    def session(self) -> aiohttp.ClientSession:
+        """A session on the target's engine now."""
+        return self.target.session(self.token)
 
 
 @dataclass
@@ -130,6 +156,8 @@ class RemoteEngine:
             While it runs, it holds that folder as the app's own engine would: a second
             Hookline on it is refused, and a second launch's hand-off (``control``)
             reaches this app.
+        attachment: the pairing, when the engine is reached through one: then it
+            follows the database's active engine (``session`` is the attachment's).
 
     Attributes:
         control: while it runs, the channel on ``home`` that answers only the app's own
@@ -137,12 +165,16 @@ class RemoteEngine:
         version / services: what the engine said it is, at the last connection.
         mismatch: what differs from this app's Hookline (None: nothing).
         connected: whether the event stream is up now.
+        moved: why the app left the engine it was attached to for this one, and when
+            (None: it did not).
     """
 
     def __init__(self, session: SessionFactory, data_dir: Path, *, name: str | None = None,
                  host: str = "", registry: Registry | None = None,
-                 home: Path | None = None) -> None:
-        self._make_session = session
+                 home: Path | None = None, attachment: Attachment | None = None) -> None:
+        self._make_session = attachment.session if attachment is not None else session
+        self.attachment = attachment
+        self.moved: str | None = None
         self.data_dir = data_dir
         self.home = home or data_dir
         self.name = name or host or "the other computer"
@@ -166,6 +198,7 @@ class RemoteEngine:
         self._held = _Held()
         self._session: aiohttp.ClientSession | None = None
         self._stream: asyncio.Task[None] | None = None
+        self._learning: asyncio.Task[None] | None = None
         self._socket: aiohttp.ClientWebSocketResponse | None = None
         self._up = asyncio.Event()  # connected: calls go at once (else they wait)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -179,19 +212,89 @@ class RemoteEngine:
         self._loop = asyncio.get_running_loop()
         await self._hold_home()
         try:
-            self._session = self._make_session()
-            socket = await self._open_stream()
-            await self._read_snapshot(announce=False)
+            try:
+                socket = await self._reach(announce=False)
+            except HooklineError as exc:  # another engine of its database may be active
+                if not await self._follow_elsewhere(exc, datetime.now().astimezone()):
+                    raise
+                socket = await self._reach(announce=False)
         except BaseException:
-            await self._drop_session()
             await self._let_go_home()  # (this computer's engine may open on it now)
             raise
+        await self._learn()
         self.connected = self.started = True
         self._up.set()
         self._stream = asyncio.create_task(self._follow(socket), name="remote-engine-stream")
+        if self.attachment is not None:
+            self._learning = asyncio.create_task(self._keep_learning(),
+                                                 name="remote-engine-sites")
+
+    async def _reach(self, announce: bool) -> aiohttp.ClientWebSocketResponse:
+        """A new session on the engine, its stream and what it holds (the session is
+        dropped again when any of it fails)."""
+        await self._drop_session()
+        try:
+            self._session = self._make_session()
+            socket = await self._open_stream()
+            await self._read_snapshot(announce=announce)
+        except BaseException:
+            await self._drop_session()
+            raise
+        return socket
+
+    async def _learn(self) -> None:
+        """Note the other engines of the database, as the engine says now (kept with the
+        target, so they are known at the next start too)."""
+        attachment = self.attachment
+        if attachment is None:
+            return
+        try:
+            found = await remote_client.engines(attachment.target, attachment.token)
+        except RemoteError as exc:  # not followed until it says: the same as before
+            log.info("%s", exc)
+            return
+        known = attachment.target.knowing(found)
+        if known != attachment.target:
+            attachment.target = known
+            await asyncio.to_thread(attachment.keep, known)
+
+    async def _keep_learning(self) -> None:
+        while True:
+            await asyncio.sleep(LEARN_EVERY)
+            if self.connected:
+                await self._learn()
+
+    async def _follow_elsewhere(self, why: BaseException, since: datetime) -> bool:
+        """The engine cannot be reached or stands by: when another engine of its
+        database says it is active, attach to that one (True) and keep it as the
+        target."""
+        attachment = self.attachment
+        if attachment is None or not attachment.target.also:
+            return False
+        moved = await remote_client.active_elsewhere(attachment.target, attachment.token)
+        if moved is None:
+            return False
+        left = f"{self.name} ({self.host})"
+        reason = ("it stands by" if isinstance(why, _StandsBy) else
+                  str(why).removeprefix(f"cannot reach {self.name}: ").rstrip(".")
+                  or type(why).__name__)
+        attachment.target = moved
+        self.name, self.host = moved.name, moved.host
+        self.moved = (f"moved here from {left} at {since:%H:%M} ({reason}): the active "
+                      "engine of the same database now")
+        log.warning("attached to %s at %s:%d instead of %s (%s): it is the active engine "
+                    "of the same database now", moved.name, moved.host, moved.port, left,
+                    reason)
+        await asyncio.to_thread(attachment.keep, moved)
+        return True
 
     async def aclose(self) -> None:
         stream, self._stream = self._stream, None
+        learning, self._learning = self._learning, None
+        if learning is not None:
+            learning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await learning
         try:
             if stream is not None:
                 stream.cancel()
@@ -287,7 +390,7 @@ class RemoteEngine:
                 raise HooklineError(f"{self.name} no longer accepts this app: connect to "
                                     "it again with a new code") from None
             if exc.status == 503:  # engine/standby.py: another engine has the database
-                raise HooklineError(
+                raise _StandsBy(
                     f"Hookline on {self.name} stands by: another Hookline engine is active "
                     "on its database. Use that one: Settings → Connect to another "
                     "computer…, with a code from `hookline pair` there") from None
@@ -342,11 +445,12 @@ class RemoteEngine:
                 await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
                 attempt += 1
                 try:  # a new session: the engine may have come back elsewhere (its port)
-                    self._session = self._make_session()
-                    socket = self._socket = await self._open_stream()
-                    await self._read_snapshot(announce=True)
+                    socket = self._socket = await self._reach(announce=True)
                 except (HooklineError, OSError, ValueError, KeyError) as exc:
                     log.info("still cannot reach %s: %s", self.name, exc)
+                    if await self._follow_elsewhere(exc, since):
+                        attempt = 0
+                        continue
                     why = (str(exc).removeprefix(f"cannot reach {self.name}: ").rstrip(".")
                            or type(exc).__name__)
                     if why != said:  # why it is away, said once each time it changes
@@ -355,7 +459,9 @@ class RemoteEngine:
                                                 f"{since:%H:%M}: {why})")
                     continue
                 attempt = 0
-                self._say(CONNECTED, f"Connected to {self.name}")
+                await self._learn()
+                self._say(CONNECTED, f"Connected to {self.name}" + (
+                    f" ({self.moved})" if self.moved else ""))
                 break
 
     async def _drop_session(self) -> None:
@@ -536,6 +642,10 @@ class RemoteEngine:
     def apply_settings(self, settings: Settings) -> None:
         raise HooklineError(f"the settings of {self.name} are saved there: use "
                             "save_settings")
+
+
+class _StandsBy(HooklineError):
+    """The engine stands by: another engine is active on its database."""
 
 
 class _NotSent(HooklineError):
