@@ -264,6 +264,12 @@ class TrayLike(Protocol):
     def schedule_refresh(self, *_args: object) -> None: ...
 
 
+def say(window: QMainWindow, text: str) -> None:
+    """Show ``text`` in the status bar, whole in its tooltip (a narrow window cuts it)."""
+    window.statusBar().showMessage(text)
+    window.statusBar().setToolTip(text)
+
+
 def attached(remote: RemoteEngine) -> str:
     """The status bar's words while the app is attached to ``remote``."""
     text = f"Attached to Hookline on {remote.name} ({remote.host})"
@@ -281,10 +287,10 @@ def show_engine(bridge: EngineBridge, window: QMainWindow, tray: TrayLike,
     window.setWindowTitle(title(bridge.where))
     remote = bridge.remote
     if remote is not None:
-        window.statusBar().showMessage(attached(remote))
+        say(window, attached(remote))
 
         def connection(state: str, said: str) -> None:
-            window.statusBar().showMessage(said if state != CONNECTED else attached(remote))
+            say(window, said if state != CONNECTED else attached(remote))
             window.setWindowTitle(title(bridge.where) + ("" if state == CONNECTED
                                                          else " (reconnecting…)"))
             if state == CONNECTED:

@@ -276,15 +276,13 @@ class RemoteEngine:
             return False
         left = f"{self.name} ({self.host})"
         reason = ("it stands by" if isinstance(why, _StandsBy) else
-                  str(why).removeprefix(f"cannot reach {self.name}: ").rstrip(".")
-                  or type(why).__name__)
+                  "it stopped answering")
         attachment.target = moved
         self.name, self.host = moved.name, moved.host
-        self.moved = (f"moved here from {left} at {since:%H:%M} ({reason}): the active "
-                      "engine of the same database now")
+        self.moved = f"moved from {left} at {since:%H:%M}: {reason}"
         log.warning("attached to %s at %s:%d instead of %s (%s): it is the active engine "
                     "of the same database now", moved.name, moved.host, moved.port, left,
-                    reason)
+                    why)
         await asyncio.to_thread(attachment.keep, moved)
         return True
 

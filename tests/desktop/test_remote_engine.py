@@ -268,6 +268,7 @@ async def test_a_dropped_engine_is_reached_again(
     assert why.endswith(f": no Hookline engine is running on {data_dir} (its control.json "
                         "cannot be read: No such file or directory))")
     assert window.statusBar().currentMessage() == why
+    assert window.statusBar().toolTip() == why  # whole: the bar cuts it at the window's edge
 
     back = signal_once(remote_bridge.connection)
     created = signal_once(remote_bridge.areaChanged)
