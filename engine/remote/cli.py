@@ -7,6 +7,7 @@ Declared here, beside the machinery, and imported only when the full parser is b
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import getpass
 import json
@@ -18,6 +19,10 @@ from typing import Any
 
 from engine.auth.cli import add_sign_in_arguments
 from engine.errors import HooklineError
+
+#: What ``hookline remote status`` says of another engine's role.
+ROLE_SAID = {"active": "it is active", "standby": "it stands by",
+             "fenced": "it lost the database's lease and stands by until it starts again"}
 
 
 def add_parser(sub: Any) -> None:
@@ -156,7 +161,7 @@ def host_and_port(text: str) -> tuple[str, int]:
 
 
 async def cmd_remote(args: argparse.Namespace, data_dir: Path) -> int:
-    from engine.remote.client import RemoteTarget, ask, followed, pair
+    from engine.remote.client import RemoteTarget, ask, followed, pair, role_at
     from engine.remote.site import HELLO, UNPAIR
     from engine.remote.tls import spaced
     from engine.secrets import secret_store_of
@@ -200,6 +205,12 @@ async def cmd_remote(args: argparse.Namespace, data_dir: Path) -> int:
     print(f"Connected to {target.name} at {target.host}:{target.port} (this computer is "
           f"{target.client_id[:8]} there): it {answered}.")
     print(f"Certificate fingerprint (pinned): {spaced(target.fingerprint)}")
+    roles = await asyncio.gather(*(role_at(target.moved_to(s, s.addresses[0]), token)
+                                   for s in target.also if s.addresses))
+    for site, role in zip((s for s in target.also if s.addresses), roles, strict=True):
+        print(f"Also on its database (followed if it takes over): {site.name} at "
+              f"{site.addresses[0]}:{site.port}: "
+              f"{ROLE_SAID.get(role or '', f'it says {role}') if role else 'no answer'}.")
     return 0 if answered == "answers" else 1
 
 

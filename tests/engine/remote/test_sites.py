@@ -185,6 +185,8 @@ async def test_hookline_remote_follows_the_engine_that_took_over(
     try:
         status, out = await hookline(capsys, "--data-dir", laptop, "remote", "status")
         assert status == 0 and "Moved" not in out, out
+        assert (f"Also on its database (followed if it takes over): {site_of(second).site().name}"
+                f" at 127.0.0.1:{site_of(second).port}: it stands by.") in out
         saved = RemoteTarget.load(tmp_path / "laptop")
         assert saved is not None and [s.port for s in saved.also] == [site_of(second).port]
 
@@ -203,5 +205,6 @@ async def test_hookline_remote_follows_the_engine_that_took_over(
         assert moved is not None and moved.port == site_of(second).port
         status, out = await hookline(capsys, "--data-dir", laptop, "remote", "status")
         assert status == 0 and "Moved" not in out and "it answers" in out, out
+        assert f"127.0.0.1:{site_of(first).port}: no answer." in out
     finally:
         await hookline(capsys, "--data-dir", laptop, "remote", "forget")
