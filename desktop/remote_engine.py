@@ -256,7 +256,16 @@ class RemoteEngine:
         known = attachment.target.knowing(found)
         if known != attachment.target:
             attachment.target = known
-            await asyncio.to_thread(attachment.keep, known)
+            await self._keep_target(known)
+
+    async def _keep_target(self, target: RemoteTarget) -> None:
+        """Save ``target`` as the app's (a full disk is said; the app goes on with it)."""
+        assert self.attachment is not None
+        try:
+            await asyncio.to_thread(self.attachment.keep, target)
+        except OSError as exc:
+            log.warning("could not save where %s answers (%s): the next start may not "
+                        "know it", target.name, exc.strerror or exc)
 
     async def _keep_learning(self) -> None:
         while True:
@@ -283,7 +292,7 @@ class RemoteEngine:
         log.warning("attached to %s at %s:%d instead of %s (%s): it is the active engine "
                     "of the same database now", moved.name, moved.host, moved.port, left,
                     why)
-        await asyncio.to_thread(attachment.keep, moved)
+        await self._keep_target(moved)
         return True
 
     async def aclose(self) -> None:
