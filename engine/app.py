@@ -163,6 +163,13 @@ class Engine:
         self.stepped_down = asyncio.Event()
         #: seconds to stand by before the first try of the lease (after stepping down)
         self.stand_by_first = 0.0
+        #: whether whoever runs this engine stops it and starts it again when
+        #: ``restart_wanted`` is set: only `hookline serve` (the desktop app's own engine
+        #: is not restarted by a call from another computer)
+        self.restartable = False
+        #: set to be started again now (a restore asked for from another computer, which
+        #: the next start carries out): `hookline serve` then stops it as a Ctrl+C would
+        self.restart_wanted = asyncio.Event()
 
     # ----------------------------------------------------------------- lifecycle
 

@@ -206,20 +206,30 @@ async def _refuse_behind_active(data_dir: Path, change: Sequence[str]) -> None:
 # ---------------------------------------------------------------------- commands
 
 
+#: Why one engine's life in `hookline serve` ended when another starts after it.
+STEPPED_DOWN = "stepped down"
+RESTART = "restart"
+
+
 async def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
     """Run the engine until Ctrl+C or SIGTERM. On a shared PostgreSQL database an
-    engine that lost its lease stops firing and starts again, as a standby."""
+    engine that lost its lease stops firing and starts again, as a standby; one asked
+    to restart (a restore from another computer) stops and starts again at once."""
     stepped_down = False
-    while (code := await _serve_once(args, data_dir, stepped_down)) is None:
-        print("Lost the database's lease: starting again as a standby…", flush=True)
-        stepped_down = True
-    return code
+    while True:
+        ended = await _serve_once(args, data_dir, stepped_down)
+        if isinstance(ended, int):
+            return ended
+        stepped_down = ended == STEPPED_DOWN
+        if stepped_down:
+            print("Lost the database's lease: starting again as a standby…", flush=True)
 
 
 async def _serve_once(args: argparse.Namespace, data_dir: Path,
-                      stepped_down: bool = False) -> int | None:
-    """One engine's life: 0 when asked to stop, None when it stepped down (then the
-    next stands by a while before trying the lease: the other engine goes first)."""
+                      stepped_down: bool = False) -> int | str:
+    """One engine's life: 0 when asked to stop, STEPPED_DOWN when it lost the lease
+    (then the next stands by a while before trying it: the other engine goes first),
+    RESTART when it was asked to start again (``Engine.restart_wanted``)."""
     import asyncio
     import signal
 
@@ -244,6 +254,7 @@ async def _serve_once(args: argparse.Namespace, data_dir: Path,
         settings = settings.replace(**overrides)
     logs.configure(data_dir, "DEBUG" if args.verbose else settings.log_level)
     engine = Engine(data_dir, settings=settings)
+    engine.restartable = True  # started again below when it asks
     if stepped_down:
         engine.stand_by_first = standby.STEP_DOWN_PAUSE
     engine.bus.subscribe("*", functools.partial(_log_message, logs.RunLog(log)))
@@ -262,6 +273,8 @@ async def _serve_once(args: argparse.Namespace, data_dir: Path,
             print(f"Created the demo area “{area.name}”: every 10 seconds it shows a "
                   f"notification (here: a log line) and appends to "
                   f"{data_dir / 'demo-heartbeat.log'}")
+        if engine.restored is not None:
+            print(f"Restored the backup {engine.restored.name}.")
         print(f"Hookline {__version__} is running on {data_dir} (log: "
               f"{logs.log_file(data_dir)})")
         if engine.listener is not None:
@@ -275,13 +288,19 @@ async def _serve_once(args: argparse.Namespace, data_dir: Path,
               flush=True)
         settle_after_start()
         lost = asyncio.ensure_future(engine.stepped_down.wait())
+        again = asyncio.ensure_future(engine.restart_wanted.wait())
         stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({lost, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        for waiting in (lost, stopping):
+        await asyncio.wait({lost, again, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in (lost, again, stopping):
             waiting.cancel()
-        if not stop.is_set():
-            return None
-        print("Stopping…", flush=True)
+        if stop.is_set():
+            print("Stopping…", flush=True)
+        elif engine.restart_wanted.is_set():
+            print("Restarting to restore the backup…", flush=True)
+            log.warning("restarting to restore the backup asked for")
+            return RESTART  # (the engine stops first, just below, as for Ctrl+C)
+        else:
+            return STEPPED_DOWN
     finally:
         await engine.aclose()
     return 0

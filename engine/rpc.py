@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
+import logging
 import socket
 import types
 import typing
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from datetime import date, datetime, time, timedelta
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,14 @@ from engine.auth.custom import CustomProvider
 from engine.auth.oauth import DEFAULT_TIMEOUT
 from engine.auth.relay import Relayed, SignedIn
 from engine.auth.session import Account
+from engine.backup import (
+    BackupError,
+    backup_dir,
+    list_backups,
+    request_restore,
+    sqlite_path,
+    taken_at,
+)
 from engine.bus import Message
 from engine.errors import (
     AuthError,
@@ -58,6 +68,8 @@ from engine.windows import Weekly, Window
 if TYPE_CHECKING:
     from engine.app import Engine
 
+log = logging.getLogger(__name__)
+
 #: The tag key of an encoded value (a dict that has it is a tagged value).
 TAG = "$"
 
@@ -78,7 +90,7 @@ TYPES: dict[str, type] = {cls.__name__: cls for cls in (
 #: The errors that cross by name (each made from its message alone).
 ERRORS: dict[str, type[HooklineError]] = {cls.__name__: cls for cls in (
     HooklineError, ConfigError, CatalogError, LifecycleError, SecretError, StorageError,
-    NotFound, AccountNotFound, AuthError,
+    NotFound, AccountNotFound, AuthError, BackupError,
 )}
 
 #: Where a client may ask whether a secret is saved (never for its value), and where
@@ -248,6 +260,20 @@ def _fits(value: Any, hint: Any) -> bool:
 
 
 CALLS: dict[str, Call] = {}
+
+#: What the call being answered leaves for after its answer is sent (see after_answer).
+_AFTER_ANSWER: ContextVar[list[Callable[[], None]] | None] = ContextVar(
+    "after_answer", default=None)
+
+
+def after_answer(action: Callable[[], None]) -> None:
+    """Do ``action`` once the answer to the call under way has been sent (at once
+    outside a call): a call that ends the engine's life is heard by its caller first."""
+    waiting = _AFTER_ANSWER.get()
+    if waiting is None:
+        action()
+    else:
+        waiting.append(action)
 
 
 def rpc(name: str) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
@@ -543,6 +569,40 @@ async def _save_settings(engine: Engine, settings: Settings) -> dict[str, Any]:
     return {"settings": engine.settings, "webhook_base": webhook_base(engine)}
 
 
+@rpc("backups.list")
+async def _backups(engine: Engine) -> list[dict[str, Any]]:
+    """The engine's regular backups, newest first: each its file name and when it was
+    taken (nothing else of the engine's file system crosses)."""
+    found = await asyncio.to_thread(list_backups, backup_dir(engine.data_dir))
+    return [{"name": path.name, "taken_at": taken_at(path)} for path in found]
+
+
+@rpc("backups.restore")
+async def _restore_backup(engine: Engine, name: str) -> None:
+    """Restore the backup called ``name`` (one that ``backups.list`` names, nothing
+    else): the engine answers, then starts again and restores it on its way up."""
+    found = {path.name: path
+             for path in await asyncio.to_thread(list_backups, backup_dir(engine.data_dir))}
+    chosen = found.get(name)
+    if chosen is None:
+        raise ValidationError("name", f"{name!r} is not one of this engine's backups "
+                                      "(backups.list names them)")
+    if sqlite_path(engine.url) is None:
+        raise BackupError(
+            "Hookline keeps its data in PostgreSQL there: its backups are restored from "
+            "the command line on that computer (stop Hookline there, then `hookline backup "
+            f"restore {name}`). Nothing was changed.")
+    if not engine.restartable:
+        raise BackupError(
+            "Hookline cannot restart itself there to restore a backup: it runs in its "
+            "desktop app, not as `hookline serve`. Restore it on that computer (Settings "
+            f"→ Restore a backup…, or quit Hookline, then `hookline backup restore "
+            f"{name}`). Nothing was changed.")
+    await asyncio.to_thread(request_restore, chosen, engine.data_dir)
+    log.warning("a restore of the backup %s was asked for from another computer", name)
+    after_answer(engine.restart_wanted.set)
+
+
 # --------------------------------------------------------------------- errors
 
 
@@ -607,6 +667,8 @@ def _handler(engine: Engine) -> Callable[[web.Request], Awaitable[web.Response]]
         if call is None:
             return web.json_response({"kind": "NotFound", "error": f"no call {name!r}"},
                                      status=404)
+        afterwards: list[Callable[[], None]] = []
+        answering = _AFTER_ANSWER.set(afterwards)
         try:
             body = await request.json() if request.can_read_body else {}
             if not isinstance(body, dict):
@@ -622,7 +684,17 @@ def _handler(engine: Engine) -> Callable[[web.Request], Awaitable[web.Response]]
         except ValueError as exc:  # a body that is not JSON
             return web.json_response({"kind": "ValidationError", "error": str(exc),
                                       "where": "", "problem": "not JSON"}, status=422)
-        return web.json_response({"result": result})
+        finally:
+            _AFTER_ANSWER.reset(answering)
+        response = web.json_response({"result": result})
+        if afterwards:  # sent now, so that the caller hears it before what follows
+            try:
+                await response.prepare(request)
+                await response.write_eof()
+            finally:
+                for action in afterwards:
+                    action()
+        return response
 
     return handle
 
