@@ -650,6 +650,20 @@ class RemoteEngine:
         raise HooklineError(f"the settings of {self.name} are saved there: use "
                             "save_settings")
 
+    # ----------------------------------------------------------------- backups
+
+    async def backups(self) -> list[dict[str, Any]]:
+        """The engine's regular backups, newest first: each its ``name`` and when it was
+        ``taken_at``."""
+        return cast(list[dict[str, Any]], await self.call("backups.list"))
+
+    async def restore_backup(self, name: str) -> None:
+        """Have the engine restore its backup ``name``: it answers, then starts again
+        and restores it on its way up (the stream reconnects meanwhile). Raises the
+        engine's refusal (BackupError) when it cannot restart itself or is on
+        PostgreSQL."""
+        await self.call("backups.restore", name=name)
+
 
 class _StandsBy(HooklineError):
     """The engine stands by: another engine is active on its database."""

@@ -8,6 +8,7 @@ import logging
 import platform
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from desktop import autostart, remote_dialog
 from desktop.bridge import EngineBridge
 from desktop.forms import error_color
 from desktop.pages.common import heading, muted
+from desktop.remote_engine import CONNECTED
 from desktop.tasks import WidgetTasks
 from desktop.wheel import guard_inputs
 from engine import logs
@@ -229,6 +231,8 @@ class SettingsPage(QWidget):
         self.dialog: QWidget | None = None
         #: Ends the app (after asking for a restore at the next start).
         self.quit_app: Callable[[], None] = QCoreApplication.quit
+        #: The backup the attached engine restarts to restore (said until it is back).
+        self._restoring: datetime | None = None
 
         self.fields: dict[str, SettingField] = {}
         params = {p.name: p for p in Settings.params()}
@@ -456,9 +460,10 @@ class SettingsPage(QWidget):
             self.engine_button = QPushButton(remote_dialog.USE_THIS_COMPUTER)
             self.engine_button.clicked.connect(
                 lambda: remote_dialog.use_this_computer(self.bridge))
-            self.restore_button.setEnabled(False)  # the backups are on its computer
-            self.restore_button.setToolTip(f"Restore backups on {remote.host} "
-                                           "(`hookline backup restore` there)")
+            self.restore_button.setToolTip(
+                f"Go back to a daily copy of the automations and their history on "
+                f"{remote.name} (Hookline restarts there to do it)")
+            self.bridge.connection.connect(self._connection_changed)
         line = QHBoxLayout()
         line.addWidget(where)
         line.addWidget(self.engine_button)
@@ -685,26 +690,55 @@ class SettingsPage(QWidget):
         return dialog
 
     def choose_backup(self) -> None:
-        """Pick one of the daily backups, then confirm restoring it."""
+        """Pick one of the daily backups (the attached engine's, when attached), then
+        confirm restoring it."""
+        if self.bridge.remote is not None:
+            self._spawn(self._choose_remote_backup())
+            return
         folder = backup_dir(self.bridge.data_dir)
         found = list_backups(folder)
         if not found:
             self._say("No backups yet: Hookline makes one each day and before every "
                       f"upgrade, in {folder}.", "error")
             return
-        labels: dict[str, Path] = {}
-        for path in found:  # newest first
-            label = f"{taken_at(path):%A %d %B %Y, %H:%M:%S}"
-            labels[label if label not in labels else f"{label} ({path.name})"] = path
+        self._pick_backup([(path.name, taken_at(path)) for path in found],
+                          "Go back to the automations and history as they were on:",
+                          lambda name, _when: self._confirm_restore(folder / name))
+
+    async def _choose_remote_backup(self) -> None:
+        """The attached engine's backups, read there, to pick from."""
+        remote = self.bridge.remote
+        assert remote is not None
+        try:
+            found = await self.bridge.call(remote.backups())
+        except HooklineError as exc:
+            self._say(f"Could not read the backups of Hookline on {remote.name}: {exc}",
+                      "error")
+            return
+        if not found:
+            self._say(f"No backups yet on {remote.name}: Hookline makes one there each day "
+                      "and before every upgrade.", "error")
+            return
+        self._pick_backup([(b["name"], b["taken_at"]) for b in found],
+                          f"Go back to the automations and history on {remote.name} as "
+                          "they were on:", self._confirm_remote_restore)
+
+    def _pick_backup(self, found: list[tuple[str, datetime]], question: str,
+                     chosen: Callable[[str, datetime], object]) -> None:
+        """Ask which of ``found`` (name, when taken; newest first) to restore."""
+        labels: dict[str, tuple[str, datetime]] = {}
+        for name, when in found:
+            label = f"{when:%A %d %B %Y, %H:%M:%S}"
+            labels[label if label not in labels else f"{label} ({name})"] = (name, when)
         dialog = QInputDialog(self)
         dialog.setObjectName("restoreDialog")
         dialog.setWindowTitle("Restore a backup")
-        dialog.setLabelText("Go back to the automations and history as they were on:")
+        dialog.setLabelText(question)
         dialog.setComboBoxItems(list(labels))
         dialog.setOption(QInputDialog.InputDialogOption.UseListViewForComboBoxItems)
         dialog.setOkButtonText("Restore…")
         dialog.setMinimumWidth(420)
-        dialog.textValueSelected.connect(lambda label: self._confirm_restore(labels[label]))
+        dialog.textValueSelected.connect(lambda label: chosen(*labels[label]))
         dialog.finished.connect(lambda _r: setattr(self, "dialog", None))
         self.dialog = dialog
         dialog.open()
@@ -724,6 +758,43 @@ class SettingsPage(QWidget):
                   "database as it is now is kept in the backups folder. Passwords and "
                   "tokens stay in the keyring.",
                   "Restore and quit", "confirmRestore", restore_and_quit)
+
+    def _confirm_remote_restore(self, name: str, when: datetime) -> None:
+        remote = self.bridge.remote
+        assert remote is not None
+        self._ask(f"Restore the backup of {when:%A %d %B, %H:%M} on {remote.name}?",
+                  f"Hookline on {remote.name} restarts now and restores it; this window "
+                  "reconnects when it is back (runs under way there finish first).\n\n"
+                  "Automations, their history and the list of accounts go back to that "
+                  f"time; the database as it is now is kept in the backups folder on "
+                  f"{remote.name}. Passwords and tokens stay in its keyring.",
+                  "Restore and restart", "confirmRestore",
+                  lambda: self._spawn(self.restore_remote(name, when)))
+
+    async def restore_remote(self, name: str, when: datetime) -> bool:
+        """Have the attached engine restore its backup ``name`` (taken ``when``): it
+        restarts to do it and the window reconnects by itself. True when it took the
+        request."""
+        remote = self.bridge.remote
+        assert remote is not None
+        try:
+            await self.bridge.call(remote.restore_backup(name))
+        except HooklineError as exc:  # it cannot restart itself, or is on PostgreSQL
+            self._say(str(exc), "error")
+            return False
+        self._restoring = when
+        self._say(f"Hookline on {remote.name} is restarting to restore the backup; this "
+                  "window reconnects when it is back.", "saved")
+        return True
+
+    def _connection_changed(self, state: str, _text: str) -> None:
+        """Attached elsewhere: once the engine restarted for a restore, say it is back."""
+        if state != CONNECTED or self._restoring is None or self.bridge.remote is None:
+            return
+        when, self._restoring = self._restoring, None
+        self._say(f"Hookline on {self.bridge.remote.name} restarted to restore the backup "
+                  f"of {when:%A %d %B, %H:%M}, and this window is connected to it again.",
+                  "saved")
 
     def choose_export_file(self) -> None:
         self._file_dialog("Export all automations", True,

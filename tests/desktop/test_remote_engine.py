@@ -162,7 +162,7 @@ async def test_the_window_shows_and_changes_the_other_engine(
     assert isinstance(settings, SettingsPage)
     assert settings.fields["retry_delay"].value() == engine.settings.retry_delay == 0.01
     assert settings.engine_button.text() == USE_THIS_COMPUTER
-    assert not settings.restore_button.isEnabled()
+    assert settings.restore_button.isEnabled()  # its backups (test_settings_remote_restore)
     # what widens what the engine may do there is changed there (the engine refuses it)
     assert not settings.fields["allow_shell"].widget.isEnabled()
     assert not settings.fields["database_url"].widget.isEnabled()
