@@ -73,7 +73,7 @@ READS = frozenset({
     "snapshot", "area", "webhook_url", "checks", "failing_checks", "lifecycle", "why",
     "check_now", "find_item", "sample", "store.runs", "store.run", "store.event",
     "store.last_runs", "accounts.accounts", "accounts.has_client", "accounts.custom.all",
-    "accounts.custom.get", "secrets.saved", "wait_idle",
+    "accounts.custom.get", "secrets.saved", "wait_idle", "backups.list",
 })
 
 #: What a secret saved on the engine's computer reads as here (its value never comes).
