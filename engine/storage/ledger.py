@@ -26,7 +26,10 @@ folder of the engine that wrote it, which the engine taking over on another mach
 cannot read, so a run recorded only there would run again there. The lines go in on the
 lease's own connection (one round trip per flush, ``synchronous_commit=off``: like the
 file, safe against a killed process, not against the server losing power), so a reaction
-acts only while the session that holds the lease is alive.
+acts only while the session that holds the lease is alive. Those writes are made from
+the event loop, so one the database does not answer is cut after :data:`WRITE_WITHIN`
+seconds (a partition: the loop would otherwise wait as long as TCP does, for ever behind
+a tunnel or a proxy that still acknowledges, and the engine could not even fence).
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ import json
 import logging
 import os
 import secrets
+import socket
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -58,6 +64,9 @@ _PREFIX = "runs-"
 #: One encoder for every line (``json.dumps`` with options builds one per call).
 _encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
 _SUFFIX = ".ledger"
+#: seconds a write to the ``run_ledger`` table may wait for the database before its
+#: connection is cut: the bound of the lease's own check (engine/standby.py)
+WRITE_WITHIN = 3.0
 
 
 class Ledger:
@@ -242,10 +251,18 @@ class TableLedger:
         self._first = 0
         self._size = 0
         self._buffer: list[str] = []
+        #: when the write under way began (None: none is), for :meth:`_watch`
+        self._writing: float | None = None
+        self._watching: threading.Thread | None = None
 
     def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         import psycopg
 
+        if self._watching is None:
+            self._watching = threading.Thread(target=self._watch, name="ledger-watch",
+                                              daemon=True)
+            self._watching.start()
+        self._writing = time.monotonic()
         try:
             cursor = self.conn.execute(sql.encode(), params)
             return cursor.fetchall() if cursor.description else []
@@ -253,6 +270,26 @@ class TableLedger:
             said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StorageError(f"could not write the run ledger to the database ({said}); "
                                "the run did not start") from None
+        finally:
+            self._writing = None
+
+    def _watch(self) -> None:
+        """Until the connection closes: cut it when a write has waited more than
+        :data:`WRITE_WITHIN` seconds. The write then fails (its run does not start), and
+        so does the lease's next check: the engine fences, and the server ends the
+        session (freeing the lease) if it still has it."""
+        while not self.conn.closed:
+            began = self._writing
+            if began is not None and time.monotonic() - began > WRITE_WITHIN:
+                log.error("the database did not answer a run ledger write within %.0f s: "
+                          "its connection is cut", WRITE_WITHIN)
+                try:
+                    with socket.socket(fileno=os.dup(self.conn.pgconn.socket)) as sock:
+                        sock.shutdown(socket.SHUT_RDWR)  # the waiting call returns at once
+                except Exception:
+                    log.debug("the run ledger's connection could not be cut", exc_info=True)
+                return
+            time.sleep(WRITE_WITHIN / 6)
 
     def segments(self) -> list[str]:
         rows = self._run("SELECT segment FROM run_ledger WHERE segment NOT LIKE %s "
