@@ -628,9 +628,10 @@ class Inbox:
         # Saved with this state or before, maybe not acknowledged on the broker's side:
         # after a restart, the broker sending one again is no news.
         unsaved = set(itertools.islice(self._held, len(batch), None))
-        doubtful = [*self._confirmed, *self._owed.values()]
-        if self._ack is None:  # the connection died: what it acknowledged may not have arrived
-            doubtful += self._acked.values()
+        # What this connection acknowledged may not have reached the broker yet, live or
+        # not: Hookline may be killed right after this state is saved, with the
+        # acknowledgement still on the wire, and the broker then sends it again.
+        doubtful = [*self._confirmed, *self._owed.values(), *self._acked.values()]
         resend = dict(self._restored)
         resend.update((held.mid, held.digest) for held in doubtful if held not in unsaved)
         state["batch"] = self._token

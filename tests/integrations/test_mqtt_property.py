@@ -228,3 +228,18 @@ for machine in (InboxMachine, HoldingInboxMachine):
     machine.TestCase.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
 test_every_qos_1_message_fires_once_in_order = InboxMachine.TestCase
 test_held_messages_are_acknowledged_only_once_saved = HoldingInboxMachine.TestCase
+
+
+def test_an_acknowledgement_on_the_wire_as_hookline_stops_fires_nothing_twice() -> None:
+    """The case CI's run of the property found: a message acknowledged (more than the
+    window waited) in the check whose state is then saved, its acknowledgement lost as
+    Hookline stops: the broker sends it again, and it is known."""
+    machine = InboxMachine()
+    machine.start(broker_window=3)
+    machine.publish(count=7)
+    machine.deliver(count=7)
+    machine.check(save=True)
+    machine.check(save=True)  # acknowledges message 4 and saves it as fired
+    machine.restart(lose_acks=True)  # that acknowledgement never reached the broker
+    machine.drain()
+    assert machine.fired == list(range(7))
