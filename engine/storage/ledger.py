@@ -67,6 +67,8 @@ _SUFFIX = ".ledger"
 #: seconds a write to the ``run_ledger`` table may wait for the database before its
 #: connection is cut: the bound of the lease's own check (engine/standby.py)
 WRITE_WITHIN = 3.0
+#: seconds between the watch's looks at a connection no write uses (closed: it ends)
+IDLE_LOOK = 60.0
 
 
 class Ledger:
@@ -254,6 +256,7 @@ class TableLedger:
         #: when the write under way began (None: none is), for :meth:`_watch`
         self._writing: float | None = None
         self._watching: threading.Thread | None = None
+        self._changed = threading.Condition()
 
     def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         import psycopg
@@ -262,7 +265,9 @@ class TableLedger:
             self._watching = threading.Thread(target=self._watch, name="ledger-watch",
                                               daemon=True)
             self._watching.start()
-        self._writing = time.monotonic()
+        with self._changed:
+            self._writing = time.monotonic()
+            self._changed.notify()
         try:
             cursor = self.conn.execute(sql.encode(), params)
             return cursor.fetchall() if cursor.description else []
@@ -271,16 +276,25 @@ class TableLedger:
             raise StorageError(f"could not write the run ledger to the database ({said}); "
                                "the run did not start") from None
         finally:
-            self._writing = None
+            with self._changed:
+                self._writing = None
 
     def _watch(self) -> None:
         """Until the connection closes: cut it when a write has waited more than
         :data:`WRITE_WITHIN` seconds. The write then fails (its run does not start), and
         so does the lease's next check: the engine fences, and the server ends the
-        session (freeing the lease) if it still has it."""
-        while not self.conn.closed:
-            began = self._writing
-            if began is not None and time.monotonic() - began > WRITE_WITHIN:
+        session (freeing the lease) if it still has it. It sleeps while no write is under
+        way (an idle engine is not woken but once a minute, to see the connection closed)."""
+        with self._changed:
+            while not self.conn.closed:
+                began = self._writing
+                if began is None:
+                    self._changed.wait(IDLE_LOOK)
+                    continue
+                left = began + WRITE_WITHIN - time.monotonic()
+                if left > 0:
+                    self._changed.wait(left)  # (a write that ends does not wake it)
+                    continue
                 log.error("the database did not answer a run ledger write within %.0f s: "
                           "its connection is cut", WRITE_WITHIN)
                 try:
@@ -289,7 +303,6 @@ class TableLedger:
                 except Exception:
                     log.debug("the run ledger's connection could not be cut", exc_info=True)
                 return
-            time.sleep(WRITE_WITHIN / 6)
 
     def segments(self) -> list[str]:
         rows = self._run("SELECT segment FROM run_ledger WHERE segment NOT LIKE %s "
