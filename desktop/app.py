@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
+from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QSystemTrayIcon
 
 from engine import logs
 from engine.control import ControlClient
@@ -21,6 +21,7 @@ from engine.memory import settle_after_start
 if TYPE_CHECKING:
     from desktop.bridge import EngineBridge
     from desktop.main_window import MainWindow
+    from engine.app import Engine
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,9 @@ NO_TRAY = ("this desktop has no notification area (system tray) for Hookline to 
 
 #: What ``run`` returns when the user chose another engine: ``main`` opens the app again.
 REOPEN = -1
+
+#: How long the status bar says a restore was done (ms).
+RESTORED_SHOWN_MS = 30_000
 
 
 def hand_off(data_dir: Path) -> bool:
@@ -51,6 +55,22 @@ def cannot_start(message: str) -> None:
     box = QMessageBox(QMessageBox.Icon.Critical, "Hookline could not start", message)
     box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     box.exec()
+
+
+def say_restore(window: QMainWindow, engine: Engine) -> None:
+    """The restore asked for in Settings before the last quit, done at this start: said
+    in the status bar, or, when it could not be done, in a box (the data is as it was)."""
+    if engine.restored is not None:
+        window.statusBar().showMessage(f"Restored the backup {engine.restored.name}; the "
+                                       "data as it was is kept in the backups folder.",
+                                       RESTORED_SHOWN_MS)
+    elif engine.restore_failed is not None:
+        box = QMessageBox(QMessageBox.Icon.Warning, "Hookline did not restore the backup",
+                          f"The backup asked for was not restored: {engine.restore_failed}."
+                          "\n\nHookline opened with its data as it was. Choose another "
+                          "backup in Settings → Restore a backup…", parent=window)
+        box.setObjectName("restoreFailed")
+        box.open()
 
 
 def answer_hand_offs(bridge: EngineBridge, window: MainWindow) -> None:
@@ -151,6 +171,8 @@ async def run(app: QApplication, data_dir: Path) -> int:
     app.lastWindowClosed.connect(last_window_closed)
     if not quitting.is_set():
         window.show()
+        if bridge.remote is None:  # (an attached engine's restores are said in Settings)
+            say_restore(window, thread.engine)
         # After the first paint: a full collection now would delay it.
         asyncio.get_running_loop().call_later(2.0, settle_after_start)
     try:

@@ -193,6 +193,10 @@ class RemoteEngine:
         self.version = ""
         self.services: tuple[str, ...] = ()
         self.mismatch: str | None = None
+        #: the backup the engine restored as it last started (its name), or why the one
+        #: asked for was not (the engine's own restored / restore_failed)
+        self.restored: str | None = None
+        self.restore_failed: str | None = None
         self.connected = False
         self.started = False
         self._held = _Held()
@@ -512,6 +516,8 @@ class RemoteEngine:
         self.mismatch = self._compare(self.version, self.services)
         self.settings = snapshot["settings"]
         self.listener.base = snapshot["webhook_base"]
+        self.restored = snapshot.get("restored")
+        self.restore_failed = snapshot.get("restore_failed")
         self.listener.port = snapshot["listener_port"]
         before = dict(self._held.areas)
         self._held = _Held()

@@ -145,6 +145,8 @@ class Engine:
         self.listener: Listener | None = None
         #: the backup restored at this start (asked for in Settings), if any
         self.restored: Path | None = None
+        #: why the restore asked for could not be done at this start (None: none failed)
+        self.restore_failed: str | None = None
         self.control: ControlServer | None = None
         #: the control channel's TLS site for paired computers, when it is on
         self.remote: RemoteSite | None = None
@@ -977,6 +979,7 @@ class Engine:
             done = await asyncio.to_thread(restore_pending, db_path, self.data_dir)
         except BackupError as exc:
             log.error("the requested restore was not done: %s", exc)
+            self.restore_failed = str(exc)
             return
         if done is not None:
             chosen, before = done

@@ -275,6 +275,9 @@ async def _serve_once(args: argparse.Namespace, data_dir: Path,
                   f"{data_dir / 'demo-heartbeat.log'}")
         if engine.restored is not None:
             print(f"Restored the backup {engine.restored.name}.")
+        if engine.restore_failed is not None:
+            print(f"The backup asked for was not restored: {engine.restore_failed}. "
+                  "Hookline runs with its data as it was.", flush=True)
         print(f"Hookline {__version__} is running on {data_dir} (log: "
               f"{logs.log_file(data_dir)})")
         if engine.listener is not None:

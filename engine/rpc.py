@@ -313,7 +313,10 @@ async def _snapshot(engine: Engine) -> dict[str, Any]:
             "services": sorted(engine.registry.services), "settings": engine.settings,
             "webhook_base": webhook_base(engine),
             "listener_port": engine.listener.port if engine.listener else None,
-            "areas": [held(engine, a) for a in engine.areas()]}
+            "areas": [held(engine, a) for a in engine.areas()],
+            # the restore asked for before this start: done (the backup's name) or why not
+            "restored": engine.restored.name if engine.restored is not None else None,
+            "restore_failed": engine.restore_failed}
 
 
 @rpc("area")

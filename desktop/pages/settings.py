@@ -231,8 +231,9 @@ class SettingsPage(QWidget):
         self.dialog: QWidget | None = None
         #: Ends the app (after asking for a restore at the next start).
         self.quit_app: Callable[[], None] = QCoreApplication.quit
-        #: The backup the attached engine restarts to restore (said until it is back).
-        self._restoring: datetime | None = None
+        #: The backup the attached engine restarts to restore, its name and when it was
+        #: taken (said until it is back).
+        self._restoring: tuple[str, datetime] | None = None
 
         self.fields: dict[str, SettingField] = {}
         params = {p.name: p for p in Settings.params()}
@@ -782,19 +783,27 @@ class SettingsPage(QWidget):
         except HooklineError as exc:  # it cannot restart itself, or is on PostgreSQL
             self._say(str(exc), "error")
             return False
-        self._restoring = when
+        self._restoring = name, when
         self._say(f"Hookline on {remote.name} is restarting to restore the backup; this "
                   "window reconnects when it is back.", "saved")
         return True
 
     def _connection_changed(self, state: str, _text: str) -> None:
-        """Attached elsewhere: once the engine restarted for a restore, say it is back."""
-        if state != CONNECTED or self._restoring is None or self.bridge.remote is None:
+        """Attached elsewhere: once the engine restarted for a restore, say it is back,
+        and whether it restored the backup (as it says)."""
+        remote = self.bridge.remote
+        if state != CONNECTED or self._restoring is None or remote is None:
             return
-        when, self._restoring = self._restoring, None
-        self._say(f"Hookline on {self.bridge.remote.name} restarted to restore the backup "
-                  f"of {when:%A %d %B, %H:%M}, and this window is connected to it again.",
-                  "saved")
+        (name, when), self._restoring = self._restoring, None
+        if remote.restored == name:
+            self._say(f"Hookline on {remote.name} restarted to restore the backup of "
+                      f"{when:%A %d %B, %H:%M}, and this window is connected to it again.",
+                      "saved")
+        else:
+            self._say(f"Hookline on {remote.name} restarted but did not restore the backup "
+                      f"of {when:%A %d %B, %H:%M}: "
+                      f"{remote.restore_failed or 'it did not say why (see its log)'}. "
+                      "It runs with its data as it was.", "error")
 
     def choose_export_file(self) -> None:
         self._file_dialog("Export all automations", True,
