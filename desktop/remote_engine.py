@@ -292,6 +292,8 @@ class RemoteEngine:
                   "it stopped answering")
         attachment.target = moved
         self.name, self.host = moved.name, moved.host
+        if self.control is not None:
+            self.control.refusal = self._refusal()
         self.moved = f"moved from {left} at {since:%H:%M}: {reason}"
         log.warning("attached to %s at %s:%d instead of %s (%s): it is the active engine "
                     "of the same database now", moved.name, moved.host, moved.port, left,
@@ -326,15 +328,18 @@ class RemoteEngine:
         """Hold the app's folder as its own engine would, and answer there what a second
         launch asks (raises EngineLocked when Hookline already runs on it)."""
         self._lock.acquire()
-        control = CommandChannel(self.home, refusal=(
-            f"this Hookline app is attached to the engine on {self.host}: use `hookline` "
-            "there, or quit the app here to use this computer's own engine"))
+        control = CommandChannel(self.home, refusal=self._refusal())
         try:
             await control.start()
         except BaseException:
             self._lock.release()
             raise
         self.control = control
+
+    def _refusal(self) -> str:
+        """What a command on the app's folder is told while the app is attached."""
+        return (f"this Hookline app is attached to the engine on {self.host}: use "
+                "`hookline` there, or quit the app here to use this computer's own engine")
 
     async def _let_go_home(self) -> None:
         control, self.control = self.control, None
