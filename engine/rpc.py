@@ -20,7 +20,7 @@ import typing
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from datetime import date, datetime, time, timedelta
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -572,21 +572,24 @@ async def _save_settings(engine: Engine, settings: Settings) -> dict[str, Any]:
     return {"settings": engine.settings, "webhook_base": webhook_base(engine)}
 
 
+async def _backups_of(engine: Engine) -> list[Path]:
+    """The engine's regular backups, newest first (read off the loop)."""
+    return await asyncio.to_thread(list_backups, backup_dir(engine.data_dir))
+
+
 @rpc("backups.list")
 async def _backups(engine: Engine) -> list[dict[str, Any]]:
     """The engine's regular backups, newest first: each its file name and when it was
     taken (nothing else of the engine's file system crosses)."""
-    found = await asyncio.to_thread(list_backups, backup_dir(engine.data_dir))
-    return [{"name": path.name, "taken_at": taken_at(path)} for path in found]
+    return [{"name": path.name, "taken_at": taken_at(path)}
+            for path in await _backups_of(engine)]
 
 
 @rpc("backups.restore")
 async def _restore_backup(engine: Engine, name: str) -> None:
     """Restore the backup called ``name`` (one that ``backups.list`` names, nothing
     else): the engine answers, then starts again and restores it on its way up."""
-    found = {path.name: path
-             for path in await asyncio.to_thread(list_backups, backup_dir(engine.data_dir))}
-    chosen = found.get(name)
+    chosen = next((path for path in await _backups_of(engine) if path.name == name), None)
     if chosen is None:
         raise ValidationError("name", f"{name!r} is not one of this engine's backups "
                                       "(backups.list names them)")

@@ -20,7 +20,7 @@ from typing import Any
 from engine.auth.cli import add_sign_in_arguments
 from engine.errors import HooklineError
 
-#: What ``hookline remote status`` says of another engine's role.
+#: What ``hookline remote status`` says of another engine's role (engine/standby.py).
 ROLE_SAID = {"active": "it is active", "standby": "it stands by",
              "fenced": "it lost the database's lease and stands by until it starts again"}
 
@@ -205,12 +205,13 @@ async def cmd_remote(args: argparse.Namespace, data_dir: Path) -> int:
     print(f"Connected to {target.name} at {target.host}:{target.port} (this computer is "
           f"{target.client_id[:8]} there): it {answered}.")
     print(f"Certificate fingerprint (pinned): {spaced(target.fingerprint)}")
+    others = [s for s in target.also if s.addresses]
     roles = await asyncio.gather(*(role_at(target.moved_to(s, s.addresses[0]), token)
-                                   for s in target.also if s.addresses))
-    for site, role in zip((s for s in target.also if s.addresses), roles, strict=True):
+                                   for s in others))
+    for site, role in zip(others, roles, strict=True):
+        said = ROLE_SAID.get(role, f"it says {role}") if role else "no answer"
         print(f"Also on its database (followed if it takes over): {site.name} at "
-              f"{site.addresses[0]}:{site.port}: "
-              f"{ROLE_SAID.get(role or '', f'it says {role}') if role else 'no answer'}.")
+              f"{site.addresses[0]}:{site.port}: {said}.")
     return 0 if answered == "answers" else 1
 
 

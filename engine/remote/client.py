@@ -36,6 +36,7 @@ from engine.remote.errors import NotTheEngine, PairingRefused, RemoteError
 from engine.remote.sites import ENGINES, Site
 from engine.remote.tls import der_fingerprint
 from engine.secrets import SecretStore
+from engine.standby import ACTIVE
 
 TARGET_FILE = "remote.json"
 #: The engine's remote port unless the user chose another (the ``remote_port`` setting).
@@ -102,8 +103,7 @@ class RemoteTarget:
         try:
             os.chmod(tmp, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(asdict(self) | {"also": [s.to_dict() for s in self.also]}, out,
-                      indent=2)
+                json.dump(asdict(self), out, indent=2)  # (``also``: its sites' fields)
                 out.write("\n")
             os.replace(tmp, folder / TARGET_FILE)
         except BaseException:
@@ -252,7 +252,7 @@ async def active_elsewhere(target: RemoteTarget, token: str,
             there = target.moved_to(site, host)
             role = await role_at(there, token, timeout)
             if role is not None:  # it answered: the other addresses are the same engine
-                return there if role == "active" else None
+                return there if role == ACTIVE else None
         return None
 
     for found in await asyncio.gather(*(ask_site(s) for s in target.also)):
@@ -266,7 +266,7 @@ async def followed(target: RemoteTarget, token: str) -> tuple[RemoteTarget, str 
     other engines as it says when it is active; else the engine of ``target.also`` that
     says it is active, with why it was left (None: not left)."""
     role = await role_at(target, token)
-    if role == "active":
+    if role == ACTIVE:
         with contextlib.suppress(RemoteError):
             return target.knowing(await engines(target, token)), None
         return target, None

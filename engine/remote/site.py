@@ -40,6 +40,7 @@ from engine.errors import ConfigError
 from engine.remote import peer, sites
 from engine.remote.pairing import ENGINE, KINDS, WINDOW, Pairing, WrongKind
 from engine.remote.tls import Identity, identity, spaced
+from engine.standby import ACTIVE
 from engine.storage.schema import utcnow
 from engine.trace import installation_id
 
@@ -89,7 +90,7 @@ class RemoteSite:
         #: what a standby engine copies from here (engine/remote/peer.py)
         self.secrets: peer.SecretSource | None = None
         #: the engine's role now (engine/standby.py: active, standby, fenced)
-        self.role: Callable[[], str] = lambda: "active"
+        self.role: Callable[[], str] = lambda: ACTIVE
         #: the engine's installation id (its row in engine_sites)
         self.installation = ""
         self._published: datetime | None = None
@@ -162,8 +163,7 @@ class RemoteSite:
         if self._published is None or utcnow() - self._published >= sites.REFRESH_EVERY:
             await self.publish()  # (a long-running engine's row does not go stale)
         return web.json_response({"engines": [s.to_dict() for s in
-                                               await sites.known(self.pairing.db)],
-                                  "fingerprint": self.identity.fingerprint})
+                                               await sites.known(self.pairing.db)]})
 
     async def _pair(self, request: web.Request) -> web.Response:
         try:

@@ -3,8 +3,8 @@
 Two engines on one PostgreSQL database take turns (engine/standby.py); a window
 attached to one of them would otherwise keep knocking on that one after the other
 took over. So every engine with the remote channel open keeps one row in
-``engine_sites``: its certificate's fingerprint (the key), its name, the addresses a
-client may try and its port. A paired client reads them (``GET /remote/engines``) from
+``engine_sites``: its certificate's fingerprint, its name, the addresses a client may
+try and its port. A paired client reads them (``GET /remote/engines``) from
 the engine it is attached to, over that engine's pinned channel, and keeps them with its
 target (engine/remote/client.py). When that engine stops answering or stands by, the
 client asks the others which is active, each connection pinned to the fingerprint it
@@ -94,8 +94,9 @@ async def known(db: AsyncEngine) -> list[Site]:
     found = []
     for row in rows:
         try:
-            found.append(Site(row.fingerprint, row.name, tuple(json.loads(row.addresses)),
-                              row.port))
-        except (ValueError, TypeError):
+            found.append(Site.from_dict({"fingerprint": row.fingerprint, "name": row.name,
+                                         "addresses": json.loads(row.addresses),
+                                         "port": row.port}))
+        except (ValueError, KeyError, TypeError):
             continue  # written by something else than Hookline: not offered
     return found
