@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ from engine.areas import AreaSpec
 from engine.remote.client import RemoteTarget, engines, pair
 from engine.secrets import MemorySecretStore
 from engine.standby import ACTIVE
-from tests.desktop.conftest import signal_once
+from tests.desktop.conftest import signal_once, until
 from tests.desktop.test_remote_engine import area, window_on
 from tests.engine.remote.test_sites import Make, engines_on, site_of
 from tests.engine.test_standby import TAKEOVER, role, standing_by
@@ -45,12 +45,6 @@ async def paired_app(engine: Engine, app: Path) -> MemorySecretStore:
     keyring = MemorySecretStore()
     target.save(keyring, token, data_dir=app)
     return keyring
-
-
-async def until(check: Callable[[], bool], timeout: float = TAKEOVER) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
 
 
 async def connected_again(bridge: EngineBridge) -> str:
@@ -81,7 +75,7 @@ async def test_the_window_follows_the_engine_that_took_over(
         second = make("b")
         await standing_by(second)
         await until(lambda: [s.port for s in RemoteTarget.load(app).also  # type: ignore[union-attr]
-                             ] == [site_of(second).port])
+                             ] == [site_of(second).port], TAKEOVER)
 
         took_over = role(second, ACTIVE)
         await first.aclose()  # the home server's engine stops for good
