@@ -5,10 +5,7 @@ starts again and comes back with the automations as they were in the backup."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -25,6 +22,7 @@ from engine.areas import AreaSpec
 from engine.backup import PENDING_RESTORE, BackupError, backup, backup_dir, sqlite_path
 from engine.control import CONTROL_FILE
 from engine.errors import ValidationError
+from tests.engine.test_standby_kill import Serve
 
 #: How long a `hookline serve` may take to say it runs (s).
 UP = 60.0
@@ -123,65 +121,13 @@ async def test_an_engine_on_postgresql_says_to_restore_on_its_computer(
 # ------------------------------------------------------------- a real `hookline serve`
 
 
-class Serve:
-    """One `hookline serve` on a data folder, its output read line by line."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.lines: list[str] = []
-        self.proc: asyncio.subprocess.Process | None = None
-        self._heard = asyncio.Condition()
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "engine.cli", "--data-dir", str(self.data_dir), "serve",
-            "--port", "0", stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT)
-        self._reading = asyncio.ensure_future(self._read(self.proc))
-
-    async def _read(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        while line := (await proc.stdout.readline()).decode(errors="replace"):
-            async with self._heard:
-                self.lines.append(line.rstrip("\n"))
-                self._heard.notify_all()
-        async with self._heard:
-            self._heard.notify_all()
-
-    async def said(self, text: str, times: int = 1) -> None:
-        """Wait until ``text`` began ``times`` lines of the output."""
-        def enough() -> bool:
-            return sum(line.startswith(text) for line in self.lines) >= times or (
-                self._reading.done())
-
-        async with self._heard:
-            await asyncio.wait_for(self._heard.wait_for(enough), UP)
-        assert sum(line.startswith(text) for line in self.lines) >= times, self.lines
-
-    def session(self) -> aiohttp.ClientSession:
-        info = json.loads((self.data_dir / CONTROL_FILE).read_text(encoding="utf-8"))
-        return aiohttp.ClientSession(base_url=f"http://127.0.0.1:{info['port']}",
-                                     headers={"Authorization": f"Bearer {info['token']}"})
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), UP)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reading
-
-
 @pytest.fixture
 async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
     running = Serve(tmp_path / "server")
     running.data_dir.mkdir()
     await running.start()
     yield running
-    await running.stop()
+    await running.stop(UP)
 
 
 @pytest.mark.slow

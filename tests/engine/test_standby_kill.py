@@ -24,6 +24,7 @@ import psycopg
 import pytest
 import yaml
 
+from engine.control import CONTROL_FILE
 from engine.standby import connect_args
 
 pytestmark = pytest.mark.slow
@@ -48,15 +49,18 @@ def free_port() -> int:
 
 
 class Serve:
-    """One `hookline serve` on its data folder and its fixed listener port."""
+    """One `hookline serve` on its data folder and its listener port (0: any), its
+    output read line by line."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int = 0) -> None:
         self.data_dir, self.port = data_dir, port
         self.proc: asyncio.subprocess.Process | None = None
         self.lines: list[str] = []
         self.active = asyncio.Event()
         self.standing_by = asyncio.Event()
         self.took_over_after: float | None = None
+        self._heard = asyncio.Condition()
+        self._reading: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         self.active, self.standing_by = asyncio.Event(), asyncio.Event()
@@ -65,18 +69,22 @@ class Serve:
             sys.executable, "-m", "engine.cli", "--data-dir", str(self.data_dir), "serve",
             "--port", str(self.port), stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT)
-        asyncio.get_running_loop().create_task(self._read(self.proc))
+        self._reading = asyncio.ensure_future(self._read(self.proc))
 
     async def _read(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
         while line := (await proc.stdout.readline()).decode(errors="replace"):
-            self.lines.append(line)
+            async with self._heard:
+                self.lines.append(line)
+                self._heard.notify_all()
             if "Ctrl+C stops" in line:
                 self.active.set()
             elif line.startswith("Standing by"):
                 self.standing_by.set()
             elif found := re.search(r"took over after ([\d.]+) s", line):
                 self.took_over_after = float(found[1])
+        async with self._heard:
+            self._heard.notify_all()
 
     async def until(self, event: asyncio.Event) -> None:
         try:
@@ -84,14 +92,40 @@ class Serve:
         except TimeoutError:
             raise AssertionError("hookline serve said:\n" + "".join(self.lines)) from None
 
+    async def said(self, text: str, times: int = 1, within: float = 60.0) -> None:
+        """Wait until ``text`` began ``times`` lines of the output."""
+        def count() -> int:
+            return sum(line.startswith(text) for line in self.lines)
+
+        assert self._reading is not None
+        reading = self._reading
+        async with self._heard:
+            await asyncio.wait_for(self._heard.wait_for(
+                lambda: count() >= times or reading.done()), within)
+        assert count() >= times, "hookline serve said:\n" + "".join(self.lines)
+
+    def session(self) -> aiohttp.ClientSession:
+        """A session on its local control channel, as the desktop app holds one."""
+        info = json.loads((self.data_dir / CONTROL_FILE).read_text(encoding="utf-8"))
+        return aiohttp.ClientSession(base_url=f"http://127.0.0.1:{info['port']}",
+                                     headers={"Authorization": f"Bearer {info['token']}"})
+
     def kill(self) -> None:
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGKILL)
 
-    async def stop(self) -> None:
+    async def stop(self, within: float = 30.0) -> None:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(self.proc.wait(), 30)
+            try:
+                await asyncio.wait_for(self.proc.wait(), within)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+                raise
+        if self._reading is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reading
 
 
 class Sender:
